@@ -1,0 +1,3 @@
+"""ForgeSyte: a self-hosted video-analysis job server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""The Job model: one row per submitted video, which is also the queue entry."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of ForgeSyte's tables."""
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life; states only move forward, except a lost worker's job."""
+
+    PENDING = "pending"  # queued, waiting for a worker
+    RUNNING = "running"  # claimed by a worker holding a lease
+    COMPLETED = "completed"  # results stored; progress is 100
+    FAILED = "failed"  # gave up; error_message says why
+
+
+class Job(Base):
+    """A video-analysis job and its place in the queue."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_idempotency_key", "idempotency_key", unique=True),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
+    pipeline_id: Mapped[str] = mapped_column(String(128))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    input_path: Mapped[str] = mapped_column(String(512))
+    output_path: Mapped[str | None] = mapped_column(String(512), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(256), default=None)
+    result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -1,0 +1,119 @@
+"""The pipeline catalog: built-in definitions plus a user folder, each validated at load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from forgesyte.pipelines.model import PipelineDefinition, PipelineError
+from forgesyte.plugins.registry import PluginRegistry
+
+DEFAULT_PIPELINE_ID = "ocr_only"
+
+
+@dataclass(frozen=True)
+class PipelineEntry:
+    """A loaded pipeline and whether it can run here (and if not, why)."""
+
+    definition: PipelineDefinition
+    source: str
+    unavailable_reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """Whether every tool of the pipeline can run here."""
+        return self.unavailable_reason is None
+
+
+@dataclass
+class PipelineCatalog:
+    """All pipelines by id, with the files that were refused and why."""
+
+    pipelines: dict[str, PipelineEntry] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def get(self, pipeline_id: str) -> PipelineEntry | None:
+        """The pipeline with this id, or None."""
+        return self.pipelines.get(pipeline_id)
+
+    def ids(self) -> list[str]:
+        """Every pipeline id, sorted."""
+        return sorted(self.pipelines)
+
+
+def parse_definition(text: str, source: str) -> PipelineDefinition:
+    """Parse and structurally validate one pipeline file; errors name the source."""
+    try:
+        definition = PipelineDefinition.model_validate(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{source}: not valid JSON: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'document'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PipelineError(f"{source}: {problems}") from exc
+    try:
+        definition.validate_graph()
+    except PipelineError as exc:
+        raise PipelineError(f"{source}: {exc}") from exc
+    return definition
+
+
+def _builtin_sources() -> list[tuple[str, str]]:
+    folder = resources.files("forgesyte.pipelines") / "definitions"
+    return sorted(
+        (f"forgesyte/pipelines/definitions/{item.name}", item.read_text(encoding="utf-8"))
+        for item in folder.iterdir()
+        if item.name.endswith(".json")
+    )
+
+
+def _user_sources(folder: Path) -> list[tuple[str, str]]:
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: pipelines folder does not exist")
+    return [(str(path), path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
+
+
+def load_catalog(registry: PluginRegistry, user_dir: Path | None = None) -> PipelineCatalog:
+    """Load the built-in pipelines and those in user_dir, validating each against the plugins.
+
+    A file that is not a valid pipeline is recorded in `refused` with a message naming the
+    file and the problem; it is never dropped silently. A valid pipeline whose tools cannot
+    run here (a missing model) is listed as unavailable with the reason.
+    """
+    catalog = PipelineCatalog()
+    sources = _builtin_sources()
+    if user_dir is not None:
+        try:
+            sources += _user_sources(user_dir)
+        except PipelineError as exc:
+            catalog.refused[str(user_dir)] = str(exc)
+    for source, text in sources:
+        try:
+            definition = parse_definition(text, source)
+            definition.check_tools(registry)
+        except PipelineError as exc:
+            message = str(exc) if str(exc).startswith(source) else f"{source}: {exc}"
+            catalog.refused[source] = message
+            continue
+        if definition.id in catalog.pipelines:
+            catalog.refused[source] = (
+                f"{source}: pipeline id {definition.id!r} is already defined by "
+                f"{catalog.pipelines[definition.id].source}"
+            )
+            continue
+        reasons = []
+        for node in definition.nodes:
+            tool = registry.tool(node.plugin_type, node.tool_type)
+            reason = tool.unavailable_reason() if tool is not None else None
+            if reason:
+                reasons.append(f"{node.plugin_type}.{node.tool_type}: {reason}")
+        catalog.pipelines[definition.id] = PipelineEntry(
+            definition, source, "; ".join(reasons) or None
+        )
+    return catalog

@@ -1,0 +1,44 @@
+"""Running a validated pipeline on one frame at a time, in topological order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgesyte.pipelines.model import PipelineDefinition
+from forgesyte.plugins.base import IMAGE_TYPE, Frame, Tool
+from forgesyte.plugins.registry import PluginRegistry
+
+
+class PipelineRunner:
+    """Runs one pipeline's nodes on a frame and returns its output nodes' outputs."""
+
+    def __init__(self, definition: PipelineDefinition, registry: PluginRegistry) -> None:
+        definition.check_tools(registry)
+        self.definition = definition
+        self._order = definition.validate_graph()
+        self._tools: dict[str, Tool] = {}
+        for node in definition.nodes:
+            tool = registry.tool(node.plugin_type, node.tool_type)
+            assert tool is not None  # check_tools guarantees it
+            self._tools[node.id] = tool
+        self._inputs = {node_id: definition.predecessors(node_id) for node_id in self._order}
+
+    def load(self) -> None:
+        """Load every tool's models (once per process)."""
+        for tool in self._tools.values():
+            tool.load()
+
+    def run(self, frame: Frame) -> dict[str, Any]:
+        """Run every node on the frame; return {output node id: output}."""
+        outputs: dict[str, Any] = {}
+        for node_id in self._order:
+            node = self.definition.node(node_id)
+            inputs: dict[str, Any] = {}
+            for source in self._inputs[node_id]:
+                source_node = self.definition.node(source)
+                matching = [t for t in source_node.output_types if t in node.input_types]
+                inputs[matching[0]] = outputs[source]
+            if not self._inputs[node_id]:
+                inputs[IMAGE_TYPE] = frame
+            outputs[node_id] = self._tools[node_id].run(frame, inputs)
+        return {node_id: outputs[node_id] for node_id in self.definition.output_nodes}

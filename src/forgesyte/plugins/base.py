@@ -1,0 +1,68 @@
+"""What a plugin is: a named set of tools that turn a frame (and earlier outputs) into JSON."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Frame = npt.NDArray[np.uint8]
+"""A decoded video frame: height x width x 3, BGR, uint8."""
+
+IMAGE_TYPE = "image"
+"""The type of the frame itself, the input of every entry node."""
+
+
+class Tool(ABC):
+    """One analysis step. Subclasses declare their types and implement run()."""
+
+    name: ClassVar[str]
+    input_types: ClassVar[tuple[str, ...]]
+    output_types: ClassVar[tuple[str, ...]]
+
+    def unavailable_reason(self) -> str | None:
+        """Why the tool cannot run here (missing model file...), or None when it can."""
+        return None
+
+    def load(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Load what is expensive (models) once per process; called before the first frame."""
+
+    @abstractmethod
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        """Analyse one frame; inputs maps each predecessor's output type to its output.
+
+        Returns JSON-ready data (dicts, lists, str, int, float, bool, None).
+        """
+
+
+class Plugin(Protocol):
+    """A named set of tools, registered under the entry-point group `forgesyte.plugins`."""
+
+    @property
+    def name(self) -> str:
+        """The plugin_type that pipeline nodes use to name this plugin."""
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        """The plugin's tools by tool_type."""
+
+
+class SimplePlugin:
+    """A plugin made of a name and a list of tools."""
+
+    def __init__(self, name: str, tools: list[Tool]) -> None:
+        self._name = name
+        self._tools = {tool.name: tool for tool in tools}
+
+    @property
+    def name(self) -> str:
+        """The plugin_type that pipeline nodes use."""
+        return self._name
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        """The plugin's tools by tool_type."""
+        return self._tools

@@ -1,0 +1,97 @@
+"""Local filesystem storage: objects are files below one root folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from forgesyte.storage.base import StorageError, check_key
+
+
+class LocalFileWriter:
+    """Writes to a temporary file beside the target and renames it into place on commit."""
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
+        self._tmp = Path(tmp)
+        self._handle: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk to the temporary file."""
+        try:
+            self._handle.write(chunk)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
+
+    def commit(self) -> None:
+        """Flush, fsync and rename into place."""
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self._target)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
+
+    def abort(self) -> None:
+        """Close and remove the temporary file."""
+        with contextlib.suppress(OSError):
+            self._handle.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink(missing_ok=True)
+
+
+class LocalStorage:
+    """Storage on the local filesystem, rooted at one folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def open_writer(self, key: str) -> LocalFileWriter:
+        """Start writing an object; it appears under its key only on commit()."""
+        return LocalFileWriter(self._path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write a whole object atomically (temporary name, then rename)."""
+        writer = self.open_writer(key)
+        writer.write(data)
+        writer.commit()
+
+    def open(self, key: str) -> BinaryIO:
+        """Open an object for reading."""
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"cannot read from storage: {exc.strerror}") from exc
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """The object's own file: local storage needs no copy."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        yield path
+
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is not an error."""
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists under the key."""
+        return self._path(key).is_file()
