@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, DateTime, Double, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -45,12 +45,10 @@ class Job(Base):
     input_path: Mapped[str] = mapped_column(String(512))
     output_path: Mapped[str | None] = mapped_column(String(512), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress: Mapped[float] = mapped_column(Double, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(128), default=None)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), default=None
-    )
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(256), default=None)
     result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

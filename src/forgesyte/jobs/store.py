@@ -79,7 +79,7 @@ class RecoveryReport:
     failed: list[uuid.UUID]
 
 
-class DuplicateIdempotencyKey(Exception):
+class DuplicateIdempotencyKeyError(Exception):
     """Another job already holds this idempotency key."""
 
 
@@ -126,7 +126,7 @@ class JobStore:
             return retry_on_conflict(insert)
         except IntegrityError as exc:
             if new.idempotency_key is not None:
-                raise DuplicateIdempotencyKey(new.idempotency_key) from exc
+                raise DuplicateIdempotencyKeyError(new.idempotency_key) from exc
             raise
 
     def get(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -196,7 +196,7 @@ class JobStore:
 
         return retry_on_conflict(claim)
 
-    def _update_held(self, job_id: uuid.UUID, worker_id: str, **values: Any) -> bool:
+    def _update_held(self, job_id: uuid.UUID, held_by: str, **values: Any) -> bool:
         """Update a running job that this worker still holds; False if it no longer does."""
 
         def run() -> bool:
@@ -205,7 +205,7 @@ class JobStore:
                 .where(
                     Job.job_id == job_id,
                     Job.status == JobStatus.RUNNING.value,
-                    Job.worker_id == worker_id,
+                    Job.worker_id == held_by,
                 )
                 .values(updated_at=utcnow(), **values)
                 .execution_options(synchronize_session=False)

@@ -83,5 +83,6 @@ def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
     if url.startswith("s3://"):
         from forgesyte.storage.s3 import S3Storage
 
-        return S3Storage.from_url(url, endpoint_url=s3_endpoint_url)
+        storage: Storage = S3Storage.from_url(url, endpoint_url=s3_endpoint_url)
+        return storage
     raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("input_path", sa.String(512), nullable=False),
         sa.Column("output_path", sa.String(512), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
-        sa.Column("progress", sa.Float(), nullable=False),
+        sa.Column("progress", sa.Double(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("worker_id", sa.String(128), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),

@@ -1,0 +1,37 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from forgesyte import __version__
+from forgesyte.api.context import AppContext
+from forgesyte.api.errors import install_error_handlers
+from forgesyte.api.routes import health, job_results, job_status, pipelines, video_submit
+
+
+def create_app(context: AppContext) -> FastAPI:
+    """Build the API around an already wired context (see forgesyte.runtime)."""
+    app = FastAPI(
+        title="ForgeSyte",
+        version=__version__,
+        description=(
+            "Self-hosted video analysis: submit an MP4, poll the job, fetch per-frame results."
+        ),
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    if context.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=context.settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Idempotency-Key", "Content-Type"],
+        )
+    app.include_router(health.router)
+    app.include_router(video_submit.router)
+    app.include_router(job_status.router)
+    app.include_router(job_results.router)
+    app.include_router(pipelines.router)
+    return app

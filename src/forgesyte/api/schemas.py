@@ -1,0 +1,80 @@
+"""Response schemas of the public API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from forgesyte.jobs.models import JobStatus
+
+
+class JobCreatedOut(BaseModel):
+    """The answer to a submit."""
+
+    job_id: UUID
+
+
+class JobStatusOut(BaseModel):
+    """A job's state and progress."""
+
+    job_id: UUID
+    status: JobStatus
+    progress: float = Field(description="Percent of the frames to analyse, 0-100.")
+    created_at: datetime
+    updated_at: datetime
+    error_message: str | None = Field(default=None, description="Present when failed.")
+
+
+class FrameResultOut(BaseModel):
+    """One analysed frame."""
+
+    frame_index: int
+    timestamp_s: float
+    result: dict[str, Any]
+
+
+class JobResultsOut(BaseModel):
+    """A completed job's results, one entry per analysed frame in frame order."""
+
+    job_id: UUID
+    pipeline_id: str
+    options: dict[str, Any]
+    video: dict[str, Any]
+    frames_analysed: int
+    results: list[FrameResultOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class PipelineNodeOut(BaseModel):
+    """A pipeline node as listed by GET /v1/pipelines."""
+
+    id: str
+    plugin_type: str
+    tool_type: str
+    input_types: list[str]
+    output_types: list[str]
+
+
+class PipelineOut(BaseModel):
+    """A pipeline and whether it can run here."""
+
+    id: str
+    description: str
+    available: bool
+    unavailable_reason: str | None
+    entry_nodes: list[str]
+    output_nodes: list[str]
+    nodes: list[PipelineNodeOut]
+    edges: list[dict[str, str]]
+
+
+class PipelinesOut(BaseModel):
+    """Every pipeline, and the files and plugins that were refused."""
+
+    pipelines: list[PipelineOut]
+    refused_pipelines: dict[str, str]
+    broken_plugins: dict[str, str]

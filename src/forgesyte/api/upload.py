@@ -1,0 +1,189 @@
+"""Streaming multipart upload: the file part goes to storage chunk by chunk as it arrives.
+
+Nothing is held whole in memory. The size limit is enforced while the body streams in,
+and nothing becomes visible in storage until the caller commits the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_multipart.exceptions import ParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+
+from forgesyte.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from forgesyte.storage.base import StorageError, StorageWriter
+
+FILE_FIELD = "file"
+MP4_SNIFF_BYTES = 64
+FLUSH_BYTES = 1 << 20  # write to storage in chunks of about 1 MiB
+MAX_FIELD_BYTES = 1024
+MAX_FIELDS = 32
+
+
+class UploadAborted(Exception):
+    """The client went away before the upload ended."""
+
+
+def looks_like_mp4(head: bytes) -> bool:
+    """Whether the first bytes hold an ISO base media `ftyp` box, as every MP4 starts with."""
+    return head.find(b"ftyp", 0, MP4_SNIFF_BYTES) >= 4
+
+
+@dataclass
+class _PartState:
+    name: str | None = None
+    filename: str | None = None
+    header_field: bytearray = field(default_factory=bytearray)
+    header_value: bytearray = field(default_factory=bytearray)
+    headers: dict[str, bytes] = field(default_factory=dict)
+    value: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class ReceivedUpload:
+    """What the body held: the small form fields and the file, written but not committed."""
+
+    fields: dict[str, str]
+    writer: StorageWriter
+    size: int
+
+
+class _Receiver:
+    """Collects multipart callbacks into form fields and buffered file bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.fields: dict[str, str] = {}
+        self.part = _PartState()
+        self.buffer = bytearray()
+        self.head = bytearray()
+        self.file_seen = False
+        self.file_done = False
+        self.size = 0
+        self.sniffed = False
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, s, e: self.part.header_field.extend(d[s:e]),
+            "on_header_value": lambda d, s, e: self.part.header_value.extend(d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self.part = _PartState()
+
+    def _header_end(self) -> None:
+        name = bytes(self.part.header_field).decode("latin-1").lower()
+        self.part.headers[name] = bytes(self.part.header_value)
+        self.part.header_field.clear()
+        self.part.header_value.clear()
+
+    def _headers_finished(self) -> None:
+        disposition = self.part.headers.get("content-disposition", b"")
+        _, params = parse_options_header(disposition)
+        name = params.get(b"name")
+        filename = params.get(b"filename")
+        self.part.name = name.decode("utf-8", "replace") if name is not None else None
+        self.part.filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if self.part.name == FILE_FIELD:
+            if self.file_seen:
+                raise BadRequest("only one 'file' field may be sent")
+            self.file_seen = True
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self.part.name == FILE_FIELD:
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise PayloadTooLarge(
+                    f"the upload exceeds the limit of {self.max_bytes // (1024 * 1024)} MiB"
+                )
+            if not self.sniffed:
+                self.head.extend(chunk[: MP4_SNIFF_BYTES - len(self.head)])
+                if len(self.head) >= MP4_SNIFF_BYTES:
+                    self._sniff()
+            self.buffer.extend(chunk)
+            return
+        self.part.value.extend(chunk)
+        if len(self.part.value) > MAX_FIELD_BYTES:
+            raise BadRequest(f"form field {self.part.name!r} is too long")
+
+    def _part_end(self) -> None:
+        if self.part.name == FILE_FIELD:
+            self.file_done = True
+            if not self.sniffed:
+                self._sniff()
+        elif self.part.name is not None:
+            if len(self.fields) >= MAX_FIELDS:
+                raise BadRequest("too many form fields")
+            self.fields[self.part.name] = self.part.value.decode("utf-8", "replace")
+
+    def _sniff(self) -> None:
+        self.sniffed = True
+        if not self.head:
+            raise BadRequest("the uploaded file is empty")
+        if not looks_like_mp4(bytes(self.head)):
+            raise BadRequest(
+                "the uploaded file is not an MP4 (no 'ftyp' box in its first 64 bytes)"
+            )
+
+
+def _boundary(request: Request) -> bytes:
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not params.get(b"boundary"):
+        raise BadRequest("send the video as multipart/form-data with a 'file' field")
+    return params[b"boundary"]
+
+
+async def receive_upload(request: Request, writer: StorageWriter, max_bytes: int) -> ReceivedUpload:
+    """Stream the multipart body into writer; abort it on any error.
+
+    Raises BadRequest (not multipart, no file, empty, not MP4), PayloadTooLarge,
+    ServiceUnavailable (storage write failed) or UploadAborted (client went away).
+    """
+    receiver = _Receiver(max_bytes)
+    try:
+        declared = int(request.headers.get("content-length", "0") or 0)
+        # the multipart envelope adds a little; anything far over the limit is refused unread
+        if declared > max_bytes + 64 * 1024:
+            raise PayloadTooLarge(
+                f"the upload exceeds the limit of {max_bytes // (1024 * 1024)} MiB"
+            )
+        parser = MultipartParser(_boundary(request), receiver.callbacks())  # type: ignore[arg-type]
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if len(receiver.buffer) >= FLUSH_BYTES:
+                data = bytes(receiver.buffer)
+                receiver.buffer.clear()
+                await run_in_threadpool(writer.write, data)
+        parser.finalize()
+        if not receiver.file_seen:
+            raise BadRequest("the multipart field 'file' is missing")
+        if not receiver.file_done:
+            raise BadRequest("the upload ended before the file part was complete")
+        if receiver.buffer:
+            await run_in_threadpool(writer.write, bytes(receiver.buffer))
+            receiver.buffer.clear()
+    except ClientDisconnect as exc:
+        await run_in_threadpool(writer.abort)
+        raise UploadAborted("the client disconnected during the upload") from exc
+    except StorageError as exc:
+        await run_in_threadpool(writer.abort)
+        raise ServiceUnavailable(f"storage is not accepting uploads: {exc}") from exc
+    except ParseError as exc:
+        await run_in_threadpool(writer.abort)
+        raise BadRequest(f"malformed multipart body: {exc}") from exc
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await run_in_threadpool(writer.abort)
+        raise
+    return ReceivedUpload(fields=receiver.fields, writer=writer, size=receiver.size)

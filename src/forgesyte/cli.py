@@ -1,0 +1,281 @@
+"""The `forgesyte` command: serve, worker, db, and a small client (submit, status, results)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from forgesyte.db.engine import describe_lock_error
+from forgesyte.settings import Settings, default_worker_count
+
+log = logging.getLogger("forgesyte")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+
+
+def _build_runtime_or_exit(settings: Settings) -> Any:
+    from forgesyte.runtime import build_runtime
+
+    try:
+        return build_runtime(settings)
+    except DBAPIError as exc:
+        message = describe_lock_error(exc, settings.resolved_database_url())
+        if message is None:
+            raise
+        print(f"forgesyte: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+class _WorkerPool:
+    """Worker threads, each with its own analysis child, sharing one stop event."""
+
+    def __init__(self, runtime: Any, count: int) -> None:
+        self.stop_event = threading.Event()
+        self.threads = [
+            threading.Thread(
+                target=self._run,
+                args=(runtime.make_worker(self.stop_event, index),),
+                name=f"worker-{index}",
+                daemon=True,
+            )
+            for index in range(count)
+        ]
+
+    @staticmethod
+    def _run(worker: Any) -> None:
+        while not worker.stop_event.is_set():
+            try:
+                worker.run()
+            except Exception:
+                log.exception("worker %s crashed; restarting it", worker.worker_id)
+                worker.stop_event.wait(1.0)
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, timeout_s: float) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the API and the worker loops in one process."""
+    import uvicorn
+
+    from forgesyte.api.app import create_app
+
+    settings = Settings()
+    runtime = _build_runtime_or_exit(settings)
+    workers = default_worker_count() if args.workers is None else args.workers
+    pool = _WorkerPool(runtime, workers)
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            pool.stop_event.set()  # stop claiming at once; running jobs get the grace period
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        create_app(runtime.context),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        timeout_graceful_shutdown=5,
+    )
+    pool.start()
+    log.info(
+        "forgesyte serving on http://%s:%d with %d worker(s); database %s",
+        args.host,
+        args.port,
+        workers,
+        runtime.engine.url.render_as_string(hide_password=True),
+    )
+    try:
+        _Server(config).run()
+    finally:
+        pool.stop(settings.shutdown_grace_s + 10.0)
+        runtime.engine.dispose()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run worker loops only (PostgreSQL deployments)."""
+    settings = Settings()
+    runtime = _build_runtime_or_exit(settings)
+    pool = _WorkerPool(runtime, args.concurrency)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        if pool.stop_event.is_set():
+            raise SystemExit(1)
+        log.info("received %s: finishing running jobs", signal.Signals(signum).name)
+        pool.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    pool.start()
+    log.info("forgesyte worker running %d worker loop(s)", args.concurrency)
+    while any(thread.is_alive() for thread in pool.threads):
+        pool.stop_event.wait(0.5)
+        if pool.stop_event.is_set():
+            pool.stop(settings.shutdown_grace_s + 10.0)
+    runtime.engine.dispose()
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """Schema migrations on demand."""
+    from forgesyte.db import migrate
+    from forgesyte.db.engine import create_db_engine
+
+    settings = Settings()
+    url = settings.resolved_database_url()
+    engine = create_db_engine(url)
+    try:
+        if args.db_command == "upgrade":
+            migrate.upgrade(engine, args.revision)
+        elif args.db_command == "downgrade":
+            migrate.downgrade(engine, args.revision)
+        print(f"schema revision: {migrate.current_revision(engine) or 'none (empty)'}")
+    except DBAPIError as exc:
+        message = describe_lock_error(exc, url)
+        if message is None:
+            raise
+        print(f"forgesyte: {message}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        print(f"forgesyte: HTTP {exc.code}: {detail}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _multipart(path: Path, fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="video.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n".encode()
+        + path.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit a video to a running server and print its job id."""
+    fields = {"pipeline_id": args.pipeline_id, "frame_stride": str(args.frame_stride)}
+    if args.max_frames is not None:
+        fields["max_frames"] = str(args.max_frames)
+    body, content_type = _multipart(Path(args.file), fields)
+    answer = _request(f"{args.url}/v1/video/submit", body, {"Content-Type": content_type})
+    print(answer["job_id"])
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a job's status."""
+    print(json.dumps(_request(f"{args.url}/v1/video/status/{args.job_id}"), indent=2))
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    """Print a job's results."""
+    print(json.dumps(_request(f"{args.url}/v1/video/results/{args.job_id}"), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="forgesyte", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API and workers in one process")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--workers", type=int, default=None, help="worker loops (default: cores; 0: API only)"
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser("worker", help="run worker loops only (needs PostgreSQL)")
+    worker.add_argument("--concurrency", type=int, default=default_worker_count())
+    worker.set_defaults(handler=cmd_worker)
+
+    db = commands.add_parser("db", help="schema migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="upgrade the schema (default: to head)")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = db_commands.add_parser("downgrade", help="downgrade the schema to a revision")
+    downgrade.add_argument("revision")
+    db_commands.add_parser("current", help="print the schema revision")
+    db.set_defaults(handler=cmd_db)
+
+    for name, handler, helptext in (
+        ("submit", cmd_submit, "submit a video to a running server"),
+        ("status", cmd_status, "print a job's status"),
+        ("results", cmd_results, "print a job's results"),
+    ):
+        client = commands.add_parser(name, help=helptext)
+        client.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+        if name == "submit":
+            client.add_argument("file")
+            client.add_argument("--pipeline-id", default="ocr_only")
+            client.add_argument("--frame-stride", type=int, default=1)
+            client.add_argument("--max-frames", type=int, default=None)
+        else:
+            client.add_argument("job_id")
+        client.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `forgesyte` console script."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    if getattr(args, "workers", None) is not None and args.workers < 0:
+        print("forgesyte: --workers must be >= 0", file=sys.stderr)
+        return 2
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

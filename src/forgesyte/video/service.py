@@ -1,0 +1,200 @@
+"""VideoFilePipelineService: decode an MP4 with OpenCV and run a pipeline on sampled frames."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import cv2
+
+from forgesyte.plugins.base import Frame
+
+TIMESTAMP_DIGITS = 6
+FPS_DIGITS = 6
+TRUNCATION_TOLERANCE = 0.01  # fraction of the declared frame count that may be missing
+
+
+class VideoDecodeError(Exception):
+    """The video cannot be decoded, has no frames, or ends before its declared length."""
+
+
+class FrameAnalyser(Protocol):
+    """Anything that turns one frame into its output nodes' outputs (a PipelineRunner)."""
+
+    def run(self, frame: Frame) -> dict[str, Any]:
+        """Analyse one frame."""
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (frames analysed so far, frames the job will analyse)."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Which frames to analyse: every frame_stride-th, at most max_frames of them."""
+
+    frame_stride: int = 1
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame_stride < 1:
+            raise ValueError("frame_stride must be >= 1")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError("max_frames must be >= 1")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says of a video."""
+
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def resolution_wh(self) -> tuple[int, int]:
+        """Width and height in pixels."""
+        return (self.width, self.height)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready metadata."""
+        return {
+            "frame_count": self.frame_count,
+            "fps": round(self.fps, FPS_DIGITS),
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The pipeline's output for one analysed frame."""
+
+    frame_index: int
+    timestamp_s: float
+    result: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready entry of the results list."""
+        return {
+            "frame_index": self.frame_index,
+            "timestamp_s": self.timestamp_s,
+            "result": self.result,
+        }
+
+
+@dataclass(frozen=True)
+class VideoResults:
+    """Every analysed frame's result, in frame order, and the video's metadata."""
+
+    video: VideoInfo
+    frames: list[FrameResult]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready results document body."""
+        return {
+            "video": self.video.to_json(),
+            "frames_analysed": len(self.frames),
+            "results": [frame.to_json() for frame in self.frames],
+        }
+
+
+@contextmanager
+def open_capture(path: Path) -> Iterator[cv2.VideoCapture]:
+    """Open a video file with OpenCV's FFmpeg backend; always released."""
+    if not path.is_file():
+        raise VideoDecodeError(f"video file not found: {path.name}")
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise VideoDecodeError("the file could not be opened as a video (corrupt or not MP4)")
+        yield capture
+    finally:
+        capture.release()
+
+
+def _info(capture: cv2.VideoCapture) -> VideoInfo:
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if not math.isfinite(fps) or fps <= 0:
+        raise VideoDecodeError("the video declares no frame rate (corrupt or not a video)")
+    if width <= 0 or height <= 0:
+        raise VideoDecodeError("the video has no decodable video track")
+    return VideoInfo(frame_count=max(count, 0), fps=fps, width=width, height=height)
+
+
+def probe_video(path: Path) -> VideoInfo:
+    """Read a video's metadata without decoding its frames."""
+    with open_capture(path) as capture:
+        return _info(capture)
+
+
+def planned_frame_count(info: VideoInfo, sampling: SamplingOptions) -> int:
+    """How many frames a job will analyse, from the declared frame count."""
+    planned = math.ceil(info.frame_count / sampling.frame_stride) if info.frame_count else 0
+    if sampling.max_frames is not None:
+        planned = min(planned, sampling.max_frames) if planned else sampling.max_frames
+    return planned
+
+
+class VideoFilePipelineService:
+    """Runs a frame analyser on the sampled frames of a video file, in frame order."""
+
+    def __init__(self, analyser: FrameAnalyser) -> None:
+        self._analyser = analyser
+
+    def run(
+        self,
+        path: Path,
+        sampling: SamplingOptions,
+        on_progress: ProgressCallback | None = None,
+    ) -> VideoResults:
+        """Decode the video and analyse every frame_stride-th frame, up to max_frames.
+
+        Skipped frames are grabbed but never converted to images. Raises VideoDecodeError
+        when the file cannot be decoded, yields no frame, or stops well before the frame
+        count its container declares (a truncated file).
+        """
+        with open_capture(path) as capture:
+            info = _info(capture)
+            planned = planned_frame_count(info, sampling)
+            frames: list[FrameResult] = []
+            frame_index = -1
+            decoded = 0
+            while sampling.max_frames is None or len(frames) < sampling.max_frames:
+                if not capture.grab():
+                    break
+                frame_index += 1
+                decoded += 1
+                if frame_index % sampling.frame_stride:
+                    continue
+                ok, frame = capture.retrieve()
+                if not ok or frame is None:
+                    raise VideoDecodeError(f"frame {frame_index} could not be decoded")
+                result = self._analyser.run(cast(Frame, frame))
+                frames.append(
+                    FrameResult(
+                        frame_index=frame_index,
+                        timestamp_s=round(frame_index / info.fps, TIMESTAMP_DIGITS),
+                        result=result,
+                    )
+                )
+                if on_progress is not None:
+                    on_progress(len(frames), max(planned, len(frames)))
+        if not frames:
+            raise VideoDecodeError("the video yielded no decodable frames")
+        reached_cap = sampling.max_frames is not None and len(frames) >= sampling.max_frames
+        missing = info.frame_count - decoded
+        if not reached_cap and missing > max(1, int(info.frame_count * TRUNCATION_TOLERANCE)):
+            raise VideoDecodeError(
+                f"the video stopped after {decoded} of its {info.frame_count} declared frames "
+                "(truncated or corrupt)"
+            )
+        return VideoResults(video=info, frames=frames)

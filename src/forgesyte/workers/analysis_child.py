@@ -1,0 +1,119 @@
+"""The analysis child process: loads plugins and models once, then runs job after job.
+
+It talks to its parent worker over a pipe. Requests: AnalysisRequest. Replies:
+("progress", analysed, planned), ("done", document) or ("error", message).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from forgesyte.pipelines.catalog import load_catalog
+from forgesyte.pipelines.runner import PipelineRunner
+from forgesyte.plugins.registry import discover_plugins
+from forgesyte.video.service import SamplingOptions, VideoDecodeError, VideoFilePipelineService
+
+PROGRESS_MESSAGE_INTERVAL_S = 0.1  # seconds between progress messages to the parent
+_PR_SET_PDEATHSIG = 1
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """One job's analysis, as the child needs it."""
+
+    pipeline_id: str
+    video_path: str
+    frame_stride: int = 1
+    max_frames: int | None = None
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when its parent dies (kill -9 of the server included)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+class _Analyser:
+    """Keeps one runner per pipeline, so models load once per child."""
+
+    def __init__(self, pipelines_dir: str | None) -> None:
+        self._registry = discover_plugins()
+        self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
+        self._runners: dict[str, PipelineRunner] = {}
+
+    def runner(self, pipeline_id: str) -> PipelineRunner:
+        runner = self._runners.get(pipeline_id)
+        if runner is None:
+            entry = self._catalog.get(pipeline_id)
+            if entry is None:
+                raise LookupError(f"unknown pipeline {pipeline_id!r}")
+            if entry.unavailable_reason:
+                raise LookupError(
+                    f"pipeline {pipeline_id!r} is unavailable: {entry.unavailable_reason}"
+                )
+            runner = PipelineRunner(entry.definition, self._registry)
+            runner.load()
+            self._runners[pipeline_id] = runner
+        return runner
+
+    def analyse(self, request: AnalysisRequest, conn: Connection) -> dict[str, Any]:
+        last_sent = 0.0
+
+        def progress(analysed: int, planned: int) -> None:
+            nonlocal last_sent
+            now = time.monotonic()
+            if now - last_sent >= PROGRESS_MESSAGE_INTERVAL_S:
+                last_sent = now
+                conn.send(("progress", analysed, planned))
+
+        service = VideoFilePipelineService(self.runner(request.pipeline_id))
+        results = service.run(
+            Path(request.video_path),
+            SamplingOptions(request.frame_stride, request.max_frames),
+            on_progress=progress,
+        )
+        return results.to_json()
+
+
+def child_main(conn: Connection, pipelines_dir: str | None, preload: list[str]) -> None:
+    """Entry point of the child: serve analysis requests until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _die_with_parent()
+    logging.basicConfig(level=logging.WARNING)
+    analyser = _Analyser(pipelines_dir)
+    for pipeline_id in preload:
+        try:
+            analyser.runner(pipeline_id)
+        except Exception as exc:  # a broken optional pipeline must not stop the child
+            log.warning("could not preload pipeline %s: %s", pipeline_id, exc)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        try:
+            document = analyser.analyse(request, conn)
+        except VideoDecodeError as exc:
+            conn.send(("error", f"video could not be decoded: {exc}"))
+        except LookupError as exc:
+            conn.send(("error", str(exc.args[0]) if exc.args else str(exc)))
+        except Exception as exc:
+            conn.send(("error", f"analysis failed: {type(exc).__name__}: {exc}"))
+        else:
+            conn.send(("done", document))

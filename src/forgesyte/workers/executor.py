@@ -1,0 +1,195 @@
+"""Runs one job's analysis in a warm child process, watching it for crashes, hangs and memory."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from forgesyte.workers.analysis_child import AnalysisRequest, child_main
+
+WATCH_INTERVAL_S = 0.1  # seconds between checks of the child while it works
+CHILD_START_TIMEOUT_S = 120.0  # seconds for a child to import and load its models
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """How an analysis ended: a results document, or an error message."""
+
+    document: dict[str, Any] | None = None
+    error: str | None = None
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the analysis produced results."""
+        return self.document is not None
+
+
+class ChildStartError(RuntimeError):
+    """The analysis child could not be started."""
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (0 when unknown)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return 0.0
+    return 0.0
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}"
+    return f"exited with code {exitcode}"
+
+
+class AnalysisExecutor:
+    """Owns one warm analysis child; restarts it after a crash, a timeout or a memory blow-up."""
+
+    def __init__(
+        self,
+        *,
+        pipelines_dir: str | None = None,
+        preload: tuple[str, ...] = ("ocr_only",),
+        timeout_s: float = 3600.0,
+        memory_cap_mb: int | None = None,
+    ) -> None:
+        self._pipelines_dir = pipelines_dir
+        self._preload = list(preload)
+        self._timeout_s = timeout_s
+        self._memory_cap_mb = memory_cap_mb
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def child_pid(self) -> int | None:
+        """The pid of the current child, if one runs."""
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start the child (if not running) and wait until its models are loaded."""
+        if self._process is not None and self._process.is_alive():
+            return
+        self.stop()
+        parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
+        process = _SPAWN.Process(
+            target=child_main,
+            args=(child_conn, self._pipelines_dir, self._preload),
+            name="forgesyte-analysis",
+            daemon=True,
+        )
+        process.start()
+        child_conn.close()
+        self._process, self._conn = process, parent_conn
+        if not parent_conn.poll(CHILD_START_TIMEOUT_S):
+            self.stop()
+            raise ChildStartError("the analysis process did not start in time")
+        try:
+            message = parent_conn.recv()
+        except (EOFError, OSError) as exc:
+            exitcode = process.exitcode
+            self.stop()
+            raise ChildStartError(
+                f"the analysis process died while starting ({_describe_exit(exitcode)})"
+            ) from exc
+        if message[0] != "ready":  # pragma: no cover - protocol guard
+            self.stop()
+            raise ChildStartError(f"unexpected message from the analysis process: {message!r}")
+
+    def stop(self) -> None:
+        """Stop the child: ask politely, then kill."""
+        process, conn = self._process, self._conn
+        self._process, self._conn = None, None
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+            conn.close()
+        if process is not None:
+            process.join(timeout=2.0)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5.0)
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGKILL)
+        self.stop()
+
+    def run(
+        self,
+        request: AnalysisRequest,
+        *,
+        on_progress: Callable[[int, int], None],
+        on_tick: Callable[[], bool],
+    ) -> AnalysisOutcome:
+        """Run one analysis in the child.
+
+        on_progress gets (analysed, planned) as frames are done; on_tick is called every
+        WATCH_INTERVAL_S and returns False to interrupt (shutdown, lease lost): the child
+        is then killed and the outcome says interrupted.
+        """
+        self.start()
+        assert self._conn is not None and self._process is not None
+        conn, process = self._conn, self._process
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            conn.send(request)
+        except (OSError, ValueError):
+            self._kill()
+            return AnalysisOutcome(error="the analysis process was not reachable")
+        while True:
+            try:
+                ready = conn.poll(WATCH_INTERVAL_S)
+                message = conn.recv() if ready else None
+            except (EOFError, OSError):
+                process.join(timeout=2.0)
+                exit_text = _describe_exit(process.exitcode)
+                self.stop()
+                return AnalysisOutcome(
+                    error=f"the analysis process crashed ({exit_text}) while decoding or "
+                    "analysing the video"
+                )
+            if message is not None:
+                kind = message[0]
+                if kind == "progress":
+                    on_progress(int(message[1]), int(message[2]))
+                elif kind == "done":
+                    return AnalysisOutcome(document=message[1])
+                elif kind == "error":
+                    return AnalysisOutcome(error=str(message[1]))
+                continue
+            if time.monotonic() > deadline:
+                self._kill()
+                return AnalysisOutcome(
+                    error=f"the analysis timed out after {self._timeout_s:g} s and was stopped"
+                )
+            if self._memory_cap_mb is not None and process.pid is not None:
+                rss = _rss_mb(process.pid)
+                if rss > self._memory_cap_mb:
+                    self._kill()
+                    return AnalysisOutcome(
+                        error=f"the analysis used {rss:.0f} MiB, over the memory cap of "
+                        f"{self._memory_cap_mb} MiB, and was stopped"
+                    )
+            if not on_tick():
+                self._kill()
+                return AnalysisOutcome(interrupted=True)

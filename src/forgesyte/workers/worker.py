@@ -1,0 +1,190 @@
+"""The worker loop: poll, claim, run, repeat until asked to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from forgesyte.jobs.store import JobRecord, JobStore
+from forgesyte.storage.base import Storage, StorageError, results_key
+from forgesyte.workers.analysis_child import AnalysisRequest
+from forgesyte.workers.executor import AnalysisExecutor, AnalysisOutcome
+from forgesyte.workers.results import build_results_document, encode_results, summarise
+
+STORAGE_READ_RETRIES = 3
+STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
+RECOVERY_INTERVAL_S = 2.0  # seconds between sweeps of expired leases
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The worker's timings and limits."""
+
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    poll_interval_s: float = 0.2
+    progress_interval_s: float = 0.25
+    shutdown_grace_s: float = 20.0
+
+
+class Worker:
+    """Claims jobs from the store and runs each in its executor's child process.
+
+    stop_event asks the worker to stop claiming; the running job may finish within
+    shutdown_grace_s of that, else it is handed back to pending.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        storage: Storage,
+        executor: AnalysisExecutor,
+        config: WorkerConfig,
+        stop_event: threading.Event,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.executor = executor
+        self.config = config
+        self.stop_event = stop_event
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self._stop_requested_at: float | None = None
+        self._last_recovery = 0.0
+
+    def run(self, *, burst: bool = False) -> int:
+        """Process jobs until stopped (or, in burst mode, until the queue is empty).
+
+        Returns the number of jobs this worker finished (completed or failed).
+        """
+        finished = 0
+        try:
+            self.executor.start()
+            while not self.stop_event.is_set():
+                self._recover_expired()
+                job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
+                if job is None:
+                    if burst:
+                        break
+                    self.stop_event.wait(self.config.poll_interval_s)
+                    continue
+                if self.process(job):
+                    finished += 1
+        finally:
+            self.executor.stop()
+        return finished
+
+    def _recover_expired(self) -> None:
+        now = time.monotonic()
+        if now - self._last_recovery < RECOVERY_INTERVAL_S:
+            return
+        self._last_recovery = now
+        report = self.store.recover_expired(self.config.max_attempts)
+        for job_id in report.requeued:
+            log.warning("job %s: its worker was lost; back to pending", job_id)
+        for job_id in report.failed:
+            log.error("job %s: its worker was lost too many times; failed", job_id)
+
+    def process(self, job: JobRecord) -> bool:
+        """Run one claimed job to its end; False if it was handed back or taken away."""
+        log.info("job %s: claimed by %s (attempt %d)", job.job_id, self.worker_id, job.attempts)
+        try:
+            outcome = self._analyse(job)
+        except StorageError as exc:
+            return self._fail(job, f"the uploaded video could not be read from storage: {exc}")
+        except FileNotFoundError:
+            return self._fail(job, "the uploaded video is missing from storage")
+        if outcome.interrupted:
+            if self.store.release(job.job_id, self.worker_id):
+                log.info("job %s: handed back to pending", job.job_id)
+            return False
+        if outcome.document is None:
+            return self._fail(job, outcome.error or "the analysis failed")
+        document = build_results_document(
+            job.job_id, job.pipeline_id, job.options, outcome.document
+        )
+        key = results_key(job.job_id)
+        try:
+            self.storage.put_bytes(key, encode_results(document))
+        except StorageError as exc:
+            return self._fail(job, f"the results could not be stored: {exc}")
+        if not self.store.complete(job.job_id, self.worker_id, key, summarise(document)):
+            log.warning("job %s: lost its lease before completing; results discarded", job.job_id)
+            return False
+        log.info("job %s: completed", job.job_id)
+        return True
+
+    def _fail(self, job: JobRecord, message: str) -> bool:
+        log.error("job %s: failed: %s", job.job_id, message)
+        return self.store.fail(job.job_id, self.worker_id, message)
+
+    def _analyse(self, job: JobRecord) -> AnalysisOutcome:
+        delay = STORAGE_RETRY_DELAY_S
+        for attempt in range(STORAGE_READ_RETRIES):
+            try:
+                with self.storage.local_copy(job.input_path) as video_path:
+                    return self._run_child(job, str(video_path))
+            except StorageError:
+                if attempt == STORAGE_READ_RETRIES - 1:
+                    raise
+                log.warning("job %s: storage read failed; retrying", job.job_id)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run_child(self, job: JobRecord, video_path: str) -> AnalysisOutcome:
+        options = job.options
+        request = AnalysisRequest(
+            pipeline_id=job.pipeline_id,
+            video_path=video_path,
+            frame_stride=int(options.get("frame_stride", 1)),
+            max_frames=options.get("max_frames"),
+        )
+        lease_renew_interval = self.config.lease_seconds / 3
+        last_write = time.monotonic()
+        pending_progress: float | None = None
+        held = True
+
+        def write_progress(progress: float | None) -> None:
+            nonlocal last_write, held
+            last_write = time.monotonic()
+            if progress is None:
+                held = self.store.heartbeat(job.job_id, self.worker_id, self.config.lease_seconds)
+            else:
+                held = self.store.set_progress(
+                    job.job_id, self.worker_id, progress, self.config.lease_seconds
+                )
+
+        def on_progress(analysed: int, planned: int) -> None:
+            nonlocal pending_progress
+            pending_progress = min(99.0, 100.0 * analysed / max(planned, 1))
+            if time.monotonic() - last_write >= self.config.progress_interval_s:
+                write_progress(pending_progress)
+                pending_progress = None
+
+        def on_tick() -> bool:
+            nonlocal pending_progress
+            since = time.monotonic() - last_write
+            if pending_progress is not None and since >= self.config.progress_interval_s:
+                write_progress(pending_progress)
+                pending_progress = None
+            elif since >= lease_renew_interval:
+                write_progress(None)
+            if not held:
+                log.warning("job %s: lease lost; stopping its analysis", job.job_id)
+                return False
+            return not self._grace_expired()
+
+        return self.executor.run(request, on_progress=on_progress, on_tick=on_tick)
+
+    def _grace_expired(self) -> bool:
+        if not self.stop_event.is_set():
+            return False
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
+        return time.monotonic() - self._stop_requested_at > self.config.shutdown_grace_s
