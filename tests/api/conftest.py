@@ -1,0 +1,50 @@
+"""An in-process API on a real DuckDB file and local storage (no workers)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from forgesyte.api.app import create_app
+from forgesyte.api.context import AppContext
+from forgesyte.jobs.store import JobStore
+from forgesyte.pipelines.catalog import load_catalog
+from forgesyte.plugins.registry import discover_plugins
+from forgesyte.settings import Settings
+from forgesyte.storage.base import Storage
+from forgesyte.storage.local import LocalStorage
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(store: JobStore, tmp_path: Path) -> Iterator[MakeClient]:
+    """Build a client for an app with given settings overrides (and optionally a storage)."""
+    clients: list[TestClient] = []
+
+    def make(storage: Storage | None = None, **overrides: object) -> TestClient:
+        settings = Settings(data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
+        registry = discover_plugins()
+        context = AppContext(
+            settings=settings,
+            store=store,
+            storage=storage or LocalStorage(tmp_path / "storage"),
+            registry=registry,
+            catalog=load_catalog(registry),
+        )
+        client = TestClient(create_app(context), raise_server_exceptions=False)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    """A client for an app with default settings."""
+    return make_client()

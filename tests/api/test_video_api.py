@@ -1,0 +1,254 @@
+"""The public API contract: submit, status, results, and every error case."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import JobStore
+from forgesyte.storage.local import LocalStorage
+from tests.api.conftest import MakeClient
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def submit(client: TestClient, data: bytes, **params: str) -> tuple[int, dict[str, object]]:
+    response = client.post(
+        "/v1/video/submit", params=params, files={"file": ("clip.mp4", data, "video/mp4")}
+    )
+    return response.status_code, response.json()
+
+
+def test_submit_stores_the_video_and_enqueues_a_pending_job(
+    client: TestClient, score_video: Path, store: JobStore, tmp_path: Path
+) -> None:
+    status, body = submit(client, score_video.read_bytes(), frame_stride="2", max_frames="5")
+    assert status == 200
+    job_id = uuid.UUID(str(body["job_id"]))
+    job = store.get(job_id)
+    assert job is not None and job.status is JobStatus.PENDING
+    assert job.options == {"frame_stride": 2, "max_frames": 5}
+    assert job.pipeline_id == "ocr_only"
+    assert job.input_path == f"videos/{job_id}.mp4"
+    assert (tmp_path / "storage" / job.input_path).read_bytes() == score_video.read_bytes()
+    assert stored_files(tmp_path / "storage") == [tmp_path / "storage" / job.input_path]
+
+
+def test_options_may_come_as_form_fields(
+    client: TestClient, score_video: Path, store: JobStore
+) -> None:
+    response = client.post(
+        "/v1/video/submit",
+        data={"frame_stride": "3", "pipeline_id": "ocr_only"},
+        files={"file": ("clip.mp4", score_video.read_bytes(), "video/mp4")},
+    )
+    assert response.status_code == 200
+    job = store.get(uuid.UUID(response.json()["job_id"]))
+    assert job is not None and job.options["frame_stride"] == 3
+
+
+def test_status_of_a_new_job(client: TestClient, score_video: Path) -> None:
+    _, body = submit(client, score_video.read_bytes())
+    response = client.get(f"/v1/video/status/{body['job_id']}")
+    assert response.status_code == 200
+    status = response.json()
+    assert set(status) == {"job_id", "status", "progress", "created_at", "updated_at"}
+    assert status["status"] == "pending" and status["progress"] == 0.0
+    assert status["created_at"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("data", "params", "detail"),
+    [
+        (PNG_BYTES, {}, "not an MP4"),
+        (b"hello, this is a text file named .mp4 and long enough to sniff " * 2, {}, "not an MP4"),
+        (b"", {}, "empty"),
+        (b"\x00\x00\x00\x18ftyp", {}, None),  # short but an MP4 header: accepted at submit
+        (None, {"pipeline_id": "nope"}, "unknown pipeline 'nope'; available pipelines: "),
+        (None, {"frame_stride": "0"}, "frame_stride"),
+        (None, {"frame_stride": "abc"}, "frame_stride"),
+        (None, {"max_frames": "0"}, "max_frames"),
+        (None, {"max_frames": "-3"}, "max_frames"),
+    ],
+)
+def test_bad_submissions_get_400_and_leave_nothing(
+    client: TestClient,
+    score_video: Path,
+    store: JobStore,
+    tmp_path: Path,
+    data: bytes | None,
+    params: dict[str, str],
+    detail: str | None,
+) -> None:
+    status, body = submit(client, score_video.read_bytes() if data is None else data, **params)
+    if detail is None:
+        assert status == 200
+        return
+    assert status == 400
+    assert detail in str(body["detail"])
+    assert stored_files(tmp_path / "storage") == []
+    assert store.count_by_status()["pending"] == 0
+
+
+def test_unknown_pipeline_lists_the_known_ones(client: TestClient, score_video: Path) -> None:
+    _, body = submit(client, score_video.read_bytes(), pipeline_id="nope")
+    assert "ocr_only" in str(body["detail"])
+
+
+def test_unknown_form_option_is_refused(client: TestClient, score_video: Path) -> None:
+    response = client.post(
+        "/v1/video/submit",
+        data={"frame_strid": "3"},
+        files={"file": ("clip.mp4", score_video.read_bytes(), "video/mp4")},
+    )
+    assert response.status_code == 400
+    assert "frame_strid" in response.json()["detail"]
+
+
+def test_missing_file_field_and_non_multipart_bodies(client: TestClient) -> None:
+    response = client.post("/v1/video/submit", data={"pipeline_id": "ocr_only"}, files={})
+    assert response.status_code == 400
+    response = client.post(
+        "/v1/video/submit",
+        files={"other": ("x.mp4", b"\x00\x00\x00\x18ftypisom", "video/mp4")},
+    )
+    assert response.status_code == 400 and "'file'" in response.json()["detail"]
+    response = client.post(
+        "/v1/video/submit", content=b"raw", headers={"content-type": "video/mp4"}
+    )
+    assert response.status_code == 400 and "multipart/form-data" in response.json()["detail"]
+
+
+def test_upload_over_the_limit_gets_413_and_leaves_nothing(
+    make_client: MakeClient, score_video: Path, store: JobStore, tmp_path: Path
+) -> None:
+    client = make_client(max_upload_mb=0.01)  # about 10 KiB
+    data = score_video.read_bytes()
+    assert len(data) > 12 * 1024
+    status, body = submit(client, data)
+    assert status == 413 and "limit" in str(body["detail"])
+    assert stored_files(tmp_path / "storage") == []
+    assert sum(store.count_by_status().values()) == 0
+
+
+def test_storage_write_error_gives_503_and_no_job(
+    make_client: MakeClient, score_video: Path, store: JobStore, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the storage root should be")
+    client = make_client(storage=LocalStorage(blocker))
+    status, body = submit(client, score_video.read_bytes())
+    assert status == 503
+    assert str(tmp_path) not in str(body["detail"])
+    assert sum(store.count_by_status().values()) == 0
+
+
+@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid", "1234"])
+def test_unknown_and_malformed_ids_get_404(client: TestClient, job_id: str) -> None:
+    assert client.get(f"/v1/video/status/{job_id}").status_code == 404
+    response = client.get(f"/v1/video/results/{job_id}")
+    assert response.status_code == 404 and "not found" in response.json()["detail"]
+
+
+def test_results_of_a_job_that_is_not_completed_get_404(
+    client: TestClient, score_video: Path, store: JobStore
+) -> None:
+    _, body = submit(client, score_video.read_bytes())
+    job_id = uuid.UUID(str(body["job_id"]))
+    response = client.get(f"/v1/video/results/{job_id}")
+    assert response.status_code == 404 and "pending" in response.json()["detail"]
+    store.claim_next("w", 30)
+    store.fail(job_id, "w", "video could not be decoded: no frames")
+    response = client.get(f"/v1/video/results/{job_id}")
+    assert response.status_code == 404
+    assert "failed" in response.json()["detail"] and "no frames" in response.json()["detail"]
+    status = client.get(f"/v1/video/status/{job_id}").json()
+    assert status["status"] == "failed"
+    assert status["error_message"] == "video could not be decoded: no frames"
+
+
+def test_results_of_a_completed_job(
+    client: TestClient, score_video: Path, store: JobStore, tmp_path: Path
+) -> None:
+    _, body = submit(client, score_video.read_bytes())
+    job_id = uuid.UUID(str(body["job_id"]))
+    store.claim_next("w", 30)
+    document = {
+        "job_id": str(job_id),
+        "pipeline_id": "ocr_only",
+        "options": {"frame_stride": 1, "max_frames": None},
+        "video": {"frame_count": 1, "fps": 10.0, "width": 4, "height": 4},
+        "frames_analysed": 1,
+        "results": [{"frame_index": 0, "timestamp_s": 0.0, "result": {"ocr": []}}],
+    }
+    LocalStorage(tmp_path / "storage").put_bytes(
+        f"results/{job_id}.json", json.dumps(document).encode()
+    )
+    store.complete(job_id, "w", f"results/{job_id}.json", {"frames_analysed": 1})
+    response = client.get(f"/v1/video/results/{job_id}")
+    assert response.status_code == 200
+    results = response.json()
+    assert results["results"] == document["results"]
+    assert results["job_id"] == str(job_id)
+    assert results["created_at"].endswith("Z") and results["updated_at"].endswith("Z")
+    status = client.get(f"/v1/video/status/{job_id}").json()
+    assert status["status"] == "completed" and status["progress"] == 100.0
+
+
+def test_health_and_docs(client: TestClient) -> None:
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/video/submit", "/v1/video/status/{job_id}", "/v1/video/results/{job_id}"} <= set(
+        spec["paths"]
+    )
+
+
+def test_idempotency_key(client: TestClient, score_video: Path, store: JobStore) -> None:
+    data = score_video.read_bytes()
+    headers = {"Idempotency-Key": "upload-42"}
+    files = {"file": ("clip.mp4", data, "video/mp4")}
+    first = client.post("/v1/video/submit", headers=headers, files=files)
+    again = client.post("/v1/video/submit", headers=headers, files=files)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    other = client.post(
+        "/v1/video/submit", headers=headers, files=files, params={"frame_stride": "2"}
+    )
+    assert other.status_code == 409
+    assert sum(store.count_by_status().values()) == 1
+
+
+def test_api_key_guards_v1_but_not_health(make_client: MakeClient, score_video: Path) -> None:
+    client = make_client(api_key="s3cret")
+    missing = client.get(f"/v1/video/status/{uuid.uuid4()}")
+    assert missing.status_code == 401
+    wrong = client.get(
+        f"/v1/video/status/{uuid.uuid4()}", headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 401
+    bearer = client.get(
+        f"/v1/video/status/{uuid.uuid4()}", headers={"Authorization": "Bearer s3cret"}
+    )
+    assert bearer.status_code == 404
+    header = client.get(f"/v1/video/status/{uuid.uuid4()}", headers={"X-API-Key": "s3cret"})
+    assert header.status_code == 404
+    assert client.get("/healthz").status_code == 200
+
+
+def test_pipelines_are_listed(client: TestClient) -> None:
+    body = client.get("/v1/pipelines").json()
+    ids = {p["id"]: p for p in body["pipelines"]}
+    assert ids["ocr_only"]["available"] is True
+    assert ids["ocr_only"]["nodes"][0]["plugin_type"] == "ocr"
+    assert body["broken_plugins"] == {}

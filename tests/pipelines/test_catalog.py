@@ -1,0 +1,241 @@
+"""Pipeline definitions: validation at load, the catalog, and execution order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forgesyte.pipelines.catalog import load_catalog, parse_definition
+from forgesyte.pipelines.model import PipelineDefinition, PipelineError
+from forgesyte.pipelines.runner import PipelineRunner
+from forgesyte.plugins.base import Frame, Plugin, SimplePlugin, Tool
+from forgesyte.plugins.registry import PluginRegistry, discover_plugins
+
+
+class Brightness(Tool):
+    name = "brightness"
+    input_types = ("image",)
+    output_types = ("number",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        return int(frame.mean())
+
+
+class Double(Tool):
+    name = "double"
+    input_types = ("number",)
+    output_types = ("number",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        return inputs["number"] * 2
+
+
+class NeedsModel(Tool):
+    name = "needs_model"
+    input_types = ("image",)
+    output_types = ("number",)
+
+    def unavailable_reason(self) -> str | None:
+        return "no model file configured"
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        raise AssertionError("never runs")
+
+
+def math_plugin() -> Plugin:
+    return SimplePlugin("math", [Brightness(), Double(), NeedsModel()])
+
+
+def broken_plugin() -> Plugin:
+    raise ImportError("No module named 'missing_dependency'")
+
+
+@pytest.fixture
+def registry() -> PluginRegistry:
+    return discover_plugins(extra=[("math", math_plugin), ("broken", broken_plugin)])
+
+
+def pipeline(**overrides: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "id": "brightness_doubled",
+        "entry_nodes": ["b"],
+        "output_nodes": ["d"],
+        "nodes": [
+            {
+                "id": "b",
+                "plugin_type": "math",
+                "tool_type": "brightness",
+                "input_types": ["image"],
+                "output_types": ["number"],
+            },
+            {
+                "id": "d",
+                "plugin_type": "math",
+                "tool_type": "double",
+                "input_types": ["number"],
+                "output_types": ["number"],
+            },
+        ],
+        "edges": [{"from_node": "b", "to_node": "d"}],
+    }
+    document.update(overrides)
+    return document
+
+
+def check(document: dict[str, Any], registry: PluginRegistry) -> PipelineDefinition:
+    definition = parse_definition(json.dumps(document), "test.json")
+    definition.check_tools(registry)
+    return definition
+
+
+def test_a_valid_pipeline_runs_in_topological_order(registry: PluginRegistry) -> None:
+    runner = PipelineRunner(check(pipeline(), registry), registry)
+    runner.load()
+    frame = np.full((4, 4, 3), 21, np.uint8)
+    assert runner.run(frame) == {"d": 42}
+
+
+def test_broken_plugin_is_reported_by_name(registry: PluginRegistry) -> None:
+    assert "broken" in registry.broken
+    assert "missing_dependency" in registry.broken["broken"]
+    assert "math" in registry.plugins and "ocr" in registry.plugins
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"nodes": [{**pipeline()["nodes"][0], "plugin_type": "nope"}], "output_nodes": ["b"]},
+            "unknown plugin 'nope'",
+        ),
+        (
+            {"nodes": [{**pipeline()["nodes"][0], "plugin_type": "broken"}], "output_nodes": ["b"]},
+            "failed to load",
+        ),
+        (
+            {"nodes": [{**pipeline()["nodes"][0], "tool_type": "nope"}], "output_nodes": ["b"]},
+            "unknown tool math.nope",
+        ),
+        (
+            {
+                "nodes": [{**pipeline()["nodes"][0], "output_types": ["text"]}],
+                "output_nodes": ["b"],
+            },
+            "declares types",
+        ),
+    ],
+)
+def test_tools_are_checked_against_the_plugins(
+    registry: PluginRegistry, change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(PipelineError, match=message):
+        check(pipeline(edges=[], **change), registry)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {
+                "edges": [
+                    {"from_node": "b", "to_node": "d"},
+                    {"from_node": "d", "to_node": "b"},
+                ]
+            },
+            "entry node 'b' has incoming edges|cycle",
+        ),
+        ({"entry_nodes": ["x"]}, "entry node 'x' is missing"),
+        ({"output_nodes": ["x"]}, "output node 'x' is missing"),
+        ({"edges": [{"from_node": "b", "to_node": "zz"}]}, "unknown node 'zz'"),
+        ({"edges": []}, "node 'd' has no input"),
+        ({"entry_nodes": []}, "entry_nodes"),
+        ({"nodes": []}, "nodes"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_bad_graphs_are_refused_with_the_file_named(
+    change: dict[str, Any], message: str, registry: PluginRegistry
+) -> None:
+    with pytest.raises(PipelineError, match=message) as caught:
+        check(pipeline(**change), registry)
+    assert str(caught.value).startswith("test.json")
+
+
+def test_a_cycle_is_named(registry: PluginRegistry) -> None:
+    nodes = pipeline()["nodes"] + [
+        {
+            "id": "e",
+            "plugin_type": "math",
+            "tool_type": "double",
+            "input_types": ["number"],
+            "output_types": ["number"],
+        }
+    ]
+    edges = [
+        {"from_node": "b", "to_node": "d"},
+        {"from_node": "d", "to_node": "e"},
+        {"from_node": "e", "to_node": "d"},
+    ]
+    with pytest.raises(PipelineError, match="cycle"):
+        check(pipeline(nodes=nodes, edges=edges), registry)
+
+
+def test_type_mismatch_along_an_edge(registry: PluginRegistry) -> None:
+    nodes = [
+        pipeline()["nodes"][0],
+        {
+            "id": "d",
+            "plugin_type": "ocr",
+            "tool_type": "read",
+            "input_types": ["detections"],
+            "output_types": ["ocr_lines"],
+        },
+    ]
+    with pytest.raises(PipelineError, match="type mismatch on edge b -> d"):
+        check(pipeline(nodes=nodes), registry)
+
+
+def test_invalid_json_is_refused() -> None:
+    with pytest.raises(PipelineError, match=r"^bad\.json: not valid JSON"):
+        parse_definition("{nope", "bad.json")
+
+
+def test_catalog_loads_user_folder_and_records_refusals(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "good.json").write_text(json.dumps(pipeline()))
+    (tmp_path / "cyclic.json").write_text(
+        json.dumps(pipeline(edges=[{"from_node": "d", "to_node": "d"}]))
+    )
+    (tmp_path / "dupe.json").write_text(json.dumps(pipeline(id="ocr_only")))
+    (tmp_path / "model.json").write_text(
+        json.dumps(
+            pipeline(
+                id="needs_model",
+                nodes=[{**pipeline()["nodes"][0], "tool_type": "needs_model"}],
+                output_nodes=["b"],
+                edges=[],
+            )
+        )
+    )
+    catalog = load_catalog(registry, tmp_path)
+    assert "ocr_only" in catalog.ids()
+    assert catalog.pipelines["brightness_doubled"].available
+    assert catalog.pipelines["needs_model"].unavailable_reason == (
+        "math.needs_model: no model file configured"
+    )
+    refused = catalog.refused
+    assert set(refused) == {str(tmp_path / "cyclic.json"), str(tmp_path / "dupe.json")}
+    assert "already defined" in refused[str(tmp_path / "dupe.json")]
+    assert refused[str(tmp_path / "cyclic.json")].startswith(str(tmp_path / "cyclic.json"))
+
+
+def test_a_missing_user_folder_is_reported(registry: PluginRegistry, tmp_path: Path) -> None:
+    catalog = load_catalog(registry, tmp_path / "absent")
+    assert "does not exist" in catalog.refused[str(tmp_path / "absent")]
+    assert "ocr_only" in catalog.ids()
