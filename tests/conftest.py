@@ -14,6 +14,8 @@ from forgesyte.jobs.store import JobStore
 from forgesyte.storage.local import LocalStorage
 from tests.support.videos import write_text_video
 
+pytest_plugins = ["tests.support.fixtures"]
+
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
 

@@ -6,10 +6,22 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class DuckDBImpl(DefaultImpl):
+    """Teach Alembic the duckdb dialect (it behaves like PostgreSQL for our DDL).
+
+    Defined here, not in migrations/env.py, so that current_revision() works on
+    DuckDB before any migration has run in the process.
+    """
+
+    __dialect__ = "duckdb"
+    transactional_ddl = True
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from alembic.ddl.impl import DefaultImpl
 from sqlalchemy import Connection
 
+from forgesyte.db import migrate  # noqa: F401  (registers Alembic's DuckDB impl)
 from forgesyte.db.engine import create_db_engine
 from forgesyte.jobs.models import Base
-
-
-class DuckDBImpl(DefaultImpl):
-    """Teach Alembic the duckdb dialect (it behaves like PostgreSQL for our DDL)."""
-
-    __dialect__ = "duckdb"
-    transactional_ddl = True
 
 
 def _run(connection: Connection) -> None:

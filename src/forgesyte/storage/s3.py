@@ -1,0 +1,303 @@
+"""S3-compatible object storage: objects live in one bucket, below an optional prefix.
+
+Credentials and region come from boto3's usual sources (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ~/.aws, instance roles). A custom
+endpoint (MinIO, Ceph, a test server) is named by ``endpoint_url``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from forgesyte.storage.base import StorageError, check_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+MIN_PART_SIZE = 5 * 1024 * 1024  # bytes: S3's smallest part, except the last one
+DEFAULT_PART_SIZE = 8 * 1024 * 1024  # bytes: 10,000 parts make an 80 GB object
+DOWNLOAD_CHUNK_SIZE = 1024 * 1024  # bytes read at a time when copying an object out
+
+# Error codes S3 (and compatible servers) use for a key or bucket that is not there.
+_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+_MISSING_BUCKET_CODE = "NoSuchBucket"
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(exc: BotoCoreError | ClientError) -> str:
+    """One line saying what went wrong, without a stack trace."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "") or "error"
+        message = error.get("Message", "")
+        if code == _MISSING_BUCKET_CODE:
+            return "the bucket does not exist"
+        if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
+            return f"access denied ({code}); check the S3 credentials and bucket policy"
+        return f"{code}: {message}" if message else code
+    return str(exc)
+
+
+class S3Writer:
+    """Streams an object to S3 as a multipart upload while its data comes in.
+
+    Data is buffered until a full part is there; the first full part starts the
+    multipart upload. An object that never fills a part is sent with one put on
+    commit(). Nothing is visible under the key until commit() succeeds; abort()
+    (also run on any failure) aborts the multipart upload so no part is kept.
+    A writer must end in commit() or abort(): an abandoned one leaves an
+    unfinished upload that only a bucket lifecycle rule would clean up.
+    """
+
+    def __init__(self, client: S3Client, bucket: str, key: str, part_size: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._closed = False
+
+    @property
+    def _where(self) -> str:
+        return f"s3://{self._bucket}/{self._key}"
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk; every full part is uploaded at once."""
+        if self._closed:
+            raise ValueError(f"write to a closed writer for {self._where}")
+        self._buffer += chunk
+        try:
+            while len(self._buffer) >= self._part_size:
+                self._upload_part(bytes(self._buffer[: self._part_size]))
+                del self._buffer[: self._part_size]
+        except (BotoCoreError, ClientError) as exc:
+            self.abort()
+            raise StorageError(f"cannot write {self._where}: {_describe(exc)}") from None
+
+    def _upload_part(self, data: bytes) -> None:
+        if self._upload_id is None:
+            created = self._client.create_multipart_upload(Bucket=self._bucket, Key=self._key)
+            self._upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        response = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+
+    def commit(self) -> None:
+        """Complete the upload (or put a small object whole); the object appears at once."""
+        if self._closed:
+            raise ValueError(f"commit of a closed writer for {self._where}")
+        try:
+            if self._upload_id is None:
+                self._client.put_object(
+                    Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer)
+                )
+            else:
+                if self._buffer:
+                    self._upload_part(bytes(self._buffer))
+                self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+        except (BotoCoreError, ClientError) as exc:
+            self.abort()
+            raise StorageError(f"cannot write {self._where}: {_describe(exc)}") from None
+        self._buffer.clear()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drop the buffered data and abort the multipart upload; safe to call twice."""
+        self._closed = True
+        self._buffer.clear()
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is not None:
+            # Best effort: a failure here must not hide the error that led to abort().
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, UploadId=upload_id
+                )
+
+
+class _BodyReader(io.RawIOBase):
+    """A raw binary stream over a botocore StreamingBody, for io.BufferedReader."""
+
+    def __init__(self, body: Any, where: str) -> None:
+        self._body = body
+        self._where = where
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill the buffer from the response body; 0 at the end of the object."""
+        view = memoryview(buffer).cast("B")
+        try:
+            data: bytes = self._body.read(len(view))
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {self._where}: {_describe(exc)}") from None
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Close the HTTP response."""
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._body.close()
+        super().close()
+
+
+class S3Storage:
+    """Storage in an S3-compatible bucket; keys are stored below an optional prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: S3Client | None = None,
+        endpoint_url: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+    ) -> None:
+        if not bucket:
+            raise ValueError("an S3 storage needs a bucket name")
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.part_size = part_size
+        self.client: S3Client = client if client is not None else make_client(endpoint_url)
+
+    @classmethod
+    def from_url(cls, url: str, *, endpoint_url: str | None = None) -> S3Storage:
+        """Build the storage for ``s3://bucket/prefix`` (the prefix is optional)."""
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"invalid S3 storage URL {url!r}: use s3://bucket/prefix")
+        return cls(parsed.netloc, parsed.path, endpoint_url=endpoint_url)
+
+    def _object_key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _where(self, object_key: str) -> str:
+        return f"s3://{self.bucket}/{object_key}"
+
+    def open_writer(self, key: str) -> S3Writer:
+        """Start writing an object; it appears under its key only on commit()."""
+        return S3Writer(self.client, self.bucket, self._object_key(key), self.part_size)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write a whole object with one put, which S3 makes visible atomically."""
+        object_key = self._object_key(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            where = self._where(object_key)
+            raise StorageError(f"cannot write {where}: {_describe(exc)}") from None
+
+    def _get_body(self, object_key: str) -> Any:
+        """The streaming body of an object; FileNotFoundError if the key is missing."""
+        where = self._where(object_key)
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_KEY_CODES:
+                raise FileNotFoundError(f"no object at {where}") from None
+            raise StorageError(f"cannot read {where}: {_describe(exc)}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot read {where}: {_describe(exc)}") from None
+
+    def open(self, key: str) -> BinaryIO:
+        """Open an object for reading, streamed from S3 as it is read."""
+        object_key = self._object_key(key)
+        body = self._get_body(object_key)
+        return io.BufferedReader(_BodyReader(body, self._where(object_key)))
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """Download the object to a temporary file, yield its path, then remove it."""
+        object_key = self._object_key(key)
+        body = self._get_body(object_key)
+        where = self._where(object_key)
+        path: Path | None = None
+        try:
+            try:
+                with contextlib.closing(body):
+                    suffix = PurePosixPath(object_key).suffix
+                    fd, name = tempfile.mkstemp(prefix="forgesyte-", suffix=suffix)
+                    path = Path(name)
+                    with os.fdopen(fd, "wb") as handle:
+                        reader = _BodyReader(body, where)
+                        shutil.copyfileobj(reader, handle, DOWNLOAD_CHUNK_SIZE)
+            except OSError as exc:
+                raise StorageError(f"cannot copy {where} to a local file: {exc}") from None
+            yield path
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        """Remove an object; a missing one is not an error."""
+        object_key = self._object_key(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=object_key)
+        except (BotoCoreError, ClientError) as exc:
+            where = self._where(object_key)
+            raise StorageError(f"cannot delete {where}: {_describe(exc)}") from None
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists under the key."""
+        object_key = self._object_key(key)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except ClientError as exc:
+            if _error_code(exc) in _MISSING_KEY_CODES:
+                return False
+            where = self._where(object_key)
+            raise StorageError(f"cannot look up {where}: {_describe(exc)}") from None
+        except BotoCoreError as exc:
+            where = self._where(object_key)
+            raise StorageError(f"cannot look up {where}: {_describe(exc)}") from None
+        return True
+
+
+def make_client(endpoint_url: str | None = None) -> S3Client:
+    """An S3 client from boto3's usual credential sources.
+
+    A custom endpoint gets path-style addressing, which S3-compatible servers
+    (MinIO, Ceph, test servers) accept without wildcard DNS.
+    """
+    config = Config(
+        retries={"max_attempts": 5, "mode": "standard"},
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    try:
+        return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot set up the S3 client: {exc}") from None

@@ -1,0 +1,1 @@
+"""Tests of the database layer on DuckDB and PostgreSQL."""
