@@ -233,9 +233,7 @@ def test_api_key_guards_v1_but_not_health(make_client: MakeClient, score_video: 
     client = make_client(api_key="s3cret")
     missing = client.get(f"/v1/video/status/{uuid.uuid4()}")
     assert missing.status_code == 401
-    wrong = client.get(
-        f"/v1/video/status/{uuid.uuid4()}", headers={"Authorization": "Bearer nope"}
-    )
+    wrong = client.get(f"/v1/video/status/{uuid.uuid4()}", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     bearer = client.get(
         f"/v1/video/status/{uuid.uuid4()}", headers={"Authorization": "Bearer s3cret"}

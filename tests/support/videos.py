@@ -70,9 +70,7 @@ def truncated_mp4(source: Path, path: Path, fraction: float = 0.5) -> Path:
 def garbage_after_ftyp_mp4(path: Path, size: int = 20_000, seed: int = 7) -> Path:
     """A valid ftyp box followed by random bytes."""
     rng = np.random.default_rng(seed)
-    path.write_bytes(
-        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + rng.bytes(size)
-    )
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + rng.bytes(size))
     return path
 
 

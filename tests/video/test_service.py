@@ -65,7 +65,9 @@ def test_stride_and_max_frames_select_frames(counter_video: Path) -> None:
 def test_progress_reports_rise_to_the_planned_count(counter_video: Path) -> None:
     calls: list[tuple[int, int]] = []
     VideoFilePipelineService(GreyLevel()).run(
-        counter_video, SamplingOptions(frame_stride=10), on_progress=lambda a, p: calls.append((a, p))
+        counter_video,
+        SamplingOptions(frame_stride=10),
+        on_progress=lambda a, p: calls.append((a, p)),
     )
     assert calls == [(1, 3), (2, 3), (3, 3)]
 

@@ -1,0 +1,75 @@
+"""Workers with real analysis child processes, on a real DuckDB file and local storage."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from forgesyte.jobs.store import JobStore, NewJob
+from forgesyte.storage.base import video_key
+from forgesyte.storage.local import LocalStorage
+from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.worker import Worker, WorkerConfig
+
+TESTKIT_PIPELINES = Path(__file__).resolve().parents[1] / "plugin_dist" / "pipelines"
+
+Enqueue = Callable[..., uuid.UUID]
+MakeWorker = Callable[..., Worker]
+
+
+@pytest.fixture
+def enqueue(store: JobStore, local_storage: LocalStorage) -> Enqueue:
+    """Store a video and create its pending job, as the API would."""
+
+    def add(video: Path, pipeline_id: str = "ocr_only", **options: object) -> uuid.UUID:
+        job_id = uuid.uuid4()
+        local_storage.put_bytes(video_key(job_id), video.read_bytes())
+        store.create(
+            NewJob(
+                job_id=job_id,
+                pipeline_id=pipeline_id,
+                options={"frame_stride": 1, "max_frames": None, **options},
+                input_path=video_key(job_id),
+            )
+        )
+        return job_id
+
+    return add
+
+
+@pytest.fixture
+def make_worker(store: JobStore, local_storage: LocalStorage) -> Iterator[MakeWorker]:
+    """Build workers whose children know the testkit pipelines; stopped at teardown."""
+    workers: list[Worker] = []
+
+    def make(
+        *,
+        preload: tuple[str, ...] = (),
+        timeout_s: float = 60.0,
+        memory_cap_mb: int | None = None,
+        config: WorkerConfig | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> Worker:
+        executor = AnalysisExecutor(
+            pipelines_dir=str(TESTKIT_PIPELINES),
+            preload=preload,
+            timeout_s=timeout_s,
+            memory_cap_mb=memory_cap_mb,
+        )
+        worker = Worker(
+            store,
+            local_storage,
+            executor,
+            config or WorkerConfig(lease_seconds=10, progress_interval_s=0.25),
+            stop_event or threading.Event(),
+        )
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.executor.stop()

@@ -1,0 +1,235 @@
+"""The worker loop with a real analysis child: results, failures, isolation, shutdown."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import JobStore
+from forgesyte.storage.local import LocalStorage
+from forgesyte.workers.worker import WorkerConfig
+from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
+from tests.support.videos import (
+    garbage_after_ftyp_mp4,
+    header_only_mp4,
+    truncated_mp4,
+    write_counter_video,
+)
+from tests.workers.conftest import Enqueue, MakeWorker
+
+
+@pytest.fixture(scope="module")
+def counter_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_counter_video(tmp_path_factory.mktemp("v") / "counter.mp4", 60, fps=30.0)
+
+
+def job(store: JobStore, job_id: uuid.UUID) -> object:
+    record = store.get(job_id)
+    assert record is not None
+    return record
+
+
+def test_ocr_job_completes_with_the_right_text_at_the_right_frames(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    local_storage: LocalStorage,
+    score_video: Path,
+) -> None:
+    job_id = enqueue(score_video, "ocr_only", frame_stride=10)
+    assert make_worker(preload=("ocr_only",)).run(burst=True) == 1
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED
+    assert record.progress == 100.0 and record.output_path == f"results/{job_id}.json"
+    document = json.loads(local_storage.open(record.output_path).read())
+    assert [entry["frame_index"] for entry in document["results"]] == [0, 10]
+    assert [entry["timestamp_s"] for entry in document["results"]] == [0.0, 1.0]
+    texts = [[line["text"] for line in e["result"]["ocr"]] for e in document["results"]]
+    assert texts == [[SCORE_TEXT], [HALF_TIME_TEXT]]
+    line = document["results"][0]["result"]["ocr"][0]
+    assert 0.5 < line["confidence"] <= 1.0 and len(line["box"]) == 4
+    assert record.result_summary == {"frames_analysed": 2, "video": document["video"]}
+
+
+def test_results_are_byte_identical_for_the_same_input(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    local_storage: LocalStorage,
+    counter_video: Path,
+) -> None:
+    first = enqueue(counter_video, "testkit_grey", frame_stride=3)
+    second = enqueue(counter_video, "testkit_grey", frame_stride=3)
+    assert make_worker().run(burst=True) == 2
+    documents = []
+    for job_id in (first, second):
+        raw = local_storage.open(f"results/{job_id}.json").read()
+        documents.append(raw.replace(str(job_id).encode(), b"JOB"))
+    assert documents[0] == documents[1]
+    assert len(json.loads(documents[0])["results"]) == 20
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda src, dst: header_only_mp4(dst), id="header-only"),
+        pytest.param(lambda src, dst: truncated_mp4(src, dst, 0.6), id="truncated"),
+        pytest.param(lambda src, dst: garbage_after_ftyp_mp4(dst), id="garbage-after-ftyp"),
+    ],
+)
+def test_corrupt_video_fails_its_job_and_the_next_one_completes(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    counter_video: Path,
+    tmp_path: Path,
+    make: object,
+) -> None:
+    broken = make(counter_video, tmp_path / "broken.mp4")  # type: ignore[operator]
+    bad = enqueue(broken, "testkit_grey")
+    good = enqueue(counter_video, "testkit_grey", max_frames=2)
+    assert make_worker().run(burst=True) == 2
+    failed, done = store.get(bad), store.get(good)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.error_message is not None
+    assert failed.error_message.startswith("video could not be decoded")
+    assert done is not None and done.status is JobStatus.COMPLETED
+
+
+def test_a_crashing_child_fails_the_job_and_the_worker_goes_on(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    crash = enqueue(counter_video, "testkit_segfault")
+    good = enqueue(counter_video, "testkit_grey", max_frames=2)
+    assert make_worker().run(burst=True) == 2
+    crashed, done = store.get(crash), store.get(good)
+    assert crashed is not None and crashed.status is JobStatus.FAILED
+    assert crashed.error_message is not None and "SIGSEGV" in crashed.error_message
+    assert done is not None and done.status is JobStatus.COMPLETED
+
+
+def test_a_job_past_its_timeout_is_stopped_and_failed(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    slow = enqueue(counter_video, "testkit_sleep")
+    good = enqueue(counter_video, "testkit_grey", max_frames=2)
+    assert make_worker(timeout_s=1.0).run(burst=True) == 2
+    stopped, done = store.get(slow), store.get(good)
+    assert stopped is not None and stopped.status is JobStatus.FAILED
+    assert stopped.error_message is not None and "timed out after 1 s" in stopped.error_message
+    assert done is not None and done.status is JobStatus.COMPLETED
+
+
+def test_a_job_over_the_memory_cap_is_stopped_and_failed(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    hog = enqueue(counter_video, "testkit_hog_memory")
+    good = enqueue(counter_video, "testkit_grey", max_frames=2)
+    assert make_worker(memory_cap_mb=600).run(burst=True) == 2
+    stopped, done = store.get(hog), store.get(good)
+    assert stopped is not None and stopped.status is JobStatus.FAILED
+    assert stopped.error_message is not None and "memory cap of 600 MiB" in stopped.error_message
+    assert done is not None and done.status is JobStatus.COMPLETED
+
+
+def test_unknown_pipeline_at_run_time_fails_clearly(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    job_id = enqueue(counter_video, "vanished_pipeline")
+    make_worker().run(burst=True)
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.FAILED
+    assert record.error_message == "unknown pipeline 'vanished_pipeline'"
+
+
+def test_missing_video_in_storage_fails_the_job(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    local_storage: LocalStorage,
+    counter_video: Path,
+) -> None:
+    job_id = enqueue(counter_video, "testkit_grey")
+    local_storage.delete(f"videos/{job_id}.mp4")
+    make_worker().run(burst=True)
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.FAILED
+    assert record.error_message == "the uploaded video is missing from storage"
+
+
+class CountingStore(JobStore):
+    """The real store, counting progress writes."""
+
+    progress_writes: list[float]
+
+    def set_progress(
+        self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
+    ) -> bool:
+        self.progress_writes.append(progress)
+        return super().set_progress(job_id, worker_id, progress, lease_seconds)
+
+
+def test_progress_is_throttled_and_rises(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    job_id = enqueue(counter_video, "testkit_sleep", max_frames=12)  # 12 x 0.2 s
+    worker = make_worker()
+    counting = CountingStore(store.engine)
+    counting.progress_writes = []
+    worker.store = counting
+    started = time.monotonic()
+    worker.run(burst=True)
+    elapsed = time.monotonic() - started
+    writes = counting.progress_writes
+    assert len(writes) >= 3, "progress is reported while the job runs"
+    assert len(writes) <= elapsed / 0.25 + 2, "at most one write per progress interval"
+    assert writes == sorted(writes) and writes[-1] < 100.0
+    record = store.get(job_id)
+    assert record is not None and record.progress == 100.0
+
+
+def test_shutdown_hands_a_long_job_back_to_pending(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    job_id = enqueue(counter_video, "testkit_sleep")  # 60 frames x 0.2 s: 12 s
+    stop = threading.Event()
+    worker = make_worker(
+        stop_event=stop, config=WorkerConfig(lease_seconds=10, shutdown_grace_s=0.5)
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while (record := store.get(job_id)) is not None and record.status is JobStatus.PENDING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.PENDING
+    assert record.attempts == 0 and record.worker_id is None
+
+
+def test_a_job_whose_lease_was_taken_is_abandoned(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    job_id = enqueue(counter_video, "testkit_sleep")
+    worker = make_worker(config=WorkerConfig(lease_seconds=0.6))
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    deadline = time.monotonic() + 30
+    while (record := store.get(job_id)) is not None and record.status is JobStatus.PENDING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # another worker's recovery sees an expired lease only if heartbeats stop; force it:
+    store.fail(job_id, worker.worker_id, "taken away by an operator")
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+    record = store.get(job_id)
+    assert record is not None and record.error_message == "taken away by an operator"
