@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -12,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,6 +27,7 @@ log = logging.getLogger("forgesyte")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _configure_logging(level: str) -> None:
@@ -96,8 +98,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pool = _WorkerPool(runtime, workers)
 
     class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises the signal after its shutdown, which would end the process
+            # with -SIGTERM; we finish the workers first and exit 0 instead.
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _EXIT_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            pool.stop_event.set()  # stop claiming at once; running jobs get the grace period
+            if pool.stop_event.is_set() and self.should_exit:
+                log.warning("second %s: stopping now", signal.Signals(sig).name)
+            else:
+                log.info(
+                    "%s: stopping; running jobs get the grace period", signal.Signals(sig).name
+                )
+            pool.stop_event.set()  # stop claiming at once
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
