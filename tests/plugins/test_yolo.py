@@ -159,7 +159,10 @@ def test_a_file_that_is_not_onnx_fails_to_load_clearly(tmp_path: Path) -> None:
 
 def test_names_must_match_the_output(make_yolo_model: YoloModelFactory) -> None:
     path = make_yolo_model(yolo_output([candidate(1, 1, 1, 1, {}, 2)]), names="{0: 'a'}")
-    with pytest.raises(RuntimeError, match="output has 2 class scores but metadata names 1"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"output shape \[1, 6, 1\] has 2 class scores but metadata names 1 classes",
+    ):
         YoloDetect(path).load()
 
 
@@ -171,3 +174,13 @@ def test_parse_class_names() -> None:
         parse_class_names({"names": "{0: 'a', 2: 'c'}"})
     with pytest.raises(ValueError, match="not a class-name mapping"):
         parse_class_names({"names": "{0: "})
+
+
+def test_an_output_of_another_layout_is_refused(make_yolo_model: YoloModelFactory) -> None:
+    # An NMS-free end-to-end export gives 1 x 300 x 6 (x1, y1, x2, y2, score, class).
+    end_to_end = make_yolo_model(np.zeros((1, 300, 6), np.float32), names="{0: 'a'}")
+    with pytest.raises(RuntimeError, match="end-to-end exports are not supported"):
+        YoloDetect(end_to_end).load()
+    flat = make_yolo_model(np.zeros((6, 10), np.float32))
+    with pytest.raises(RuntimeError, match=r"output shape \[6, 10\] is not 1 x \(4 \+ classes\)"):
+        YoloDetect(flat).load()

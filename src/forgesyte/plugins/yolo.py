@@ -26,6 +26,11 @@ from forgesyte.settings import Settings
 DEFAULT_INPUT_WH = (640, 640)
 """Model input size (pixels) used when the model's input has no fixed height and width."""
 
+LAYOUT_HINT = (
+    "1 x (4 + classes) x candidates (Ultralytics detection export; NMS-free "
+    "end-to-end exports are not supported)"
+)
+
 PAD_VALUE = 114
 """Grey used to fill the letterbox border, as in Ultralytics."""
 
@@ -184,15 +189,21 @@ class YoloDetect(Tool):
             names = parse_class_names(metadata)
         except ValueError as exc:
             raise RuntimeError(f"YOLO model {self.model_path}: {exc}") from exc
-        rows = _fixed_dim(output_shape[1]) if len(output_shape) == 3 else None
+        if len(output_shape) != 3:
+            raise RuntimeError(
+                f"YOLO model {self.model_path}: output shape {list(output_shape)} is not "
+                f"{LAYOUT_HINT}"
+            )
+        rows = _fixed_dim(output_shape[1])
         if names is None:
             if rows is None or rows - 4 == len(COCO_CLASS_NAMES):
                 return COCO_CLASS_NAMES
             return tuple(f"class_{i}" for i in range(rows - 4))
         if rows is not None and rows - 4 != len(names):
             raise RuntimeError(
-                f"YOLO model {self.model_path}: output has {rows - 4} class scores but "
-                f"metadata names {len(names)} classes"
+                f"YOLO model {self.model_path}: output shape {list(output_shape)} has "
+                f"{rows - 4} class scores but metadata names {len(names)} classes; "
+                f"expected {LAYOUT_HINT}"
             )
         return names
 
