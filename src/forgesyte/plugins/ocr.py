@@ -4,27 +4,82 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
+
+import cv2
+import numpy as np
 
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, SimplePlugin, Tool
+from forgesyte.plugins.detections import DETECTIONS_TYPE, parse_detections
 
 CONFIDENCE_DIGITS = 4
 BOX_DIGITS = 1
+
+CROP_MARGIN_PX = 4
+CROP_MARGIN_FRACTION = 0.05
+"""A detection's box is widened by max(4 px, 5% of its side) before reading, for context."""
 
 
 def _round_box(points: Any) -> list[list[float]]:
     return [[round(float(x), BOX_DIGITS), round(float(y), BOX_DIGITS)] for x, y in points]
 
 
+def crop_box(xyxy: list[float], resolution_wh: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The pixel rectangle (x1, y1, x2, y2) read for a detection box, or None if empty.
+
+    The box is widened on each side by max(CROP_MARGIN_PX, CROP_MARGIN_FRACTION of its
+    width or height), then rounded outwards and clipped to the frame.
+    """
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    margin_x = max(CROP_MARGIN_PX, CROP_MARGIN_FRACTION * (x2 - x1))
+    margin_y = max(CROP_MARGIN_PX, CROP_MARGIN_FRACTION * (y2 - y1))
+    width, height = resolution_wh
+    left = max(0, int(np.floor(x1 - margin_x)))
+    top = max(0, int(np.floor(y1 - margin_y)))
+    right = min(width, int(np.ceil(x2 + margin_x)))
+    bottom = min(height, int(np.ceil(y2 + margin_y)))
+    if right <= left or bottom <= top or x2 <= x1 or y2 <= y1:
+        return None
+    return left, top, right, bottom
+
+
+def pad_to_square(crop: Frame) -> tuple[Frame, tuple[int, int]]:
+    """Centre a crop on a square of its border's median colour; return it and the offset.
+
+    RapidOCR scales an image so that its short side is 736 px; a wide, short crop would be
+    blown up many times over (slow, and it breaks lines apart). On a square it is not.
+    """
+    height, width = crop.shape[:2]
+    side = max(height, width)
+    edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    colour = tuple(int(v) for v in np.median(edge, axis=0))
+    top, left = (side - height) // 2, (side - width) // 2
+    square = cv2.copyMakeBorder(
+        crop,
+        top,
+        side - height - top,
+        left,
+        side - width - left,
+        cv2.BORDER_CONSTANT,
+        value=colour,
+    )
+    return cast(Frame, square), (left, top)
+
+
 class OcrRead(Tool):
     """`ocr.read`: every text line in the frame as {text, confidence, box}.
 
-    With detections as input, it reads the text inside each detection's box instead and
-    attaches it to that detection.
+    Output (type ``ocr_lines``) has one of two shapes:
+
+    - as an entry node (input ``image``): a list of lines ``{"text", "confidence", "box"}``,
+      ``box`` being four ``[x, y]`` corners in frame pixels;
+    - after a detector (input ``detections``): the detections list, in its order, each
+      detection extended with ``"text_lines"``: the lines read inside its box (widened by a
+      small margin, see `crop_box`), with boxes in frame pixels.
     """
 
     name = "read"
-    input_types = (IMAGE_TYPE, "detections")
+    input_types = (IMAGE_TYPE, DETECTIONS_TYPE)
     output_types = ("ocr_lines",)
 
     def __init__(self) -> None:
@@ -54,9 +109,33 @@ class OcrRead(Tool):
         ]
         return lines
 
+    def read_inside(self, frame: Frame, xyxy: list[float]) -> list[dict[str, Any]]:
+        """Read the text inside one box (plus margin); line boxes in frame pixels."""
+        height, width = frame.shape[:2]
+        rect = crop_box(xyxy, (width, height))
+        if rect is None:
+            return []
+        left, top, right, bottom = rect
+        square, (pad_x, pad_y) = pad_to_square(np.ascontiguousarray(frame[top:bottom, left:right]))
+        lines = self.read_lines(square)
+        for line in lines:
+            line["box"] = [
+                [
+                    round(min(max(x - pad_x + left, left), right), BOX_DIGITS),
+                    round(min(max(y - pad_y + top, top), bottom), BOX_DIGITS),
+                ]
+                for x, y in line["box"]
+            ]
+        return lines
+
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
         """Read the whole frame, or the inside of each detection when detections are given."""
-        return self.read_lines(frame)
+        if DETECTIONS_TYPE not in inputs:
+            return self.read_lines(frame)
+        detections = parse_detections(inputs[DETECTIONS_TYPE])
+        for detection in detections:
+            detection["text_lines"] = self.read_inside(frame, detection["xyxy"])
+        return detections
 
 
 def plugin() -> SimplePlugin:
