@@ -8,9 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 7_246_513_318  # PostgreSQL advisory lock held while migrating
 
 
 class DuckDBImpl(DefaultImpl):
@@ -38,6 +39,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to a revision (default: the newest)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # API and worker processes may start together: one migrates, the others wait
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -176,7 +176,7 @@ class AnalysisExecutor:
                     return AnalysisOutcome(document=message[1])
                 elif kind == "error":
                     return AnalysisOutcome(error=str(message[1]))
-                continue
+            # checked on every pass, so a stream of progress messages cannot delay them
             if time.monotonic() > deadline:
                 self._kill()
                 return AnalysisOutcome(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from forgesyte.jobs.store import JobRecord, JobStore
 from forgesyte.storage.base import Storage, StorageError, results_key
 from forgesyte.workers.analysis_child import AnalysisRequest
-from forgesyte.workers.executor import AnalysisExecutor, AnalysisOutcome
+from forgesyte.workers.executor import AnalysisExecutor, AnalysisOutcome, ChildStartError
 from forgesyte.workers.results import build_results_document, encode_results, summarise
 
 STORAGE_READ_RETRIES = 3
@@ -99,6 +99,12 @@ class Worker:
             return self._fail(job, f"the uploaded video could not be read from storage: {exc}")
         except FileNotFoundError:
             return self._fail(job, "the uploaded video is missing from storage")
+        except ChildStartError as exc:
+            # infrastructure, not the video: hand the job back for a later try
+            log.error("job %s: %s; handing it back", job.job_id, exc)
+            self.store.release(job.job_id, self.worker_id)
+            self.stop_event.wait(self.config.poll_interval_s)
+            return False
         if outcome.interrupted:
             if self.store.release(job.job_id, self.worker_id):
                 log.info("job %s: handed back to pending", job.job_id)

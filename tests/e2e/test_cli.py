@@ -1,0 +1,101 @@
+"""The `forgesyte` command: migrations on demand, the worker process, the client commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from forgesyte.cli import main
+from tests.support.server import FORGESYTE, ServerProcess
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FORGESYTE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("FORGESYTE_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def test_db_upgrade_downgrade_current(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "current"]) == 0
+    assert capsys.readouterr().out.strip() == "schema revision: none (empty)"
+    assert main(["db", "upgrade"]) == 0
+    assert "0001_create_jobs" in capsys.readouterr().out
+    assert (data_dir / "forgesyte.duckdb").is_file()
+    assert main(["db", "downgrade", "base"]) == 0
+    assert capsys.readouterr().out.strip() == "schema revision: none (empty)"
+    assert main(["db", "upgrade", "head"]) == 0
+    assert "0001_create_jobs" in capsys.readouterr().out
+
+
+def test_negative_worker_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--workers", "-1"]) == 2
+    assert "--workers must be >= 0" in capsys.readouterr().err
+
+
+def test_worker_process_starts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "FORGESYTE_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [FORGESYTE, "worker", "--concurrency", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if "worker running 1 worker loop" in line:
+            break
+    else:
+        process.kill()
+        pytest.fail("worker did not start:\n" + "".join(lines))
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+def test_client_commands_and_the_locked_duckdb_message(
+    live_server: ServerProcess, score_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = live_server.url
+    assert main(["submit", "--url", url, "--pipeline-id", "testkit_grey", str(score_video)]) == 0
+    job_id = capsys.readouterr().out.strip()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert main(["status", "--url", url, job_id]) == 0
+        status = json.loads(capsys.readouterr().out)
+        if status["status"] == "completed":
+            break
+        time.sleep(0.2)
+    assert status["status"] == "completed"
+    assert main(["results", "--url", url, job_id]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert len(results["results"]) == 20
+    with pytest.raises(SystemExit) as exited:
+        main(["status", "--url", url, "00000000-0000-0000-0000-000000000000"])
+    assert exited.value.code == 1
+    assert "HTTP 404" in capsys.readouterr().err
+
+    # a second process on the server's DuckDB file gets one clear line
+    env = {**os.environ, "FORGESYTE_DATA_DIR": str(live_server.data_dir)}
+    done = subprocess.run(
+        [FORGESYTE, "worker", "--concurrency", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    message = done.stderr.strip().splitlines()[-1]
+    assert "in use by another process" in message
+    assert "forgesyte serve --workers N" in message and "PostgreSQL" in message
