@@ -36,7 +36,12 @@ def test_submit_stores_the_video_and_enqueues_a_pending_job(
     job_id = uuid.UUID(str(body["job_id"]))
     job = store.get(job_id)
     assert job is not None and job.status is JobStatus.PENDING
-    assert job.options == {"frame_stride": 2, "max_frames": 5}
+    assert job.options == {
+        "frame_stride": 2,
+        "max_frames": 5,
+        "sample_fps": None,
+        "skip_unchanged": False,
+    }
     assert job.pipeline_id == "ocr_only"
     assert job.input_path == f"videos/{job_id}.mp4"
     assert (tmp_path / "storage" / job.input_path).read_bytes() == score_video.read_bytes()
@@ -78,6 +83,12 @@ def test_status_of_a_new_job(client: TestClient, score_video: Path) -> None:
         (None, {"frame_stride": "abc"}, "frame_stride"),
         (None, {"max_frames": "0"}, "max_frames"),
         (None, {"max_frames": "-3"}, "max_frames"),
+        (None, {"sample_fps": "0"}, "sample_fps"),
+        (None, {"sample_fps": "nan"}, "sample_fps"),
+        (None, {"sample_fps": "fast"}, "sample_fps"),
+        (None, {"sample_fps": "5", "frame_stride": "2"}, "cannot be combined"),
+        (None, {"skip_unchanged": "perhaps"}, "skip_unchanged"),
+        (None, {"pipeline_id": "yolo_ocr"}, "unavailable: yolo.detect: no YOLO model"),
     ],
 )
 def test_bad_submissions_get_400_and_leave_nothing(
@@ -250,3 +261,25 @@ def test_pipelines_are_listed(client: TestClient) -> None:
     assert ids["ocr_only"]["available"] is True
     assert ids["ocr_only"]["nodes"][0]["plugin_type"] == "ocr"
     assert body["broken_plugins"] == {}
+
+
+def test_sampling_options_are_stored(
+    client: TestClient, score_video: Path, store: JobStore
+) -> None:
+    status, body = submit(client, score_video.read_bytes(), sample_fps="2.5", skip_unchanged="true")
+    assert status == 200
+    job = store.get(uuid.UUID(str(body["job_id"])))
+    assert job is not None
+    assert job.options["sample_fps"] == 2.5 and job.options["skip_unchanged"] is True
+
+
+def test_pipelines_on_a_fresh_install(client: TestClient) -> None:
+    body = client.get("/v1/pipelines").json()
+    listed = {p["id"]: p for p in body["pipelines"]}
+    assert {"ocr_only", "yolo_ocr", "plates_ocr", "people_detect"} <= set(listed)
+    assert listed["plates_ocr"]["available"] is True
+    assert [n["tool_type"] for n in listed["plates_ocr"]["nodes"]] == ["plates", "read"]
+    assert listed["yolo_ocr"]["available"] is False
+    assert "FORGESYTE_YOLO_MODEL" in listed["yolo_ocr"]["unavailable_reason"]
+    assert listed["yolo_ocr"]["edges"] == [{"from_node": "detect", "to_node": "ocr"}]
+    assert body["refused_pipelines"] == {}

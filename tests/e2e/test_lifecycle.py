@@ -90,3 +90,38 @@ def test_smoke_script_refuses_to_run_unless_asked() -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "JOB_PROCESSING_SMOKE_TEST" in done.stderr
+
+
+def test_user_pipelines_and_a_third_party_plugin_run_in_a_real_server(
+    live_server: ServerProcess, tmp_path: Path
+) -> None:
+    listed = httpx.get(f"{live_server.url}/v1/pipelines", timeout=10).json()
+    ids = {p["id"]: p for p in listed["pipelines"]}
+    assert ids["testkit_grey"]["available"] is True  # from FORGESYTE_PIPELINES_DIR
+    assert ids["testkit_grey"]["nodes"][0]["plugin_type"] == "testkit"  # entry-point plugin
+    video = write_counter_video(tmp_path / "v.mp4", 60, fps=30.0)
+    response = submit(live_server.url, video.read_bytes(), pipeline_id="testkit_grey", sample_fps=4)
+    assert response.status_code == 200, response.text
+    status, _ = wait_for_end(live_server.url, response.json()["job_id"])
+    assert status["status"] == "completed"
+    results = httpx.get(
+        f"{live_server.url}/v1/video/results/{response.json()['job_id']}", timeout=10
+    ).json()
+    assert [f["frame_index"] for f in results["results"]] == [0, 8, 15, 23, 30, 38, 45, 53]
+    assert all(isinstance(f["result"]["grey"], float) for f in results["results"])
+
+
+def test_an_out_of_the_box_detector_pipeline_runs(
+    live_server: ServerProcess, score_video: Path
+) -> None:
+    response = submit(
+        live_server.url, score_video.read_bytes(), pipeline_id="people_detect", max_frames=3
+    )
+    assert response.status_code == 200, response.text
+    status, _ = wait_for_end(live_server.url, response.json()["job_id"])
+    assert status["status"] == "completed", status
+    results = httpx.get(
+        f"{live_server.url}/v1/video/results/{response.json()['job_id']}", timeout=10
+    ).json()
+    assert len(results["results"]) == 3
+    assert all(f["result"] == {"people": []} for f in results["results"])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -116,3 +118,71 @@ def test_undecodable_files_raise_a_clear_error(
 def test_missing_file_is_a_decode_error(tmp_path: Path) -> None:
     with pytest.raises(VideoDecodeError, match="not found"):
         probe_video(tmp_path / "nope.mp4")
+
+
+@pytest.mark.parametrize(
+    ("fps", "sample_fps", "expected"),
+    [
+        (30.0, 10.0, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]),
+        (30.0, 1.0, [0]),
+        (30.0, 60.0, list(range(30))),
+        (30.0, 7.5, [0, 4, 8, 12, 16, 20, 24, 28]),
+        (25.0, 10.0, [0, 3, 5, 8, 10, 13, 15, 18, 20, 23]),
+    ],
+)
+def test_sample_fps_takes_the_first_frame_of_each_slot(
+    tmp_path: Path, fps: float, sample_fps: float, expected: list[int]
+) -> None:
+    frame_count = 30 if fps == 30.0 else 25
+    video = write_counter_video(tmp_path / "v.mp4", frame_count, fps=fps)
+    sampling = SamplingOptions(sample_fps=sample_fps)
+    results = VideoFilePipelineService(GreyLevel()).run(video, sampling)
+    indexes = [f.frame_index for f in results.frames]
+    assert indexes == expected
+    assert [f.timestamp_s for f in results.frames] == [round(i / fps, 6) for i in indexes]
+    assert planned_frame_count(probe_video(video), sampling) == len(expected)
+    # never more than sample_fps frames in any one second of video
+    for second in range(int(frame_count / fps) + 1):
+        in_second = [i for i in indexes if second <= i / fps < second + 1]
+        assert len(in_second) <= math.ceil(sample_fps)
+
+
+def test_sample_fps_and_stride_cannot_be_combined() -> None:
+    with pytest.raises(ValueError, match="cannot be combined"):
+        SamplingOptions(frame_stride=2, sample_fps=5.0)
+    with pytest.raises(ValueError, match="positive"):
+        SamplingOptions(sample_fps=0.0)
+
+
+def write_scoreboard(path: Path, changes_at: list[int], frame_count: int) -> Path:
+    """A static picture whose number changes at the given frames."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (160, 90))
+    score = 0
+    for index in range(frame_count):
+        if index in changes_at:
+            score += 1
+        frame = np.full((90, 160, 3), 255, np.uint8)
+        cv2.putText(frame, f"{score}-0", (30, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 0, 0), 3)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_skip_unchanged_reuses_results_of_static_frames(tmp_path: Path) -> None:
+    video = write_scoreboard(tmp_path / "board.mp4", changes_at=[10, 25], frame_count=40)
+    analyser = GreyLevel()
+    service = VideoFilePipelineService(analyser)
+    full = service.run(video, SamplingOptions(frame_stride=5))
+    analyser.frames.clear()
+    skipping = service.run(video, SamplingOptions(frame_stride=5, skip_unchanged=True))
+    assert [f.frame_index for f in skipping.frames] == [f.frame_index for f in full.frames]
+    analysed = [f.frame_index for f in skipping.frames if f.reused_from is None]
+    assert analysed == [0, 10, 25]
+    assert len(analyser.frames) == 3
+    for entry in skipping.frames:
+        if entry.reused_from is not None:
+            source = next(f for f in skipping.frames if f.frame_index == entry.reused_from)
+            assert entry.result == source.result and entry.reused_from < entry.frame_index
+            assert entry.to_json()["reused_from"] == entry.reused_from
+    again = service.run(video, SamplingOptions(frame_stride=5, skip_unchanged=True))
+    assert again.to_json() == skipping.to_json()

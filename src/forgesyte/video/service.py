@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame
 
@@ -35,16 +37,77 @@ ProgressCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Which frames to analyse: every frame_stride-th, at most max_frames of them."""
+    """Which frames to analyse, and whether unchanged frames may reuse a result.
+
+    frame_stride: every Nth frame. sample_fps: at most N frames per second of video (the
+    first frame of each 1/N-second slot). max_frames: at most N analysed frames in all.
+    skip_unchanged: a sampled frame whose downscaled grey image differs from the last
+    analysed frame's by less than UNCHANGED_THRESHOLD reuses that frame's result.
+    """
 
     frame_stride: int = 1
     max_frames: int | None = None
+    sample_fps: float | None = None
+    skip_unchanged: bool = False
 
     def __post_init__(self) -> None:
         if self.frame_stride < 1:
             raise ValueError("frame_stride must be >= 1")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError("max_frames must be >= 1")
+        if self.sample_fps is not None:
+            if not math.isfinite(self.sample_fps) or self.sample_fps <= 0:
+                raise ValueError("sample_fps must be a positive number")
+            if self.frame_stride != 1:
+                raise ValueError("frame_stride and sample_fps cannot be combined")
+
+
+class FrameSelector:
+    """Decides, frame by frame, which frames a job analyses."""
+
+    def __init__(self, sampling: SamplingOptions, fps: float) -> None:
+        self._sampling, self._fps = sampling, fps
+        self._stride = sampling.frame_stride
+        self._rate = sampling.sample_fps / fps if sampling.sample_fps is not None else None
+        self._last_slot = -1
+
+    def wants(self, frame_index: int) -> bool:
+        """Whether this frame is analysed (call once per frame, in order)."""
+        if self._rate is None:
+            return frame_index % self._stride == 0
+        if self._rate >= 1.0:
+            return True
+        # slot k covers [k / sample_fps, (k + 1) / sample_fps) seconds; the epsilon keeps
+        # frames that sit exactly on a slot boundary in that slot despite float rounding
+        slot = math.floor(frame_index * self._rate + 1e-9)
+        if slot == self._last_slot:
+            return False
+        self._last_slot = slot
+        return True
+
+    def count(self, frame_count: int) -> int:
+        """How many of frame_count frames this selector picks."""
+        if self._rate is None:
+            return math.ceil(frame_count / self._stride)
+        fresh = FrameSelector(self._sampling, self._fps)
+        return sum(1 for index in range(frame_count) if fresh.wants(index))
+
+
+UNCHANGED_THRESHOLD = 2.0  # mean absolute grey-level difference (0-255) on a 64x36 thumbnail
+THUMBNAIL_WH = (64, 36)
+
+
+def thumbnail(frame: Frame) -> npt.NDArray[np.int16]:
+    """The frame downscaled to a small grey image, for a cheap change measure."""
+    grey = cv2.cvtColor(
+        cv2.resize(frame, THUMBNAIL_WH, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+    )
+    return grey.astype(np.int16)
+
+
+def frame_difference(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> float:
+    """Mean absolute difference of two thumbnails, in grey levels."""
+    return float(np.abs(a - b).mean())
 
 
 @dataclass(frozen=True)
@@ -73,19 +136,23 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """The pipeline's output for one analysed frame."""
+    """The pipeline's output for one analysed frame (or reused from an unchanged one)."""
 
     frame_index: int
     timestamp_s: float
     result: dict[str, Any]
+    reused_from: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready entry of the results list."""
-        return {
+        entry: dict[str, Any] = {
             "frame_index": self.frame_index,
             "timestamp_s": self.timestamp_s,
             "result": self.result,
         }
+        if self.reused_from is not None:
+            entry["reused_from"] = self.reused_from
+        return entry
 
 
 @dataclass(frozen=True)
@@ -138,7 +205,7 @@ def probe_video(path: Path) -> VideoInfo:
 
 def planned_frame_count(info: VideoInfo, sampling: SamplingOptions) -> int:
     """How many frames a job will analyse, from the declared frame count."""
-    planned = math.ceil(info.frame_count / sampling.frame_stride) if info.frame_count else 0
+    planned = FrameSelector(sampling, info.fps).count(info.frame_count) if info.frame_count else 0
     if sampling.max_frames is not None:
         planned = min(planned, sampling.max_frames) if planned else sampling.max_frames
     return planned
@@ -165,27 +232,35 @@ class VideoFilePipelineService:
         with open_capture(path) as capture:
             info = _info(capture)
             planned = planned_frame_count(info, sampling)
+            selector = FrameSelector(sampling, info.fps)
             frames: list[FrameResult] = []
             frame_index = -1
             decoded = 0
+            reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None
             while sampling.max_frames is None or len(frames) < sampling.max_frames:
                 if not capture.grab():
                     break
                 frame_index += 1
                 decoded += 1
-                if frame_index % sampling.frame_stride:
-                    continue
-                ok, frame = capture.retrieve()
-                if not ok or frame is None:
+                if not selector.wants(frame_index):
+                    continue  # skipped frames are never converted to images
+                ok, decoded_frame = capture.retrieve()
+                if not ok or decoded_frame is None:
                     raise VideoDecodeError(f"frame {frame_index} could not be decoded")
-                result = self._analyser.run(cast(Frame, frame))
-                frames.append(
-                    FrameResult(
-                        frame_index=frame_index,
-                        timestamp_s=round(frame_index / info.fps, TIMESTAMP_DIGITS),
-                        result=result,
-                    )
-                )
+                frame = cast(Frame, decoded_frame)
+                timestamp_s = round(frame_index / info.fps, TIMESTAMP_DIGITS)
+                small = thumbnail(frame) if sampling.skip_unchanged else None
+                if (
+                    small is not None
+                    and reference is not None
+                    and frame_difference(small, reference[1]) < UNCHANGED_THRESHOLD
+                ):
+                    frames.append(FrameResult(frame_index, timestamp_s, reference[2], reference[0]))
+                else:
+                    result = self._analyser.run(frame)
+                    frames.append(FrameResult(frame_index, timestamp_s, result))
+                    if small is not None:
+                        reference = (frame_index, small, result)
                 if on_progress is not None:
                     on_progress(len(frames), max(planned, len(frames)))
         if not frames:

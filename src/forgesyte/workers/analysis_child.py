@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,18 @@ class AnalysisRequest:
 
     pipeline_id: str
     video_path: str
-    frame_stride: int = 1
-    max_frames: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def sampling(self) -> SamplingOptions:
+        """The job's options as the video layer takes them."""
+        options = self.options
+        sample_fps = options.get("sample_fps")
+        return SamplingOptions(
+            frame_stride=int(options.get("frame_stride") or 1),
+            max_frames=options.get("max_frames"),
+            sample_fps=float(sample_fps) if sample_fps is not None else None,
+            skip_unchanged=bool(options.get("skip_unchanged", False)),
+        )
 
 
 def _die_with_parent() -> None:
@@ -82,7 +92,7 @@ class _Analyser:
         service = VideoFilePipelineService(self.runner(request.pipeline_id))
         results = service.run(
             Path(request.video_path),
-            SamplingOptions(request.frame_stride, request.max_frames),
+            request.sampling(),
             on_progress=progress,
         )
         return results.to_json()

@@ -144,13 +144,7 @@ class Worker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run_child(self, job: JobRecord, video_path: str) -> AnalysisOutcome:
-        options = job.options
-        request = AnalysisRequest(
-            pipeline_id=job.pipeline_id,
-            video_path=video_path,
-            frame_stride=int(options.get("frame_stride", 1)),
-            max_frames=options.get("max_frames"),
-        )
+        request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options))
         lease_renew_interval = self.config.lease_seconds / 3
         last_write = time.monotonic()
         pending_progress: float | None = None

@@ -38,6 +38,8 @@ _UPLOAD_BODY = {
                         "pipeline_id": {"type": "string"},
                         "frame_stride": {"type": "integer", "minimum": 1},
                         "max_frames": {"type": "integer", "minimum": 1},
+                        "sample_fps": {"type": "number", "exclusiveMinimum": 0},
+                        "skip_unchanged": {"type": "boolean"},
                     },
                 }
             }
@@ -62,7 +64,15 @@ def validate_submission(context: AppContext, raw: dict[str, Any]) -> tuple[str, 
         options = JobOptions.model_validate({k: v for k, v in raw.items() if v != ""})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            ": ".join(
+                part
+                for part in (
+                    ".".join(str(p) for p in err["loc"]),
+                    str(err["msg"]).removeprefix("Value error, "),
+                )
+                if part
+            )
+            for err in exc.errors()
         )
         raise BadRequest(f"invalid option: {problems}") from exc
     return pipeline_id, options
@@ -89,6 +99,12 @@ async def submit_video(
     pipeline_id: Annotated[str | None, Query(description="Default: ocr_only")] = None,
     frame_stride: Annotated[str | None, Query(description="Analyse every Nth frame")] = None,
     max_frames: Annotated[str | None, Query(description="Analyse at most N frames")] = None,
+    sample_fps: Annotated[
+        str | None, Query(description="Analyse at most N frames per second of video")
+    ] = None,
+    skip_unchanged: Annotated[
+        str | None, Query(description="Reuse results for frames that barely changed")
+    ] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JobCreatedOut:
     """Accept an MP4 (multipart field `file`) and enqueue its analysis; returns the job id."""
@@ -100,6 +116,8 @@ async def submit_video(
             ("pipeline_id", pipeline_id),
             ("frame_stride", frame_stride),
             ("max_frames", max_frames),
+            ("sample_fps", sample_fps),
+            ("skip_unchanged", skip_unchanged),
         )
         if value is not None
     }
