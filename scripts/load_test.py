@@ -201,6 +201,7 @@ class LoadConfig:
     submitters: int
     max_requests: int
     poll_interval_s: float
+    submit_interval_s: float
     pipeline_id: str
     max_frames: int
     request_timeout_s: float
@@ -245,8 +246,12 @@ async def _submit_once(
 async def _submitter(
     client: httpx.AsyncClient, config: LoadConfig, stats: Stats, deadline: float
 ) -> None:
-    """One client submitting back to back until the deadline or the request cap."""
+    """One client submitting a job every submit interval until the deadline or the cap."""
+    first = True
     while time.monotonic() < deadline and stats.requests < config.max_requests:
+        if not first and config.submit_interval_s > 0:
+            await asyncio.sleep(config.submit_interval_s)
+        first = False
         if not await _submit_once(client, config, stats):
             await asyncio.sleep(ERROR_BACKOFF_S)
 
@@ -498,7 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-requests", type=int, default=2_000_000, help="hard cap on load-phase requests"
     )
     parser.add_argument(
-        "--poll-interval", type=float, default=0.0, help="pause after each poll (default: none)"
+        "--poll-interval", type=float, default=1.0, help="pause after each poll, s (like a client)"
+    )
+    parser.add_argument(
+        "--submit-interval", type=float, default=2.0, help="pause between a submitter's jobs, s"
     )
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="wait for jobs, s")
     parser.add_argument("--request-timeout", type=float, default=30.0, help="per request, s")
@@ -561,6 +569,7 @@ def _run(args: argparse.Namespace, scratch_dir: Path) -> int:
             submitters=args.submitters,
             max_requests=args.max_requests,
             poll_interval_s=args.poll_interval,
+            submit_interval_s=args.submit_interval,
             pipeline_id=args.pipeline_id,
             max_frames=args.max_frames,
             request_timeout_s=args.request_timeout,

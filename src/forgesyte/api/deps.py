@@ -12,7 +12,7 @@ from forgesyte.api.context import AppContext
 from forgesyte.api.errors import NotFound, Unauthorized
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     """The application's wired context."""
     context: AppContext = request.app.state.context
     return context
@@ -21,7 +21,7 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def require_api_key(request: Request, context: ContextDep) -> None:
+async def require_api_key(request: Request, context: ContextDep) -> None:
     """When FORGESYTE_API_KEY is set, demand it as a Bearer token or an X-API-Key header."""
     expected = context.settings.api_key
     if not expected:

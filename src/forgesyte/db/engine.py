@@ -33,7 +33,8 @@ def create_db_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=False)
+        # one connection per API thread (AnyIO's pool has 40) plus the workers: none is dropped
+        engine = create_engine(url, pool_size=48, max_overflow=16, pool_pre_ping=False)
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     if parsed.get_backend_name() == "postgresql":

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, Row, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +16,8 @@ from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.options import JobOptions
 
 __all__ = ["JobOptions", "JobRecord", "JobStore", "NewJob", "RecoveryReport"]
+
+_JOBS = Job.__table__
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class JobRecord:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Job) -> JobRecord:
-        """Snapshot an ORM row."""
+    def from_row(cls, row: Job | Row[Any]) -> JobRecord:
+        """Snapshot an ORM object or a Core row of the jobs table."""
         return cls(
             job_id=row.job_id,
             status=JobStatus(row.status),
@@ -130,10 +132,10 @@ class JobStore:
             raise
 
     def get(self, job_id: uuid.UUID) -> JobRecord | None:
-        """The job with this id, or None."""
-        with self.session() as session:
-            row = session.get(Job, job_id)
-            return JobRecord.from_row(row) if row is not None else None
+        """The job with this id, or None (a plain Core read: the status hot path)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(_JOBS).where(_JOBS.c.job_id == job_id)).first()
+        return JobRecord.from_row(row) if row is not None else None
 
     def get_by_idempotency_key(self, key: str) -> JobRecord | None:
         """The job submitted with this idempotency key, or None."""

@@ -23,6 +23,7 @@ from forgesyte.video.service import SamplingOptions, VideoDecodeError, VideoFile
 
 PROGRESS_MESSAGE_INTERVAL_S = 0.1  # seconds between progress messages to the parent
 _PR_SET_PDEATHSIG = 1
+ANALYSIS_NICENESS = 10  # added to the child's nice value (lower CPU priority)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ def child_main(conn: Connection, pipelines_dir: str | None, preload: list[str]) 
     """Entry point of the child: serve analysis requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
+    # analysis is batch work: below the API's priority, so status polls stay fast under load
+    os.nice(ANALYSIS_NICENESS)
     logging.basicConfig(level=logging.WARNING)
     analyser = _Analyser(pipelines_dir)
     for pipeline_id in preload:
