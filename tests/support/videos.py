@@ -232,3 +232,13 @@ def faststart_mp4(source: Path, path: Path) -> Path:
     _shift_chunk_offsets(moov, 8, len(moov), new_mdat - old_mdat)
     path.write_bytes(boxes[b"ftyp"] + bytes(moov) + boxes[b"mdat"])
     return path
+
+
+def huge_sample_count_mp4(source: Path, path: Path) -> Path:
+    """A valid MP4 whose sample size table (stsz) claims 0x3FFFFFFF samples it does not hold."""
+    data = bytearray(source.read_bytes())
+    stsz = bytes(data).find(b"stsz") - 4
+    assert stsz > 0, "no stsz box"
+    data[stsz + 16 : stsz + 20] = struct.pack(">I", 0x3FFFFFFF)  # after version/flags, size
+    path.write_bytes(bytes(data))
+    return path
