@@ -228,13 +228,13 @@ def wait_for_no_temporary_files(server: ServerProcess, timeout_s: float = 10.0) 
     assert temporary_files(server) == [], temporary_files(server)
 
 
-def assert_no_orphans(server: ServerProcess) -> None:
+def assert_no_orphans(server: ServerProcess, headers: dict[str, str] | None = None) -> None:
     """No temporary file, every stored video has its job row, and every row its video."""
     wait_for_no_temporary_files(server)
     videos = stored_videos(server)
     for video in videos:
         assert video.suffix == ".mp4", video
-        response = status_of(server, video.stem)
+        response = status_of(server, video.stem, headers=headers)
         assert response.status_code == 200, f"{video.name} has no job row"
     assert sum(job_counts(server).values()) == len(videos)
 

@@ -6,6 +6,7 @@ a real analysis child; only the failing call is replaced.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -20,9 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
+from starlette.requests import Request
 
+from forgesyte.api import upload
 from forgesyte.api.app import create_app
 from forgesyte.api.context import AppContext
+from forgesyte.api.errors import RequestTimeout
 from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.store import JobRecord, JobStore, NewJob
 from forgesyte.pipelines.catalog import load_catalog
@@ -33,7 +37,7 @@ from forgesyte.storage.base import StorageError, video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import STORAGE_READ_RETRIES, Worker, WorkerConfig
-from tests.faults.helpers import assert_no_leak
+from tests.faults.helpers import BOUNDARY, assert_no_leak, file_part_prologue
 from tests.support.server import TESTKIT_PIPELINES
 
 
@@ -192,3 +196,37 @@ def test_the_start_up_sweep_removes_only_what_a_crash_left(
     (tmp_path / "blocked").mkdir()
     (tmp_path / "blocked" / "videos").write_text("not a folder")
     assert sweep_storage(store, blocked) == []
+
+
+def test_a_stalled_upload_is_dropped_after_the_idle_timeout(
+    tmp_path: Path, small_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops sending but keeps the connection open holds nothing for long."""
+    monkeypatch.setattr(upload, "IDLE_TIMEOUT_S", 0.3)
+    storage = LocalStorage(tmp_path / "storage")
+    writer = storage.open_writer(video_key(uuid.uuid4()))
+    body = file_part_prologue() + small_video.read_bytes()[:1000]
+    sent = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": True}
+        await asyncio.sleep(3600)  # the client is still connected, and silent
+        raise AssertionError("unreachable")
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/video/submit",
+        "headers": [
+            (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+            (b"content-length", str(len(body) + 5000).encode()),
+        ],
+    }
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout, match="stalled"):
+        asyncio.run(upload.receive_upload(Request(scope, receive), writer, 1 << 20))
+    assert time.monotonic() - started < 5
+    assert [p for p in (tmp_path / "storage").rglob("*") if p.is_file()] == []

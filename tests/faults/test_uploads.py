@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import threading
@@ -167,4 +168,19 @@ def test_retried_submits_make_one_job(hostile_server: ServerProcess, small_video
     assert other.status_code == 409
     assert _rows(hostile_server) == rows + 1
     assert len(stored_videos(hostile_server)) == videos + 1
+    assert_no_orphans(hostile_server)
+
+
+def test_bytes_around_the_file_part_count_against_the_limit_too(
+    hostile_server: ServerProcess, small_video: Path
+) -> None:
+    """A small valid file part followed by an endless epilogue is cut off, not read forever."""
+    rows = _rows(hostile_server)
+    complete = file_part_prologue() + small_video.read_bytes() + file_part_epilogue()
+    epilogue = (os.urandom(256 << 10) for _ in range(64))  # up to 16 MiB of trailing bytes
+    answer = stream_until_answered(
+        hostile_server.port, itertools.chain([complete], epilogue), chunked=True
+    )
+    assert answer.status == 413 and b"limit of 2 MiB" in answer.body, answer
+    assert _rows(hostile_server) == rows
     assert_no_orphans(hostile_server)

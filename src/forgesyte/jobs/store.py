@@ -82,6 +82,10 @@ class RecoveryReport:
     failed: list[uuid.UUID]
 
 
+def _times(count: int) -> str:
+    return f"{count} time" if count == 1 else f"{count} times"
+
+
 class DuplicateIdempotencyKeyError(Exception):
     """Another job already holds this idempotency key."""
 
@@ -306,9 +310,9 @@ class JobStore:
                         values: dict[str, Any] = {
                             "status": JobStatus.FAILED.value,
                             "error_message": (
-                                f"the worker running this job was lost {attempts} times "
+                                f"the worker running this job was lost {_times(attempts)} "
                                 f"(lease expired each time); giving up after "
-                                f"{max_attempts} attempts"
+                                f"{max_attempts} attempt{'' if max_attempts == 1 else 's'}"
                             ),
                         }
                         target = failed
