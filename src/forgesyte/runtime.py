@@ -76,8 +76,10 @@ def sweep_storage(
     """
     if not isinstance(storage, LocalStorage):
         return []
+    removed: list[str] = []
+    kept = 0
     try:
-        removed = storage.remove_stale_temporary_files(min_age_s)
+        removed.extend(storage.remove_stale_temporary_files(min_age_s))
         videos = {
             uuid.UUID(key.removeprefix("videos/").removesuffix(".mp4")): (key, mtime)
             for key, mtime in storage.keys_older_than("videos", min_age_s).items()
@@ -85,7 +87,6 @@ def sweep_storage(
         }
         orphans = set(videos) - store.existing_job_ids(videos.keys()) if videos else set()
         oldest = store.oldest_created_at() if orphans else None
-        kept = 0
         for job_id in sorted(orphans):
             key, mtime = videos[job_id]
             if oldest is None or mtime < oldest.timestamp():
@@ -94,8 +95,7 @@ def sweep_storage(
             storage.delete(key)
             removed.append(key)
     except OSError as exc:
-        log.warning("storage sweep skipped: %s", exc.strerror or exc)
-        return []
+        log.warning("storage sweep stopped early: %s", exc.strerror or exc)
     if kept:
         log.warning(
             "storage holds %d video(s) older than every job in the database; kept them "
