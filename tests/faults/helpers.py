@@ -89,7 +89,12 @@ def job_counts(server: ServerProcess) -> dict[str, int]:
 
 
 def wait_for_status(
-    server: ServerProcess, job_id: str, wanted: str, *, min_progress: float = 0.0, timeout_s=60.0
+    server: ServerProcess,
+    job_id: str,
+    wanted: str,
+    *,
+    min_progress: float = 0.0,
+    timeout_s: float = 60.0,
 ) -> dict[str, Any]:
     """Poll a job until it has the wanted status (and at least min_progress)."""
     deadline = time.monotonic() + timeout_s
