@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -16,11 +17,15 @@ from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.settings import Settings
-from forgesyte.storage.base import open_storage
+from forgesyte.storage.base import Storage, open_storage
+from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
+
+# Files unchanged for this long cannot belong to an upload or a write still under way.
+ORPHAN_MIN_AGE_S = 600.0
 
 
 @dataclass
@@ -57,6 +62,51 @@ class Runtime:
         )
 
 
+def sweep_storage(
+    store: JobStore, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
+) -> list[str]:
+    """Remove what a killed process can leave in local storage; return the removed paths.
+
+    A write interrupted by a crash leaves its temporary file; a crash between storing a
+    video and inserting its job row leaves a video no job refers to. Only files unchanged
+    for min_age_s go, so uploads running in another process are never touched. A video
+    older than the oldest job is kept (with a warning): it predates this database, which
+    says the storage was pointed at the wrong database rather than that a crash left it.
+    Object storage is not swept.
+    """
+    if not isinstance(storage, LocalStorage):
+        return []
+    removed: list[str] = []
+    kept = 0
+    try:
+        removed.extend(storage.remove_stale_temporary_files(min_age_s))
+        videos = {
+            uuid.UUID(key.removeprefix("videos/").removesuffix(".mp4")): (key, mtime)
+            for key, mtime in storage.keys_older_than("videos", min_age_s).items()
+            if key.endswith(".mp4")
+        }
+        orphans = set(videos) - store.existing_job_ids(videos.keys()) if videos else set()
+        oldest = store.oldest_created_at() if orphans else None
+        for job_id in sorted(orphans):
+            key, mtime = videos[job_id]
+            if oldest is None or mtime < oldest.timestamp():
+                kept += 1
+                continue
+            storage.delete(key)
+            removed.append(key)
+    except OSError as exc:
+        log.warning("storage sweep stopped early: %s", exc.strerror or exc)
+    if kept:
+        log.warning(
+            "storage holds %d video(s) older than every job in the database; kept them "
+            "(is FORGESYTE_DATABASE_URL the database this storage belongs to?)",
+            kept,
+        )
+    for path in removed:
+        log.info("storage sweep: removed %s, left by an interrupted write", path)
+    return removed
+
+
 def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
     """Connect to the database (upgrading its schema), storage, and load plugins and pipelines."""
     url = settings.resolved_database_url()
@@ -75,9 +125,11 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     for pipeline_id, entry in catalog.pipelines.items():
         if not entry.available:
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
+    store = JobStore(engine)
+    sweep_storage(store, storage)
     context = AppContext(
         settings=settings,
-        store=JobStore(engine),
+        store=store,
         storage=storage,
         registry=registry,
         catalog=catalog,

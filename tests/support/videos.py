@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,3 +78,167 @@ def garbage_after_ftyp_mp4(path: Path, size: int = 20_000, seed: int = 7) -> Pat
 def random_bytes(size: int = 4096) -> bytes:
     """Bytes with no structure."""
     return os.urandom(size)
+
+
+# -- a hostile corpus: files that look like MP4 (or claim to) and are not playable ----------
+
+FTYP_BOX = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    """An ISO base media box: 32-bit size, four-character type, payload."""
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    """A box with the version and flags word of a 'full box'."""
+    return _box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+_IDENTITY_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+
+
+def audio_only_mp4(path: Path, *, seconds: float = 1.0, sample_rate: int = 8000) -> Path:
+    """A well-formed MP4 whose only track is sound (16-bit PCM, a 440 Hz tone): no video track."""
+    samples = int(seconds * sample_rate)
+    tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / sample_rate) * 8000).astype("<i2")
+    mdat = _box(b"mdat", tone.tobytes())
+    chunk_offset = len(FTYP_BOX) + 8  # the samples start right after mdat's header
+    mvhd = _full_box(
+        b"mvhd",
+        struct.pack(">IIII", 0, 0, sample_rate, samples)
+        + struct.pack(">IH", 0x10000, 0x100)  # rate 1.0, volume 1.0
+        + bytes(10)
+        + _IDENTITY_MATRIX
+        + bytes(24)
+        + struct.pack(">I", 2),  # next track id
+    )
+    tkhd = _full_box(
+        b"tkhd",
+        struct.pack(">IIIII", 0, 0, 1, 0, samples)
+        + bytes(8)
+        + struct.pack(">hhhH", 0, 0, 0x100, 0)  # layer, group, volume 1.0
+        + _IDENTITY_MATRIX
+        + struct.pack(">II", 0, 0),  # no width or height: not a visual track
+        flags=3,
+    )
+    mdhd = _full_box(b"mdhd", struct.pack(">IIIIHH", 0, 0, sample_rate, samples, 0x55C4, 0))
+    hdlr = _full_box(b"hdlr", struct.pack(">I4s12s", 0, b"soun", bytes(12)) + b"Sound\x00")
+    sample_entry = _box(
+        b"sowt",  # little-endian signed 16-bit PCM
+        bytes(6)
+        + struct.pack(">H", 1)  # data reference index
+        + struct.pack(">HHI", 0, 0, 0)
+        + struct.pack(">HHHH", 1, 16, 0, 0)  # mono, 16 bits
+        + struct.pack(">I", sample_rate << 16),
+    )
+    stbl = _box(
+        b"stbl",
+        _full_box(b"stsd", struct.pack(">I", 1) + sample_entry)
+        + _full_box(b"stts", struct.pack(">III", 1, samples, 1))
+        + _full_box(b"stsc", struct.pack(">IIII", 1, 1, samples, 1))
+        + _full_box(b"stsz", struct.pack(">II", 2, samples))
+        + _full_box(b"stco", struct.pack(">II", 1, chunk_offset)),
+    )
+    dinf = _box(
+        b"dinf", _full_box(b"dref", struct.pack(">I", 1) + _full_box(b"url ", b"", flags=1))
+    )
+    minf = _box(b"minf", _full_box(b"smhd", struct.pack(">hH", 0, 0)) + dinf + stbl)
+    trak = _box(b"trak", tkhd + _box(b"mdia", mdhd + hdlr + minf))
+    path.write_bytes(FTYP_BOX + mdat + _box(b"moov", mvhd + trak))
+    return path
+
+
+def box_offsets(data: bytes, kind: bytes) -> list[int]:
+    """Offsets of the top-level boxes of a type in an MP4 (32-bit sizes only)."""
+    offsets, offset = [], 0
+    while offset + 8 <= len(data):
+        size, found = struct.unpack(">I4s", data[offset : offset + 8])
+        if found == kind:
+            offsets.append(offset)
+        if size < 8:
+            break
+        offset += size
+    return offsets
+
+
+def huge_moov_size_mp4(source: Path, path: Path) -> Path:
+    """A valid MP4 whose moov box declares a size of 0xFFFFFFFF bytes (far past the file)."""
+    data = bytearray(source.read_bytes())
+    (moov,) = box_offsets(bytes(data), b"moov")
+    data[moov : moov + 4] = struct.pack(">I", 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def huge_largesize_mp4(path: Path) -> Path:
+    """An ftyp box, then an mdat box whose 64-bit 'largesize' claims 2**62 bytes."""
+    path.write_bytes(
+        FTYP_BOX + struct.pack(">I4sQ", 1, b"mdat", 2**62) + os.urandom(4096) + bytes(64)
+    )
+    return path
+
+
+def zero_size_box_mp4(source: Path, path: Path) -> Path:
+    """A valid MP4 whose first box after ftyp declares size 0 ('to the end of the file')."""
+    data = bytearray(source.read_bytes())
+    offset = int.from_bytes(data[0:4], "big")
+    data[offset : offset + 4] = bytes(4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def png_bytes(size_wh: tuple[int, int] = (32, 32)) -> bytes:
+    """A real PNG image (for a file named .mp4 that is not one)."""
+    ok, encoded = cv2.imencode(".png", np.zeros((size_wh[1], size_wh[0], 3), np.uint8))
+    assert ok
+    return bytes(encoded.tobytes())
+
+
+_CONTAINER_BOXES = (b"moov", b"trak", b"mdia", b"minf", b"stbl")
+
+
+def _shift_chunk_offsets(moov: bytearray, start: int, end: int, shift: int) -> None:
+    """Add shift to every stco entry inside moov[start:end] (walks the container boxes)."""
+    offset = start
+    while offset + 8 <= end:
+        size, kind = struct.unpack(">I4s", moov[offset : offset + 8])
+        if kind in _CONTAINER_BOXES:
+            _shift_chunk_offsets(moov, offset + 8, offset + size, shift)
+        elif kind == b"stco":
+            (count,) = struct.unpack(">I", moov[offset + 12 : offset + 16])
+            for entry in range(offset + 16, offset + 16 + 4 * count, 4):
+                (value,) = struct.unpack(">I", moov[entry : entry + 4])
+                moov[entry : entry + 4] = struct.pack(">I", value + shift)
+        offset += size
+
+
+def faststart_mp4(source: Path, path: Path) -> Path:
+    """The same MP4 with its moov box moved before mdat, as streaming encoders write it.
+
+    A truncated copy of such a file still opens and declares all its frames, so its
+    decoding stops early: the truncation check, not the demuxer, has to catch it.
+    """
+    data = source.read_bytes()
+    boxes: dict[bytes, bytes] = {}
+    offset = 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        boxes[kind] = data[offset : offset + size]
+        offset += size
+    moov = bytearray(boxes[b"moov"])
+    old_mdat = box_offsets(data, b"mdat")[0]
+    new_mdat = len(boxes[b"ftyp"]) + len(moov)
+    _shift_chunk_offsets(moov, 8, len(moov), new_mdat - old_mdat)
+    path.write_bytes(boxes[b"ftyp"] + bytes(moov) + boxes[b"mdat"])
+    return path
+
+
+def huge_sample_count_mp4(source: Path, path: Path) -> Path:
+    """A valid MP4 whose sample size table (stsz) claims 0x3FFFFFFF samples it does not hold."""
+    data = bytearray(source.read_bytes())
+    stsz = bytes(data).find(b"stsz") - 4
+    assert stsz > 0, "no stsz box"
+    data[stsz + 16 : stsz + 20] = struct.pack(">I", 0x3FFFFFFF)  # after version/flags, size
+    path.write_bytes(bytes(data))
+    return path

@@ -40,6 +40,12 @@ class NotFound(ApiError):
     status_code = 404
 
 
+class RequestTimeout(ApiError):
+    """The client stopped sending the request body."""
+
+    status_code = 408
+
+
 class Conflict(ApiError):
     """The idempotency key was used with other parameters."""
 

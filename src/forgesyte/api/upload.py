@@ -6,6 +6,7 @@ and nothing becomes visible in storage until the caller commits the writer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from forgesyte.api.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from forgesyte.api.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceUnavailable
 from forgesyte.storage.base import StorageError, StorageWriter
 
 FILE_FIELD = "file"
@@ -23,10 +24,16 @@ MP4_SNIFF_BYTES = 64
 FLUSH_BYTES = 1 << 20  # write to storage in chunks of about 1 MiB
 MAX_FIELD_BYTES = 1024
 MAX_FIELDS = 32
+ENVELOPE_BYTES = 64 * 1024  # what the multipart envelope and form fields may add to the file
+IDLE_TIMEOUT_S = 60.0  # seconds without a byte from the client before an upload is dropped
 
 
 class UploadAborted(Exception):
     """The client went away before the upload ended."""
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the upload exceeds the limit of {max_bytes / (1 << 20):g} MiB")
 
 
 def looks_like_mp4(head: bytes) -> bool:
@@ -104,9 +111,7 @@ class _Receiver:
         if self.part.name == FILE_FIELD:
             self.size += len(chunk)
             if self.size > self.max_bytes:
-                raise PayloadTooLarge(
-                    f"the upload exceeds the limit of {self.max_bytes // (1024 * 1024)} MiB"
-                )
+                raise _too_large(self.max_bytes)
             if not self.sniffed:
                 self.head.extend(chunk[: MP4_SNIFF_BYTES - len(self.head)])
                 if len(self.head) >= MP4_SNIFF_BYTES:
@@ -148,18 +153,31 @@ async def receive_upload(request: Request, writer: StorageWriter, max_bytes: int
     """Stream the multipart body into writer; abort it on any error.
 
     Raises BadRequest (not multipart, no file, empty, not MP4), PayloadTooLarge,
-    ServiceUnavailable (storage write failed) or UploadAborted (client went away).
+    RequestTimeout (nothing arrived for IDLE_TIMEOUT_S), ServiceUnavailable (storage
+    write failed) or UploadAborted (client went away).
     """
     receiver = _Receiver(max_bytes)
     try:
         declared = int(request.headers.get("content-length", "0") or 0)
-        # the multipart envelope adds a little; anything far over the limit is refused unread
-        if declared > max_bytes + 64 * 1024:
-            raise PayloadTooLarge(
-                f"the upload exceeds the limit of {max_bytes // (1024 * 1024)} MiB"
-            )
+        if declared > max_bytes + ENVELOPE_BYTES:
+            raise _too_large(max_bytes)  # refused unread
         parser = MultipartParser(_boundary(request), receiver.callbacks())  # type: ignore[arg-type]
-        async for chunk in request.stream():
+        body_bytes = 0
+        chunks = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), IDLE_TIMEOUT_S)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the upload stalled: nothing arrived for {IDLE_TIMEOUT_S:g} s"
+                ) from None
+            # the whole body counts (also without Content-Length): the file part is
+            # checked by the receiver, everything around it against the envelope allowance
+            body_bytes += len(chunk)
+            if body_bytes > max_bytes + ENVELOPE_BYTES:
+                raise _too_large(max_bytes)
             parser.write(chunk)
             if len(receiver.buffer) >= FLUSH_BYTES:
                 data = bytes(receiver.buffer)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, select, update
+from sqlalchemy import Engine, Row, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forgesyte.db.engine import retry_on_conflict
 from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.options import JobOptions
+
+LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
 
 __all__ = ["JobOptions", "JobRecord", "JobStore", "NewJob", "RecoveryReport"]
 
@@ -81,6 +84,10 @@ class RecoveryReport:
     failed: list[uuid.UUID]
 
 
+def _times(count: int) -> str:
+    return f"{count} time" if count == 1 else f"{count} times"
+
+
 class DuplicateIdempotencyKeyError(Exception):
     """Another job already holds this idempotency key."""
 
@@ -143,10 +150,24 @@ class JobStore:
             row = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
             return JobRecord.from_row(row) if row is not None else None
 
+    def existing_job_ids(self, job_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these job ids have a row."""
+        wanted = list(job_ids)
+        found: set[uuid.UUID] = set()
+        with self.session() as session:
+            for start in range(0, len(wanted), LOOKUP_BATCH):
+                batch = wanted[start : start + LOOKUP_BATCH]
+                found.update(session.scalars(select(Job.job_id).where(Job.job_id.in_(batch))))
+        return found
+
+    def oldest_created_at(self) -> datetime | None:
+        """When the oldest job was created, or None when there is no job."""
+        with self.session() as session:
+            oldest: datetime | None = session.scalar(select(func.min(Job.created_at)))
+        return oldest
+
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each state."""
-        from sqlalchemy import func
-
         with self.session() as session:
             rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
         counts = {status.value: 0 for status in JobStatus}
@@ -291,9 +312,9 @@ class JobStore:
                         values: dict[str, Any] = {
                             "status": JobStatus.FAILED.value,
                             "error_message": (
-                                f"the worker running this job was lost {attempts} times "
+                                f"the worker running this job was lost {_times(attempts)} "
                                 f"(lease expired each time); giving up after "
-                                f"{max_attempts} attempts"
+                                f"{max_attempts} attempt{'' if max_attempts == 1 else 's'}"
                             ),
                         }
                         target = failed

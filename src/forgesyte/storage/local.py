@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from forgesyte.storage.base import StorageError, check_key
+
+TEMPORARY_PREFIX = "."  # writers name their temporary files ".<final name>.<random>"
 
 
 class LocalFileWriter:
@@ -19,7 +22,9 @@ class LocalFileWriter:
         self._target = target
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f"{TEMPORARY_PREFIX}{target.name}.", dir=target.parent
+            )
         except OSError as exc:
             raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
         self._tmp = Path(tmp)
@@ -95,3 +100,38 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         """Whether an object exists under the key."""
         return self._path(key).is_file()
+
+    def _entries_older_than(self, min_age_s: float) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """(folder name, file entry) for every file one level down, unchanged for min_age_s."""
+        cutoff = time.time() - min_age_s
+        if not self.root.is_dir():
+            return
+        for folder in os.scandir(self.root):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(folder.path):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    yield folder.name, entry
+
+    def remove_stale_temporary_files(self, min_age_s: float) -> list[str]:
+        """Remove temporary files unchanged for min_age_s: writes a crash interrupted.
+
+        Returns the removed files' paths relative to the root.
+        """
+        removed = []
+        for folder, entry in self._entries_older_than(min_age_s):
+            if entry.name.startswith(TEMPORARY_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(f"{folder}/{entry.name}")
+        return removed
+
+    def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
+        """Keys in one folder (e.g. "videos") unchanged for min_age_s, with their mtimes."""
+        found = {}
+        for name, entry in self._entries_older_than(min_age_s):
+            key = f"{name}/{entry.name}"
+            if name == folder and not entry.name.startswith(TEMPORARY_PREFIX):
+                with contextlib.suppress(ValueError):
+                    found[check_key(key)] = entry.stat().st_mtime
+        return found

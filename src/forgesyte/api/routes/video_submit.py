@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.context import AppContext
@@ -78,6 +80,18 @@ def validate_submission(context: AppContext, raw: dict[str, Any]) -> tuple[str, 
     return pipeline_id, options
 
 
+def _delete_quietly(context: AppContext, key: str) -> None:
+    """Remove a stored video no job will own.
+
+    A failure is logged, not raised over the error that led here; the start-up sweep
+    removes what is left.
+    """
+    try:
+        context.storage.delete(key)
+    except (StorageError, OSError) as exc:
+        log.warning("could not remove %s: %s", key, exc)
+
+
 def _same_request(job: JobRecord, pipeline_id: str, options: JobOptions) -> bool:
     return job.pipeline_id == pipeline_id and job.options == options.to_json()
 
@@ -135,20 +149,26 @@ async def submit_video(
         raise BadRequest(str(exc)) from exc
     try:
         chosen_pipeline, options = validate_submission(context, {**upload.fields, **query})
-    except BadRequest:
-        await run_in_threadpool(upload.writer.abort)
-        raise
-    if idempotency_key is not None:
-        existing = await run_in_threadpool(context.store.get_by_idempotency_key, idempotency_key)
-        if existing is not None:
-            await run_in_threadpool(upload.writer.abort)
-            if not _same_request(existing, chosen_pipeline, options):
-                raise Conflict("this Idempotency-Key was used with different parameters")
-            return JobCreatedOut(job_id=existing.job_id)
-    try:
+        if idempotency_key is not None:
+            existing = await run_in_threadpool(
+                context.store.get_by_idempotency_key, idempotency_key
+            )
+            if existing is not None:
+                await run_in_threadpool(upload.writer.abort)
+                if not _same_request(existing, chosen_pipeline, options):
+                    raise Conflict("this Idempotency-Key was used with different parameters")
+                return JobCreatedOut(job_id=existing.job_id)
         await run_in_threadpool(upload.writer.commit)
-    except StorageError as exc:
-        raise ServiceUnavailable(f"storage is not accepting uploads: {exc}") from exc
+    except BaseException as exc:
+        # whatever went wrong before the commit, the uploaded bytes must not stay behind
+        with contextlib.suppress(Exception):
+            await run_in_threadpool(upload.writer.abort)
+        if isinstance(exc, StorageError):
+            raise ServiceUnavailable(f"storage is not accepting uploads: {exc}") from exc
+        if isinstance(exc, SQLAlchemyError):
+            log.exception("could not look up the Idempotency-Key of a submit")
+            raise ServiceUnavailable("the database is not answering; nothing was kept") from exc
+        raise
     new_job = NewJob(
         job_id=job_id,
         pipeline_id=chosen_pipeline,
@@ -159,14 +179,15 @@ async def submit_video(
     try:
         await run_in_threadpool(context.store.create, new_job)
     except DuplicateIdempotencyKeyError:
-        await run_in_threadpool(context.storage.delete, key)
+        await run_in_threadpool(_delete_quietly, context, key)
         assert idempotency_key is not None
         existing = await run_in_threadpool(context.store.get_by_idempotency_key, idempotency_key)
         if existing is None or not _same_request(existing, chosen_pipeline, options):
             raise Conflict("this Idempotency-Key was used with different parameters") from None
+        log.info("job %s: a concurrent submit with its Idempotency-Key was merged", existing.job_id)
         return JobCreatedOut(job_id=existing.job_id)
     except Exception as exc:
-        await run_in_threadpool(context.storage.delete, key)
+        await run_in_threadpool(_delete_quietly, context, key)
         log.exception("could not record job %s", job_id)
         raise ServiceUnavailable("the job could not be recorded; nothing was kept") from exc
     log.info("job %s: accepted (%d bytes, pipeline %s)", job_id, upload.size, chosen_pipeline)
