@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,3 +78,10 @@ def garbage_after_ftyp_mp4(path: Path, size: int = 20_000, seed: int = 7) -> Pat
 def random_bytes(size: int = 4096) -> bytes:
     """Bytes with no structure."""
     return os.urandom(size)
+
+
+def padded_mp4(source: Path, path: Path, padding: int) -> Path:
+    """A copy of an MP4 with a `free` box of `padding` bytes appended: big, and it still plays."""
+    box = struct.pack(">I", padding + 8) + b"free" + bytes(padding)
+    path.write_bytes(source.read_bytes() + box)
+    return path
