@@ -1,6 +1,9 @@
-"""A real `forgesyte serve` on PostgreSQL and S3: uploads stream up as multipart uploads,
-the worker reads the video from the bucket and writes the results back to it, and a
-refused or abandoned upload leaves no object and no unfinished upload behind."""
+"""A real `forgesyte serve` on PostgreSQL and S3: uploads, video reads, results.
+
+Uploads stream up as multipart uploads, the worker reads the video from the bucket
+and writes the results back to it, and a refused or abandoned upload leaves no
+object and no unfinished upload behind.
+"""
 
 from __future__ import annotations
 
