@@ -1,4 +1,9 @@
-"""Shared fixtures: a real DuckDB file with the schema, local storage, test videos."""
+"""Shared fixtures: a job store on each database, each kind of storage, test videos.
+
+``store`` runs every test that uses it twice: on a real DuckDB file and on a fresh
+database on the real PostgreSQL server the tests start. ``storage_backend`` does the
+same for local storage and a fresh bucket on the real S3-compatible server.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,13 @@ from forgesyte.db import migrate
 from forgesyte.db.engine import create_db_engine
 from forgesyte.jobs.store import JobStore
 from forgesyte.storage.local import LocalStorage
+from tests.support.storages import STORAGE_KINDS, StorageBackend, make_storage_backend
 from tests.support.videos import write_text_video
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.no_skips"]
+
+ENGINE_FIXTURES = {"duckdb": "duckdb_engine", "postgresql": "postgres_engine"}
+DATABASES = list(ENGINE_FIXTURES)
 
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
@@ -30,9 +39,35 @@ def duckdb_engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def store(duckdb_engine: Engine) -> JobStore:
-    """A job store on a fresh DuckDB file."""
-    return JobStore(duckdb_engine)
+def postgres_engine(postgres_database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database on the test PostgreSQL server, schema at head."""
+    engine = create_db_engine(postgres_database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def store(request: pytest.FixtureRequest) -> JobStore:
+    """A job store on a fresh database of each kind: a DuckDB file, then PostgreSQL.
+
+    A test bound to one database says so: ``@pytest.mark.parametrize("store",
+    ["postgresql"], indirect=True)``.
+    """
+    if request.param not in ENGINE_FIXTURES:
+        raise ValueError(f"unknown database {request.param!r}; known: {DATABASES}")
+    engine: Engine = request.getfixturevalue(ENGINE_FIXTURES[request.param])
+    return JobStore(engine)
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def storage_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    """Each kind of storage in turn: a local folder, then a fresh bucket on the S3 server.
+
+    A test bound to one kind says so: ``@pytest.mark.parametrize("storage_backend",
+    ["s3"], indirect=True)``.
+    """
+    return make_storage_backend(request.param, request, tmp_path)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""An in-process API on a real DuckDB file and local storage (no workers)."""
+"""An in-process API (no workers) on each database; local storage unless a test passes one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The public API contract: submit, status, results, and every error case."""
+"""The public API contract: submit, status, results, and every error case.
+
+Every test runs on DuckDB and on PostgreSQL (the ``store`` fixture); the tests that
+touch storage run on local storage and on S3 too (the ``storage_backend`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,10 @@ from fastapi.testclient import TestClient
 
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobStore
-from forgesyte.storage.local import LocalStorage
 from tests.api.conftest import MakeClient
+from tests.support.storages import StorageBackend
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
-
-
-def stored_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
 def submit(client: TestClient, data: bytes, **params: str) -> tuple[int, dict[str, object]]:
@@ -29,8 +29,12 @@ def submit(client: TestClient, data: bytes, **params: str) -> tuple[int, dict[st
 
 
 def test_submit_stores_the_video_and_enqueues_a_pending_job(
-    client: TestClient, score_video: Path, store: JobStore, tmp_path: Path
+    make_client: MakeClient,
+    storage_backend: StorageBackend,
+    score_video: Path,
+    store: JobStore,
 ) -> None:
+    client = make_client(storage=storage_backend.storage)
     status, body = submit(client, score_video.read_bytes(), frame_stride="2", max_frames="5")
     assert status == 200
     job_id = uuid.UUID(str(body["job_id"]))
@@ -44,8 +48,8 @@ def test_submit_stores_the_video_and_enqueues_a_pending_job(
     }
     assert job.pipeline_id == "ocr_only"
     assert job.input_path == f"videos/{job_id}.mp4"
-    assert (tmp_path / "storage" / job.input_path).read_bytes() == score_video.read_bytes()
-    assert stored_files(tmp_path / "storage") == [tmp_path / "storage" / job.input_path]
+    assert storage_backend.read(job.input_path) == score_video.read_bytes()
+    assert storage_backend.contents() == [job.input_path]
 
 
 def test_options_may_come_as_form_fields(
@@ -92,21 +96,22 @@ def test_status_of_a_new_job(client: TestClient, score_video: Path) -> None:
     ],
 )
 def test_bad_submissions_get_400_and_leave_nothing(
-    client: TestClient,
+    make_client: MakeClient,
+    storage_backend: StorageBackend,
     score_video: Path,
     store: JobStore,
-    tmp_path: Path,
     data: bytes | None,
     params: dict[str, str],
     detail: str | None,
 ) -> None:
+    client = make_client(storage=storage_backend.storage)
     status, body = submit(client, score_video.read_bytes() if data is None else data, **params)
     if detail is None:
         assert status == 200
         return
     assert status == 400
     assert detail in str(body["detail"])
-    assert stored_files(tmp_path / "storage") == []
+    assert storage_backend.contents() == []
     assert store.count_by_status()["pending"] == 0
 
 
@@ -140,25 +145,28 @@ def test_missing_file_field_and_non_multipart_bodies(client: TestClient) -> None
 
 
 def test_upload_over_the_limit_gets_413_and_leaves_nothing(
-    make_client: MakeClient, score_video: Path, store: JobStore, tmp_path: Path
+    make_client: MakeClient, storage_backend: StorageBackend, score_video: Path, store: JobStore
 ) -> None:
-    client = make_client(max_upload_mb=0.01)  # about 10 KiB
+    client = make_client(storage=storage_backend.storage, max_upload_mb=0.01)  # about 10 KiB
     data = score_video.read_bytes()
     assert len(data) > 12 * 1024
     status, body = submit(client, data)
     assert status == 413 and "limit" in str(body["detail"])
-    assert stored_files(tmp_path / "storage") == []
+    assert storage_backend.contents() == []
     assert sum(store.count_by_status().values()) == 0
 
 
 def test_storage_write_error_gives_503_and_no_job(
-    make_client: MakeClient, score_video: Path, store: JobStore, tmp_path: Path
+    make_client: MakeClient,
+    storage_backend: StorageBackend,
+    score_video: Path,
+    store: JobStore,
+    tmp_path: Path,
 ) -> None:
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the storage root should be")
-    client = make_client(storage=LocalStorage(blocker))
+    client = make_client(storage=storage_backend.broken())
     status, body = submit(client, score_video.read_bytes())
     assert status == 503
+    assert "storage is not accepting uploads" in str(body["detail"])
     assert str(tmp_path) not in str(body["detail"])
     assert sum(store.count_by_status().values()) == 0
 
@@ -188,8 +196,9 @@ def test_results_of_a_job_that_is_not_completed_get_404(
 
 
 def test_results_of_a_completed_job(
-    client: TestClient, score_video: Path, store: JobStore, tmp_path: Path
+    make_client: MakeClient, storage_backend: StorageBackend, score_video: Path, store: JobStore
 ) -> None:
+    client = make_client(storage=storage_backend.storage)
     _, body = submit(client, score_video.read_bytes())
     job_id = uuid.UUID(str(body["job_id"]))
     store.claim_next("w", 30)
@@ -201,9 +210,7 @@ def test_results_of_a_completed_job(
         "frames_analysed": 1,
         "results": [{"frame_index": 0, "timestamp_s": 0.0, "result": {"ocr": []}}],
     }
-    LocalStorage(tmp_path / "storage").put_bytes(
-        f"results/{job_id}.json", json.dumps(document).encode()
-    )
+    storage_backend.storage.put_bytes(f"results/{job_id}.json", json.dumps(document).encode())
     store.complete(job_id, "w", f"results/{job_id}.json", {"frames_analysed": 1})
     response = client.get(f"/v1/video/results/{job_id}")
     assert response.status_code == 200
@@ -225,7 +232,10 @@ def test_health_and_docs(client: TestClient) -> None:
     )
 
 
-def test_idempotency_key(client: TestClient, score_video: Path, store: JobStore) -> None:
+def test_idempotency_key(
+    make_client: MakeClient, storage_backend: StorageBackend, score_video: Path, store: JobStore
+) -> None:
+    client = make_client(storage=storage_backend.storage)
     data = score_video.read_bytes()
     headers = {"Idempotency-Key": "upload-42"}
     files = {"file": ("clip.mp4", data, "video/mp4")}
@@ -238,6 +248,7 @@ def test_idempotency_key(client: TestClient, score_video: Path, store: JobStore)
     )
     assert other.status_code == 409
     assert sum(store.count_by_status().values()) == 1
+    assert storage_backend.contents() == [f"videos/{first.json()['job_id']}.mp4"]
 
 
 def test_api_key_guards_v1_but_not_health(make_client: MakeClient, score_video: Path) -> None:

@@ -1,4 +1,4 @@
-"""The job store on a real DuckDB file: lifecycle, FIFO claims, leases, concurrency."""
+"""The job store on DuckDB and on PostgreSQL: lifecycle, FIFO claims, leases, concurrency."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, select, update
 
 from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobStore, NewJob
@@ -141,24 +141,74 @@ def test_idempotency_key_is_unique(store: JobStore) -> None:
 
 def test_concurrent_claimers_never_get_the_same_job(store: JobStore) -> None:
     ids = {store.create(new_job()).job_id for _ in range(150)}
-    claims: Counter[uuid.UUID] = Counter()
-    lock = threading.Lock()
+    threads = 8
+    claims: list[list[uuid.UUID]] = [[] for _ in range(threads)]
     errors: list[BaseException] = []
+    start = threading.Barrier(threads)
 
-    def claim_until_empty(worker: str) -> None:
+    def claim_until_drained(index: int) -> None:
         try:
-            while (job := store.claim_next(worker, 30)) is not None:
-                with lock:
-                    claims[job.job_id] += 1
+            start.wait()
+            while True:
+                job = store.claim_next(f"w{index}", 30)
+                if job is not None:
+                    claims[index].append(job.job_id)
+                elif store.count_by_status()["pending"] == 0:
+                    return  # SKIP LOCKED may pass over rows others hold: stop once drained
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    threads = [threading.Thread(target=claim_until_empty, args=(f"w{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    workers = [threading.Thread(target=claim_until_drained, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not any(worker.is_alive() for worker in workers), "a claimer hung"
     assert errors == []
-    assert set(claims) == ids
-    assert max(claims.values()) == 1
-    assert store.count_by_status()["running"] == 150
+    counts = Counter(job_id for claimed in claims for job_id in claimed)
+    assert set(counts) == ids
+    assert max(counts.values()) == 1, "a job was claimed twice"
+    assert sum(1 for claimed in claims if claimed) > 1, "claims were not concurrent"
+    for index, claimed in enumerate(claims):
+        for job_id in claimed:
+            record = store.get(job_id)
+            assert record is not None and record.worker_id == f"w{index}"
+            assert record.status is JobStatus.RUNNING and record.attempts == 1
+    assert store.count_by_status() == {"pending": 0, "running": 150, "completed": 0, "failed": 0}
+
+
+def test_the_claim_locks_with_skip_locked_on_postgresql_only(store: JobStore) -> None:
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    store.create(new_job())
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        assert store.claim_next("w1", 30) is not None
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    claims = [s for s in statements if s.lstrip().upper().startswith("UPDATE JOBS")]
+    assert len(claims) == 1
+    skip_locked = "FOR UPDATE SKIP LOCKED" in claims[0].upper()
+    assert skip_locked == (store.engine.dialect.name == "postgresql")
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_claim_passes_over_a_job_another_transaction_holds(store: JobStore) -> None:
+    first = store.create(new_job()).job_id
+    second = store.create(new_job()).job_id
+    claimed: list[uuid.UUID | None] = []
+    with store.engine.connect() as other, other.begin():
+        # another claimer is between its SELECT ... FOR UPDATE and its UPDATE
+        other.execute(select(Job.job_id).where(Job.job_id == first).with_for_update())
+        claimer = threading.Thread(
+            target=lambda: claimed.append(getattr(store.claim_next("w2", 30), "job_id", None))
+        )
+        claimer.start()
+        claimer.join(timeout=20)
+        assert not claimer.is_alive(), "the claim waited for the locked row"
+    assert claimed == [second]
+    again = store.claim_next("w3", 30)
+    assert again is not None and again.job_id == first

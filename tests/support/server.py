@@ -1,4 +1,4 @@
-"""A real `forgesyte serve` process on a free loopback port."""
+"""Real `forgesyte serve` and `forgesyte worker` processes, and HTTP helpers to drive them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,23 +51,23 @@ class ServerProcess:
             "FORGESYTE_PIPELINES_DIR": str(TESTKIT_PIPELINES),
             **self.env,
         }
-        log = (self.data_dir / "server.log").open("ab")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                FORGESYTE,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.data_dir / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    FORGESYTE,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -123,3 +125,147 @@ def wait_for_end(
             return status, seen
         time.sleep(poll_s)
     raise AssertionError(f"job {job_id} did not end in {timeout_s} s; last status {status}")
+
+
+_WAITING_FOR_A_JOB = "unix_stream_read_generic"
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of a process's children (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process is gone
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wchan(pid: int) -> str:
+    """Where in the kernel a process sleeps (empty when it runs or is gone)."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        return ""
+
+
+@dataclass
+class WorkerProcess:
+    """A running `forgesyte worker --concurrency N` (worker loops only: PostgreSQL deployments)."""
+
+    log_path: Path
+    concurrency: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The worker process's pid (worker ids are `<hostname>-<pid>-<loop index>`)."""
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+        """Start the process and wait until it says its worker loops run."""
+        return self.launch().wait_started(timeout_s)
+
+    def launch(self) -> WorkerProcess:
+        """Start the process; do not wait for it."""
+        env = {**os.environ, "FORGESYTE_PIPELINES_DIR": str(TESTKIT_PIPELINES), **self.env}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [FORGESYTE, "worker", "--concurrency", str(self.concurrency)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def wait_started(self, timeout_s: float = 90.0) -> WorkerProcess:
+        """Wait until the process says its worker loops run."""
+        assert self.process is not None
+        ready = f"worker running {self.concurrency} worker loop"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_text()}")
+            if ready in self.log_text():
+                return self
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"worker did not start in {timeout_s} s:\n{self.log_text()}")
+
+    def wait_idle(self, timeout_s: float = 120.0) -> WorkerProcess:
+        """Wait until each worker loop's analysis child has loaded and waits for a job.
+
+        Linux only: a waiting child is blocked reading its socket to the worker, which
+        /proc/<pid>/wchan shows as unix_stream_read_generic.
+        """
+        deadline = time.monotonic() + timeout_s
+        waits: list[str] = []
+        while time.monotonic() < deadline:
+            assert self.process is not None and self.process.poll() is None, self.log_text()
+            waits = [_wchan(pid) for pid in _children(self.pid)]
+            if waits.count(_WAITING_FOR_A_JOB) >= self.concurrency:
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(
+            f"the analysis children of worker {self.pid} did not settle in {timeout_s} s "
+            f"(kernel wait channels: {waits}):\n{self.log_text()}"
+        )
+
+    def log_text(self) -> str:
+        """What the worker printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM, wait for the exit, return the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the worker (its analysis children die with it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+def streamed_submit(
+    url: str,
+    video: bytes,
+    *,
+    chunk_size: int = 256 * 1024,
+    after: tuple[int, Callable[[], None]] | None = None,
+    timeout_s: float = 60.0,
+    **params: Any,
+) -> httpx.Response:
+    """POST a video as a chunked multipart body (no Content-Length), as a slow client sends it.
+
+    ``after=(n, callback)`` calls callback once n bytes of the video have been sent,
+    while the request is still open; a callback that raises ends the upload there.
+    """
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="video.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for start in range(0, len(video), chunk_size):
+            yield video[start : start + chunk_size]
+            if after is not None and start < after[0] <= start + chunk_size:
+                after[1]()
+        yield tail
+
+    return httpx.post(
+        f"{url}/v1/video/submit",
+        params={k: str(v) for k, v in params.items()},
+        content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        timeout=timeout_s,
+    )

@@ -242,3 +242,10 @@ def huge_sample_count_mp4(source: Path, path: Path) -> Path:
     data[stsz + 16 : stsz + 20] = struct.pack(">I", 0x3FFFFFFF)  # after version/flags, size
     path.write_bytes(bytes(data))
     return path
+
+
+def padded_mp4(source: Path, path: Path, padding: int) -> Path:
+    """A copy of an MP4 with a `free` box of `padding` bytes appended: big, and it still plays."""
+    box = struct.pack(">I", padding + 8) + b"free" + bytes(padding)
+    path.write_bytes(source.read_bytes() + box)
+    return path

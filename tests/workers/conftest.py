@@ -1,4 +1,8 @@
-"""Workers with real analysis child processes, on a real DuckDB file and local storage."""
+"""Workers with real analysis child processes, on each database and each kind of storage.
+
+``store`` gives DuckDB and PostgreSQL, ``storage_backend`` local storage and S3, so a
+worker test runs on all four pairs unless it binds one with an indirect parametrize.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ import pytest
 
 from forgesyte.jobs.store import JobStore, NewJob
 from forgesyte.storage.base import video_key
-from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
+from tests.support.storages import StorageBackend
 
 TESTKIT_PIPELINES = Path(__file__).resolve().parents[1] / "plugin_dist" / "pipelines"
 
@@ -22,12 +26,12 @@ MakeWorker = Callable[..., Worker]
 
 
 @pytest.fixture
-def enqueue(store: JobStore, local_storage: LocalStorage) -> Enqueue:
+def enqueue(store: JobStore, storage_backend: StorageBackend) -> Enqueue:
     """Store a video and create its pending job, as the API would."""
 
     def add(video: Path, pipeline_id: str = "ocr_only", **options: object) -> uuid.UUID:
         job_id = uuid.uuid4()
-        local_storage.put_bytes(video_key(job_id), video.read_bytes())
+        storage_backend.storage.put_bytes(video_key(job_id), video.read_bytes())
         store.create(
             NewJob(
                 job_id=job_id,
@@ -42,7 +46,7 @@ def enqueue(store: JobStore, local_storage: LocalStorage) -> Enqueue:
 
 
 @pytest.fixture
-def make_worker(store: JobStore, local_storage: LocalStorage) -> Iterator[MakeWorker]:
+def make_worker(store: JobStore, storage_backend: StorageBackend) -> Iterator[MakeWorker]:
     """Build workers whose children know the testkit pipelines; stopped at teardown."""
     workers: list[Worker] = []
 
@@ -62,7 +66,7 @@ def make_worker(store: JobStore, local_storage: LocalStorage) -> Iterator[MakeWo
         )
         worker = Worker(
             store,
-            local_storage,
+            storage_backend.storage,
             executor,
             config or WorkerConfig(lease_seconds=10, progress_interval_s=0.25),
             stop_event or threading.Event(),

@@ -12,9 +12,9 @@ import pytest
 
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobStore
-from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.worker import WorkerConfig
 from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
+from tests.support.storages import StorageBackend
 from tests.support.videos import (
     garbage_after_ftyp_mp4,
     header_only_mp4,
@@ -35,11 +35,14 @@ def job(store: JobStore, job_id: uuid.UUID) -> object:
     return record
 
 
+# OCR costs ~10 s a run: once, on PostgreSQL and S3 (the e2e tests read text on DuckDB, local)
+@pytest.mark.parametrize("storage_backend", ["s3"], indirect=True)
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 def test_ocr_job_completes_with_the_right_text_at_the_right_frames(
     make_worker: MakeWorker,
     enqueue: Enqueue,
     store: JobStore,
-    local_storage: LocalStorage,
+    storage_backend: StorageBackend,
     score_video: Path,
 ) -> None:
     job_id = enqueue(score_video, "ocr_only", frame_stride=10)
@@ -47,7 +50,7 @@ def test_ocr_job_completes_with_the_right_text_at_the_right_frames(
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.COMPLETED
     assert record.progress == 100.0 and record.output_path == f"results/{job_id}.json"
-    document = json.loads(local_storage.open(record.output_path).read())
+    document = json.loads(storage_backend.read(record.output_path))
     assert [entry["frame_index"] for entry in document["results"]] == [0, 10]
     assert [entry["timestamp_s"] for entry in document["results"]] == [0.0, 1.0]
     texts = [[line["text"] for line in e["result"]["ocr"]] for e in document["results"]]
@@ -61,7 +64,7 @@ def test_results_are_byte_identical_for_the_same_input(
     make_worker: MakeWorker,
     enqueue: Enqueue,
     store: JobStore,
-    local_storage: LocalStorage,
+    storage_backend: StorageBackend,
     counter_video: Path,
 ) -> None:
     first = enqueue(counter_video, "testkit_grey", frame_stride=3)
@@ -69,7 +72,7 @@ def test_results_are_byte_identical_for_the_same_input(
     assert make_worker().run(burst=True) == 2
     documents = []
     for job_id in (first, second):
-        raw = local_storage.open(f"results/{job_id}.json").read()
+        raw = storage_backend.read(f"results/{job_id}.json")
         documents.append(raw.replace(str(job_id).encode(), b"JOB"))
     assert documents[0] == documents[1]
     assert len(json.loads(documents[0])["results"]) == 20
@@ -152,11 +155,11 @@ def test_missing_video_in_storage_fails_the_job(
     make_worker: MakeWorker,
     enqueue: Enqueue,
     store: JobStore,
-    local_storage: LocalStorage,
+    storage_backend: StorageBackend,
     counter_video: Path,
 ) -> None:
     job_id = enqueue(counter_video, "testkit_grey")
-    local_storage.delete(f"videos/{job_id}.mp4")
+    storage_backend.storage.delete(f"videos/{job_id}.mp4")
     make_worker().run(burst=True)
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.FAILED
