@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     child_memory_mb: int | None = Field(default=None, ge=64)
     poll_interval_s: float = Field(default=0.2, gt=0)
     progress_interval_s: float = Field(default=0.25, gt=0)
+    status_cache_s: float = Field(
+        default=0.2,
+        ge=0,
+        description="How long the API may serve a pending or running job's status from memory.",
+    )
     shutdown_grace_s: float = Field(default=20.0, ge=0)
     pipelines_dir: Path | None = None
     yolo_model: Path | None = None

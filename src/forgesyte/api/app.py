@@ -9,6 +9,7 @@ from forgesyte import __version__
 from forgesyte.api.context import AppContext
 from forgesyte.api.errors import install_error_handlers
 from forgesyte.api.routes import health, job_results, job_status, pipelines, video_submit
+from forgesyte.api.status_cache import StatusCache
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -21,6 +22,7 @@ def create_app(context: AppContext) -> FastAPI:
         ),
     )
     app.state.context = context
+    app.state.status_cache = StatusCache(context.settings.status_cache_s)
     install_error_handlers(app)
     if context.settings.cors_origins:
         app.add_middleware(

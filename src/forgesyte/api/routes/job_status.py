@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.deps import ContextDep, parse_job_id, require_api_key
 from forgesyte.api.errors import NotFound
 from forgesyte.api.schemas import JobStatusOut
+from forgesyte.api.status_cache import StatusCache
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import JobRecord
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
 
@@ -19,16 +22,31 @@ router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_ap
     response_model_exclude_none=True,
     responses={404: {"description": "Unknown job"}},
 )
-async def job_status(job_id: str, context: ContextDep) -> JobStatusOut:
+async def job_status(job_id: str, request: Request, context: ContextDep) -> Response:
     """The job's status, progress (percent) and timestamps; error_message when failed."""
-    job = await run_in_threadpool(context.store.get, parse_job_id(job_id))
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
-    return JobStatusOut(
-        job_id=job.job_id,
-        status=job.status,
-        progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        error_message=job.error_message if job.status is JobStatus.FAILED else None,
+    job_uuid = parse_job_id(job_id)
+    cache: StatusCache = request.app.state.status_cache
+    body = cache.get(job_uuid)
+    if body is None:
+        job = await run_in_threadpool(context.store.get, job_uuid)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        body = status_body(job)
+        cache.put(job, body)
+    return Response(body, media_type="application/json")
+
+
+def status_body(job: JobRecord) -> bytes:
+    """The JSON answer of the status route for a job snapshot."""
+    return (
+        JobStatusOut(
+            job_id=job.job_id,
+            status=job.status,
+            progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            error_message=job.error_message if job.status is JobStatus.FAILED else None,
+        )
+        .model_dump_json(exclude_none=True)
+        .encode()
     )
