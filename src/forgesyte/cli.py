@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from forgesyte.db.engine import describe_lock_error
-from forgesyte.settings import Settings, default_worker_count
+from forgesyte.settings import Settings, analysis_threads, default_worker_count
 
 log = logging.getLogger("forgesyte")
 
@@ -53,18 +53,25 @@ def _build_runtime_or_exit(settings: Settings) -> Any:
 
 
 class _WorkerPool:
-    """Worker threads, each with its own analysis child, sharing one stop event."""
+    """Worker threads, each with its own analysis child, sharing one stop event.
+
+    Before any child starts, the threads an analysis child may use are settled
+    (FORGESYTE_ANALYSIS_THREADS, else cores // workers) and put in the environment the
+    children inherit, so that workers running side by side do not oversubscribe the cores.
+    """
 
     def __init__(self, runtime: Any, count: int) -> None:
+        from forgesyte.workers.executor import limit_child_threads
+
+        threads = analysis_threads(runtime.settings.analysis_threads, count)
+        limit_child_threads(threads)
+        if count:
+            log.info("each analysis child may use %d thread(s)", threads)
         self.stop_event = threading.Event()
+        self.workers = [runtime.make_worker(self.stop_event, index) for index in range(count)]
         self.threads = [
-            threading.Thread(
-                target=self._run,
-                args=(runtime.make_worker(self.stop_event, index),),
-                name=f"worker-{index}",
-                daemon=True,
-            )
-            for index in range(count)
+            threading.Thread(target=self._run, args=(worker,), name=f"worker-{index}", daemon=True)
+            for index, worker in enumerate(self.workers)
         ]
 
     @staticmethod
@@ -82,6 +89,9 @@ class _WorkerPool:
 
     def stop(self, timeout_s: float) -> None:
         self.stop_event.set()
+        for worker in self.workers:
+            if worker.wakeup is not None:
+                worker.wakeup.notify()  # idle workers see the stop now, not at their next poll
         deadline = time.monotonic() + timeout_s
         for thread in self.threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -92,9 +102,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from forgesyte.api.app import create_app
+    from forgesyte.workers.worker import NotifyingJobStore
 
     settings = Settings()
     runtime = _build_runtime_or_exit(settings)
+    # the API and the workers share this process: enqueueing a job wakes an idle worker at
+    # once, instead of leaving the job for its next poll
+    runtime.context.store = NotifyingJobStore(runtime.engine)
     workers = default_worker_count() if args.workers is None else args.workers
     pool = _WorkerPool(runtime, workers)
 

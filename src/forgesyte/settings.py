@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     job_timeout_s: float = Field(default=3600.0, gt=0)
     child_memory_mb: int | None = Field(default=None, ge=64)
     poll_interval_s: float = Field(default=0.2, gt=0)
+    analysis_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads one analysis child may use for inference and image work; "
+        "default: cores // workers, at least 1.",
+    )
     progress_interval_s: float = Field(default=0.25, gt=0)
     status_cache_s: float = Field(
         default=0.2,
@@ -68,3 +74,15 @@ def get_settings() -> Settings:
 def default_worker_count() -> int:
     """The number of worker loops `serve` runs when not told: one per core."""
     return os.cpu_count() or 1
+
+
+def analysis_threads(configured: int | None, workers: int) -> int:
+    """Threads per analysis child: the configured number, else an equal share of the cores.
+
+    With as many workers as cores each child gets one thread, so jobs running side by side
+    do not fight over the cores (ONNX Runtime, OpenCV and OpenBLAS would each start a
+    thread per core in every child otherwise).
+    """
+    if configured is not None:
+        return configured
+    return max(1, (os.cpu_count() or 1) // max(1, workers))

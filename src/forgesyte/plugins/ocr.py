@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -15,9 +15,46 @@ from forgesyte.plugins.detections import DETECTIONS_TYPE, parse_detections
 CONFIDENCE_DIGITS = 4
 BOX_DIGITS = 1
 
+THREADS_ENV = "FORGESYTE_ANALYSIS_THREADS"
+"""Set by the worker for its analysis children: the threads ONNX Runtime may use."""
+
 CROP_MARGIN_PX = 4
 CROP_MARGIN_FRACTION = 0.05
 """A detection's box is widened by max(4 px, 5% of its side) before reading, for context."""
+
+
+def inference_threads() -> int | None:
+    """The intra-op thread count for ONNX Runtime from FORGESYTE_ANALYSIS_THREADS, if set.
+
+    Unset (or not a positive integer): None, RapidOCR's default of one thread per core.
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        return None
+    return int(raw)
+
+
+def engine_params(threads: int | None) -> dict[str, Any]:
+    """RapidOCR settings: quiet logs and, when given, the ONNX Runtime thread counts.
+
+    Only engine settings: the models stay RapidOCR's bundled defaults (any model setting
+    would make it try to download).
+    """
+    params: dict[str, Any] = {"Global.log_level": "warning"}
+    if threads is not None:
+        params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
+        params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
+    return params
+
+
+def warm_up_image() -> Frame:
+    """A small square image with a word: reading it loads all three OCR models.
+
+    Square, because RapidOCR scales the short side to 736 px before detection.
+    """
+    image = np.full((128, 128, 3), 255, np.uint8)
+    cv2.putText(image, "OCR", (14, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3)
+    return cast(Frame, image)
 
 
 def _round_box(points: Any) -> list[list[float]]:
@@ -86,12 +123,19 @@ class OcrRead(Tool):
         self._engine: Any = None
 
     def load(self) -> None:
-        """Load the RapidOCR engine once for this process (its default, bundled models)."""
+        """Load the RapidOCR engine and its models once for this process (bundled models).
+
+        RapidOCR opens its detection, orientation and recognition models on first use; one
+        read of a small text image here does that, so the first job does not pay for it.
+        ONNX Runtime uses FORGESYTE_ANALYSIS_THREADS threads when set (see
+        `inference_threads`).
+        """
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-            self._engine = RapidOCR()
+            engine = RapidOCR(params=engine_params(inference_threads()))
+            engine(warm_up_image())
+            self._engine = engine
 
     def read_lines(self, image: Frame) -> list[dict[str, Any]]:
         """Run OCR on an image and return its lines in reading order."""

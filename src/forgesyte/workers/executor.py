@@ -20,6 +20,30 @@ CHILD_START_TIMEOUT_S = 120.0  # seconds for a child to import and load its mode
 
 _SPAWN = multiprocessing.get_context("spawn")
 
+ANALYSIS_THREADS_ENV = "FORGESYTE_ANALYSIS_THREADS"
+"""Threads one analysis child may use; read in the child (by the `ocr` plugin, for one)."""
+
+_THREAD_POOL_ENVS = (
+    "OMP_NUM_THREADS",  # OpenMP (ONNX Runtime builds with OpenMP, some BLAS)
+    "OPENBLAS_NUM_THREADS",  # numpy's OpenBLAS
+    "MKL_NUM_THREADS",
+    "OPENCV_FOR_THREADS_NUM",  # OpenCV's parallel_for (resize, colour conversion, ...)
+)
+
+
+def limit_child_threads(threads: int) -> None:
+    """Let every analysis child started from now on use at most `threads` threads.
+
+    The limits go into this process's environment, which spawned children inherit; the
+    native libraries read them when the child imports them. Thread variables the operator
+    set already are left alone.
+    """
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    os.environ[ANALYSIS_THREADS_ENV] = str(threads)
+    for name in _THREAD_POOL_ENVS:
+        os.environ.setdefault(name, str(threads))
+
 
 @dataclass(frozen=True)
 class AnalysisOutcome:

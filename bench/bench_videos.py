@@ -1,0 +1,108 @@
+"""Videos made by the benchmark, cached in bench/.cache (git-ignored) between runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CACHE_DIR = Path(__file__).resolve().parent / ".cache"
+FPS = 30.0
+
+
+def _texture(width: int, height: int, seed: int = 7) -> np.ndarray:
+    """A smooth random texture twice the frame size, panned across to make motion."""
+    rng = np.random.default_rng(seed)
+    noise = (rng.random((height * 2, width * 2, 3)) * 255).astype(np.uint8)
+    return np.asarray(cv2.GaussianBlur(noise, (0, 0), 6))
+
+
+def moving_video(width: int, height: int, seconds: float, *, fps: float = FPS) -> Path:
+    """A panning textured video with a moving disc and a frame counter (mp4v), cached."""
+    frames = round(seconds * fps)
+    path = CACHE_DIR / f"moving_{width}x{height}_{frames}f.mp4"
+    if path.exists():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    texture = _texture(width, height)
+    partial = path.with_suffix(".part.mp4")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV could not open an mp4v writer")
+    try:
+        for index in range(frames):
+            x = (index * 3) % width
+            y = (index * 2) % height
+            frame = texture[y : y + height, x : x + width].copy()
+            cv2.circle(
+                frame, ((index * 7) % width, (index * 5) % height), height // 8, (0, 0, 255), -1
+            )
+            cv2.putText(
+                frame,
+                f"FRAME {index:05d}",
+                (width // 10, height // 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                width / 400,
+                (255, 255, 255),
+                max(2, width // 200),
+            )
+            writer.write(frame)
+    finally:
+        writer.release()
+    partial.rename(path)
+    return path
+
+
+TEXT_LINES = (
+    "INVOICE 2024-{n:03d}",
+    "TOTAL DUE 1{n:02d}.50 EUR",
+    "PLATE AB-{n:02d}-CD",
+)
+
+
+def text_frame(index: int, width: int = 640, height: int = 360) -> np.ndarray:
+    """A white frame with three lines of black text that differ per index."""
+    frame = np.full((height, width, 3), 255, np.uint8)
+    for line, template in enumerate(TEXT_LINES):
+        cv2.putText(
+            frame,
+            template.format(n=index),
+            (30, 80 + line * 100),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            1.4,
+            (0, 0, 0),
+            3,
+        )
+    return frame
+
+
+def _write(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
+    height, width = frames[0].shape[:2]
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.mp4")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    try:
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    partial.rename(path)
+    return path
+
+
+def text_video(frames: int, width: int = 640, height: int = 360) -> Path:
+    """A video of `frames` text frames (see text_frame), cached."""
+    path = CACHE_DIR / f"text_{width}x{height}_{frames}f.mp4"
+    if path.exists():
+        return path
+    return _write(path, [text_frame(i, width, height) for i in range(frames)], FPS)
+
+
+def one_frame_video(width: int = 640, height: int = 360) -> Path:
+    """A one-frame video, for job latency."""
+    path = CACHE_DIR / f"one_frame_{width}x{height}.mp4"
+    if path.exists():
+        return path
+    return _write(path, [text_frame(0, width, height)], FPS)

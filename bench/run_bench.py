@@ -1,0 +1,344 @@
+"""ForgeSyte throughput benchmark: one command, one table.
+
+    uv run python bench/run_bench.py            # full run (videos cached in bench/.cache)
+    uv run python bench/run_bench.py --quick    # short smoke run
+    uv run python bench/run_bench.py --only e,f # some rows only
+
+Rows (figures are medians over interleaved rounds; each ratio is the median of the
+ratios taken within a round, so both sides of a ratio see the same machine load):
+
+  a  decode-only frames/s: a plain OpenCV loop, cap.read() on every frame (the limit)
+  b  VideoFilePipelineService + no-op tool, frames of video covered per second; ratio to a
+  c  naive loop (cap.read() every frame, JPEG round trip per analysed frame); b/c
+  d  ocr_only on text frames through the service, against RapidOCR called directly
+  e  submit -> completed of a one-frame no-op job through a real server (warm)
+  f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
+  g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_local as local
+import bench_server as served
+import bench_videos as videos
+
+RESOLUTIONS = ((640, 360), (1280, 720))
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    key: str
+    measure: str
+    figure: str
+    ratio: str = ""
+    target: str = ""
+    passed: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        """PASS, FAIL or blank (no target)."""
+        if self.passed is None:
+            return ""
+        return "PASS" if self.passed else "FAIL"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and repeat counts of a run."""
+
+    seconds: float
+    long_seconds: float
+    rounds: int
+    ocr_frames: int
+    ocr_rounds: int
+    latency_jobs: int
+    pair_rounds: int
+
+
+FULL = Plan(30, 300, 7, 8, 3, 20, 3)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _note(message: str) -> None:
+    """Progress on stderr, so a long run shows what it is doing."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def throughput_rows(plan: Plan) -> list[Row]:
+    """Rows a, b, c: rounds of interleaved measurements on each resolution."""
+    runner = local.runner_for("testkit_noop")
+    rows: list[Row] = []
+    for width, height in RESOLUTIONS:
+        _note(f"a-c: {width}x{height}, {plan.rounds} rounds")
+        path = videos.moving_video(width, height, plan.seconds)
+        local.decode_only(path)  # page cache and decoder warm
+        samples: dict[str, list[float]] = {}
+        measures: list[tuple[str, Callable[[], float]]] = [
+            ("a", lambda p=path: local.decode_only(p)),
+            ("grab", lambda p=path: local.grab_only(p)),
+            ("b1", lambda p=path: local.service_fps(p, runner, 1)),
+            ("b10", lambda p=path: local.service_fps(p, runner, 10)),
+            ("c1", lambda p=path: local.naive_fps(p, runner, 1)),
+            ("c10", lambda p=path: local.naive_fps(p, runner, 10)),
+        ]
+        ratios: dict[str, list[float]] = {
+            "b1/a": [],
+            "b10/a": [],
+            "b1/c1": [],
+            "b10/c10": [],
+            "grab/c10": [],
+        }
+        for round_index in range(plan.rounds):
+            shift = round_index % len(measures)  # rotate the order between rounds
+            got: dict[str, float] = {}
+            for name, measure in measures[shift:] + measures[:shift]:
+                got[name] = measure()
+                samples.setdefault(name, []).append(got[name])
+            for key in ratios:
+                top, bottom = key.split("/")
+                ratios[key].append(got[top] / got[bottom])
+        res = f"{width}x{height}"
+        fps = {name: _median(values) for name, values in samples.items()}
+        ratio = {key: _median(values) for key, values in ratios.items()}
+        rows += [
+            Row("a", f"decode-only cap.read(), {res}", f"{fps['a']:.0f} fps", "", "(limit)"),
+            Row(
+                "a",
+                f"  grab() only (no colour conversion), {res}",
+                f"{fps['grab']:.0f} fps",
+                f"= {ratio['grab/c10']:.2f} x c@10",
+                "(b ceiling)",
+            ),
+            Row(
+                "b",
+                f"service noop stride 1, {res}",
+                f"{fps['b1']:.0f} fps",
+                f"{ratio['b1/a']:.2f} x a",
+                ">= 0.90 x a",
+                ratio["b1/a"] >= 0.90,
+            ),
+            Row(
+                "b",
+                f"service noop stride 10, {res}",
+                f"{fps['b10']:.0f} fps",
+                f"{ratio['b10/a']:.2f} x a",
+            ),
+            Row(
+                "c",
+                f"naive read+JPEG stride 1, {res}",
+                f"{fps['c1']:.0f} fps",
+                f"b={ratio['b1/c1']:.2f} x c",
+            ),
+            Row(
+                "c",
+                f"naive read+JPEG stride 10, {res}",
+                f"{fps['c10']:.0f} fps",
+                f"b={ratio['b10/c10']:.2f} x c",
+                "b >= 3 x c",
+                ratio["b10/c10"] >= 3.0,
+            ),
+        ]
+    return rows
+
+
+def ocr_rows(plan: Plan) -> list[Row]:
+    """Row d: ocr_only through the service against RapidOCR alone, alternating.
+
+    An overhead is best seen in the least disturbed runs, so both sides take their best
+    (shortest) round; the CPU-time ratio is shown beside it.
+    """
+    _note(f"d: ocr_only against RapidOCR, {plan.ocr_rounds} rounds")
+    comparison = local.OcrComparison(videos.text_video(plan.ocr_frames))
+    service: list[tuple[float, float]] = []
+    direct: list[tuple[float, float]] = []
+    for round_index in range(plan.ocr_rounds):
+        if round_index % 2:
+            direct.append(comparison.direct_seconds())
+            service.append(comparison.service_seconds())
+        else:
+            service.append(comparison.service_seconds())
+            direct.append(comparison.direct_seconds())
+    frames = plan.ocr_frames
+    best_service, best_direct = min(s[0] for s in service), min(d[0] for d in direct)
+    ratio = best_service / best_direct
+    cpu_ratio = min(s[1] for s in service) / min(d[1] for d in direct)
+    return [
+        Row(
+            "d",
+            f"ocr_only {frames} frames 640x360, best of {plan.ocr_rounds} "
+            f"(direct {frames / best_direct:.2f} fps)",
+            f"{frames / best_service:.2f} fps",
+            f"{ratio:.3f} x direct (cpu {cpu_ratio:.3f} x)",
+            "<= 1.05 x direct",
+            ratio <= 1.05,
+        )
+    ]
+
+
+def _pair_row(label: str, rounds: list[served.PairRound], frames: int) -> Row:
+    pair = served.median_round(rounds)
+    ratio = _median([r.ratio for r in rounds])
+    return Row(
+        "f",
+        f"2 ocr_only jobs at once vs 1 ({frames} frames, 2 workers{label})",
+        f"1: {pair.single_s:.1f} s, 2: {pair.pair_s:.1f} s",
+        f"{ratio:.2f} x (cpu/job {pair.single_cpu_s:.1f} s, {pair.pair_cpu_s:.1f} s)",
+        ">= 1.70 x",
+        ratio >= 1.70,
+    )
+
+
+def server_rows(plan: Plan, keys: set[str], compare_threads: bool) -> list[Row]:
+    """Rows e and f through one real server with --workers 2.
+
+    With compare_threads, f also runs on a second server whose children may use one
+    thread per core each (FORGESYTE_ANALYSIS_THREADS=<cores>), in alternating rounds.
+    """
+    one_frame = videos.one_frame_video().read_bytes()
+    ocr_video = videos.text_video(plan.ocr_frames).read_bytes()
+    rows: list[Row] = []
+    _note("e/f: starting a server with 2 workers")
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(served.Server(workers=2))
+        served.warm_up(server, one_frame, ocr_video)
+        other: served.Server | None = None
+        if compare_threads and "f" in keys:
+            cores = str(os.cpu_count() or 1)
+            other = stack.enter_context(
+                served.Server(workers=2, env={"FORGESYTE_ANALYSIS_THREADS": cores})
+            )
+            served.warm_up(other, one_frame, ocr_video)
+        if "e" in keys:
+            _note(f"e: {plan.latency_jobs} one-frame jobs")
+            client, server_side = served.latency(server, one_frame, plan.latency_jobs)
+            median_ms = _median(client) * 1000
+            rows.append(
+                Row(
+                    "e",
+                    f"job latency, 1-frame noop, median of {len(client)}",
+                    f"{median_ms:.0f} ms",
+                    f"p90 {sorted(client)[int(0.9 * (len(client) - 1))] * 1000:.0f} ms, "
+                    f"server {_median(server_side) * 1000:.0f} ms",
+                    "< 250 ms",
+                    median_ms < 250,
+                )
+            )
+        if "f" in keys:
+            _note(f"f: {plan.pair_rounds} rounds of one job, then two at once")
+            rounds: list[served.PairRound] = []
+            other_rounds: list[served.PairRound] = []
+            machine: list[float] = []
+            for _ in range(plan.pair_rounds):
+                machine.append(served.machine_pair_round())
+                rounds.append(served.pair_round(server, ocr_video))
+                if other is not None:
+                    other_rounds.append(served.pair_round(other, ocr_video))
+            rows.append(_pair_row("", rounds, plan.ocr_frames))
+            rows.append(
+                Row(
+                    "f",
+                    "  reference: 2 busy loops at once vs 1 (what the cores give now)",
+                    "",
+                    f"{_median(machine):.2f} x",
+                )
+            )
+            if other_rounds:
+                label = f", {os.cpu_count()} threads per child"
+                rows.append(_pair_row(label, other_rounds, plan.ocr_frames))
+    return rows
+
+
+def memory_rows(plan: Plan) -> list[Row]:
+    """Row g: peak RSS of a worker child on a long and a short 720p video."""
+    _note(
+        f"g: child memory, 720p {plan.long_seconds:g} s (made once, cached) vs {plan.seconds:g} s"
+    )
+    short = videos.moving_video(1280, 720, plan.seconds)
+    long = videos.moving_video(1280, 720, plan.long_seconds)
+    short_peak, _ = local.child_peak_rss(short)
+    long_peak, long_fps = local.child_peak_rss(long)
+    ratio = long_peak / short_peak
+    return [
+        Row(
+            "g",
+            f"child peak RSS, 720p {plan.long_seconds:g} s vs {plan.seconds:g} s (noop)",
+            f"{long_peak:.0f} vs {short_peak:.0f} MiB",
+            f"{ratio:.2f} x",
+            "<= 1.10 x",
+            ratio <= 1.10,
+        ),
+        Row(
+            "g", f"  (child throughput on the {plan.long_seconds:g} s video)", f"{long_fps:.0f} fps"
+        ),
+    ]
+
+
+def print_table(rows: list[Row]) -> None:
+    """Print the rows as one aligned table."""
+    header = ("", "measure", "figure", "ratio", "target", "result")
+    cells = [header] + [(r.key, r.measure, r.figure, r.ratio, r.target, r.verdict) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main() -> int:
+    """Run the benchmark and print the table; exit 1 if a target is missed."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--only", default="abcdefg", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument(
+        "--compare-threads",
+        action="store_true",
+        help="row f also with one thread per core in each child (the old default)",
+    )
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    keys = set(args.only.replace(",", ""))
+    started = time.perf_counter()
+    print(
+        f"forgesyte bench ({'quick' if args.quick else 'full'}); {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    rows: list[Row] = []
+    if keys & {"a", "b", "c"}:
+        rows += throughput_rows(plan)
+    if "d" in keys:
+        rows += ocr_rows(plan)
+    if keys & {"e", "f"}:
+        rows += server_rows(plan, keys, args.compare_threads)
+    if "g" in keys:
+        rows += memory_rows(plan)
+    print_table(rows)
+    print(
+        f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    return 1 if any(row.passed is False for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Idle workers woken by an in-process enqueue; thread limits for analysis children."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import NewJob
+from forgesyte.plugins.ocr import OcrRead, engine_params, inference_threads
+from forgesyte.settings import analysis_threads
+from forgesyte.storage.base import video_key
+from forgesyte.storage.local import LocalStorage
+from forgesyte.workers.executor import ANALYSIS_THREADS_ENV, AnalysisExecutor, limit_child_threads
+from forgesyte.workers.worker import JobWakeup, NotifyingJobStore, Worker, WorkerConfig
+from tests.support.videos import write_counter_video
+from tests.workers.conftest import TESTKIT_PIPELINES
+
+
+def test_wakeup_returns_at_once_for_a_notification_it_has_not_seen() -> None:
+    wakeup = JobWakeup()
+    seen = wakeup.generation()
+    wakeup.notify()  # between the claim and the wait: must not be lost
+    started = time.monotonic()
+    assert wakeup.wait(seen, 5.0)
+    assert time.monotonic() - started < 1.0
+    assert not wakeup.wait(wakeup.generation(), 0.05)
+
+
+def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
+    duckdb_engine: Engine, local_storage: LocalStorage, tmp_path: Path
+) -> None:
+    store = NotifyingJobStore(duckdb_engine)
+    stop = threading.Event()
+    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=())
+    worker = Worker(store, local_storage, executor, WorkerConfig(poll_interval_s=60.0), stop)
+    assert worker.wakeup is store.wakeup
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 120
+        while executor.child_pid is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the worker found the queue empty and waits (up to 60 s)
+        video = write_counter_video(tmp_path / "one.mp4", 1)
+        job_id = uuid.uuid4()
+        local_storage.put_bytes(video_key(job_id), video.read_bytes())
+        store.create(
+            NewJob(
+                job_id=job_id,
+                pipeline_id="testkit_noop",
+                options={"frame_stride": 1, "max_frames": None},
+                input_path=video_key(job_id),
+            )
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            record = store.get(job_id)
+            assert record is not None
+            if record.status is JobStatus.COMPLETED:
+                break
+            time.sleep(0.02)
+        assert record.status is JobStatus.COMPLETED
+    finally:
+        stop.set()
+        store.wakeup.notify()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_analysis_threads_share_the_cores_unless_configured() -> None:
+    cores = os.cpu_count() or 1
+    assert analysis_threads(None, cores) == 1
+    assert analysis_threads(None, 1) == cores
+    assert analysis_threads(None, 4 * cores) == 1
+    assert analysis_threads(None, 0) == cores
+    assert analysis_threads(3, 1) == 3
+
+
+def test_child_thread_limits_go_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = (ANALYSIS_THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+    for name in names:
+        monkeypatch.setenv(name, "")  # recorded, so the test's changes are undone
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the operator's choice is kept
+    limit_child_threads(1)
+    assert os.environ[ANALYSIS_THREADS_ENV] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+    assert os.environ["OPENCV_FOR_THREADS_NUM"] == "1"
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+    with pytest.raises(ValueError):
+        limit_child_threads(0)
+
+
+def test_ocr_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ANALYSIS_THREADS_ENV, "")
+    monkeypatch.delenv(ANALYSIS_THREADS_ENV)
+    assert inference_threads() is None
+    assert engine_params(None) == {"Global.log_level": "warning"}
+    for raw in ("0", "-1", "two", ""):
+        monkeypatch.setenv(ANALYSIS_THREADS_ENV, raw)
+        assert inference_threads() is None
+    monkeypatch.setenv(ANALYSIS_THREADS_ENV, "1")
+    assert inference_threads() == 1
+    params = engine_params(1)
+    assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
+    assert params["EngineConfig.onnxruntime.inter_op_num_threads"] == 1
+
+
+def test_ocr_load_opens_every_model_before_the_first_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ANALYSIS_THREADS_ENV, "1")
+    tool = OcrRead()
+    tool.load()
+    engine = tool._engine
+    assert engine.text_det is not None
+    assert engine.text_cls is not None
+    assert engine.text_rec is not None
