@@ -188,3 +188,16 @@ def child_peak_rss(path: Path, pipeline_id: str = "testkit_noop") -> tuple[float
         return _peak_rss_mb(pid), frames / seconds
     finally:
         executor.stop()
+
+
+def skip_unchanged_run(
+    path: Path, runner: PipelineRunner, sample_fps: float, skip: bool
+) -> tuple[float, list[str], int]:
+    """Seconds, the OCR text of every sampled frame, and frames really analysed."""
+    service = VideoFilePipelineService(runner)
+    start = time.perf_counter()
+    results = service.run(path, SamplingOptions(sample_fps=sample_fps, skip_unchanged=skip))
+    seconds = time.perf_counter() - start
+    texts = [" ".join(line["text"] for line in f.result["ocr"]) for f in results.frames]
+    analysed = sum(1 for f in results.frames if f.reused_from is None)
+    return seconds, texts, analysed

@@ -106,3 +106,28 @@ def one_frame_video(width: int = 640, height: int = 360) -> Path:
     if path.exists():
         return path
     return _write(path, [text_frame(0, width, height)], FPS)
+
+
+def scoreboard_video(
+    seconds: float, change_every_s: float, width: int = 640, height: int = 360
+) -> Path:
+    """A mostly static scene: a scoreboard whose score changes every change_every_s seconds."""
+    path = CACHE_DIR / f"scoreboard2_{width}x{height}_{seconds:g}s_{change_every_s:g}.mp4"
+    if path.exists():
+        return path
+    frames = []
+    for index in range(int(seconds * FPS)):
+        goals = int(index / FPS / change_every_s)
+        frame = np.full((height, width, 3), (40, 110, 40), np.uint8)  # a pitch
+        cv2.rectangle(frame, (20, 20), (360, 90), (255, 255, 255), -1)
+        cv2.putText(
+            frame,
+            f"HOME {goals}  AWAY {goals // 2}",
+            (30, 70),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            1.1,
+            (0, 0, 0),
+            3,
+        )
+        frames.append(frame)
+    return _write(path, frames, FPS)

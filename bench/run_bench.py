@@ -67,10 +67,11 @@ class Plan:
     ocr_rounds: int
     latency_jobs: int
     pair_rounds: int
+    static_seconds: float
 
 
-FULL = Plan(30, 300, 7, 8, 3, 20, 3)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1)
+FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8)
 
 
 def _median(values: list[float]) -> float:
@@ -291,6 +292,30 @@ def memory_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def skip_unchanged_rows(plan: Plan) -> list[Row]:
+    """Row h: ocr_only on a mostly static scoreboard, with and without skip_unchanged."""
+    seconds, change_every_s, sample_fps = plan.static_seconds, 4.0, 2.0
+    _note(f"h: skip_unchanged, {seconds:g} s scoreboard changing every {change_every_s:g} s")
+    path = videos.scoreboard_video(seconds, change_every_s)
+    runner = local.runner_for("ocr_only")
+    plain_s, plain_texts, plain_analysed = local.skip_unchanged_run(path, runner, sample_fps, False)
+    skip_s, skip_texts, skip_analysed = local.skip_unchanged_run(path, runner, sample_fps, True)
+    speedup = plain_s / skip_s
+    same = plain_texts == skip_texts
+    return [
+        Row(
+            "h",
+            f"ocr_only sample_fps {sample_fps:g}, {seconds:g} s static scoreboard: "
+            f"{plain_analysed} frames, {plain_s:.1f} s",
+            f"{skip_analysed} analysed, {skip_s:.1f} s",
+            f"{speedup:.2f} x faster",
+            "> 1, same text",
+            speedup > 1 and same,
+        ),
+        Row("h", "  OCR text of every sampled frame identical", "yes" if same else "NO"),
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -308,7 +333,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", default="abcdefg", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument("--only", default="abcdefgh", help="rows to run, e.g. 'e,f' (default all)")
     parser.add_argument(
         "--compare-threads",
         action="store_true",
@@ -332,6 +357,8 @@ def main() -> int:
         rows += server_rows(plan, keys, args.compare_threads)
     if "g" in keys:
         rows += memory_rows(plan)
+    if "h" in keys:
+        rows += skip_unchanged_rows(plan)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",

@@ -41,8 +41,9 @@ class SamplingOptions:
 
     frame_stride: every Nth frame. sample_fps: at most N frames per second of video (the
     first frame of each 1/N-second slot). max_frames: at most N analysed frames in all.
-    skip_unchanged: a sampled frame whose downscaled grey image differs from the last
-    analysed frame's by less than UNCHANGED_THRESHOLD reuses that frame's result.
+    skip_unchanged: a sampled frame whose 160x90 grey thumbnail has at most
+    UNCHANGED_MAX_PIXELS pixels more than CHANGED_LEVELS grey levels away from the last
+    analysed frame's reuses that frame's result.
     """
 
     frame_stride: int = 1
@@ -93,21 +94,25 @@ class FrameSelector:
         return sum(1 for index in range(frame_count) if fresh.wants(index))
 
 
-UNCHANGED_THRESHOLD = 2.0  # mean absolute grey-level difference (0-255) on a 64x36 thumbnail
-THUMBNAIL_WH = (64, 36)
+THUMBNAIL_WH = (160, 90)  # the grey thumbnail compared between frames
+CHANGED_LEVELS = 24  # a thumbnail pixel changed if its grey level moved by more than this
+UNCHANGED_MAX_PIXELS = 2  # a frame is unchanged if at most this many thumbnail pixels changed
 
 
 def thumbnail(frame: Frame) -> npt.NDArray[np.int16]:
-    """The frame downscaled to a small grey image, for a cheap change measure."""
-    grey = cv2.cvtColor(
-        cv2.resize(frame, THUMBNAIL_WH, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-    )
-    return grey.astype(np.int16)
+    """The frame downscaled (area average) to a small grey image, for a cheap change measure."""
+    small = cv2.resize(frame, THUMBNAIL_WH, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.int16)
 
 
-def frame_difference(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> float:
-    """Mean absolute difference of two thumbnails, in grey levels."""
-    return float(np.abs(a - b).mean())
+def changed_pixels(a: npt.NDArray[np.int16], b: npt.NDArray[np.int16]) -> int:
+    """How many thumbnail pixels differ by more than CHANGED_LEVELS grey levels.
+
+    A count of strongly changed pixels, not a mean: a scoreboard digit that changes moves
+    a few dozen pixels a lot while leaving the frame's mean almost where it was, and
+    compression noise moves many pixels a little.
+    """
+    return int(np.count_nonzero(np.abs(a - b) > CHANGED_LEVELS))
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,7 @@ class VideoFilePipelineService:
                 if (
                     small is not None
                     and reference is not None
-                    and frame_difference(small, reference[1]) < UNCHANGED_THRESHOLD
+                    and changed_pixels(small, reference[1]) <= UNCHANGED_MAX_PIXELS
                 ):
                     frames.append(FrameResult(frame_index, timestamp_s, reference[2], reference[0]))
                 else:
