@@ -173,10 +173,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     pool.start()
     log.info("forgesyte worker running %d worker loop(s)", args.concurrency)
-    while any(thread.is_alive() for thread in pool.threads):
+    while not pool.stop_event.is_set() and any(t.is_alive() for t in pool.threads):
         pool.stop_event.wait(0.5)
-        if pool.stop_event.is_set():
-            pool.stop(settings.shutdown_grace_s + 10.0)
+    pool.stop(settings.shutdown_grace_s + 10.0)  # running jobs finish or are handed back
     runtime.engine.dispose()
     return 0
 
@@ -272,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=cmd_serve)
 
-    worker = commands.add_parser("worker", help="run worker loops only (needs PostgreSQL)")
+    worker = commands.add_parser(
+        "worker", help="run worker loops only (PostgreSQL, or a DuckDB file no other process holds)"
+    )
     worker.add_argument("--concurrency", type=int, default=default_worker_count())
     worker.set_defaults(handler=cmd_worker)
 

@@ -94,8 +94,8 @@ def sweep_storage(
                 continue
             storage.delete(key)
             removed.append(key)
-    except OSError as exc:
-        log.warning("storage sweep stopped early: %s", exc.strerror or exc)
+    except (OSError, ValueError) as exc:  # ValueError: a stray name that is not a job id
+        log.warning("storage sweep stopped early: %s", getattr(exc, "strerror", None) or exc)
     if kept:
         log.warning(
             "storage holds %d video(s) older than every job in the database; kept them "

@@ -294,3 +294,19 @@ def test_pipelines_on_a_fresh_install(client: TestClient) -> None:
     assert "FORGESYTE_YOLO_MODEL" in listed["yolo_ocr"]["unavailable_reason"]
     assert listed["yolo_ocr"]["edges"] == [{"from_node": "detect", "to_node": "ocr"}]
     assert body["refused_pipelines"] == {}
+
+
+def test_status_answers_follow_changes_made_through_the_store(
+    client: TestClient, score_video: Path, store: JobStore
+) -> None:
+    _, body = submit(client, score_video.read_bytes())
+    job_id = uuid.UUID(str(body["job_id"]))
+    assert client.get(f"/v1/video/status/{job_id}").json()["status"] == "pending"
+    claimed = store.claim_next("w", 30)  # the same store the app reads through
+    assert claimed is not None
+    assert client.get(f"/v1/video/status/{job_id}").json()["status"] == "running"
+    store.set_progress(job_id, "w", 42.0, 30)
+    assert client.get(f"/v1/video/status/{job_id}").json()["progress"] == 42.0
+    store.fail(job_id, "w", "no frames")
+    status = client.get(f"/v1/video/status/{job_id}").json()
+    assert status["status"] == "failed" and status["error_message"] == "no frames"

@@ -12,6 +12,7 @@ import pytest
 
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobStore
+from forgesyte.workers.executor import AnalysisExecutor, ChildStartError
 from forgesyte.workers.worker import WorkerConfig
 from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
 from tests.support.storages import StorageBackend
@@ -236,3 +237,27 @@ def test_a_job_whose_lease_was_taken_is_abandoned(
     assert not thread.is_alive()
     record = store.get(job_id)
     assert record is not None and record.error_message == "taken away by an operator"
+
+
+class NeverStarts(AnalysisExecutor):
+    """An executor whose analysis process cannot be started (a broken install, no memory)."""
+
+    def start(self) -> None:
+        raise ChildStartError("the analysis process died while starting (killed by SIGKILL)")
+
+
+def test_a_child_that_cannot_start_hands_the_job_back_then_fails_it(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+) -> None:
+    job_id = enqueue(counter_video, "testkit_grey")
+    worker = make_worker(config=WorkerConfig(max_attempts=2, poll_interval_s=0.01))
+    worker.executor = NeverStarts()
+    for attempt in (1, 2):
+        claimed = store.claim_next(worker.worker_id, 30)
+        assert claimed is not None and claimed.attempts == attempt
+        worker.process(claimed)
+        record = store.get(job_id)
+        assert record is not None
+    assert record.status is JobStatus.FAILED
+    assert record.error_message is not None
+    assert "could not start" in record.error_message and "2 attempts" in record.error_message

@@ -34,6 +34,9 @@ class FrameResultOut(BaseModel):
     frame_index: int
     timestamp_s: float
     result: dict[str, Any]
+    reused_from: int | None = Field(
+        default=None, description="With skip_unchanged: the frame whose result this reuses."
+    )
 
 
 class JobResultsOut(BaseModel):

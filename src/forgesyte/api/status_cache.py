@@ -2,12 +2,13 @@
 
 A job in a final state (completed, failed) never changes again, so its snapshot is kept
 until evicted. A pending or running job's snapshot is served for at most `ttl_s`
-seconds (less than a worker's progress interval), then read again. The cache lives in
-the event loop's thread only: no locks.
+seconds (less than a worker's progress interval), then read again; a change made by a
+worker in the same process (`forgesyte serve`) drops the job's answer at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -25,24 +26,32 @@ class StatusCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: OrderedDict[uuid.UUID, tuple[float, JobStatus, bytes]] = OrderedDict()
+        self._lock = threading.Lock()  # the event loop reads; worker threads invalidate
 
     def get(self, job_id: uuid.UUID) -> bytes | None:
         """A status answer that is still good to serve, or None."""
-        entry = self._entries.get(job_id)
-        if entry is None:
-            return None
-        read_at, status, body = entry
-        if status not in FINAL_STATES and time.monotonic() - read_at > self.ttl_s:
-            del self._entries[job_id]
-            return None
-        self._entries.move_to_end(job_id)
-        return body
+        with self._lock:
+            entry = self._entries.get(job_id)
+            if entry is None:
+                return None
+            read_at, status, body = entry
+            if status not in FINAL_STATES and time.monotonic() - read_at > self.ttl_s:
+                del self._entries[job_id]
+                return None
+            self._entries.move_to_end(job_id)
+            return body
 
     def put(self, record: JobRecord, body: bytes) -> None:
         """Remember the answer built from a snapshot just read from the store."""
         if self.ttl_s <= 0 and record.status not in FINAL_STATES:
             return
-        self._entries[record.job_id] = (time.monotonic(), record.status, body)
-        self._entries.move_to_end(record.job_id)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[record.job_id] = (time.monotonic(), record.status, body)
+            self._entries.move_to_end(record.job_id)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate(self, job_id: uuid.UUID) -> None:
+        """Forget a job's answer: it just changed."""
+        with self._lock:
+            self._entries.pop(job_id, None)

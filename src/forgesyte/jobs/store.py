@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,6 +103,15 @@ class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._change_listeners: list[Callable[[uuid.UUID], None]] = []
+
+    def add_change_listener(self, listener: Callable[[uuid.UUID], None]) -> None:
+        """Call listener(job_id) after this store changes a job (same process only)."""
+        self._change_listeners.append(listener)
+
+    def _changed(self, job_id: uuid.UUID) -> None:
+        for listener in self._change_listeners:
+            listener(job_id)
 
     def session(self) -> Session:
         """A new session on the store's engine."""
@@ -217,7 +226,10 @@ class JobStore:
                 row = session.scalars(statement).first()
                 return JobRecord.from_row(row) if row is not None else None
 
-        return retry_on_conflict(claim)
+        claimed = retry_on_conflict(claim)
+        if claimed is not None:
+            self._changed(claimed.job_id)
+        return claimed
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, **values: Any) -> bool:
         """Update a running job that this worker still holds; False if it no longer does."""
@@ -236,7 +248,9 @@ class JobStore:
             with self.session() as session, session.begin():
                 return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
-        return retry_on_conflict(run)
+        held = retry_on_conflict(run)
+        self._changed(job_id)
+        return held
 
     def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
         """Renew the worker's lease on a job; False if the job was taken away."""
@@ -277,8 +291,13 @@ class JobStore:
             lease_expires_at=None,
         )
 
-    def release(self, job_id: uuid.UUID, worker_id: str) -> bool:
-        """Hand a job back to pending (graceful shutdown); the attempt is not counted."""
+    def release(self, job_id: uuid.UUID, worker_id: str, *, count_attempt: bool = False) -> bool:
+        """Hand a job back to pending; the attempt is not counted unless count_attempt.
+
+        A graceful shutdown does not count; an infrastructure failure (the analysis
+        process would not start) does, so such a job cannot bounce forever.
+        """
+        values: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
         return self._update_held(
             job_id,
             worker_id,
@@ -286,7 +305,7 @@ class JobStore:
             worker_id=None,
             lease_expires_at=None,
             progress=0.0,
-            attempts=Job.attempts - 1,
+            **values,
         )
 
     def recover_expired(self, max_attempts: int) -> RecoveryReport:
@@ -331,4 +350,7 @@ class JobStore:
                         target.append(job_id)
             return RecoveryReport(requeued, failed)
 
-        return retry_on_conflict(sweep)
+        report = retry_on_conflict(sweep)
+        for job_id in report.requeued + report.failed:
+            self._changed(job_id)
+        return report

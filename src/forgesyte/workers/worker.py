@@ -166,9 +166,13 @@ class Worker:
         except FileNotFoundError:
             return self._fail(job, "the uploaded video is missing from storage")
         except ChildStartError as exc:
-            # infrastructure, not the video: hand the job back for a later try
+            # infrastructure, not the video: hand the job back for a later try, counted
+            if job.attempts >= self.config.max_attempts:
+                return self._fail(
+                    job, f"the analysis process could not start ({exc}) in {job.attempts} attempts"
+                )
             log.error("job %s: %s; handing it back", job.job_id, exc)
-            self.store.release(job.job_id, self.worker_id)
+            self.store.release(job.job_id, self.worker_id, count_attempt=True)
             self.stop_event.wait(self.config.poll_interval_s)
             return False
         if outcome.interrupted:
