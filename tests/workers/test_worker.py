@@ -106,39 +106,31 @@ def test_corrupt_video_fails_its_job_and_the_next_one_completes(
     assert done is not None and done.status is JobStatus.COMPLETED
 
 
-def test_a_crashing_child_fails_the_job_and_the_worker_goes_on(
-    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+@pytest.mark.parametrize(
+    ("pipeline_id", "limits", "message"),
+    [
+        pytest.param("testkit_segfault", {}, "SIGSEGV", id="crash"),
+        pytest.param("testkit_sleep", {"timeout_s": 1.0}, "timed out after 1 s", id="timeout"),
+        pytest.param(
+            "testkit_hog_memory", {"memory_cap_mb": 600}, "memory cap of 600 MiB", id="memory"
+        ),
+    ],
+)
+def test_a_runaway_child_fails_its_job_and_the_worker_goes_on(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    counter_video: Path,
+    pipeline_id: str,
+    limits: dict[str, float],
+    message: str,
 ) -> None:
-    crash = enqueue(counter_video, "testkit_segfault")
+    runaway = enqueue(counter_video, pipeline_id)
     good = enqueue(counter_video, "testkit_grey", max_frames=2)
-    assert make_worker().run(burst=True) == 2
-    crashed, done = store.get(crash), store.get(good)
-    assert crashed is not None and crashed.status is JobStatus.FAILED
-    assert crashed.error_message is not None and "SIGSEGV" in crashed.error_message
-    assert done is not None and done.status is JobStatus.COMPLETED
-
-
-def test_a_job_past_its_timeout_is_stopped_and_failed(
-    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
-) -> None:
-    slow = enqueue(counter_video, "testkit_sleep")
-    good = enqueue(counter_video, "testkit_grey", max_frames=2)
-    assert make_worker(timeout_s=1.0).run(burst=True) == 2
-    stopped, done = store.get(slow), store.get(good)
+    assert make_worker(**limits).run(burst=True) == 2
+    stopped, done = store.get(runaway), store.get(good)
     assert stopped is not None and stopped.status is JobStatus.FAILED
-    assert stopped.error_message is not None and "timed out after 1 s" in stopped.error_message
-    assert done is not None and done.status is JobStatus.COMPLETED
-
-
-def test_a_job_over_the_memory_cap_is_stopped_and_failed(
-    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
-) -> None:
-    hog = enqueue(counter_video, "testkit_hog_memory")
-    good = enqueue(counter_video, "testkit_grey", max_frames=2)
-    assert make_worker(memory_cap_mb=600).run(burst=True) == 2
-    stopped, done = store.get(hog), store.get(good)
-    assert stopped is not None and stopped.status is JobStatus.FAILED
-    assert stopped.error_message is not None and "memory cap of 600 MiB" in stopped.error_message
+    assert stopped.error_message is not None and message in stopped.error_message
     assert done is not None and done.status is JobStatus.COMPLETED
 
 
