@@ -15,7 +15,7 @@ from forgesyte.pipelines.runner import PipelineRunner
 from forgesyte.plugins.base import Frame
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
-from forgesyte.workers.analysis_child import PROGRESS_MESSAGE_INTERVAL_S, AnalysisRequest
+from forgesyte.workers.analysis_child import AnalysisRequest, throttled_progress
 from forgesyte.workers.executor import AnalysisExecutor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,15 +78,8 @@ def grab_only(path: Path) -> float:
 
 def service_fps(path: Path, runner: PipelineRunner, stride: int) -> float:
     """(b) frames of video covered per second by VideoFilePipelineService (child-like progress)."""
-    last_sent = 0.0
-
-    def progress(analysed: int, planned: int) -> None:
-        # what the analysis child does on every frame: a throttled message to its parent
-        nonlocal last_sent
-        now = time.monotonic()
-        if now - last_sent >= PROGRESS_MESSAGE_INTERVAL_S:
-            last_sent = now
-
+    # what the analysis child does on every frame: a throttled message to its parent
+    progress = throttled_progress(lambda analysed, planned: None)
     service = VideoFilePipelineService(runner)
     start = time.perf_counter()
     results = service.run(path, SamplingOptions(frame_stride=stride), on_progress=progress)

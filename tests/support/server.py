@@ -28,8 +28,26 @@ def free_port() -> int:
         return port
 
 
+class _StoppableProcess:
+    """SIGTERM and SIGKILL for a started `forgesyte` process."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM, wait for the exit, return the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL the process (its analysis children die with it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
 @dataclass
-class ServerProcess:
+class ServerProcess(_StoppableProcess):
     """A running server, its URL and its data folder."""
 
     data_dir: Path
@@ -86,18 +104,6 @@ class ServerProcess:
         path = self.data_dir / "server.log"
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
-    def terminate(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM, wait for the exit, return the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout_s)
-
-    def kill(self) -> None:
-        """SIGKILL the server (its analysis children die with it)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
-
 
 def submit(
     url: str, video: bytes, *, timeout_s: float = 30.0, headers: Any = None, **params: Any
@@ -152,7 +158,7 @@ def _wchan(pid: int) -> str:
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(_StoppableProcess):
     """A running `forgesyte worker --concurrency N` (worker loops only: PostgreSQL deployments)."""
 
     log_path: Path
@@ -219,18 +225,6 @@ class WorkerProcess:
     def log_text(self) -> str:
         """What the worker printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def terminate(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM, wait for the exit, return the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout_s)
-
-    def kill(self) -> None:
-        """SIGKILL the worker (its analysis children die with it)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=30)
 
 
 def streamed_submit(

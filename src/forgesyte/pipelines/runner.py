@@ -21,7 +21,18 @@ class PipelineRunner:
             tool = registry.tool(node.plugin_type, node.tool_type)
             assert tool is not None  # check_tools guarantees it
             self._tools[node.id] = tool
-        self._inputs = {node_id: definition.predecessors(node_id) for node_id in self._order}
+        # per node, once: which predecessor output feeds which input type (the frame loop
+        # then only looks values up)
+        self._wiring: dict[str, list[tuple[str, str]]] = {}
+        for node_id in self._order:
+            node = definition.node(node_id)
+            self._wiring[node_id] = [
+                (
+                    source,
+                    next(t for t in definition.node(source).output_types if t in node.input_types),
+                )
+                for source in definition.predecessors(node_id)
+            ]
 
     def load(self) -> None:
         """Load every tool's models (once per process)."""
@@ -32,13 +43,9 @@ class PipelineRunner:
         """Run every node on the frame; return {output node id: output}."""
         outputs: dict[str, Any] = {}
         for node_id in self._order:
-            node = self.definition.node(node_id)
-            inputs: dict[str, Any] = {}
-            for source in self._inputs[node_id]:
-                source_node = self.definition.node(source)
-                matching = [t for t in source_node.output_types if t in node.input_types]
-                inputs[matching[0]] = outputs[source]
-            if not self._inputs[node_id]:
+            wiring = self._wiring[node_id]
+            inputs: dict[str, Any] = {t: outputs[source] for source, t in wiring}
+            if not wiring:
                 inputs[IMAGE_TYPE] = frame
             outputs[node_id] = self._tools[node_id].run(frame, inputs)
         return {node_id: outputs[node_id] for node_id in self.definition.output_nodes}

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -57,6 +58,22 @@ def _die_with_parent() -> None:
         pass
 
 
+def throttled_progress(
+    send: Callable[[int, int], None], interval_s: float = PROGRESS_MESSAGE_INTERVAL_S
+) -> Callable[[int, int], None]:
+    """A progress callback that passes (analysed, planned) on at most once per interval_s."""
+    last_sent = 0.0
+
+    def progress(analysed: int, planned: int) -> None:
+        nonlocal last_sent
+        now = time.monotonic()
+        if now - last_sent >= interval_s:
+            last_sent = now
+            send(analysed, planned)
+
+    return progress
+
+
 class _Analyser:
     """Keeps one runner per pipeline, so models load once per child."""
 
@@ -81,15 +98,7 @@ class _Analyser:
         return runner
 
     def analyse(self, request: AnalysisRequest, conn: Connection) -> dict[str, Any]:
-        last_sent = 0.0
-
-        def progress(analysed: int, planned: int) -> None:
-            nonlocal last_sent
-            now = time.monotonic()
-            if now - last_sent >= PROGRESS_MESSAGE_INTERVAL_S:
-                last_sent = now
-                conn.send(("progress", analysed, planned))
-
+        progress = throttled_progress(lambda a, p: conn.send(("progress", a, p)))
         service = VideoFilePipelineService(self.runner(request.pipeline_id))
         results = service.run(
             Path(request.video_path),
