@@ -55,9 +55,10 @@ def _build_runtime_or_exit(settings: Settings) -> Any:
 class _WorkerPool:
     """Worker threads, each with its own analysis child, sharing one stop event.
 
-    Before any child starts, the threads an analysis child may use are settled
-    (FORGESYTE_ANALYSIS_THREADS, else cores // workers) and put in the environment the
-    children inherit, so that workers running side by side do not oversubscribe the cores.
+    Before any child starts, the threads an analysis child may use are settled (the
+    analysis_threads setting, else cores // workers), handed to each child's plugins and put
+    in the environment the children inherit, so that workers running side by side do not
+    oversubscribe the cores.
     """
 
     def __init__(self, runtime: Any, count: int) -> None:
@@ -68,7 +69,10 @@ class _WorkerPool:
         if count:
             log.info("each analysis child may use %d thread(s)", threads)
         self.stop_event = threading.Event()
-        self.workers = [runtime.make_worker(self.stop_event, index) for index in range(count)]
+        self.workers = [
+            runtime.make_worker(self.stop_event, index, analysis_threads=threads)
+            for index in range(count)
+        ]
         self.threads = [
             threading.Thread(target=self._run, args=(worker,), name=f"worker-{index}", daemon=True)
             for index, worker in enumerate(self.workers)

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
@@ -15,6 +15,7 @@ from forgesyte.db import migrate
 from forgesyte.db.engine import create_db_engine
 from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import load_catalog
+from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage, open_storage
@@ -35,14 +36,21 @@ class Runtime:
     settings: Settings
     engine: Engine
     context: AppContext
+    plugin_config: PluginConfig
 
-    def make_worker(self, stop_event: threading.Event, index: int = 0) -> Worker:
-        """A worker with its own warm analysis child."""
+    def make_worker(
+        self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None
+    ) -> Worker:
+        """A worker with its own warm analysis child (its plugins get analysis_threads)."""
         settings = self.settings
+        plugin_config = self.plugin_config
+        if analysis_threads is not None:
+            plugin_config = replace(plugin_config, analysis_threads=analysis_threads)
         executor = AnalysisExecutor(
             pipelines_dir=str(settings.pipelines_dir) if settings.pipelines_dir else None,
             timeout_s=settings.job_timeout_s,
             memory_cap_mb=settings.child_memory_mb,
+            plugin_config=plugin_config,
         )
         config = WorkerConfig(
             lease_seconds=settings.lease_seconds,
@@ -116,7 +124,10 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     storage = open_storage(
         settings.resolved_storage_url(), s3_endpoint_url=settings.s3_endpoint_url
     )
-    registry = discover_plugins()
+    plugin_config = PluginConfig(
+        analysis_threads=settings.analysis_threads, yolo_model=settings.yolo_model
+    )
+    registry = discover_plugins(plugin_config)
     catalog = load_catalog(registry, settings.pipelines_dir)
     for name, reason in registry.broken.items():
         log.error("plugin %s is broken: %s", name, reason)
@@ -134,4 +145,4 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         registry=registry,
         catalog=catalog,
     )
-    return Runtime(settings=settings, engine=engine, context=context)
+    return Runtime(settings=settings, engine=engine, context=context, plugin_config=plugin_config)

@@ -8,6 +8,7 @@ import pytest
 
 from forgesyte.pipelines import PipelineRunner, load_catalog
 from forgesyte.plugins import discover_plugins
+from forgesyte.plugins.base import PluginConfig
 
 from .conftest import YoloModelFactory
 from .synthetic import candidate, person_frame, plate_frame, yolo_output
@@ -46,8 +47,8 @@ def test_every_shipped_pipeline_loads_and_yolo_ones_say_why_they_cannot_run(
 def test_yolo_pipelines_are_available_with_a_model(
     monkeypatch: pytest.MonkeyPatch, make_yolo_model: YoloModelFactory
 ) -> None:
-    monkeypatch.setenv("FORGESYTE_YOLO_MODEL", str(plate_model(make_yolo_model)))
-    catalog = load_catalog(discover_plugins())
+    config = PluginConfig(yolo_model=plate_model(make_yolo_model))
+    catalog = load_catalog(discover_plugins(config))
     assert catalog.refused == {}
     for pipeline_id in NEEDS_YOLO:
         assert catalog.pipelines[pipeline_id].available
@@ -56,8 +57,7 @@ def test_yolo_pipelines_are_available_with_a_model(
 def test_yolo_detect_then_read(
     monkeypatch: pytest.MonkeyPatch, make_yolo_model: YoloModelFactory
 ) -> None:
-    monkeypatch.setenv("FORGESYTE_YOLO_MODEL", str(plate_model(make_yolo_model)))
-    registry = discover_plugins()
+    registry = discover_plugins(PluginConfig(yolo_model=plate_model(make_yolo_model)))
     entry = load_catalog(registry).pipelines["yolo_ocr"]
     runner = PipelineRunner(entry.definition, registry)
     runner.load()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.yolo import (
     COCO_CLASS_NAMES,
     YoloDetect,
@@ -139,15 +140,12 @@ def test_unavailable_without_a_model(tmp_path: Path) -> None:
         YoloDetect(missing).load()
 
 
-def test_plugin_reads_the_model_path_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.delenv("FORGESYTE_YOLO_MODEL", raising=False)
+def test_plugin_takes_the_model_path_and_threads_from_its_config(tmp_path: Path) -> None:
     tool = plugin().tools["detect"]
     assert "FORGESYTE_YOLO_MODEL" in (tool.unavailable_reason() or "")
-    monkeypatch.setenv("FORGESYTE_YOLO_MODEL", str(tmp_path / "m.onnx"))
-    tool = plugin().tools["detect"]
+    tool = plugin(PluginConfig(yolo_model=tmp_path / "m.onnx", analysis_threads=2)).tools["detect"]
     assert isinstance(tool, YoloDetect) and tool.model_path == tmp_path / "m.onnx"
+    assert tool.threads == 2
 
 
 def test_a_file_that_is_not_onnx_fails_to_load_clearly(tmp_path: Path) -> None:

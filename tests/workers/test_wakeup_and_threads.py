@@ -13,11 +13,12 @@ from sqlalchemy import Engine
 
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import NewJob
-from forgesyte.plugins.ocr import OcrRead, engine_params, inference_threads
+from forgesyte.plugins.base import PluginConfig
+from forgesyte.plugins.ocr import OcrRead, engine_params, plugin
 from forgesyte.settings import analysis_threads
 from forgesyte.storage.base import video_key
 from forgesyte.storage.local import LocalStorage
-from forgesyte.workers.executor import ANALYSIS_THREADS_ENV, AnalysisExecutor, limit_child_threads
+from forgesyte.workers.executor import AnalysisExecutor, limit_child_threads
 from forgesyte.workers.worker import JobWakeup, NotifyingJobStore, Worker, WorkerConfig
 from tests.support.videos import write_counter_video
 from tests.workers.conftest import TESTKIT_PIPELINES
@@ -84,13 +85,12 @@ def test_analysis_threads_share_the_cores_unless_configured() -> None:
 
 
 def test_child_thread_limits_go_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    names = (ANALYSIS_THREADS_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
     for name in names:
         monkeypatch.setenv(name, "")  # recorded, so the test's changes are undone
         monkeypatch.delenv(name)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the operator's choice is kept
     limit_child_threads(1)
-    assert os.environ[ANALYSIS_THREADS_ENV] == "1"
     assert os.environ["OMP_NUM_THREADS"] == "1"
     assert os.environ["OPENCV_FOR_THREADS_NUM"] == "1"
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
@@ -98,26 +98,18 @@ def test_child_thread_limits_go_to_the_environment(monkeypatch: pytest.MonkeyPat
         limit_child_threads(0)
 
 
-def test_ocr_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ANALYSIS_THREADS_ENV, "")
-    monkeypatch.delenv(ANALYSIS_THREADS_ENV)
-    assert inference_threads() is None
+def test_ocr_threads_come_from_the_plugin_config() -> None:
+    assert plugin().tools["read"].threads is None  # type: ignore[attr-defined]
+    configured = plugin(PluginConfig(analysis_threads=2)).tools["read"]
+    assert configured.threads == 2  # type: ignore[attr-defined]
     assert engine_params(None) == {"Global.log_level": "warning"}
-    for raw in ("0", "-1", "two", ""):
-        monkeypatch.setenv(ANALYSIS_THREADS_ENV, raw)
-        assert inference_threads() is None
-    monkeypatch.setenv(ANALYSIS_THREADS_ENV, "1")
-    assert inference_threads() == 1
     params = engine_params(1)
     assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
     assert params["EngineConfig.onnxruntime.inter_op_num_threads"] == 1
 
 
-def test_ocr_load_opens_every_model_before_the_first_frame(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv(ANALYSIS_THREADS_ENV, "1")
-    tool = OcrRead()
+def test_ocr_load_opens_every_model_before_the_first_frame() -> None:
+    tool = OcrRead(threads=1)
     tool.load()
     engine = tool._engine
     assert engine.text_det is not None

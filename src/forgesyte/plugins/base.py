@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -14,6 +16,18 @@ Frame = npt.NDArray[np.uint8]
 
 IMAGE_TYPE = "image"
 """The type of the frame itself, the input of every entry node."""
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """What the server hands a plugin when it builds it: plugins never read settings.
+
+    analysis_threads: threads one analysis process may give ONNX Runtime and OpenCV (None:
+    the library's own default). yolo_model: the user's ONNX YOLO model for `yolo.detect`.
+    """
+
+    analysis_threads: int | None = None
+    yolo_model: Path | None = None
 
 
 class Tool(ABC):

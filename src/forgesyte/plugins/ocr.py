@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any, cast
 
 import cv2
 import numpy as np
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, SimplePlugin, Tool
+from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
 from forgesyte.plugins.detections import DETECTIONS_TYPE, parse_detections
 
 CONFIDENCE_DIGITS = 4
 BOX_DIGITS = 1
 
-THREADS_ENV = "FORGESYTE_ANALYSIS_THREADS"
-"""Set by the worker for its analysis children: the threads ONNX Runtime may use."""
-
 CROP_MARGIN_PX = 4
 CROP_MARGIN_FRACTION = 0.05
 """A detection's box is widened by max(4 px, 5% of its side) before reading, for context."""
-
-
-def inference_threads() -> int | None:
-    """The intra-op thread count for ONNX Runtime from FORGESYTE_ANALYSIS_THREADS, if set.
-
-    Unset (or not a positive integer): None, RapidOCR's default of one thread per core.
-    """
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw.isdigit() or int(raw) < 1:
-        return None
-    return int(raw)
 
 
 def engine_params(threads: int | None) -> dict[str, Any]:
@@ -119,7 +104,8 @@ class OcrRead(Tool):
     input_types = (IMAGE_TYPE, DETECTIONS_TYPE)
     output_types = ("ocr_lines",)
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
         self._engine: Any = None
 
     def load(self) -> None:
@@ -127,13 +113,13 @@ class OcrRead(Tool):
 
         RapidOCR opens its detection, orientation and recognition models on first use; one
         read of a small text image here does that, so the first job does not pay for it.
-        ONNX Runtime uses FORGESYTE_ANALYSIS_THREADS threads when set (see
-        `inference_threads`).
+        ONNX Runtime uses `threads` threads when given (the plugin configuration's
+        analysis_threads).
         """
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            engine = RapidOCR(params=engine_params(inference_threads()))
+            engine = RapidOCR(params=engine_params(self.threads))
             engine(warm_up_image())
             self._engine = engine
 
@@ -182,6 +168,7 @@ class OcrRead(Tool):
         return detections
 
 
-def plugin() -> SimplePlugin:
+def plugin(config: PluginConfig | None = None) -> SimplePlugin:
     """The entry point of the built-in `ocr` plugin."""
-    return SimplePlugin("ocr", [OcrRead()])
+    threads = config.analysis_threads if config is not None else None
+    return SimplePlugin("ocr", [OcrRead(threads)])

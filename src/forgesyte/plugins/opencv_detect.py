@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, SimplePlugin, Tool
+from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
 from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections
 
 HAAR_SCALE_FACTOR = 1.1
@@ -162,6 +162,6 @@ class People(Tool):
         return self.detect(frame).to_json()
 
 
-def plugin() -> SimplePlugin:
-    """The entry point of the built-in `opencv` plugin."""
+def plugin(config: PluginConfig | None = None) -> SimplePlugin:
+    """The entry point of the built-in `opencv` plugin (OpenCV's bundled cascades: no config)."""
     return SimplePlugin("opencv", [Faces(), People(), Bodies(), Plates()])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
-from forgesyte.plugins.base import Plugin, Tool
+from forgesyte.plugins.base import Plugin, PluginConfig, Tool
 
 ENTRY_POINT_GROUP = "forgesyte.plugins"
 
@@ -29,25 +31,39 @@ class PluginRegistry:
         return plugin.tools.get(tool_type)
 
 
-def _load_entry_point(entry: EntryPoint) -> Plugin:
+def _accepts_config(factory: Callable[..., Any]) -> bool:
+    try:
+        return bool(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+
+
+def _load_entry_point(entry: EntryPoint, config: PluginConfig) -> Plugin:
+    """Build the plugin an entry point names; a factory that takes an argument gets config."""
     loaded = entry.load()
-    plugin: Plugin = loaded() if callable(loaded) else loaded
+    if callable(loaded):
+        plugin: Plugin = loaded(config) if _accepts_config(loaded) else loaded()
+    else:
+        plugin = loaded
     if not isinstance(plugin.name, str) or not hasattr(plugin, "tools"):
         raise TypeError(f"entry point {entry.value} did not give a plugin")
     return plugin
 
 
 def discover_plugins(
+    config: PluginConfig | None = None,
     extra: Iterable[tuple[str, Callable[[], Plugin]]] = (),
 ) -> PluginRegistry:
     """Load every plugin registered under the entry-point group; report broken ones by name.
 
+    Each plugin factory that takes an argument is handed `config` (threads, model paths).
     A plugin that fails to import or build is recorded in `broken` and logged; it never
     stops the others from loading.
     """
     registry = PluginRegistry()
+    config = config or PluginConfig()
     sources: list[tuple[str, Callable[[], Plugin]]] = [
-        (entry.name, lambda entry=entry: _load_entry_point(entry))  # type: ignore[misc]
+        (entry.name, lambda entry=entry: _load_entry_point(entry, config))  # type: ignore[misc]
         for entry in entry_points(group=ENTRY_POINT_GROUP)
     ]
     sources.extend(extra)

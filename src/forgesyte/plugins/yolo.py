@@ -19,9 +19,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, SimplePlugin, Tool
+from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
 from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections
-from forgesyte.settings import Settings
 
 DEFAULT_INPUT_WH = (640, 640)
 """Model input size (pixels) used when the model's input has no fixed height and width."""
@@ -128,7 +127,7 @@ class YoloDetect(Tool):
         confidence_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         max_detections: int = 300,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> None:
         self.model_path = model_path
         self.confidence_threshold = confidence_threshold
@@ -159,7 +158,8 @@ class YoloDetect(Tool):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        if self.threads is not None:  # else ONNX Runtime's default: one per core
+            options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -228,10 +228,7 @@ class YoloDetect(Tool):
         return self.detect(frame).to_json()
 
 
-def plugin() -> SimplePlugin:
-    """The entry point of the built-in `yolo` plugin; reads FORGESYTE_YOLO_MODEL now.
-
-    Settings are read afresh (not the process-wide cached copy), so the model path in
-    force is the one in the environment when plugins are discovered.
-    """
-    return SimplePlugin("yolo", [YoloDetect(Settings().yolo_model)])
+def plugin(config: PluginConfig | None = None) -> SimplePlugin:
+    """The entry point of the built-in `yolo` plugin: the model and threads come from config."""
+    config = config or PluginConfig()
+    return SimplePlugin("yolo", [YoloDetect(config.yolo_model, threads=config.analysis_threads)])

@@ -34,6 +34,9 @@ class FrameAnalyser(Protocol):
 ProgressCallback = Callable[[int, int], None]
 """Called with (frames analysed so far, frames the job will analyse)."""
 
+FrameCallback = Callable[["FrameResult"], None]
+"""Called with each analysed frame's result, in frame order, as soon as it is known."""
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
@@ -161,6 +164,14 @@ class FrameResult:
 
 
 @dataclass(frozen=True)
+class VideoSummary:
+    """What a streamed analysis ends with: the video's metadata and how many frames it gave."""
+
+    video: VideoInfo
+    frames_analysed: int
+
+
+@dataclass(frozen=True)
 class VideoResults:
     """Every analysed frame's result, in frame order, and the video's metadata."""
 
@@ -228,8 +239,25 @@ class VideoFilePipelineService:
         sampling: SamplingOptions,
         on_progress: ProgressCallback | None = None,
     ) -> VideoResults:
+        """Analyse the video and keep every frame's result in memory (short videos, tests).
+
+        A job streams its frames instead: see `analyse`.
+        """
+        frames: list[FrameResult] = []
+        summary = self.analyse(path, sampling, frames.append, on_progress)
+        return VideoResults(video=summary.video, frames=frames)
+
+    def analyse(
+        self,
+        path: Path,
+        sampling: SamplingOptions,
+        on_frame: FrameCallback,
+        on_progress: ProgressCallback | None = None,
+    ) -> VideoSummary:
         """Decode the video and analyse every frame_stride-th frame, up to max_frames.
 
+        Each analysed frame's result goes to on_frame as soon as it is known, in frame
+        order; nothing is kept here, so memory does not grow with the video's length.
         Skipped frames are grabbed but never converted to images. Raises VideoDecodeError
         when the file cannot be decoded, yields no frame, or stops well before the frame
         count its container declares (a truncated file).
@@ -238,11 +266,11 @@ class VideoFilePipelineService:
             info = _info(capture)
             planned = planned_frame_count(info, sampling)
             selector = FrameSelector(sampling, info.fps)
-            frames: list[FrameResult] = []
+            analysed = 0
             frame_index = -1
             decoded = 0
             reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None
-            while sampling.max_frames is None or len(frames) < sampling.max_frames:
+            while sampling.max_frames is None or analysed < sampling.max_frames:
                 if not capture.grab():
                     break
                 frame_index += 1
@@ -260,21 +288,22 @@ class VideoFilePipelineService:
                     and reference is not None
                     and changed_pixels(small, reference[1]) <= UNCHANGED_MAX_PIXELS
                 ):
-                    frames.append(FrameResult(frame_index, timestamp_s, reference[2], reference[0]))
+                    on_frame(FrameResult(frame_index, timestamp_s, reference[2], reference[0]))
                 else:
                     result = self._analyser.run(frame)
-                    frames.append(FrameResult(frame_index, timestamp_s, result))
+                    on_frame(FrameResult(frame_index, timestamp_s, result))
                     if small is not None:
                         reference = (frame_index, small, result)
+                analysed += 1
                 if on_progress is not None:
-                    on_progress(len(frames), max(planned, len(frames)))
-        if not frames:
+                    on_progress(analysed, max(planned, analysed))
+        if not analysed:
             raise VideoDecodeError("the video yielded no decodable frames")
-        reached_cap = sampling.max_frames is not None and len(frames) >= sampling.max_frames
+        reached_cap = sampling.max_frames is not None and analysed >= sampling.max_frames
         missing = info.frame_count - decoded
         if not reached_cap and missing > max(1, int(info.frame_count * TRUNCATION_TOLERANCE)):
             raise VideoDecodeError(
                 f"the video stopped after {decoded} of its {info.frame_count} declared frames "
                 "(truncated or corrupt)"
             )
-        return VideoResults(video=info, frames=frames)
+        return VideoSummary(video=info, frames_analysed=analysed)

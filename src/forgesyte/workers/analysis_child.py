@@ -19,6 +19,7 @@ from typing import Any
 
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.pipelines.runner import PipelineRunner
+from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.video.service import SamplingOptions, VideoDecodeError, VideoFilePipelineService
 
@@ -77,8 +78,8 @@ def throttled_progress(
 class _Analyser:
     """Keeps one runner per pipeline, so models load once per child."""
 
-    def __init__(self, pipelines_dir: str | None) -> None:
-        self._registry = discover_plugins()
+    def __init__(self, pipelines_dir: str | None, plugin_config: PluginConfig) -> None:
+        self._registry = discover_plugins(plugin_config)
         self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
         self._runners: dict[str, PipelineRunner] = {}
 
@@ -108,14 +109,19 @@ class _Analyser:
         return results.to_json()
 
 
-def child_main(conn: Connection, pipelines_dir: str | None, preload: list[str]) -> None:
+def child_main(
+    conn: Connection,
+    pipelines_dir: str | None,
+    preload: list[str],
+    plugin_config: PluginConfig | None = None,
+) -> None:
     """Entry point of the child: serve analysis requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
     # analysis is batch work: below the API's priority, so status polls stay fast under load
     os.nice(ANALYSIS_NICENESS)
     logging.basicConfig(level=logging.WARNING)
-    analyser = _Analyser(pipelines_dir)
+    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig())
     for pipeline_id in preload:
         try:
             analyser.runner(pipeline_id)

@@ -13,15 +13,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from forgesyte.plugins.base import PluginConfig
 from forgesyte.workers.analysis_child import AnalysisRequest, child_main
 
 WATCH_INTERVAL_S = 0.1  # seconds between checks of the child while it works
 CHILD_START_TIMEOUT_S = 120.0  # seconds for a child to import and load its models
 
 _SPAWN = multiprocessing.get_context("spawn")
-
-ANALYSIS_THREADS_ENV = "FORGESYTE_ANALYSIS_THREADS"
-"""Threads one analysis child may use; read in the child (by the `ocr` plugin, for one)."""
 
 _THREAD_POOL_ENVS = (
     "OMP_NUM_THREADS",  # OpenMP (ONNX Runtime builds with OpenMP, some BLAS)
@@ -35,12 +33,12 @@ def limit_child_threads(threads: int) -> None:
     """Let every analysis child started from now on use at most `threads` threads.
 
     The limits go into this process's environment, which spawned children inherit; the
-    native libraries read them when the child imports them. Thread variables the operator
-    set already are left alone.
+    native libraries read them when the child imports them (ONNX Runtime's own thread count
+    is handed to the plugins in their PluginConfig). Thread variables the operator set
+    already are left alone.
     """
     if threads < 1:
         raise ValueError("threads must be >= 1")
-    os.environ[ANALYSIS_THREADS_ENV] = str(threads)
     for name in _THREAD_POOL_ENVS:
         os.environ.setdefault(name, str(threads))
 
@@ -95,8 +93,10 @@ class AnalysisExecutor:
         preload: tuple[str, ...] = ("ocr_only",),
         timeout_s: float = 3600.0,
         memory_cap_mb: int | None = None,
+        plugin_config: PluginConfig | None = None,
     ) -> None:
         self._pipelines_dir = pipelines_dir
+        self._plugin_config = plugin_config or PluginConfig()
         self._preload = list(preload)
         self._timeout_s = timeout_s
         self._memory_cap_mb = memory_cap_mb
@@ -116,7 +116,7 @@ class AnalysisExecutor:
         parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
             target=child_main,
-            args=(child_conn, self._pipelines_dir, self._preload),
+            args=(child_conn, self._pipelines_dir, self._preload, self._plugin_config),
             name="forgesyte-analysis",
             daemon=True,
         )
