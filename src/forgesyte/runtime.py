@@ -8,11 +8,9 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from forgesyte.api.context import AppContext
-from forgesyte.db import migrate
-from forgesyte.db.engine import create_db_engine
+from forgesyte.jobs.changes import JobWakeup
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.registry import discover_plugins
@@ -30,11 +28,19 @@ ORPHAN_MIN_AGE_S = 600.0
 
 @dataclass
 class Runtime:
-    """The wired pieces of one ForgeSyte process."""
+    """The wired pieces of one ForgeSyte process.
+
+    `wakeup` listens to the job store: the workers made here wake as soon as a job in
+    this process becomes pending (an API submit, a hand-back), not at their next poll.
+    """
 
     settings: Settings
-    engine: Engine
     context: AppContext
+    wakeup: JobWakeup
+
+    def close(self) -> None:
+        """Release the job store's database connections."""
+        self.context.store.close()
 
     def make_worker(self, stop_event: threading.Event, index: int = 0) -> Worker:
         """A worker with its own warm analysis child."""
@@ -59,6 +65,7 @@ class Runtime:
             config,
             stop_event,
             worker_id=worker_id,
+            wakeup=self.wakeup,
         )
 
 
@@ -108,11 +115,13 @@ def sweep_storage(
 
 
 def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
-    """Connect to the database (upgrading its schema), storage, and load plugins and pipelines."""
-    url = settings.resolved_database_url()
-    engine = create_db_engine(url)
-    if upgrade_schema:
-        migrate.upgrade(engine)
+    """Connect to the database (upgrading its schema), storage, and load plugins and pipelines.
+
+    Raises DatabaseLockedError when the DuckDB file is held by another process.
+    """
+    store = SqlJobStore.open(settings.resolved_database_url(), upgrade_schema=upgrade_schema)
+    wakeup = JobWakeup()
+    store.add_change_listener(wakeup.on_change)
     storage = open_storage(
         settings.resolved_storage_url(), s3_endpoint_url=settings.s3_endpoint_url
     )
@@ -125,7 +134,6 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     for pipeline_id, entry in catalog.pipelines.items():
         if not entry.available:
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
-    store = JobStore(engine)
     sweep_storage(store, storage)
     context = AppContext(
         settings=settings,
@@ -134,4 +142,4 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         registry=registry,
         catalog=catalog,
     )
-    return Runtime(settings=settings, engine=engine, context=context)
+    return Runtime(settings=settings, context=context, wakeup=wakeup)
