@@ -8,13 +8,14 @@ import threading
 import uuid
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
     JobRecord,
+    JobStore,
     NewJob,
     RecoveryReport,
     lost_worker_message,
@@ -252,3 +253,7 @@ def _copy(record: JobRecord) -> JobRecord:
         options=copy.deepcopy(record.options),
         result_summary=copy.deepcopy(record.result_summary),
     )
+
+
+if TYPE_CHECKING:  # mypy checks here that the double keeps the whole protocol
+    _conforms: JobStore = InMemoryJobStore()
