@@ -21,6 +21,8 @@ from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobStore, NewJob
 from tests.support.stores import SteppingClock
 
 LEASE_S = 30.0
+CLAIMERS = 8  # threads claiming at once
+CLAIM_ROUNDS = 10
 
 
 def new_job(**overrides: object) -> NewJob:
@@ -109,6 +111,15 @@ def test_concurrent_creates_with_one_key_keep_one_job_at_once(store: JobStore) -
     assert len(created) == 1 and len(duplicates) == 5
     found = store.get_by_idempotency_key("no-conflict-here")
     assert found is not None and found.job_id == created[0]
+
+
+@pytest.mark.parametrize("store", ["memory"], indirect=True)
+def test_a_job_id_is_taken_once(store: JobStore) -> None:
+    job = new_job()
+    store.create(job)
+    with pytest.raises(ValueError, match="exists already"):
+        store.create(job)
+    assert store.count_by_status()["pending"] == 1
 
 
 def test_existing_ids_and_the_oldest_job(store: JobStore) -> None:
@@ -312,29 +323,37 @@ def test_recovery_is_heard_and_a_failing_listener_harms_nothing(
 
 
 def test_concurrent_claimers_never_get_the_same_job(store: JobStore) -> None:
-    ids = {store.create(new_job()).job_id for _ in range(150)}
-    threads = 8
-    claims: list[list[uuid.UUID]] = [[] for _ in range(threads)]
+    ids = {store.create(new_job()).job_id for _ in range(CLAIMERS * CLAIM_ROUNDS)}
+    claims: list[list[uuid.UUID]] = [[] for _ in range(CLAIMERS)]
+    next_round = threading.Barrier(CLAIMERS)
 
-    def claim_until_drained(index: int) -> None:
-        while True:
-            job = store.claim_next(f"w{index}", LEASE_S)
+    def claim_one_a_round(index: int) -> None:
+        # in each round every claimer races the others for one job
+        for _ in range(CLAIM_ROUNDS):
+            while (job := store.claim_next(f"w{index}", LEASE_S)) is None:
+                # SKIP LOCKED may pass over rows others hold: try again while any is pending
+                if store.count_by_status()["pending"] == 0:
+                    break
             if job is not None:
                 claims[index].append(job.job_id)
-            elif store.count_by_status()["pending"] == 0:
-                return  # SKIP LOCKED may pass over rows others hold: stop once drained
+            next_round.wait()
 
-    assert run_together(threads, claim_until_drained) == []
+    assert run_together(CLAIMERS, claim_one_a_round) == []
     counts = Counter(job_id for claimed in claims for job_id in claimed)
     assert set(counts) == ids
     assert max(counts.values()) == 1, "a job was claimed twice"
-    assert sum(1 for claimed in claims if claimed) > 1, "claims were not concurrent"
+    assert [len(claimed) for claimed in claims] == [CLAIM_ROUNDS] * CLAIMERS
     for index, claimed in enumerate(claims):
         for job_id in claimed:
             record = store.get(job_id)
             assert record is not None and record.worker_id == f"w{index}"
             assert record.status is JobStatus.RUNNING and record.attempts == 1
-    assert store.count_by_status() == {"pending": 0, "running": 150, "completed": 0, "failed": 0}
+    assert store.count_by_status() == {
+        "pending": 0,
+        "running": CLAIMERS * CLAIM_ROUNDS,
+        "completed": 0,
+        "failed": 0,
+    }
 
 
 # -- what only the SQL store does -----------------------------------------------------------
