@@ -15,8 +15,8 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from forgesyte.cli import main
-from forgesyte.db.engine import DatabaseLockedError, is_lost_race, retry_on_conflict
-from forgesyte.db.migrate import open_engine, run_schema_command
+from forgesyte.db.engine import DatabaseLockedError, display_url, is_lost_race, retry_on_conflict
+from forgesyte.db.migrate import current_revision, open_engine, run_schema_command
 from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 
@@ -197,3 +197,17 @@ def test_schema_commands_by_url(tmp_path: Path) -> None:
         assert store.count_by_status()["pending"] == 0
     finally:
         store.close()
+
+
+def test_an_engine_opened_without_an_upgrade_leaves_the_schema_alone(tmp_path: Path) -> None:
+    engine = open_engine(f"duckdb:///{tmp_path / 'jobs.duckdb'}", upgrade_schema=False)
+    try:
+        assert current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
+def test_the_displayed_url_hides_the_password() -> None:
+    shown = display_url("postgresql+psycopg://forgesyte:s3cret@db.example:5432/jobs")
+    assert "s3cret" not in shown
+    assert shown == "postgresql+psycopg://forgesyte:***@db.example:5432/jobs"

@@ -6,10 +6,13 @@ import threading
 import time
 import uuid
 
+from sqlalchemy import Engine
+
 from forgesyte.api.status_cache import StatusCache
 from forgesyte.jobs.changes import JobChange, JobWakeup
 from forgesyte.jobs.memory_store import InMemoryJobStore
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import NewJob
 
 
@@ -58,3 +61,16 @@ def test_the_status_cache_forgets_a_job_the_store_changed() -> None:
     assert cache.get(job_id) == b"pending"
     assert store.claim_next("w1", 30) is not None
     assert cache.get(job_id) is None
+
+
+def test_a_listener_may_be_given_when_the_store_is_made(duckdb_engine: Engine) -> None:
+    heard: list[JobChange] = []
+    stores = [
+        InMemoryJobStore(on_change=heard.append),
+        SqlJobStore(duckdb_engine, on_change=heard.append),
+    ]
+    for store in stores:
+        job_id = uuid.uuid4()
+        store.create(NewJob(job_id, "ocr_only", {}, f"videos/{job_id}.mp4"))
+        assert heard[-1] == JobChange(job_id, JobStatus.PENDING)
+    assert len(heard) == len(stores)
