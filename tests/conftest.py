@@ -1,8 +1,10 @@
 """Shared fixtures: a job store on each database, each kind of storage, test videos.
 
 ``store`` runs every test that uses it twice: on a real DuckDB file and on a fresh
-database on the real PostgreSQL server the tests start. ``storage_backend`` does the
-same for local storage and a fresh bucket on the real S3-compatible server.
+database on the real PostgreSQL server the tests start. ``memory_store`` is the
+in-memory double, for tests that need some store but do not test the database
+(tests/api binds ``store`` to it). ``storage_backend`` does for storage what ``store``
+does for databases: local storage and a fresh bucket on the real S3-compatible server.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ from sqlalchemy import Engine
 
 from forgesyte.db import migrate
 from forgesyte.db.engine import create_db_engine
-from forgesyte.jobs.store import JobStore
+from forgesyte.jobs.memory_store import InMemoryJobStore
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.storage.local import LocalStorage
 from tests.support.storages import STORAGE_KINDS, StorageBackend, make_storage_backend
+from tests.support.stores import DATABASES, ENGINE_FIXTURES
 from tests.support.videos import write_text_video
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.no_skips"]
-
-ENGINE_FIXTURES = {"duckdb": "duckdb_engine", "postgresql": "postgres_engine"}
-DATABASES = list(ENGINE_FIXTURES)
 
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
@@ -48,7 +49,7 @@ def postgres_engine(postgres_database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(params=DATABASES)
-def store(request: pytest.FixtureRequest) -> JobStore:
+def store(request: pytest.FixtureRequest) -> SqlJobStore:
     """A job store on a fresh database of each kind: a DuckDB file, then PostgreSQL.
 
     A test bound to one database says so: ``@pytest.mark.parametrize("store",
@@ -57,7 +58,13 @@ def store(request: pytest.FixtureRequest) -> JobStore:
     if request.param not in ENGINE_FIXTURES:
         raise ValueError(f"unknown database {request.param!r}; known: {DATABASES}")
     engine: Engine = request.getfixturevalue(ENGINE_FIXTURES[request.param])
-    return JobStore(engine)
+    return SqlJobStore(engine)
+
+
+@pytest.fixture
+def memory_store() -> InMemoryJobStore:
+    """An empty in-memory job store."""
+    return InMemoryJobStore()
 
 
 @pytest.fixture(params=STORAGE_KINDS)

@@ -19,9 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
-from forgesyte.db.engine import describe_lock_error
+from forgesyte.db.engine import DatabaseLockedError, display_url
 from forgesyte.settings import Settings, analysis_threads, default_worker_count
 
 log = logging.getLogger("forgesyte")
@@ -44,11 +42,8 @@ def _build_runtime_or_exit(settings: Settings) -> Any:
 
     try:
         return build_runtime(settings)
-    except DBAPIError as exc:
-        message = describe_lock_error(exc, settings.resolved_database_url())
-        if message is None:
-            raise
-        print(f"forgesyte: {message}", file=sys.stderr)
+    except DatabaseLockedError as exc:
+        print(f"forgesyte: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -106,13 +101,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from forgesyte.api.app import create_app
-    from forgesyte.workers.worker import NotifyingJobStore
 
     settings = Settings()
+    # the API and the workers share this process and its job store: enqueueing a job wakes
+    # an idle worker at once (Runtime.wakeup), instead of leaving the job for its next poll
     runtime = _build_runtime_or_exit(settings)
-    # the API and the workers share this process: enqueueing a job wakes an idle worker at
-    # once, instead of leaving the job for its next poll
-    runtime.context.store = NotifyingJobStore(runtime.engine)
     workers = default_worker_count() if args.workers is None else args.workers
     pool = _WorkerPool(runtime, workers)
 
@@ -151,13 +144,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         workers,
-        runtime.engine.url.render_as_string(hide_password=True),
+        display_url(settings.resolved_database_url()),
     )
     try:
         _Server(config).run()
     finally:
         pool.stop(settings.shutdown_grace_s + 10.0)
-        runtime.engine.dispose()
+        runtime.close()
     return 0
 
 
@@ -180,32 +173,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     while not pool.stop_event.is_set() and any(t.is_alive() for t in pool.threads):
         pool.stop_event.wait(0.5)
     pool.stop(settings.shutdown_grace_s + 10.0)  # running jobs finish or are handed back
-    runtime.engine.dispose()
+    runtime.close()
     return 0
 
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Schema migrations on demand."""
-    from forgesyte.db import migrate
-    from forgesyte.db.engine import create_db_engine
+    from forgesyte.db.migrate import run_schema_command
 
-    settings = Settings()
-    url = settings.resolved_database_url()
-    engine = create_db_engine(url)
+    url = Settings().resolved_database_url()
     try:
-        if args.db_command == "upgrade":
-            migrate.upgrade(engine, args.revision)
-        elif args.db_command == "downgrade":
-            migrate.downgrade(engine, args.revision)
-        print(f"schema revision: {migrate.current_revision(engine) or 'none (empty)'}")
-    except DBAPIError as exc:
-        message = describe_lock_error(exc, url)
-        if message is None:
-            raise
-        print(f"forgesyte: {message}", file=sys.stderr)
+        revision = run_schema_command(url, args.db_command, getattr(args, "revision", None))
+    except DatabaseLockedError as exc:
+        print(f"forgesyte: {exc}", file=sys.stderr)
         return 2
-    finally:
-        engine.dispose()
+    print(f"schema revision: {revision or 'none (empty)'}")
     return 0
 
 

@@ -8,11 +8,9 @@ import threading
 import uuid
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine
-
 from forgesyte.api.context import AppContext
-from forgesyte.db import migrate
-from forgesyte.db.engine import create_db_engine
+from forgesyte.jobs.changes import JobWakeup
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
@@ -31,12 +29,20 @@ ORPHAN_MIN_AGE_S = 600.0
 
 @dataclass
 class Runtime:
-    """The wired pieces of one ForgeSyte process."""
+    """The wired pieces of one ForgeSyte process.
+
+    `wakeup` listens to the job store: the workers made here wake as soon as a job in
+    this process becomes pending (an API submit, a hand-back), not at their next poll.
+    """
 
     settings: Settings
-    engine: Engine
     context: AppContext
     plugin_config: PluginConfig
+    wakeup: JobWakeup
+
+    def close(self) -> None:
+        """Release the job store's database connections."""
+        self.context.store.close()
 
     def make_worker(
         self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None
@@ -67,6 +73,7 @@ class Runtime:
             config,
             stop_event,
             worker_id=worker_id,
+            wakeup=self.wakeup,
         )
 
 
@@ -116,11 +123,13 @@ def sweep_storage(
 
 
 def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
-    """Connect to the database (upgrading its schema), storage, and load plugins and pipelines."""
-    url = settings.resolved_database_url()
-    engine = create_db_engine(url)
-    if upgrade_schema:
-        migrate.upgrade(engine)
+    """Connect to the database (upgrading its schema), storage, and load plugins and pipelines.
+
+    Raises DatabaseLockedError when the DuckDB file is held by another process.
+    """
+    store = SqlJobStore.open(settings.resolved_database_url(), upgrade_schema=upgrade_schema)
+    wakeup = JobWakeup()
+    store.add_change_listener(wakeup.on_change)
     storage = open_storage(
         settings.resolved_storage_url(), s3_endpoint_url=settings.s3_endpoint_url
     )
@@ -136,7 +145,6 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     for pipeline_id, entry in catalog.pipelines.items():
         if not entry.available:
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
-    store = JobStore(engine)
     sweep_storage(store, storage)
     context = AppContext(
         settings=settings,
@@ -145,4 +153,4 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         registry=registry,
         catalog=catalog,
     )
-    return Runtime(settings=settings, engine=engine, context=context, plugin_config=plugin_config)
+    return Runtime(settings=settings, context=context, plugin_config=plugin_config, wakeup=wakeup)

@@ -1,4 +1,10 @@
-"""An in-process API (no workers) on each database; local storage unless a test passes one."""
+"""An in-process API (no workers) on the in-memory job store; local storage unless a test
+passes one.
+
+These tests are about the API, not the database: ``store`` is the in-memory store here.
+A test about the database under the API binds it: ``@pytest.mark.parametrize("store",
+["duckdb", "postgresql"], indirect=True)``.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,15 @@ from forgesyte.plugins.registry import discover_plugins
 from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage
 from forgesyte.storage.local import LocalStorage
+from tests.support.stores import make_store
 
 MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture(params=["memory"])
+def store(request: pytest.FixtureRequest) -> JobStore:
+    """The job store under the API: in memory unless the test binds a database."""
+    return make_store(request.param, request)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The public API contract: submit, status, results, and every error case.
 
-Every test runs on DuckDB and on PostgreSQL (the ``store`` fixture); the tests that
-touch storage run on local storage and on S3 too (the ``storage_backend`` fixture).
+The job store is the in-memory one (tests/api/conftest.py: the database is not under
+test here); the tests that touch storage run on local storage and on S3 (the
+``storage_backend`` fixture).
 """
 
 from __future__ import annotations

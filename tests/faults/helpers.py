@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from forgesyte.db.engine import create_db_engine
-from forgesyte.jobs.store import JobRecord, JobStore
+from forgesyte.jobs.sql_store import SqlJobStore
+from forgesyte.jobs.store import JobRecord
 from tests.support.server import ServerProcess
 
 BOUNDARY = "faultsboundary7d1c"
@@ -245,11 +246,11 @@ def assert_no_orphans(server: ServerProcess, headers: dict[str, str] | None = No
 
 
 @contextlib.contextmanager
-def offline_store(data_dir: Path) -> Iterator[JobStore]:
+def offline_store(data_dir: Path) -> Iterator[SqlJobStore]:
     """The jobs table of a stopped server (DuckDB allows one process at a time)."""
     engine = create_db_engine(f"duckdb:///{data_dir / 'forgesyte.duckdb'}")
     try:
-        yield JobStore(engine)
+        yield SqlJobStore(engine)
     finally:
         engine.dispose()
 

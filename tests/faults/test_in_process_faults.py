@@ -28,6 +28,7 @@ from forgesyte.api.app import create_app
 from forgesyte.api.context import AppContext
 from forgesyte.api.errors import RequestTimeout
 from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobRecord, JobStore, NewJob
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.registry import discover_plugins
@@ -97,7 +98,7 @@ def test_storage_read_errors_are_retried_then_fail_the_job_clearly(
     assert storage.reads[video_key(flaky)] == STORAGE_READ_RETRIES
 
 
-class FailingStore(JobStore):
+class FailingStore(SqlJobStore):
     """The real store, with one method failing as a lost database connection would."""
 
     failing: str = ""

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import NewJob
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.ocr import OcrRead, engine_params, plugin
@@ -19,7 +21,7 @@ from forgesyte.settings import analysis_threads
 from forgesyte.storage.base import video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor, limit_child_threads
-from forgesyte.workers.worker import JobWakeup, NotifyingJobStore, Worker, WorkerConfig
+from forgesyte.workers.worker import Worker, WorkerConfig
 from tests.support.videos import write_counter_video
 from tests.workers.conftest import TESTKIT_PIPELINES
 
@@ -37,11 +39,13 @@ def test_wakeup_returns_at_once_for_a_notification_it_has_not_seen() -> None:
 def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
     duckdb_engine: Engine, local_storage: LocalStorage, tmp_path: Path
 ) -> None:
-    store = NotifyingJobStore(duckdb_engine)
+    store = SqlJobStore(duckdb_engine)
+    wakeup = JobWakeup()
+    store.add_change_listener(wakeup.on_change)
     stop = threading.Event()
     executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=())
-    worker = Worker(store, local_storage, executor, WorkerConfig(poll_interval_s=60.0), stop)
-    assert worker.wakeup is store.wakeup
+    config = WorkerConfig(poll_interval_s=60.0)
+    worker = Worker(store, local_storage, executor, config, stop, wakeup=wakeup)
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
@@ -70,7 +74,7 @@ def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
         assert record.status is JobStatus.COMPLETED
     finally:
         stop.set()
-        store.wakeup.notify()
+        wakeup.notify()
         thread.join(timeout=30)
     assert not thread.is_alive()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobStore
 from forgesyte.workers.executor import AnalysisExecutor, ChildStartError
 from forgesyte.workers.worker import WorkerConfig
@@ -159,7 +160,7 @@ def test_missing_video_in_storage_fails_the_job(
     assert record.error_message == "the uploaded video is missing from storage"
 
 
-class CountingStore(JobStore):
+class CountingStore(SqlJobStore):
     """The real store, counting progress writes."""
 
     progress_writes: list[float]

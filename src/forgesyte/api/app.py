@@ -23,7 +23,7 @@ def create_app(context: AppContext) -> FastAPI:
     )
     app.state.context = context
     app.state.status_cache = StatusCache(context.settings.status_cache_s)
-    context.store.add_change_listener(app.state.status_cache.invalidate)
+    context.store.add_change_listener(app.state.status_cache.on_change)
     install_error_handlers(app)
     if context.settings.cors_origins:
         app.add_middleware(

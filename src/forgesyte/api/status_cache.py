@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 
+from forgesyte.jobs.changes import JobChange
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
 
@@ -55,3 +56,7 @@ class StatusCache:
         """Forget a job's answer: it just changed."""
         with self._lock:
             self._entries.pop(job_id, None)
+
+    def on_change(self, change: JobChange) -> None:
+        """A job store listener: forget the answer of the job that changed."""
+        self.invalidate(change.job_id)

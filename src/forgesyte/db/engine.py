@@ -1,29 +1,34 @@
-"""Engine creation for DuckDB (embedded default) and PostgreSQL (scale-out)."""
+"""Engine creation for DuckDB (embedded default) and PostgreSQL (scale-out), and its errors.
+
+Database errors are recognised by type and SQLSTATE, never by message text: text can
+carry what a client sent (an Idempotency-Key), and must not decide a retry.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import duckdb
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 T = TypeVar("T")
 
 CONFLICT_RETRIES = 50
 CONFLICT_BACKOFF_S = 0.005  # seconds, doubled up to a cap on each retry
+CONFLICT_BACKOFF_CAP_S = 0.1  # seconds
+
+# PostgreSQL's "try the transaction again" states: serialization_failure, deadlock_detected
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
 class DatabaseLockedError(RuntimeError):
-    """The DuckDB file is held by another process."""
-
-
-def is_duckdb(engine: Engine) -> bool:
-    """Whether the engine talks to DuckDB."""
-    return engine.dialect.name == "duckdb"
+    """The DuckDB file is held by another process; the message says what to do."""
 
 
 def create_db_engine(url: str) -> Engine:
@@ -48,19 +53,24 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
-def is_lost_race(exc: BaseException) -> bool:
-    """Whether a database error is a lost optimistic-concurrency race, worth retrying.
+def display_url(url: str) -> str:
+    """The database URL fit for a log line: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
 
-    DuckDB reports two transactions updating one row as a TransactionException
-    ("Conflict on update"); PostgreSQL's equivalents are serialization failures.
+
+def is_lost_race(exc: BaseException) -> bool:
+    """Whether a database error is a lost concurrency race, worth retrying.
+
+    DuckDB reports two transactions writing one row as a TransactionException;
+    PostgreSQL's equivalents are the SQLSTATEs 40001 (serialization failure) and
+    40P01 (deadlock). Nothing else is retried, whatever its message says.
     """
     if not isinstance(exc, DBAPIError):
         return False
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    return any(
-        marker in text
-        for marker in ("Conflict on", "conflict", "could not serialize", "TransactionContext")
-    )
+    original = exc.orig
+    if isinstance(original, duckdb.TransactionException):
+        return True
+    return getattr(original, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 def retry_on_conflict(operation: Callable[[], T]) -> T:
@@ -73,18 +83,29 @@ def retry_on_conflict(operation: Callable[[], T]) -> T:
             if not is_lost_race(exc) or attempt == CONFLICT_RETRIES - 1:
                 raise
         time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        delay = min(delay * 2, CONFLICT_BACKOFF_CAP_S)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def describe_lock_error(exc: OperationalError | DBAPIError, url: str) -> str | None:
-    """One clear line when a DuckDB file is locked by another process, else None."""
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    if "Could not set lock" not in text and "Conflicting lock" not in text:
-        return None
-    database = make_url(url).database
-    return (
-        f"the DuckDB file {database} is in use by another process; DuckDB allows one process "
-        "per file: run the workers inside `forgesyte serve --workers N`, or move the jobs to "
-        "PostgreSQL (FORGESYTE_DATABASE_URL=postgresql+psycopg://...) to run separate workers"
-    )
+def _is_duckdb_file_lock(exc: DBAPIError) -> bool:
+    # DuckDB has no error type or code of its own for a held file lock: an IOException
+    # whose text DuckDB writes (the database path is the operator's, never a client's)
+    original = exc.orig
+    return isinstance(original, duckdb.IOException) and "Could not set lock" in str(original)
+
+
+@contextlib.contextmanager
+def lock_errors_translated(url: str) -> Iterator[None]:
+    """Turn DuckDB's "file held by another process" into a DatabaseLockedError."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if not _is_duckdb_file_lock(exc):
+            raise
+        database = make_url(url).database
+        raise DatabaseLockedError(
+            f"the DuckDB file {database} is in use by another process; DuckDB allows one "
+            "process per file: run the workers inside `forgesyte serve --workers N`, or move "
+            "the jobs to PostgreSQL (FORGESYTE_DATABASE_URL=postgresql+psycopg://...) to run "
+            "separate workers"
+        ) from None

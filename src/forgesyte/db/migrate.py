@@ -1,14 +1,22 @@
-"""Schema migrations on demand: upgrade to head, downgrade to a revision, current revision."""
+"""Schema migrations on demand: upgrade to head, downgrade to a revision, current revision.
+
+`open_engine` and `run_schema_command` are what the CLI and the runtime call: they take a
+URL, so no engine leaves `db/` and `jobs/`, and a DuckDB file held by another process is
+reported as a DatabaseLockedError.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
+
+from forgesyte.db.engine import create_db_engine, lock_errors_translated
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 7_246_513_318  # PostgreSQL advisory lock held while migrating
@@ -60,3 +68,44 @@ def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+SchemaCommand = Literal["upgrade", "downgrade", "current"]
+
+
+def open_engine(url: str, *, upgrade_schema: bool = True) -> Engine:
+    """An engine on the database at url, connected once (schema upgraded to head if asked).
+
+    Raises DatabaseLockedError when a DuckDB file is held by another process.
+    """
+    engine = create_db_engine(url)
+    try:
+        with lock_errors_translated(url):
+            if upgrade_schema:
+                upgrade(engine)
+            else:
+                with engine.connect():
+                    pass  # DuckDB takes its file lock here: fail now, not in a worker
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+def run_schema_command(url: str, command: SchemaCommand, revision: str | None = None) -> str | None:
+    """Upgrade or downgrade the database at url (or only look), and return its revision.
+
+    Raises DatabaseLockedError when a DuckDB file is held by another process.
+    """
+    engine = create_db_engine(url)
+    try:
+        with lock_errors_translated(url):
+            if command == "upgrade":
+                upgrade(engine, revision or "head")
+            elif command == "downgrade":
+                if revision is None:
+                    raise ValueError("a downgrade needs a revision")
+                downgrade(engine, revision)
+            return current_revision(engine)
+    finally:
+        engine.dispose()

@@ -1,8 +1,8 @@
 """The worker loop: poll, claim, run, repeat until asked to stop.
 
 Idle workers re-try their claim every `poll_interval_s`. Inside `forgesyte serve` the API
-and the workers share a process, so the API's job store (a `NotifyingJobStore`) also wakes
-idle workers the moment it enqueues a job, instead of leaving the job for the next poll.
+and the workers share a process and a job store, whose change listeners include a
+`JobWakeup`: idle workers wake the moment a job is enqueued, instead of at the next poll.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
-from forgesyte.jobs.store import JobRecord, JobStore, NewJob
+from forgesyte.jobs.changes import JobWakeup
+from forgesyte.jobs.store import JobRecord, JobStore
 from forgesyte.storage.base import Storage, StorageError, results_key
 from forgesyte.workers.analysis_child import AnalysisRequest
 from forgesyte.workers.executor import AnalysisExecutor, AnalysisOutcome, ChildStartError
@@ -26,51 +25,6 @@ STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
 RECOVERY_INTERVAL_S = 2.0  # seconds between sweeps of expired leases
 
 log = logging.getLogger(__name__)
-
-
-class JobWakeup:
-    """Wakes this process's idle workers: a job was enqueued here, or they should stop.
-
-    A counter, not a flag: a worker notes `generation()` before it tries to claim and then
-    waits for a change, so a job enqueued between its claim and its wait is never missed.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._generation = 0
-
-    def generation(self) -> int:
-        """The number of notifications so far."""
-        with self._condition:
-            return self._generation
-
-    def notify(self) -> None:
-        """Wake every waiting worker."""
-        with self._condition:
-            self._generation += 1
-            self._condition.notify_all()
-
-    def wait(self, seen: int, timeout_s: float) -> bool:
-        """Wait until a notification after generation `seen`, or timeout_s; True if notified."""
-        with self._condition:
-            return self._condition.wait_for(lambda: self._generation != seen, timeout_s)
-
-
-class NotifyingJobStore(JobStore):
-    """A JobStore that wakes the workers of this process as soon as it has enqueued a job.
-
-    Workers in other processes (`forgesyte worker`) still find the job by polling.
-    """
-
-    def __init__(self, engine: Engine, wakeup: JobWakeup | None = None) -> None:
-        super().__init__(engine)
-        self.wakeup = wakeup or JobWakeup()
-
-    def create(self, new: NewJob) -> JobRecord:
-        """Insert the pending job (committed), then wake the idle workers."""
-        record = super().create(new)
-        self.wakeup.notify()
-        return record
 
 
 @dataclass(frozen=True)
@@ -89,8 +43,8 @@ class Worker:
 
     stop_event asks the worker to stop claiming; the running job may finish within
     shutdown_grace_s of that, else it is handed back to pending. An idle worker waits
-    poll_interval_s between claims, or less when `wakeup` (by default the store's own, for a
-    NotifyingJobStore) says a job was enqueued.
+    poll_interval_s between claims, or less when `wakeup` (a listener of the store) says a
+    job was enqueued.
     """
 
     def __init__(
@@ -111,8 +65,6 @@ class Worker:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
         self._stop_requested_at: float | None = None
         self._last_recovery = 0.0
-        if wakeup is None and isinstance(store, NotifyingJobStore):
-            wakeup = store.wakeup
         self.wakeup = wakeup
 
     def run(self, *, burst: bool = False) -> int:

@@ -1,0 +1,333 @@
+"""The job store on DuckDB or PostgreSQL: every read and write of the jobs table."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Row, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from forgesyte.db.engine import retry_on_conflict
+from forgesyte.db.migrate import open_engine
+from forgesyte.jobs.changes import JobChangeFeed, JobListener
+from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.jobs.store import (
+    DuplicateIdempotencyKeyError,
+    JobRecord,
+    NewJob,
+    RecoveryReport,
+    lost_worker_message,
+)
+
+LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
+
+_JOBS = Job.__table__
+
+Clock = Callable[[], datetime]
+
+
+def record_from_row(row: Job | Row[Any]) -> JobRecord:
+    """Snapshot an ORM object or a Core row of the jobs table."""
+    return JobRecord(
+        job_id=row.job_id,
+        status=JobStatus(row.status),
+        pipeline_id=row.pipeline_id,
+        options=dict(row.options or {}),
+        input_path=row.input_path,
+        output_path=row.output_path,
+        error_message=row.error_message,
+        progress=row.progress,
+        attempts=row.attempts,
+        worker_id=row.worker_id,
+        lease_expires_at=row.lease_expires_at,
+        idempotency_key=row.idempotency_key,
+        result_summary=row.result_summary,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlJobStore:
+    """The `JobStore` on a SQLAlchemy engine: the jobs table is the queue.
+
+    `clock` gives the time of every write and lease (tests move it on instead of
+    sleeping). The engine belongs to the store once given: `close` disposes of it.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        on_change: JobListener | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+        self._changes = JobChangeFeed()
+        if on_change is not None:
+            self._changes.subscribe(on_change)
+
+    @classmethod
+    def open(
+        cls, url: str, *, upgrade_schema: bool = True, on_change: JobListener | None = None
+    ) -> SqlJobStore:
+        """The store on the database at url; raises DatabaseLockedError for a held DuckDB file."""
+        return cls(open_engine(url, upgrade_schema=upgrade_schema), on_change=on_change)
+
+    def add_change_listener(self, listener: JobListener) -> None:
+        """Call listener(JobChange) after this store changes a job (same process only)."""
+        self._changes.subscribe(listener)
+
+    def session(self) -> Session:
+        """A new session on the store's engine."""
+        return self._sessions()
+
+    def close(self) -> None:
+        """Close the engine's connections."""
+        self.engine.dispose()
+
+    # -- the API side -----------------------------------------------------------------
+
+    def create(self, new: NewJob) -> JobRecord:
+        """Insert a pending job; being in the table is being in the queue."""
+        now = self._clock()
+        row = Job(
+            job_id=new.job_id,
+            status=JobStatus.PENDING.value,
+            pipeline_id=new.pipeline_id,
+            options=new.options,
+            input_path=new.input_path,
+            idempotency_key=new.idempotency_key,
+            progress=0.0,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+
+        def insert() -> JobRecord:
+            with self.session() as session, session.begin():
+                session.add(row)
+            return record_from_row(row)
+
+        try:
+            record = retry_on_conflict(insert)
+        except IntegrityError as exc:
+            if new.idempotency_key is not None:
+                raise DuplicateIdempotencyKeyError(new.idempotency_key) from exc
+            raise
+        self._changes.publish(record.job_id, record.status)
+        return record
+
+    def get(self, job_id: uuid.UUID) -> JobRecord | None:
+        """The job with this id, or None (a plain Core read: the status hot path)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(_JOBS).where(_JOBS.c.job_id == job_id)).first()
+        return record_from_row(row) if row is not None else None
+
+    def get_by_idempotency_key(self, key: str) -> JobRecord | None:
+        """The job submitted with this idempotency key, or None."""
+        with self.session() as session:
+            row = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+            return record_from_row(row) if row is not None else None
+
+    def existing_job_ids(self, job_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these job ids have a row."""
+        wanted = list(job_ids)
+        found: set[uuid.UUID] = set()
+        with self.session() as session:
+            for start in range(0, len(wanted), LOOKUP_BATCH):
+                batch = wanted[start : start + LOOKUP_BATCH]
+                found.update(session.scalars(select(Job.job_id).where(Job.job_id.in_(batch))))
+        return found
+
+    def oldest_created_at(self) -> datetime | None:
+        """When the oldest job was created, or None when there is no job."""
+        with self.session() as session:
+            oldest: datetime | None = session.scalar(select(func.min(Job.created_at)))
+        return oldest
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many jobs are in each state."""
+        with self.session() as session:
+            rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        counts = {status.value: 0 for status in JobStatus}
+        counts.update({str(status): int(n) for status, n in rows})
+        return counts
+
+    # -- the worker side --------------------------------------------------------------
+
+    def claim_next(self, worker_id: str, lease_seconds: float) -> JobRecord | None:
+        """Claim the oldest pending job for this worker, or None when the queue is empty.
+
+        One conditional UPDATE moves the oldest pending row to running; two claimers
+        never get the same job. On DuckDB a lost race raises a conflict and is retried;
+        on PostgreSQL the candidate row is locked with FOR UPDATE SKIP LOCKED.
+        """
+
+        def claim() -> JobRecord | None:
+            now = self._clock()
+            candidate = (
+                select(Job.job_id)
+                .where(Job.status == JobStatus.PENDING.value)
+                .order_by(Job.created_at, Job.job_id)
+                .limit(1)
+            )
+            if self.engine.dialect.name == "postgresql":
+                candidate = candidate.with_for_update(skip_locked=True)
+            statement = (
+                update(Job)
+                .where(
+                    and_(
+                        Job.job_id == candidate.scalar_subquery(),
+                        Job.status == JobStatus.PENDING.value,
+                    )
+                )
+                .values(
+                    status=JobStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=Job.attempts + 1,
+                    progress=0.0,
+                    updated_at=now,
+                )
+                .returning(Job)
+                .execution_options(synchronize_session=False)
+            )
+            with self.session() as session, session.begin():
+                row = session.scalars(statement).first()
+                return record_from_row(row) if row is not None else None
+
+        claimed = retry_on_conflict(claim)
+        if claimed is not None:
+            self._changes.publish(claimed.job_id, claimed.status)
+        return claimed
+
+    def _update_held(
+        self, job_id: uuid.UUID, held_by: str, status: JobStatus, **values: Any
+    ) -> bool:
+        """Update a running job that this worker still holds; False if it no longer does."""
+
+        def run() -> bool:
+            statement = (
+                update(Job)
+                .where(
+                    Job.job_id == job_id,
+                    Job.status == JobStatus.RUNNING.value,
+                    Job.worker_id == held_by,
+                )
+                .values(status=status.value, updated_at=self._clock(), **values)
+                .execution_options(synchronize_session=False)
+            )
+            with self.session() as session, session.begin():
+                return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+        held = retry_on_conflict(run)
+        if held:
+            self._changes.publish(job_id, status)
+        return held
+
+    def _lease_until(self, lease_seconds: float) -> datetime:
+        return self._clock() + timedelta(seconds=lease_seconds)
+
+    def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
+        """Renew the worker's lease on a job; False if the job was taken away."""
+        return self._update_held(
+            job_id, worker_id, JobStatus.RUNNING, lease_expires_at=self._lease_until(lease_seconds)
+        )
+
+    def set_progress(
+        self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
+    ) -> bool:
+        """Record progress (percent) and renew the lease; False if the job was taken away."""
+        return self._update_held(
+            job_id,
+            worker_id,
+            JobStatus.RUNNING,
+            progress=round(progress, 2),
+            lease_expires_at=self._lease_until(lease_seconds),
+        )
+
+    def complete(
+        self, job_id: uuid.UUID, worker_id: str, output_path: str, summary: dict[str, Any]
+    ) -> bool:
+        """Mark a job completed with its results path; False if the job was taken away."""
+        return self._update_held(
+            job_id,
+            worker_id,
+            JobStatus.COMPLETED,
+            progress=100.0,
+            output_path=output_path,
+            result_summary=summary,
+            error_message=None,
+            lease_expires_at=None,
+        )
+
+    def fail(self, job_id: uuid.UUID, worker_id: str, message: str) -> bool:
+        """Mark a job failed with a message; False if the job was taken away."""
+        return self._update_held(
+            job_id, worker_id, JobStatus.FAILED, error_message=message, lease_expires_at=None
+        )
+
+    def release(self, job_id: uuid.UUID, worker_id: str, *, count_attempt: bool = False) -> bool:
+        """Hand a job back to pending; the attempt is not counted unless count_attempt."""
+        values: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
+        return self._update_held(
+            job_id,
+            worker_id,
+            JobStatus.PENDING,
+            worker_id=None,
+            lease_expires_at=None,
+            progress=0.0,
+            **values,
+        )
+
+    def recover_expired(self, max_attempts: int) -> RecoveryReport:
+        """Return jobs whose lease expired to pending, or fail them when attempts ran out."""
+        now = self._clock()
+
+        def sweep() -> RecoveryReport:
+            requeued: list[uuid.UUID] = []
+            failed: list[uuid.UUID] = []
+            with self.session() as session, session.begin():
+                expired = session.execute(
+                    select(Job.job_id, Job.attempts, Job.lease_expires_at).where(
+                        Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now
+                    )
+                ).all()
+                for job_id, attempts, lease in expired:
+                    # the lease in the condition: a job renewed since the SELECT is left alone
+                    held = and_(
+                        Job.job_id == job_id,
+                        Job.status == JobStatus.RUNNING.value,
+                        Job.lease_expires_at == lease,
+                    )
+                    if attempts >= max_attempts:
+                        values: dict[str, Any] = {
+                            "status": JobStatus.FAILED.value,
+                            "error_message": lost_worker_message(attempts, max_attempts),
+                        }
+                        target = failed
+                    else:
+                        values = {"status": JobStatus.PENDING.value, "progress": 0.0}
+                        target = requeued
+                    result = session.execute(
+                        update(Job)
+                        .where(held)
+                        .values(worker_id=None, lease_expires_at=None, updated_at=now, **values)
+                        .execution_options(synchronize_session=False)
+                    )
+                    if result.rowcount == 1:  # type: ignore[attr-defined]
+                        target.append(job_id)
+            return RecoveryReport(requeued, failed)
+
+        report = retry_on_conflict(sweep)
+        for job_id in report.requeued:
+            self._changes.publish(job_id, JobStatus.PENDING)
+        for job_id in report.failed:
+            self._changes.publish(job_id, JobStatus.FAILED)
+        return report
