@@ -19,9 +19,9 @@ from forgesyte.settings import analysis_threads
 from forgesyte.storage.base import video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor, limit_child_threads
-from forgesyte.workers.worker import JobWakeup, NotifyingJobStore, Worker, WorkerConfig
+from forgesyte.workers.worker import JobWakeup, NotifyingJobStore, Worker
 from tests.support.videos import write_counter_video
-from tests.workers.conftest import TESTKIT_PIPELINES
+from tests.workers.conftest import TESTKIT_PIPELINES, worker_config
 
 
 def test_wakeup_returns_at_once_for_a_notification_it_has_not_seen() -> None:
@@ -39,8 +39,8 @@ def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
 ) -> None:
     store = NotifyingJobStore(duckdb_engine)
     stop = threading.Event()
-    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=())
-    worker = Worker(store, local_storage, executor, WorkerConfig(poll_interval_s=60.0), stop)
+    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=(), timeout_s=60.0)
+    worker = Worker(store, local_storage, executor, worker_config(poll_interval_s=60.0), stop)
     assert worker.wakeup is store.wakeup
     thread = threading.Thread(target=worker.run)
     thread.start()
