@@ -73,6 +73,10 @@ class LeaseKeeper:
         """Whether the store said this worker no longer holds the job."""
         return self._lost.is_set()
 
+    def wait_lost(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for the lease to be lost; True if it was."""
+        return self._lost.wait(timeout_s)
+
     def start(self) -> LeaseKeeper:
         """Start renewing (from now until `stop`)."""
         self._thread.start()
@@ -82,8 +86,9 @@ class LeaseKeeper:
         """Note that `analysed` of `planned` frames are done; written when the throttle allows."""
         percent = min(PROGRESS_CAP, 100.0 * analysed / max(planned, 1))
         with self._condition:
+            first = self._pending is None
             self._pending = percent
-            if time.monotonic() - self._last_write >= self.progress_interval_s:
+            if first:  # the thread may be waiting for the next renewal: bring its write forward
                 self._condition.notify()
 
     def stop(self) -> None:
