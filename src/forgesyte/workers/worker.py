@@ -161,10 +161,10 @@ class Worker:
         log.info("job %s: claimed by %s (attempt %d)", job.job_id, self.worker_id, job.attempts)
         try:
             outcome = self._analyse(job)
+        except FileNotFoundError:  # storage's ObjectNotFound is one; before StorageError
+            return self._fail(job, "the uploaded video is missing from storage")
         except StorageError as exc:
             return self._fail(job, f"the uploaded video could not be read from storage: {exc}")
-        except FileNotFoundError:
-            return self._fail(job, "the uploaded video is missing from storage")
         except ChildStartError as exc:
             # infrastructure, not the video: hand the job back for a later try, counted
             if job.attempts >= self.config.max_attempts:
@@ -205,6 +205,8 @@ class Worker:
             try:
                 with self.storage.local_copy(job.input_path) as video_path:
                     return self._run_child(job, str(video_path))
+            except FileNotFoundError:
+                raise  # a missing video stays missing: no retry
             except StorageError:
                 if attempt == STORAGE_READ_RETRIES - 1:
                     raise
