@@ -12,7 +12,15 @@ from __future__ import annotations
 
 
 class StorageError(Exception):
-    """A storage operation failed; the message says what, without a stack trace."""
+    """A storage operation failed; the message says what, without a stack trace.
+
+    The message may name the object (for logs); ``reason`` says what went wrong without
+    naming any key, bucket or path, for a client to read.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
 
 
 class StorageUnavailable(StorageError):

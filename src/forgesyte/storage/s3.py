@@ -64,8 +64,13 @@ def storage_error(exc: BotoCoreError | ClientError, action: str, where: str) -> 
     chain carries request details that have no place in an error message.
     """
     if isinstance(exc, ClientError) and _error_code(exc) in _MISSING_KEY_CODES:
-        return ObjectNotFound(f"no object at {where}")
-    return StorageUnavailable(f"cannot {action} {where}: {_describe(exc)}")
+        return ObjectNotFound(f"no object at {where}", reason="no such object")
+    described = _describe(exc)
+    # botocore's own messages can quote the request URL: a client sees only the error's kind
+    reason = described if isinstance(exc, ClientError) else type(exc).__name__
+    return StorageUnavailable(
+        f"cannot {action} {where}: {described}", reason=f"cannot {action}: {reason}"
+    )
 
 
 class S3Writer:
@@ -264,7 +269,10 @@ class S3Storage:
                         reader = _BodyReader(body, where)
                         shutil.copyfileobj(reader, handle, DOWNLOAD_CHUNK_SIZE)
             except OSError as exc:
-                raise StorageUnavailable(f"cannot copy {where} to a local file: {exc}") from None
+                raise StorageUnavailable(
+                    f"cannot copy {where} to a local file: {exc}",
+                    reason=f"cannot copy to a local file: {exc.strerror or exc}",
+                ) from None
             yield path
         finally:
             if path is not None:
