@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_ap
     openapi_extra=submission.submit_openapi(),
     responses={
         400: {"description": "Not an MP4, unknown pipeline, or a bad option"},
+        401: {"description": "No valid API key (when one is configured)"},
         408: {"description": "The upload stalled"},
         409: {"description": "Idempotency-Key reused with other parameters"},
         413: {"description": "Upload over the size limit"},
