@@ -8,18 +8,10 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from uuid import UUID
 
-from forgesyte.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
-
-__all__ = [
-    "ObjectNotFound",
-    "Storage",
-    "StorageError",
-    "StorageUnavailable",
-    "StorageWriter",
-    "check_key",
-    "results_key",
-    "video_key",
-]
+# the error family lives in errors.py; re-exported here for callers that import it from base
+from forgesyte.storage.errors import ObjectNotFound as ObjectNotFound
+from forgesyte.storage.errors import StorageError as StorageError
+from forgesyte.storage.errors import StorageUnavailable as StorageUnavailable
 
 _KEY_PATTERN = re.compile(r"^[a-z]+/[0-9a-f-]{36}\.[a-z0-9]+$")
 
