@@ -13,12 +13,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from forgesyte.db.engine import DatabaseLockedError, display_url
+from forgesyte.jobs.options import InvalidOptions, JobOptions
 from forgesyte.settings import Settings, analysis_threads, default_worker_count
 
 log = logging.getLogger("forgesyte")
@@ -221,13 +222,89 @@ def _multipart(path: Path, fields: dict[str, str]) -> tuple[bytes, str]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a video to a running server and print its job id."""
-    fields = {"pipeline_id": args.pipeline_id, "frame_stride": str(args.frame_stride)}
-    if args.max_frames is not None:
-        fields["max_frames"] = str(args.max_frames)
+    fields = submit_fields(args)
+    try:
+        JobOptions.from_form({k: v for k, v in fields.items() if k != "pipeline_id"})
+    except InvalidOptions as exc:  # the server would refuse them: say so before uploading
+        print(f"forgesyte: {exc}", file=sys.stderr)
+        return 2
     body, content_type = _multipart(Path(args.file), fields)
     answer = _request(f"{args.url}/v1/video/submit", body, {"Content-Type": content_type})
     print(answer["job_id"])
     return 0
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a job option: frame_stride -> --frame-stride."""
+    return "--" + name.replace("_", "-")
+
+
+def _option_parser(name: str) -> Callable[[str], Any]:
+    """An argparse type that checks one option's value against JobOptions' type and bounds."""
+
+    def parse(text: str) -> Any:
+        try:
+            return JobOptions.parse_value(name, text)
+        except InvalidOptions as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def _option_help(description: str, schema: dict[str, Any]) -> str:
+    """An option's help: its description, its bounds and its default, from its schema."""
+    bounds = [
+        f"{symbol} {schema[key]:g}"
+        for key, symbol in (
+            ("exclusiveMinimum", ">"),
+            ("minimum", ">="),
+            ("exclusiveMaximum", "<"),
+            ("maximum", "<="),
+        )
+        if key in schema
+    ]
+    default = schema.get("default")
+    details = [schema["type"] + (f" {', '.join(bounds)}" if bounds else "")]
+    details.append("default: unset" if default is None else f"default: {json.dumps(default)}")
+    return f"{description} ({'; '.join(details)})"
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per JobOptions field, with its description, type and bounds.
+
+    Unset flags are not sent, so the server applies the model's defaults.
+    """
+    schemas = JobOptions.form_schema()
+    for name, info in JobOptions.model_fields.items():
+        help_text = _option_help(info.description or name, schemas[name])
+        if info.annotation is bool:
+            parser.add_argument(
+                option_flag(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                option_flag(name),
+                dest=name,
+                type=_option_parser(name),
+                default=None,
+                metavar="N",
+                help=help_text,
+            )
+
+
+def submit_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The form fields a submit sends: the pipeline and every option the user set."""
+    fields = {} if args.pipeline_id is None else {"pipeline_id": args.pipeline_id}
+    for name in JobOptions.model_fields:
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = json.dumps(value)
+    return fields
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -280,9 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
         client.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
         if name == "submit":
             client.add_argument("file")
-            client.add_argument("--pipeline-id", default="ocr_only")
-            client.add_argument("--frame-stride", type=int, default=1)
-            client.add_argument("--max-frames", type=int, default=None)
+            client.add_argument(
+                "--pipeline-id", default=None, help="the pipeline to run (server default: ocr_only)"
+            )
+            add_option_flags(client)
         else:
             client.add_argument("job_id")
         client.set_defaults(handler=handler)

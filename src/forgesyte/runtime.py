@@ -16,8 +16,7 @@ from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.settings import Settings
-from forgesyte.storage.base import Storage, open_storage
-from forgesyte.storage.local import LocalStorage
+from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
 
@@ -74,17 +73,15 @@ class Runtime:
 def sweep_storage(
     store: JobStore, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
 ) -> list[str]:
-    """Remove what a killed process can leave in local storage; return the removed paths.
+    """Remove what a killed process can leave in storage; return what was removed.
 
-    A write interrupted by a crash leaves its temporary file; a crash between storing a
+    A write interrupted by a crash leaves its temporary file (on S3: an unfinished
+    multipart upload); a crash between storing a
     video and inserting its job row leaves a video no job refers to. Only files unchanged
     for min_age_s go, so uploads running in another process are never touched. A video
     older than the oldest job is kept (with a warning): it predates this database, which
     says the storage was pointed at the wrong database rather than that a crash left it.
-    Object storage is not swept.
     """
-    if not isinstance(storage, LocalStorage):
-        return []
     removed: list[str] = []
     kept = 0
     try:
@@ -103,7 +100,11 @@ def sweep_storage(
                 continue
             storage.delete(key)
             removed.append(key)
-    except (OSError, ValueError) as exc:  # ValueError: a stray name that is not a job id
+    except (
+        StorageError,
+        OSError,
+        ValueError,
+    ) as exc:  # ValueError: a stray name that is not a job id
         log.warning("storage sweep stopped early: %s", getattr(exc, "strerror", None) or exc)
     if kept:
         log.warning(

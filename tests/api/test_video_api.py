@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.options import JobOptions
 from forgesyte.jobs.store import JobStore
 from tests.api.conftest import MakeClient
 from tests.support.storages import StorageBackend
@@ -231,6 +232,31 @@ def test_health_and_docs(client: TestClient) -> None:
     assert {"/v1/video/submit", "/v1/video/status/{job_id}", "/v1/video/results/{job_id}"} <= set(
         spec["paths"]
     )
+
+
+def test_submit_openapi_lists_exactly_the_job_options(client: TestClient) -> None:
+    """The form and query parameters are derived from JobOptions: its fields, its bounds."""
+    operation = client.get("/openapi.json").json()["paths"]["/v1/video/submit"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"]
+    options = {name: form["properties"][name] for name in set(form["properties"]) - {"file"}}
+    assert set(options) == {"pipeline_id", *JobOptions.model_fields}
+    query = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    assert query == options
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert headers == {"idempotency-key"}
+    for name, info in JobOptions.model_fields.items():
+        assert options[name]["description"] == info.description
+    assert options["frame_stride"] == {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": JobOptions.model_fields["frame_stride"].description,
+    }
+    assert options["sample_fps"]["exclusiveMinimum"] == 0
+    assert options["sample_fps"]["maximum"] == 1000
+    assert options["skip_unchanged"]["type"] == "boolean"
+    assert {"400", "401", "408", "409", "413", "503"} <= set(operation["responses"])
 
 
 def test_idempotency_key(

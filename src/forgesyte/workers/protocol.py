@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
 
+from forgesyte.jobs.options import JobOptions
 from forgesyte.video.service import SamplingOptions
 
 
@@ -49,14 +50,13 @@ class AnalysisRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
     def sampling(self) -> SamplingOptions:
-        """The job's options as the video layer takes them."""
-        options = self.options
-        sample_fps = options.get("sample_fps")
+        """The job's stored options (read by JobOptions) as the video layer takes them."""
+        options = JobOptions.from_stored(self.options)
         return SamplingOptions(
-            frame_stride=int(options.get("frame_stride") or 1),
-            max_frames=options.get("max_frames"),
-            sample_fps=float(sample_fps) if sample_fps is not None else None,
-            skip_unchanged=bool(options.get("skip_unchanged", False)),
+            frame_stride=options.frame_stride,
+            max_frames=options.max_frames,
+            sample_fps=options.sample_fps,
+            skip_unchanged=options.skip_unchanged,
         )
 
 

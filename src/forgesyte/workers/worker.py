@@ -150,12 +150,12 @@ class Worker:
     def _process_leased(self, job: JobRecord, lease: LeaseKeeper) -> bool:
         try:
             outcome = self._analyse(job, lease)
+        except FileNotFoundError:  # storage's ObjectNotFound is one; before StorageError
+            return self._fail(job, lease, "the uploaded video is missing from storage")
         except StorageError as exc:
             return self._fail(
                 job, lease, f"the uploaded video could not be read from storage: {exc}"
             )
-        except FileNotFoundError:
-            return self._fail(job, lease, "the uploaded video is missing from storage")
         if isinstance(outcome, AnalysisInterrupted):
             lease.stop()
             if self.store.release(job.job_id, self.worker_id):
@@ -205,6 +205,8 @@ class Worker:
             try:
                 with self.storage.local_copy(job.input_path) as video_path:
                     return self._run_child(job, str(video_path), lease)
+            except FileNotFoundError:
+                raise  # a missing video stays missing: no retry
             except StorageError:
                 if attempt == STORAGE_READ_RETRIES - 1:
                     raise
