@@ -40,7 +40,8 @@ STRIDES = (8, 16, 32)
 BINS = 11
 """Distance bins per box side (NanoDet's reg_max + 1)."""
 
-MEAN_RGB = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+MEAN_RGB_TUPLE = (123.675, 116.28, 103.53)
+MEAN_RGB = np.array(MEAN_RGB_TUPLE, dtype=np.float32)
 STD_RGB = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 """NanoDet's input normalisation (ImageNet statistics), in RGB order."""
 INV_STD_NCHW = (1.0 / STD_RGB).reshape(1, 3, 1, 1)
@@ -67,7 +68,10 @@ def to_input_tensor(image: Frame) -> FloatArray:
     OpenCV swaps the channels, subtracts the mean and lays out NCHW in one pass; the
     per-channel division by the std is one in-place multiply.
     """
-    blob = cv2.dnn.blobFromImage(image, 1.0, None, tuple(MEAN_RGB.tolist()), swapRB=True)
+    blob = np.asarray(
+        cv2.dnn.blobFromImage(image, scalefactor=1.0, mean=MEAN_RGB_TUPLE, swapRB=True),
+        dtype=np.float32,
+    )
     tensor: FloatArray = np.multiply(blob, INV_STD_NCHW, out=blob)
     return tensor
 
