@@ -14,6 +14,7 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   e  submit -> completed of a one-frame no-op job through a real server (warm)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
+  i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_local as local
+import bench_objects as objects
 import bench_server as served
 import bench_videos as videos
 
@@ -316,6 +318,50 @@ def skip_unchanged_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def objects_rows(plan: Plan) -> list[Row]:
+    """Row i: detect and detect_ocr through the video service against the bare ONNX call.
+
+    Rounds alternate the three measurements; figures are medians over rounds, each ratio
+    the median of the ratios within a round. The CPU-time ratio beside it is what the
+    overhead costs whatever else runs on the machine.
+    """
+    frames = plan.ocr_frames * 2
+    _note(f"i: detect / detect_ocr on {frames} frames 640x360, {plan.rounds} rounds")
+    comparison = objects.ObjectsComparison(objects.objects_video(frames))
+    comparison.pipeline_ms("detect")  # warm: first-call allocations, page cache
+    comparison.pipeline_ms("detect_ocr")
+    names = ["bare", "detect", "detect_ocr"]
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {"detect": [], "detect_ocr": [], "cpu": []}
+    for round_index in range(plan.rounds):
+        shift = round_index % len(names)
+        got: dict[str, tuple[float, float]] = {}
+        for name in names[shift:] + names[:shift]:
+            got[name] = comparison.bare_ms() if name == "bare" else comparison.pipeline_ms(name)
+            wall[name].append(got[name][0])
+        for name in ("detect", "detect_ocr"):
+            ratios[name].append(got[name][0] / got["bare"][0])
+        ratios["cpu"].append(got["detect"][1] / got["bare"][1])
+    ms = {name: _median(values) for name, values in wall.items()}
+    ratio = {name: _median(values) for name, values in ratios.items()}
+    return [
+        Row(
+            "i",
+            f"detect, 640x360, {frames} frames (bare model {ms['bare']:.1f} ms)",
+            f"{ms['detect']:.1f} ms/frame",
+            f"{ratio['detect']:.2f} x bare (cpu {ratio['cpu']:.2f} x)",
+            "<= 60 ms, <= 1.10 x",
+            ms["detect"] <= 60 and ratio["detect"] <= 1.10,
+        ),
+        Row(
+            "i",
+            "detect_ocr, 640x360 (OCR inside each box)",
+            f"{ms['detect_ocr']:.1f} ms/frame",
+            f"{ratio['detect_ocr']:.2f} x bare model",
+        ),
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -333,7 +379,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", default="abcdefgh", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument("--only", default="abcdefghi", help="rows to run, e.g. 'e,f' (default all)")
     parser.add_argument(
         "--compare-threads",
         action="store_true",
@@ -359,6 +405,8 @@ def main() -> int:
         rows += memory_rows(plan)
     if "h" in keys:
         rows += skip_unchanged_rows(plan)
+    if "i" in keys:
+        rows += objects_rows(plan)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",
