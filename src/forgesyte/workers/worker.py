@@ -152,13 +152,25 @@ class Worker:
         self._last_recovery = now
         report = self.store.recover_expired(self.config.max_attempts)
         for job_id in report.requeued:
-            log.warning("job %s: its worker was lost; back to pending", job_id)
+            log.warning(
+                "job %s: its worker was lost; back to pending", job_id, extra={"job_id": job_id}
+            )
         for job_id in report.failed:
-            log.error("job %s: its worker was lost too many times; failed", job_id)
+            log.error(
+                "job %s: its worker was lost too many times; failed",
+                job_id,
+                extra={"job_id": job_id},
+            )
 
     def process(self, job: JobRecord) -> bool:
         """Run one claimed job to its end; False if it was handed back or taken away."""
-        log.info("job %s: claimed by %s (attempt %d)", job.job_id, self.worker_id, job.attempts)
+        log.info(
+            "job %s: claimed by %s (attempt %d)",
+            job.job_id,
+            self.worker_id,
+            job.attempts,
+            extra={"job_id": job.job_id},
+        )
         try:
             outcome = self._analyse(job)
         except StorageError as exc:
@@ -171,13 +183,13 @@ class Worker:
                 return self._fail(
                     job, f"the analysis process could not start ({exc}) in {job.attempts} attempts"
                 )
-            log.error("job %s: %s; handing it back", job.job_id, exc)
+            log.error("job %s: %s; handing it back", job.job_id, exc, extra={"job_id": job.job_id})
             self.store.release(job.job_id, self.worker_id, count_attempt=True)
             self.stop_event.wait(self.config.poll_interval_s)
             return False
         if outcome.interrupted:
             if self.store.release(job.job_id, self.worker_id):
-                log.info("job %s: handed back to pending", job.job_id)
+                log.info("job %s: handed back to pending", job.job_id, extra={"job_id": job.job_id})
             return False
         if outcome.document is None:
             return self._fail(job, outcome.error or "the analysis failed")
@@ -190,13 +202,17 @@ class Worker:
         except StorageError as exc:
             return self._fail(job, f"the results could not be stored: {exc}")
         if not self.store.complete(job.job_id, self.worker_id, key, summarise(document)):
-            log.warning("job %s: lost its lease before completing; results discarded", job.job_id)
+            log.warning(
+                "job %s: lost its lease before completing; results discarded",
+                job.job_id,
+                extra={"job_id": job.job_id},
+            )
             return False
-        log.info("job %s: completed", job.job_id)
+        log.info("job %s: completed", job.job_id, extra={"job_id": job.job_id})
         return True
 
     def _fail(self, job: JobRecord, message: str) -> bool:
-        log.error("job %s: failed: %s", job.job_id, message)
+        log.error("job %s: failed: %s", job.job_id, message, extra={"job_id": job.job_id})
         return self.store.fail(job.job_id, self.worker_id, message)
 
     def _analyse(self, job: JobRecord) -> AnalysisOutcome:
@@ -208,7 +224,11 @@ class Worker:
             except StorageError:
                 if attempt == STORAGE_READ_RETRIES - 1:
                     raise
-                log.warning("job %s: storage read failed; retrying", job.job_id)
+                log.warning(
+                    "job %s: storage read failed; retrying",
+                    job.job_id,
+                    extra={"job_id": job.job_id},
+                )
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
@@ -246,7 +266,11 @@ class Worker:
             elif since >= lease_renew_interval:
                 write_progress(None)
             if not held:
-                log.warning("job %s: lease lost; stopping its analysis", job.job_id)
+                log.warning(
+                    "job %s: lease lost; stopping its analysis",
+                    job.job_id,
+                    extra={"job_id": job.job_id},
+                )
                 return False
             return not self._grace_expired()
 

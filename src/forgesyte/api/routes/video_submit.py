@@ -184,11 +184,21 @@ async def submit_video(
         existing = await run_in_threadpool(context.store.get_by_idempotency_key, idempotency_key)
         if existing is None or not _same_request(existing, chosen_pipeline, options):
             raise Conflict("this Idempotency-Key was used with different parameters") from None
-        log.info("job %s: a concurrent submit with its Idempotency-Key was merged", existing.job_id)
+        log.info(
+            "job %s: a concurrent submit with its Idempotency-Key was merged",
+            existing.job_id,
+            extra={"job_id": existing.job_id},
+        )
         return JobCreatedOut(job_id=existing.job_id)
     except Exception as exc:
         await run_in_threadpool(_delete_quietly, context, key)
-        log.exception("could not record job %s", job_id)
+        log.exception("could not record job %s", job_id, extra={"job_id": job_id})
         raise ServiceUnavailable("the job could not be recorded; nothing was kept") from exc
-    log.info("job %s: accepted (%d bytes, pipeline %s)", job_id, upload.size, chosen_pipeline)
+    log.info(
+        "job %s: accepted (%d bytes, pipeline %s)",
+        job_id,
+        upload.size,
+        chosen_pipeline,
+        extra={"job_id": job_id},
+    )
     return JobCreatedOut(job_id=job_id)
