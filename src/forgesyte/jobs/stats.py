@@ -62,7 +62,7 @@ def finished_job_durations(
     """One cumulative histogram of durations per (pipeline_id, final status), in one scan."""
     bounds = tuple(sorted(bounds))
     # EXTRACT(epoch FROM interval): an interval's seconds, on DuckDB and PostgreSQL alike
-    # (as a double: PostgreSQL's EXTRACT gives numeric, several times slower to compare)
+    # (cast to a double: PostgreSQL's EXTRACT gives numeric)
     duration = cast(func.extract("epoch", Job.updated_at - Job.created_at), Float)
     statement = (
         select(
