@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from forgesyte.logs import (
     SharedRotatingFileHandler,
     configure_logging,
 )
+from tests.support.server import FORGESYTE
 
 JOB_ID = uuid.UUID("8c9b7598-c23f-4d30-af09-dc788ea9a1d3")
 
@@ -167,3 +169,39 @@ def test_a_file_renamed_away_is_reopened(tmp_path: Path) -> None:
     assert [json.loads(x)["event"] for x in path.read_text().splitlines()] == ["after"]
     moved = (tmp_path / "moved.log").read_text().splitlines()
     assert [json.loads(x)["event"] for x in moved] == ["before"]
+
+
+def _run_forgesyte(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FORGESYTE, *args],
+        env={**os.environ, "FORGESYTE_DATA_DIR": str(tmp_path / "data"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_log_file_is_in_the_data_dir_unless_set_elsewhere_or_off(tmp_path: Path) -> None:
+    default = tmp_path / "data" / "forgesyte.log"
+    done = _run_forgesyte(tmp_path, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(line) for line in default.read_text().splitlines()]
+    assert any(e["logger"].startswith("alembic") for e in written)  # the upgrade's lines
+    assert [json.loads(line) for line in done.stderr.splitlines()] == written
+
+    elsewhere = tmp_path / "logs" / "ops.log"
+    assert (
+        _run_forgesyte(tmp_path, "db", "current", FORGESYTE_LOG_FILE=str(elsewhere)).returncode == 0
+    )
+    assert elsewhere.is_file()
+
+    default.unlink()
+    assert _run_forgesyte(tmp_path, "db", "current", FORGESYTE_LOG_FILE="").returncode == 0
+    assert not default.exists()
+
+
+def test_a_log_file_that_cannot_be_written_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    done = _run_forgesyte(tmp_path, "serve", FORGESYTE_LOG_FILE=str(tmp_path))  # a folder
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"forgesyte: cannot write the log file {tmp_path}")
+    assert len(done.stderr.strip().splitlines()) == 1
