@@ -6,6 +6,7 @@ submit and ran no job reports the same counts, queue and durations as the one th
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,3 +102,13 @@ def test_every_replica_reports_the_jobs_of_the_whole_deployment(
             assert worker.terminate() == 0, worker.log_text()
         assert other.terminate() == 0, other.log_text()
         assert submitter.terminate() == 0, submitter.log_text()
+
+    # the three processes shared one log file (same data dir): JSON lines from each of them
+    shared = Path(deployment.env["FORGESYTE_DATA_DIR"]) / "forgesyte.log"
+    entries = [json.loads(line) for line in shared.read_text().splitlines()]
+    assert worker is not None and worker.process is not None
+    pids = {p.process.pid for p in (submitter, other, worker) if p.process is not None}
+    assert {e["pid"] for e in entries} == pids
+    for job_id in job_ids:
+        done = [e for e in entries if e["event"] == f"job {job_id}: completed"]
+        assert [(e["pid"], e["job_id"]) for e in done] == [(worker.pid, job_id)]
