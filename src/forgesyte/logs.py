@@ -35,9 +35,8 @@ _RECORD_ATTRIBUTES = frozenset(
 ) | {"message", "asctime", "taskName"}
 _OWN_KEYS = ("ts", "level", "logger", "event", "pid", "job_id", "exception", "stack")
 _DROPPED_KEYS = frozenset({"color_message"})  # uvicorn's ANSI-coloured copy of the message
-_VIDEO_PATH_JOB_ID = re.compile(
-    r"^/v1/video/[a-z_]+/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?:[/?]|$)"
-)
+_UUID = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+_VIDEO_PATH_JOB_ID = re.compile(rf"^/v1/video/[a-z_]+/({_UUID})(?:[/?]|$)")
 
 
 def _names_a_job(record: logging.LogRecord) -> bool:
@@ -56,8 +55,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON object on one line."""
         payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-            + "Z",
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "event": record.getMessage(),
