@@ -27,14 +27,19 @@ log = logging.getLogger("forgesyte")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_LOG_FILE_COMMANDS = ("serve", "worker", "db")  # the client verbs log to stderr only
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+def _configure_logging(level: str, command: str) -> None:
+    """JSON lines to stderr; the server commands also write FORGESYTE_LOG_FILE (rotated)."""
+    from forgesyte.logs import configure_logging
+
+    log_file = Settings().resolved_log_file() if command in _LOG_FILE_COMMANDS else None
+    try:
+        configure_logging(getattr(logging, level.upper(), logging.INFO), log_file)
+    except OSError as exc:
+        print(f"forgesyte: cannot write the log file {log_file}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _build_runtime_or_exit(settings: Settings) -> Any:
@@ -136,6 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our JSON handlers (forgesyte.logs)
         timeout_graceful_shutdown=5,
     )
     pool.start()
@@ -370,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `forgesyte` console script."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.command)
     if getattr(args, "workers", None) is not None and args.workers < 0:
         print("forgesyte: --workers must be >= 0", file=sys.stderr)
         return 2

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     yolo_model: Path | None = None
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
+    log_file: str | None = Field(
+        default=None,
+        description="File that also receives the JSON log lines; default: data_dir/forgesyte.log; "
+        "empty: stderr only.",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one or the embedded DuckDB file."""
@@ -58,6 +63,12 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return f"file://{(self.data_dir / 'storage').resolve()}"
+
+    def resolved_log_file(self) -> Path | None:
+        """The log file in force: the configured one, data_dir/forgesyte.log, or None (off)."""
+        if self.log_file is None:
+            return (self.data_dir / "forgesyte.log").resolve()
+        return Path(self.log_file).resolve() if self.log_file else None
 
     @property
     def max_upload_bytes(self) -> int:

@@ -14,7 +14,7 @@ and add its contract test.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from forgesyte.jobs.changes import JobChange, JobListener
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.options import JobOptions
+from forgesyte.jobs.stats import DURATION_BUCKETS_S, DurationHistogram
 
 __all__ = [
     "DuplicateIdempotencyKeyError",
@@ -123,6 +124,22 @@ class JobStore(Protocol):
 
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each state (every state present, zero included)."""
+        ...
+
+    # -- monitoring (read at scrape time, so every process reports the same) -----------
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the job that has waited longest in the queue was submitted; None if none."""
+        ...
+
+    def finished_job_durations(
+        self, bounds: Sequence[float] = DURATION_BUCKETS_S
+    ) -> list[DurationHistogram]:
+        """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status)."""
+        ...
+
+    def frames_analysed_total(self) -> int:
+        """Frames analysed by every completed job still in the store (from its summary)."""
         ...
 
     # -- the start-up sweep --------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from forgesyte.logs import configure_child_logging
 from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, load_catalog
 from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
@@ -121,7 +122,7 @@ def child_main(
     _die_with_parent()
     # analysis is batch work: below the API's priority, so status polls stay fast under load
     os.nice(ANALYSIS_NICENESS)
-    logging.basicConfig(level=logging.WARNING)
+    configure_child_logging()  # JSON lines on stderr, like the parent's
     analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig())
     for pipeline_id in preload:
         try:
