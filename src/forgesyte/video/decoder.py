@@ -42,6 +42,7 @@ OPEN_OPTIONS = {
     "analyzeduration": "0",
 }
 DEFAULT_MAX_FRAME_PIXELS = 8192 * 4320
+MAX_STREAMS_WITH_OPTIONS = 16  # the pixel limit reaches the probe decoders of this many streams
 TRUNCATION_TOLERANCE = 0.01  # fraction of the declared packets that may be missing
 SLOT_EPSILON = 1e-9  # keeps a frame sitting exactly on a sample_fps slot boundary in it
 
@@ -67,15 +68,27 @@ def check_frame_size(width: int, height: int, limit: int) -> None:
 
 
 @contextmanager
-def open_mp4(path: Path) -> Iterator[av.container.InputContainer]:
+def open_mp4(
+    path: Path, max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+) -> Iterator[av.container.InputContainer]:
     """Open a file as MP4/MOV and nothing else; always closed.
 
-    Raises VideoDecodeError (never naming the path) when it is not a readable MP4.
+    Opening reads the stream parameters (FFmpeg may decode a first frame to find them):
+    its decoders refuse frames over max_frame_pixels, so a huge frame is never
+    allocated there. Raises VideoDecodeError (never naming the path) when the file is
+    not a readable MP4.
     """
     if not path.is_file():
         raise VideoDecodeError(f"video file not found: {path.name}")
+    decoder_options = [{"max_pixels": str(max_frame_pixels)}] * MAX_STREAMS_WITH_OPTIONS
     try:
-        container = av.open(str(path), mode="r", format=MP4_DEMUXER, options=OPEN_OPTIONS)
+        container = av.open(
+            str(path),
+            mode="r",
+            format=MP4_DEMUXER,
+            options=OPEN_OPTIONS,
+            stream_options=decoder_options,
+        )
     except (av.FFmpegError, OSError, ValueError) as exc:
         log.info("could not open %s as MP4: %s", path.name, exc)
         raise VideoDecodeError(
@@ -237,7 +250,7 @@ def decode_planned_frames(
     """
     if not plan.runs:
         return
-    with open_mp4(path) as container:
+    with open_mp4(path, max_frame_pixels) as container:
         yield from _decode_runs(container, video_stream(container), plan, max_frame_pixels)
 
 

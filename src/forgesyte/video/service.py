@@ -260,7 +260,7 @@ class VideoFilePipelineService:
         VideoDecodeError when the file cannot be decoded, yields no frame, or stops
         well before the packets its container declares (a truncated file).
         """
-        with open_mp4(path) as container:
+        with open_mp4(path, self._max_frame_pixels) as container:
             stream = video_stream(container)
             check_frame_size(
                 stream.codec_context.width, stream.codec_context.height, self._max_frame_pixels
