@@ -87,7 +87,8 @@ def open_mp4(
             mode="r",
             format=MP4_DEMUXER,
             options=OPEN_OPTIONS,
-            stream_options=decoder_options,
+            # one dict of codec options per stream; PyAV's stub says list[str]
+            stream_options=cast(Any, decoder_options),
         )
     except (av.FFmpegError, OSError, ValueError) as exc:
         log.info("could not open %s as MP4: %s", path.name, exc)
