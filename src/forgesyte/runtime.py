@@ -51,6 +51,7 @@ class Runtime:
             timeout_s=settings.job_timeout_s,
             memory_cap_mb=settings.child_memory_mb,
             plugin_config=plugin_config,
+            max_frame_pixels=settings.max_frame_pixels,
         )
         config = WorkerConfig(
             lease_seconds=settings.lease_seconds,

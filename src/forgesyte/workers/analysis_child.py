@@ -21,7 +21,12 @@ from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.pipelines.runner import PipelineRunner
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
-from forgesyte.video.service import SamplingOptions, VideoDecodeError, VideoFilePipelineService
+from forgesyte.video.service import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    SamplingOptions,
+    VideoDecodeError,
+    VideoFilePipelineService,
+)
 
 PROGRESS_MESSAGE_INTERVAL_S = 0.1  # seconds between progress messages to the parent
 _PR_SET_PDEATHSIG = 1
@@ -78,7 +83,10 @@ def throttled_progress(
 class _Analyser:
     """Keeps one runner per pipeline, so models load once per child."""
 
-    def __init__(self, pipelines_dir: str | None, plugin_config: PluginConfig) -> None:
+    def __init__(
+        self, pipelines_dir: str | None, plugin_config: PluginConfig, max_frame_pixels: int
+    ) -> None:
+        self._max_frame_pixels = max_frame_pixels
         self._registry = discover_plugins(plugin_config)
         self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
         self._runners: dict[str, PipelineRunner] = {}
@@ -100,7 +108,9 @@ class _Analyser:
 
     def analyse(self, request: AnalysisRequest, conn: Connection) -> dict[str, Any]:
         progress = throttled_progress(lambda a, p: conn.send(("progress", a, p)))
-        service = VideoFilePipelineService(self.runner(request.pipeline_id))
+        service = VideoFilePipelineService(
+            self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
+        )
         results = service.run(
             Path(request.video_path),
             request.sampling(),
@@ -114,6 +124,7 @@ def child_main(
     pipelines_dir: str | None,
     preload: list[str],
     plugin_config: PluginConfig | None = None,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
 ) -> None:
     """Entry point of the child: serve analysis requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
@@ -121,7 +132,7 @@ def child_main(
     # analysis is batch work: below the API's priority, so status polls stay fast under load
     os.nice(ANALYSIS_NICENESS)
     logging.basicConfig(level=logging.WARNING)
-    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig())
+    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig(), max_frame_pixels)
     for pipeline_id in preload:
         try:
             analyser.runner(pipeline_id)
