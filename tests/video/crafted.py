@@ -14,13 +14,14 @@ FTYP_BOX = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
 _CONTAINERS = (b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts")
 
 
-def _picture(index: int, width: int, height: int) -> np.ndarray:
+def _picture(index: int, width: int, height: int, noise: bool = True) -> np.ndarray:
     """A frame that differs from its neighbours: a grey level, a moving block and noise."""
-    rng = np.random.default_rng(index)
     image = np.full((height, width, 3), (index * 7) % 256, np.uint8)
     y, x = (index * 3) % height, (index * 5) % width
     image[y : y + height // 3, x : x + width // 3] = 255 - (index * 7) % 256
-    image[: height // 4, : width // 4] = rng.integers(0, 256, (height // 4, width // 4, 3))
+    if noise:
+        rng = np.random.default_rng(index)
+        image[: height // 4, : width // 4] = rng.integers(0, 256, (height // 4, width // 4, 3))
     return image
 
 
@@ -33,11 +34,12 @@ def write_h264_video(
     b_frames: int = 3,
     gop: int = 24,
     frame_ticks: list[int] | None = None,
+    noise: bool = True,
 ) -> Path:
     """Encode an H.264 MP4 with libx264 (B-frames and GOP as given).
 
     frame_ticks gives each frame's duration in 1/fps ticks (a variable frame rate);
-    default one tick each.
+    default one tick each. noise=False gives flat pictures that compress to little.
     """
     width, height = size_wh
     with av.open(str(path), "w", format="mp4") as output:
@@ -46,7 +48,7 @@ def write_h264_video(
         stream.time_base = Fraction(1, fps)
         stream.codec_context.time_base = Fraction(1, fps)
         stream.options = {
-            "preset": "veryfast",
+            "preset": "veryfast" if noise else "ultrafast",
             "crf": "28",
             "g": str(gop),
             "bf": str(b_frames),
@@ -54,7 +56,9 @@ def write_h264_video(
         }
         pts = 0
         for index in range(frame_count):
-            frame = av.VideoFrame.from_ndarray(_picture(index, width, height), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(
+                _picture(index, width, height, noise), format="bgr24"
+            )
             frame.pts = pts
             frame.time_base = Fraction(1, fps)
             pts += frame_ticks[index] if frame_ticks else 1
