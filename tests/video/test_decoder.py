@@ -22,7 +22,7 @@ from forgesyte.video.service import (
     VideoFilePipelineService,
     select_frames,
 )
-from tests.support.videos import write_counter_video
+from tests.support.videos import faststart_mp4, truncated_mp4, write_counter_video
 from tests.video.crafted import (
     concat_playlist,
     duration_bomb_mp4,
@@ -234,3 +234,15 @@ def test_the_old_decoder_followed_a_playlist(tmp_path: Path) -> None:
         frames += 1
     capture.release()
     assert frames == 30
+
+
+def test_a_truncated_file_fails_unless_the_cap_comes_first(tmp_path: Path) -> None:
+    moov_last = write_counter_video(tmp_path / "m.mp4", 30, size_wh=(96, 64))
+    whole = faststart_mp4(moov_last, tmp_path / "f.mp4")
+    cut = truncated_mp4(whole, tmp_path / "cut.mp4", 0.6)
+    keeper = Keeper()
+    with pytest.raises(VideoDecodeError, match=r"stopped after \d+ of its 30 declared frames"):
+        VideoFilePipelineService(keeper).run(cut, SamplingOptions(frame_stride=5))
+    assert not keeper.frames  # found from the packet index, before any frame is analysed
+    capped = VideoFilePipelineService(keeper).run(cut, SamplingOptions(max_frames=3))
+    assert [f.frame_index for f in capped.frames] == [0, 1, 2]
