@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 FTYP_BOX = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -66,6 +67,18 @@ def write_h264_video(
                 output.mux(packet)
         for packet in stream.encode(None):
             output.mux(packet)
+    return path
+
+
+def write_mp4v_video(path: Path, frame_count: int, size_wh: tuple[int, int] = (96, 64)) -> Path:
+    """An MP4 from OpenCV's mp4v writer (an I-frame every 12, P-frames between)."""
+    width, height = size_wh
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size_wh)
+    try:
+        for index in range(frame_count):
+            writer.write(_picture(index, width, height, noise=False))
+    finally:
+        writer.release()
     return path
 
 
@@ -176,6 +189,16 @@ def lying_size_mp4(source: Path, path: Path, size_wh: tuple[int, int] = (64, 48)
     data[tkhd + tkhd_size - 8 : tkhd + tkhd_size] = struct.pack(
         ">II", size_wh[0] << 16, size_wh[1] << 16
     )
+    path.write_bytes(bytes(data))
+    return path
+
+
+def without_sync_samples(source: Path, path: Path) -> Path:
+    """A copy whose sync sample table (stss) is renamed `free`: every packet then claims
+    to be a keyframe, P- and B-frames included."""
+    data = bytearray(source.read_bytes())
+    (stss,) = _find(bytes(data), [*STBL, b"stss"])
+    data[stss + 4 : stss + 8] = b"free"
     path.write_bytes(bytes(data))
     return path
 

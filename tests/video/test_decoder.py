@@ -32,7 +32,9 @@ from tests.video.crafted import (
     hls_playlist,
     lying_size_mp4,
     with_edit_list,
+    without_sync_samples,
     write_h264_video,
+    write_mp4v_video,
 )
 
 BOMB_SECONDS = 5.0  # a bomb ends (completed or failed) well within this
@@ -60,7 +62,10 @@ VIDEO_KINDS: dict[str, Callable[[Path], Path]] = {
     "h264-edit-list": lambda folder: with_edit_list(
         write_h264_video(folder / "e0.mp4", 60, gop=12), folder / "e.mp4", 5 * 512
     ),
-    "mp4v-gop12": lambda folder: write_counter_video(folder / "m.mp4", 50, size_wh=(96, 64)),
+    "mp4v-gop12": lambda folder: write_mp4v_video(folder / "m.mp4", 50),
+    "mp4v-no-sync-sample-table": lambda folder: without_sync_samples(
+        write_mp4v_video(folder / "s0.mp4", 50), folder / "s.mp4"
+    ),
 }
 
 SAMPLINGS = {
@@ -130,10 +135,16 @@ def packets_fed(path: Path, sampling: SamplingOptions) -> tuple[int, int]:
 def test_only_the_packets_a_job_needs_are_decoded(videos: dict[str, Path]) -> None:
     fed, total = packets_fed(videos["h264-bframes"], SamplingOptions(sample_fps=1.0))
     assert fed < total / 2  # two wanted frames; runs start at their keyframes
-    fed, total = packets_fed(videos["mp4v-gop12"], SamplingOptions(frame_stride=10))
-    assert fed < total
-    fed, total = packets_fed(videos["mp4v-gop12"], SamplingOptions())
+    fed, total = packets_fed(videos["h264-no-bframes-long-gop"], SamplingOptions(frame_stride=10))
+    assert fed < total  # frames 61-74 are after the last wanted one's keyframe run
+    fed, total = packets_fed(videos["h264-bframes"], SamplingOptions())
     assert fed == total
+    # frames 0 and 30: frame 0, then from the last keyframe before frame 30
+    fed, total = packets_fed(videos["mp4v-gop12"], SamplingOptions(sample_fps=1.0))
+    assert fed < 31 and total == 50
+    # without a sync sample table every packet claims to be a keyframe: trust only the first
+    no_table = videos["mp4v-no-sync-sample-table"]
+    assert packets_fed(no_table, SamplingOptions(sample_fps=1.0)) == (31, 50)
 
 
 def test_skip_unchanged_still_reuses_results(tmp_path: Path) -> None:

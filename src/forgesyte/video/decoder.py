@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import av
+import av.codec
 import av.container
 import av.video
 import numpy as np
@@ -190,6 +191,11 @@ def read_packet_index(
     except av.FFmpegError as exc:
         log.info("demuxing stopped after %d packets: %s", len(pts_list), exc)
         truncated = True
+    keyframe = np.frombuffer(bytes(keyframes), dtype=np.bool_).copy()
+    if keyframe.size > 1 and keyframe.all() and not _intra_only(stream):
+        # no sync sample table: MP4 then calls every packet a keyframe, which an
+        # inter-coded stream may not honour, so decoding only ever starts at the first
+        keyframe[1:] = False
     pts_array = np.frombuffer(pts_list, dtype=np.int64) if pts_list else np.zeros(0, np.int64)
     shown_ids = np.flatnonzero(np.frombuffer(bytes(shown), dtype=np.bool_))
     # presentation order; packets with equal pts keep their decode order
@@ -197,12 +203,19 @@ def read_packet_index(
     time_base = stream.time_base or Fraction(1, 1)
     return PacketIndex(
         pts=pts_array,
-        keyframe=np.frombuffer(bytes(keyframes), dtype=np.bool_),
+        keyframe=keyframe,
         shown_order=order.astype(np.int64),
         time_base=Fraction(time_base),
         declared_packets=max(int(stream.frames or 0), 0),
         truncated=truncated,
     )
+
+
+def _intra_only(stream: av.video.VideoStream) -> bool:
+    """Whether every frame of the stream's codec stands alone (MJPEG, ProRes, ...)."""
+    codec = stream.codec_context.codec
+    intra_only = cast(int, av.codec.Properties.INTRA_ONLY.value)  # the stub types it loosely
+    return bool(codec.properties & intra_only)
 
 
 @dataclass(frozen=True)
