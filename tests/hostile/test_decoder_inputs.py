@@ -80,6 +80,9 @@ def _victim(server: ServerProcess, honest: Path) -> tuple[str, Path]:
     return job_id, stored
 
 
+# The old OpenCV decoder read the victim through the first (its job completed with the
+# victim's frames); FFmpeg's own guards (concat's safe mode, HLS's extension check)
+# stopped the others there. All must stay unread whatever the FFmpeg build does.
 PLAYLISTS = {
     "ffconcat-by-storage-name": lambda job_id, stored: concat_playlist(f"{job_id}.mp4"),
     "ffconcat-by-absolute-path": lambda job_id, stored: concat_playlist(str(stored)),
