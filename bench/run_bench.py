@@ -15,6 +15,7 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
   i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
+  s  sample_fps=1 and frame_stride=10 jobs against decoding every frame (1280x720, 30 fps)
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_decode as decoding
 import bench_local as local
 import bench_objects as objects
 import bench_server as served
 import bench_videos as videos
+
+from forgesyte.video.service import SamplingOptions
 
 RESOLUTIONS = ((640, 360), (1280, 720))
 
@@ -362,6 +366,63 @@ def objects_rows(plan: Plan) -> list[Row]:
     ]
 
 
+SAMPLED_TARGETS = (
+    ("sample_fps=1", SamplingOptions(sample_fps=1.0), 0.4),
+    ("frame_stride=10", SamplingOptions(frame_stride=10), 0.5),
+)
+
+
+def sampled_decode_rows(plan: Plan) -> list[Row]:
+    """Row s: noop jobs at sample_fps=1 and frame_stride=10 against decoding every frame.
+
+    The baseline decodes every frame of the same 1280x720 30 fps video with PyAV to BGR
+    images, as a stride-1 job does; rounds interleave the measurements and each ratio is
+    the median of the ratios within a round (wall time decides; CPU time shown beside).
+    """
+    runner = local.runner_for("testkit_noop")
+    rows: list[Row] = []
+    for label, path in (
+        ("mp4v, GOP 12", videos.moving_video(1280, 720, plan.seconds)),
+        ("H.264 x264 defaults", decoding.h264_video(1280, 720, plan.seconds)),
+    ):
+        _note(f"s: sampled decoding, {label}, {plan.rounds} rounds")
+        decoding.decode_every_frame(path)  # page cache and decoder warm
+        baseline: list[float] = []
+        bare: list[float] = []
+        wall: dict[str, list[float]] = {name: [] for name, _, _ in SAMPLED_TARGETS}
+        cpu: dict[str, list[float]] = {name: [] for name, _, _ in SAMPLED_TARGETS}
+        for _ in range(plan.rounds):
+            every_wall, every_cpu = decoding.decode_every_frame(path)
+            baseline.append(every_wall)
+            bare.append(decoding.decode_every_frame(path, convert=False)[0])
+            for name, sampling, _ in SAMPLED_TARGETS:
+                job_wall, job_cpu = decoding.sampled_job(path, runner, sampling)
+                wall[name].append(job_wall / every_wall)
+                cpu[name].append(job_cpu / every_cpu)
+        rows.append(
+            Row(
+                "s",
+                f"decode every frame to BGR, 1280x720 {label}",
+                f"{_median(baseline):.2f} s",
+                f"(no conversion: {_median(bare):.2f} s)",
+                "(baseline)",
+            )
+        )
+        for name, _, target in SAMPLED_TARGETS:
+            ratio = _median(wall[name])
+            rows.append(
+                Row(
+                    "s",
+                    f"  noop job {name}, {label}",
+                    f"{ratio * _median(baseline):.2f} s",
+                    f"{ratio:.2f} x every frame (cpu {_median(cpu[name]):.2f} x)",
+                    f"<= {target:.2f} x",
+                    ratio <= target,
+                )
+            )
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -379,7 +440,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", default="abcdefghi", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument(
+        "--only", default="abcdefghis", help="rows to run, e.g. 'e,f' (default all)"
+    )
     parser.add_argument(
         "--compare-threads",
         action="store_true",
@@ -407,6 +470,8 @@ def main() -> int:
         rows += skip_unchanged_rows(plan)
     if "i" in keys:
         rows += objects_rows(plan)
+    if "s" in keys:
+        rows += sampled_decode_rows(plan)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",

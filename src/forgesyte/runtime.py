@@ -56,6 +56,7 @@ class Runtime:
             timeout_s=settings.job_timeout_s,
             memory_cap_mb=settings.child_memory_mb,
             plugin_config=plugin_config,
+            max_frame_pixels=settings.max_frame_pixels,
         )
         config = WorkerConfig.from_settings(settings)
         worker_id = f"{os.uname().nodename}-{os.getpid()}-{index}"

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     job_timeout_s: float = Field(default=3600.0, gt=0)
     child_memory_mb: int | None = Field(default=None, ge=64)
+    max_frame_pixels: int = Field(
+        default=8192 * 4320,
+        ge=1,
+        description="A video whose frames have more pixels than this fails its job.",
+    )
     poll_interval_s: float = Field(default=0.2, gt=0)
     analysis_threads: int | None = Field(
         default=None,

@@ -21,7 +21,11 @@ from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, lo
 from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
-from forgesyte.video.service import VideoDecodeError, VideoFilePipelineService
+from forgesyte.video.service import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    VideoDecodeError,
+    VideoFilePipelineService,
+)
 from forgesyte.workers.protocol import (
     AnalysisDone,
     AnalysisFailed,
@@ -70,7 +74,10 @@ def throttled_progress(
 class _Analyser:
     """Keeps one runner per pipeline, so models load once per child."""
 
-    def __init__(self, pipelines_dir: str | None, plugin_config: PluginConfig) -> None:
+    def __init__(
+        self, pipelines_dir: str | None, plugin_config: PluginConfig, max_frame_pixels: int
+    ) -> None:
+        self._max_frame_pixels = max_frame_pixels
         self._registry = discover_plugins(plugin_config)
         self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
         self._runners: dict[str, PipelineRunner] = {}
@@ -90,7 +97,9 @@ class _Analyser:
         """Run one request, sending throttled Progress; the answer says how it ended."""
         progress = throttled_progress(lambda analysed, planned: send(Progress(analysed, planned)))
         try:
-            service = VideoFilePipelineService(self.runner(request.pipeline_id))
+            service = VideoFilePipelineService(
+                self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
+            )
             results = service.run(
                 Path(request.video_path),
                 request.sampling(),
@@ -116,6 +125,7 @@ def child_main(
     pipelines_dir: str | None,
     preload: list[str],
     plugin_config: PluginConfig | None = None,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
 ) -> None:
     """Entry point of the child: serve analysis requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
@@ -123,7 +133,7 @@ def child_main(
     # analysis is batch work: below the API's priority, so status polls stay fast under load
     os.nice(ANALYSIS_NICENESS)
     configure_child_logging()  # JSON lines on stderr, like the parent's
-    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig())
+    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig(), max_frame_pixels)
     for pipeline_id in preload:
         try:
             analyser.runner(pipeline_id)
