@@ -14,6 +14,7 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   e  submit -> completed of a one-frame no-op job through a real server (warm)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
+  o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_local as local
+import bench_ocr
 import bench_server as served
 import bench_videos as videos
 
@@ -316,6 +318,50 @@ def skip_unchanged_rows(plan: Plan) -> list[Row]:
     ]
 
 
+OCR_SPEED_FULL = (6, 3)
+OCR_SPEED_QUICK = (2, 1)
+"""(frames, rounds) of row o: known-words frames per video, interleaved rounds."""
+
+
+def ocr_speed_rows(quick: bool) -> list[Row]:
+    """Row o: ocr.read against RapidOCR() with its defaults, same frames, same run.
+
+    Each side's best (shortest) round gives its frames/s; the word accuracy is the
+    fraction of the frames' known words that each side read.
+    """
+    frames, rounds = OCR_SPEED_QUICK if quick else OCR_SPEED_FULL
+    rows: list[Row] = []
+    for width, height in RESOLUTIONS:
+        _note(f"o: OCR speed and accuracy, {width}x{height}, {frames} frames, {rounds} rounds")
+        speed = bench_ocr.ocr_speed(frames, width, height, rounds)
+        tool_s, defaults_s = min(speed.tool.wall_s), min(speed.defaults.wall_s)
+        ratio = defaults_s / tool_s
+        cpu_ratio = min(speed.defaults.cpu_s) / min(speed.tool.cpu_s)
+        ours, theirs = speed.accuracy(speed.tool), speed.accuracy(speed.defaults)
+        res = f"{width}x{height}"
+        rows += [
+            Row(
+                "o",
+                f"OCR ocr.read vs RapidOCR() {frames / defaults_s:.2f} fps, {res}, "
+                f"best of {rounds}",
+                f"{frames / tool_s:.2f} fps",
+                f"{ratio:.2f} x (cpu {cpu_ratio:.2f} x)",
+                ">= 2.0 x",
+                ratio >= 2.0,
+            ),
+            Row(
+                "o",
+                f"  word accuracy, {speed.total_words} known words, {res}: "
+                f"RapidOCR() {theirs:.3f}",
+                f"{ours:.3f}",
+                f"{ours - theirs:+.3f}",
+                ">= -0.02",
+                ours - theirs >= -0.02,
+            ),
+        ]
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -333,7 +379,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", default="abcdefgh", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument("--only", default="abcdefgho", help="rows to run, e.g. 'e,f' (default all)")
     parser.add_argument(
         "--compare-threads",
         action="store_true",
@@ -359,6 +405,8 @@ def main() -> int:
         rows += memory_rows(plan)
     if "h" in keys:
         rows += skip_unchanged_rows(plan)
+    if "o" in keys:
+        rows += ocr_speed_rows(args.quick)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",

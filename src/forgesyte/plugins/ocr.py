@@ -19,13 +19,35 @@ CROP_MARGIN_FRACTION = 0.05
 """A detection's box is widened by max(4 px, 5% of its side) before reading, for context."""
 
 
-def engine_params(threads: int | None) -> dict[str, Any]:
-    """RapidOCR settings: quiet logs and, when given, the ONNX Runtime thread counts.
+DETECTION_LONG_SIDE = 960
+"""The text detector sees the frame at its own size, or shrunk so that its longer side is
+at most this many pixels; never enlarged (RapidOCR's default enlarges the short side to
+736 px, which makes a 640x360 frame cost as much as a 1312x736 one)."""
+
+RECOGNITION_BATCH = 6
+"""Text lines of a frame recognised together in one ONNX Runtime call (RapidOCR's batch)."""
+
+
+def engine_params(threads: int | None, *, angle_classifier: bool = False) -> dict[str, Any]:
+    """RapidOCR settings: detector input size, angle classifier, batch, threads, quiet logs.
+
+    - the detector never enlarges a frame, and shrinks it to DETECTION_LONG_SIDE on its
+      longer side (``Det.limit_type`` "max");
+    - the angle classifier (lines upside down) runs only when asked: it costs a model call
+      per frame and frames of video are upright;
+    - recognition reads RECOGNITION_BATCH lines per call;
+    - ONNX Runtime uses `threads` intra-op threads and one inter-op thread when given.
 
     Only engine settings: the models stay RapidOCR's bundled defaults (any model setting
     would make it try to download).
     """
-    params: dict[str, Any] = {"Global.log_level": "warning"}
+    params: dict[str, Any] = {
+        "Global.log_level": "warning",
+        "Global.use_cls": angle_classifier,
+        "Det.limit_type": "max",
+        "Det.limit_side_len": DETECTION_LONG_SIDE,
+        "Rec.rec_batch_num": RECOGNITION_BATCH,
+    }
     if threads is not None:
         params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
         params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
@@ -33,10 +55,7 @@ def engine_params(threads: int | None) -> dict[str, Any]:
 
 
 def warm_up_image() -> Frame:
-    """A small square image with a word: reading it loads all three OCR models.
-
-    Square, because RapidOCR scales the short side to 736 px before detection.
-    """
+    """A small image with a word: reading it loads the detection and recognition models."""
     image = np.full((128, 128, 3), 255, np.uint8)
     cv2.putText(image, "OCR", (14, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (0, 0, 0), 3)
     return cast(Frame, image)
@@ -65,29 +84,6 @@ def crop_box(xyxy: list[float], resolution_wh: tuple[int, int]) -> tuple[int, in
     return left, top, right, bottom
 
 
-def pad_to_square(crop: Frame) -> tuple[Frame, tuple[int, int]]:
-    """Centre a crop on a square of its border's median colour; return it and the offset.
-
-    RapidOCR scales an image so that its short side is 736 px; a wide, short crop would be
-    blown up many times over (slow, and it breaks lines apart). On a square it is not.
-    """
-    height, width = crop.shape[:2]
-    side = max(height, width)
-    edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-    colour = tuple(int(v) for v in np.median(edge, axis=0))
-    top, left = (side - height) // 2, (side - width) // 2
-    square = cv2.copyMakeBorder(
-        crop,
-        top,
-        side - height - top,
-        left,
-        side - width - left,
-        cv2.BORDER_CONSTANT,
-        value=colour,
-    )
-    return cast(Frame, square), (left, top)
-
-
 class OcrRead(Tool):
     """`ocr.read`: every text line in the frame as {text, confidence, box}.
 
@@ -104,27 +100,40 @@ class OcrRead(Tool):
     input_types = (IMAGE_TYPE, DETECTIONS_TYPE)
     output_types = ("ocr_lines",)
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, *, angle_classifier: bool = False) -> None:
+        """`threads`: ONNX Runtime's intra-op threads (None: its default, one per core).
+
+        `angle_classifier`: also run RapidOCR's angle classifier, which turns lines that
+        are upside down before reading them (off by default: video frames are upright, and
+        it costs a model call per frame).
+        """
         self.threads = threads
+        self.angle_classifier = angle_classifier
         self._engine: Any = None
 
     def load(self) -> None:
         """Load the RapidOCR engine and its models once for this process (bundled models).
 
-        RapidOCR opens its detection, orientation and recognition models on first use; one
-        read of a small text image here does that, so the first job does not pay for it.
+        RapidOCR opens its detection, recognition (and, when asked for, angle) models on
+        first use; one read of a small text image here does that, so the first job does not
+        pay for it.
         ONNX Runtime uses `threads` threads when given (the plugin configuration's
         analysis_threads).
         """
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            engine = RapidOCR(params=engine_params(self.threads))
+            engine = RapidOCR(
+                params=engine_params(self.threads, angle_classifier=self.angle_classifier)
+            )
             engine(warm_up_image())
             self._engine = engine
 
     def read_lines(self, image: Frame) -> list[dict[str, Any]]:
-        """Run OCR on an image and return its lines in reading order."""
+        """Run OCR on an image and return its lines in reading order.
+
+        When the detector finds no text, RapidOCR stops there: no recognition call.
+        """
         self.load()
         output = self._engine(image)
         if output.txts is None or output.boxes is None or output.scores is None:
@@ -140,19 +149,22 @@ class OcrRead(Tool):
         return lines
 
     def read_inside(self, frame: Frame, xyxy: list[float]) -> list[dict[str, Any]]:
-        """Read the text inside one box (plus margin); line boxes in frame pixels."""
+        """Read the text inside one box (plus margin); line boxes in frame pixels.
+
+        The crop is read as it is: the detector no longer enlarges its input, and RapidOCR
+        itself pads a crop that is very flat or under 30 px high (mapping its boxes back).
+        """
         height, width = frame.shape[:2]
         rect = crop_box(xyxy, (width, height))
         if rect is None:
             return []
         left, top, right, bottom = rect
-        square, (pad_x, pad_y) = pad_to_square(np.ascontiguousarray(frame[top:bottom, left:right]))
-        lines = self.read_lines(square)
+        lines = self.read_lines(np.ascontiguousarray(frame[top:bottom, left:right]))
         for line in lines:
             line["box"] = [
                 [
-                    round(min(max(x - pad_x + left, left), right), BOX_DIGITS),
-                    round(min(max(y - pad_y + top, top), bottom), BOX_DIGITS),
+                    round(min(max(x + left, left), right), BOX_DIGITS),
+                    round(min(max(y + top, top), bottom), BOX_DIGITS),
                 ]
                 for x, y in line["box"]
             ]
