@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from rapidocr import RapidOCR
 
 from forgesyte.plugins.base import Frame
@@ -17,6 +18,7 @@ from forgesyte.plugins.ocr import (
     OcrRead,
     engine_params,
     plugin,
+    session_options,
 )
 
 # (words, font, scale, thickness, baseline y) of each line, for a 480 x 270 frame
@@ -32,15 +34,31 @@ LINES = (
 def test_the_engine_settings() -> None:
     params = engine_params(None)
     assert params["Det.limit_type"] == "max"  # shrink a large frame, never enlarge one
-    assert params["Det.limit_side_len"] == DETECTION_LONG_SIDE == 960
+    assert params["Det.limit_side_len"] == DETECTION_LONG_SIDE == 640
     assert params["Global.use_cls"] is False
-    assert params["Rec.rec_batch_num"] == RECOGNITION_BATCH
+    assert params["Rec.rec_batch_num"] == RECOGNITION_BATCH == 1
     assert not any(key.startswith("EngineConfig") for key in params)  # ORT's own threads
     assert not any("model" in key for key in params)  # bundled models: nothing downloaded
-    threaded = engine_params(3, angle_classifier=True)
+    threaded = engine_params(3, angle_classifier=True, detection_long_side=1280)
     assert threaded["Global.use_cls"] is True
+    assert threaded["Det.limit_side_len"] == 1280
     assert threaded["EngineConfig.onnxruntime.intra_op_num_threads"] == 3
     assert threaded["EngineConfig.onnxruntime.inter_op_num_threads"] == 1
+
+
+def test_a_detection_size_under_32_pixels_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 32"):
+        OcrRead(detection_long_side=16)
+
+
+def test_sessions_are_reopened_without_spinning() -> None:
+    tool = OcrRead(threads=1)
+    tool.load()
+    for model in (tool._engine.text_det, tool._engine.text_rec):
+        options = model.session.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == 1
+    assert session_options(None).intra_op_num_threads == 0  # ONNX Runtime's own default
 
 
 def test_the_angle_classifier_loads_only_when_asked_for() -> None:
