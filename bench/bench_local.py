@@ -13,6 +13,7 @@ import numpy as np
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.pipelines.runner import PipelineRunner
 from forgesyte.plugins.base import Frame
+from forgesyte.plugins.ocr import engine_params, reopen_without_spinning
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
 from forgesyte.workers.analysis_child import throttled_progress
@@ -125,7 +126,10 @@ def read_frames(path: Path) -> list[Frame]:
 
 
 class OcrComparison:
-    """(d) ocr_only through the video service against RapidOCR called directly, both warm."""
+    """(d) ocr_only through the video service against RapidOCR called directly, both warm.
+
+    RapidOCR is called with ocr.read's own settings: the row measures the job's path.
+    """
 
     def __init__(self, path: Path) -> None:
         from rapidocr import RapidOCR
@@ -133,10 +137,13 @@ class OcrComparison:
         self.path = path
         self.frames = read_frames(path)
         self.runner = runner_for("ocr_only")
-        self.direct = RapidOCR(params={"Global.log_level": "warning"})
+        # the same engine settings as ocr.read, so that only the job's path differs
+        self.direct = RapidOCR(params=engine_params(None))
         self.service = VideoFilePipelineService(self.runner)
         # warm both: the first call of each engine loads its ONNX sessions
         self.runner.run(self.frames[0])
+        self.direct(self.frames[0])
+        reopen_without_spinning(self.direct, None)
         self.direct(self.frames[0])
 
     def service_seconds(self) -> tuple[float, float]:

@@ -16,6 +16,7 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
   i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
   s  sample_fps=1 and frame_stride=10 jobs against decoding every frame (1280x720, 30 fps)
+  o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_decode as decoding
 import bench_local as local
 import bench_objects as objects
+import bench_ocr
 import bench_server as served
 import bench_videos as videos
 
@@ -420,6 +422,49 @@ def sampled_decode_rows(plan: Plan) -> list[Row]:
                     ratio <= target,
                 )
             )
+
+
+OCR_SPEED_FULL = (6, 3)
+OCR_SPEED_QUICK = (2, 1)
+"""(frames, rounds) of row o: known-words frames per video, interleaved rounds."""
+
+
+def ocr_speed_rows(quick: bool) -> list[Row]:
+    """Row o: ocr.read against RapidOCR() with its defaults, same frames, same run.
+
+    Each side's best (shortest) round gives its frames/s; the word accuracy is the
+    fraction of the frames' known words that each side read.
+    """
+    frames, rounds = OCR_SPEED_QUICK if quick else OCR_SPEED_FULL
+    rows: list[Row] = []
+    for width, height in RESOLUTIONS:
+        _note(f"o: OCR speed and accuracy, {width}x{height}, {frames} frames, {rounds} rounds")
+        speed = bench_ocr.ocr_speed(frames, width, height, rounds)
+        tool_s, defaults_s = min(speed.tool.wall_s), min(speed.defaults.wall_s)
+        ratio = defaults_s / tool_s
+        cpu_ratio = min(speed.defaults.cpu_s) / min(speed.tool.cpu_s)
+        ours, theirs = speed.accuracy(speed.tool), speed.accuracy(speed.defaults)
+        res = f"{width}x{height}"
+        rows += [
+            Row(
+                "o",
+                f"OCR ocr.read vs RapidOCR() {frames / defaults_s:.2f} fps, {res}, "
+                f"best of {rounds}",
+                f"{frames / tool_s:.2f} fps",
+                f"{ratio:.2f} x (cpu {cpu_ratio:.2f} x)",
+                ">= 2.0 x",
+                ratio >= 2.0,
+            ),
+            Row(
+                "o",
+                f"  word accuracy, {speed.total_words} known words, {res}: "
+                f"RapidOCR() {theirs:.3f}",
+                f"{ours:.3f}",
+                f"{ours - theirs:+.3f}",
+                ">= -0.02",
+                ours - theirs >= -0.02,
+            ),
+        ]
     return rows
 
 
@@ -441,7 +486,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghis", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghios", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--compare-threads",
@@ -472,6 +517,8 @@ def main() -> int:
         rows += objects_rows(plan)
     if "s" in keys:
         rows += sampled_decode_rows(plan)
+    if "o" in keys:
+        rows += ocr_speed_rows(args.quick)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",
