@@ -1,7 +1,11 @@
 """The analysis child process: loads plugins and models once, then runs job after job.
 
 It talks to its parent worker over a pipe. Requests: AnalysisRequest. Replies:
-("progress", analysed, planned), ("done", document) or ("error", message).
+("progress", analysed, planned), ("done", AnalysisDone) or ("error", message).
+
+The child writes the frame results as JSON Lines, and the timeline, to local files in the
+request's scratch folder as it goes; the parent uploads them (the child has no storage
+credentials).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.pipelines.runner import PipelineRunner
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
+from forgesyte.results.writer import FrameResultsWriter
 from forgesyte.video.service import SamplingOptions, VideoDecodeError, VideoFilePipelineService
 
 PROGRESS_MESSAGE_INTERVAL_S = 0.1  # seconds between progress messages to the parent
@@ -37,6 +42,7 @@ class AnalysisRequest:
     pipeline_id: str
     video_path: str
     options: dict[str, Any] = field(default_factory=dict)
+    scratch_dir: str = ""  # where the child writes results.jsonl and timeline.json
 
     def sampling(self) -> SamplingOptions:
         """The job's options as the video layer takes them."""
@@ -48,6 +54,20 @@ class AnalysisRequest:
             sample_fps=float(sample_fps) if sample_fps is not None else None,
             skip_unchanged=bool(options.get("skip_unchanged", False)),
         )
+
+
+@dataclass(frozen=True)
+class AnalysisDone:
+    """A finished analysis: its local results and timeline files, and the summary."""
+
+    results_path: str
+    timeline_path: str
+    video: dict[str, Any]
+    frames_analysed: int
+
+    def summary(self) -> dict[str, Any]:
+        """The small summary kept on the job row."""
+        return {"frames_analysed": self.frames_analysed, "video": self.video}
 
 
 def _die_with_parent() -> None:
@@ -98,15 +118,23 @@ class _Analyser:
             self._runners[pipeline_id] = runner
         return runner
 
-    def analyse(self, request: AnalysisRequest, conn: Connection) -> dict[str, Any]:
+    def analyse(self, request: AnalysisRequest, conn: Connection) -> AnalysisDone:
         progress = throttled_progress(lambda a, p: conn.send(("progress", a, p)))
         service = VideoFilePipelineService(self.runner(request.pipeline_id))
-        results = service.run(
-            Path(request.video_path),
-            request.sampling(),
-            on_progress=progress,
+        with FrameResultsWriter(Path(request.scratch_dir)) as writer:
+            summary = service.analyse(
+                Path(request.video_path),
+                request.sampling(),
+                on_frame=lambda frame: writer.add(frame.to_json()),
+                on_progress=progress,
+            )
+            writer.finish()
+        return AnalysisDone(
+            results_path=str(writer.results_path),
+            timeline_path=str(writer.timeline_path),
+            video=summary.video.to_json(),
+            frames_analysed=summary.frames_analysed,
         )
-        return results.to_json()
 
 
 def child_main(
@@ -136,7 +164,7 @@ def child_main(
         if request is None:
             return
         try:
-            document = analyser.analyse(request, conn)
+            done = analyser.analyse(request, conn)
         except VideoDecodeError as exc:
             conn.send(("error", f"video could not be decoded: {exc}"))
         except LookupError as exc:
@@ -144,4 +172,4 @@ def child_main(
         except Exception as exc:
             conn.send(("error", f"analysis failed: {type(exc).__name__}: {exc}"))
         else:
-            conn.send(("done", document))
+            conn.send(("done", done))

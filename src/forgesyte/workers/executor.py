@@ -11,10 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from forgesyte.plugins.base import PluginConfig
-from forgesyte.workers.analysis_child import AnalysisRequest, child_main
+from forgesyte.workers.analysis_child import AnalysisDone, AnalysisRequest, child_main
 
 WATCH_INTERVAL_S = 0.1  # seconds between checks of the child while it works
 CHILD_START_TIMEOUT_S = 120.0  # seconds for a child to import and load its models
@@ -45,16 +44,16 @@ def limit_child_threads(threads: int) -> None:
 
 @dataclass(frozen=True)
 class AnalysisOutcome:
-    """How an analysis ended: a results document, or an error message."""
+    """How an analysis ended: its results files (done), or an error message."""
 
-    document: dict[str, Any] | None = None
+    done: AnalysisDone | None = None
     error: str | None = None
     interrupted: bool = False
 
     @property
     def ok(self) -> bool:
         """Whether the analysis produced results."""
-        return self.document is not None
+        return self.done is not None
 
 
 class ChildStartError(RuntimeError):
@@ -197,7 +196,7 @@ class AnalysisExecutor:
                 if kind == "progress":
                     on_progress(int(message[1]), int(message[2]))
                 elif kind == "done":
-                    return AnalysisOutcome(document=message[1])
+                    return AnalysisOutcome(done=message[1])
                 elif kind == "error":
                     return AnalysisOutcome(error=str(message[1]))
             # checked on every pass, so a stream of progress messages cannot delay them

@@ -7,19 +7,23 @@ idle workers the moment it enqueues a job, instead of leaving the job for the ne
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine
 
+from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord, JobStore, NewJob
-from forgesyte.storage.base import Storage, StorageError, results_key
-from forgesyte.workers.analysis_child import AnalysisRequest
+from forgesyte.results.storing import StagedUpload
+from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key
+from forgesyte.workers.analysis_child import AnalysisDone, AnalysisRequest
 from forgesyte.workers.executor import AnalysisExecutor, AnalysisOutcome, ChildStartError
-from forgesyte.workers.results import build_results_document, encode_results, summarise
 
 STORAGE_READ_RETRIES = 3
 STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
@@ -159,8 +163,12 @@ class Worker:
     def process(self, job: JobRecord) -> bool:
         """Run one claimed job to its end; False if it was handed back or taken away."""
         log.info("job %s: claimed by %s (attempt %d)", job.job_id, self.worker_id, job.attempts)
+        with tempfile.TemporaryDirectory(prefix="forgesyte-results-") as scratch_dir:
+            return self._process_in(job, scratch_dir)
+
+    def _process_in(self, job: JobRecord, scratch_dir: str) -> bool:
         try:
-            outcome = self._analyse(job)
+            outcome = self._analyse(job, scratch_dir)
         except StorageError as exc:
             return self._fail(job, f"the uploaded video could not be read from storage: {exc}")
         except FileNotFoundError:
@@ -179,18 +187,34 @@ class Worker:
             if self.store.release(job.job_id, self.worker_id):
                 log.info("job %s: handed back to pending", job.job_id)
             return False
-        if outcome.document is None:
+        if outcome.done is None:
             return self._fail(job, outcome.error or "the analysis failed")
-        document = build_results_document(
-            job.job_id, job.pipeline_id, job.options, outcome.document
-        )
+        return self._store_results(job, outcome.done)
+
+    def _store_results(self, job: JobRecord, done: AnalysisDone) -> bool:
+        """Upload the child's results and timeline files, commit them, then complete the job.
+
+        Nothing is readable before the job completes: the objects become visible only on
+        commit, and are removed again if the lease was lost meanwhile.
+        """
         key = results_key(job.job_id)
-        try:
-            self.storage.put_bytes(key, encode_results(document))
-        except StorageError as exc:
-            return self._fail(job, f"the results could not be stored: {exc}")
-        if not self.store.complete(job.job_id, self.worker_id, key, summarise(document)):
+        with StagedUpload(self.storage) as upload:
+            try:
+                upload.upload(Path(done.results_path), key)
+                upload.upload(Path(done.timeline_path), timeline_key(job.job_id))
+                if not self.store.heartbeat(job.job_id, self.worker_id, self.config.lease_seconds):
+                    log.warning("job %s: lost its lease before storing results", job.job_id)
+                    return False
+                committed = upload.commit()
+            except StorageError as exc:
+                return self._fail(job, f"the results could not be stored: {exc}")
+        if not self.store.complete(job.job_id, self.worker_id, key, done.summary()):
             log.warning("job %s: lost its lease before completing; results discarded", job.job_id)
+            current = self.store.get(job.job_id)
+            if current is None or current.status is not JobStatus.COMPLETED:
+                for stored in committed:
+                    with contextlib.suppress(StorageError):
+                        self.storage.delete(stored)
             return False
         log.info("job %s: completed", job.job_id)
         return True
@@ -199,12 +223,13 @@ class Worker:
         log.error("job %s: failed: %s", job.job_id, message)
         return self.store.fail(job.job_id, self.worker_id, message)
 
-    def _analyse(self, job: JobRecord) -> AnalysisOutcome:
+    def _analyse(self, job: JobRecord, scratch_dir: str) -> AnalysisOutcome:
+        """Run the child on a local copy of the video; it writes its results in scratch_dir."""
         delay = STORAGE_RETRY_DELAY_S
         for attempt in range(STORAGE_READ_RETRIES):
             try:
                 with self.storage.local_copy(job.input_path) as video_path:
-                    return self._run_child(job, str(video_path))
+                    return self._run_child(job, str(video_path), scratch_dir)
             except StorageError:
                 if attempt == STORAGE_READ_RETRIES - 1:
                     raise
@@ -213,8 +238,8 @@ class Worker:
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _run_child(self, job: JobRecord, video_path: str) -> AnalysisOutcome:
-        request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options))
+    def _run_child(self, job: JobRecord, video_path: str, scratch_dir: str) -> AnalysisOutcome:
+        request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options), scratch_dir)
         lease_renew_interval = self.config.lease_seconds / 3
         last_write = time.monotonic()
         pending_progress: float | None = None
