@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_local as local
+import bench_results as long_results
 import bench_server as served
 import bench_videos as videos
 
@@ -68,10 +69,11 @@ class Plan:
     latency_jobs: int
     pair_rounds: int
     static_seconds: float
+    long_results_frames: int = 20_000
 
 
 FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000)
 
 
 def _median(values: list[float]) -> float:
@@ -316,6 +318,32 @@ def skip_unchanged_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def long_results_rows(plan: Plan) -> list[Row]:
+    """Row i: a job of >= 20,000 analysed frames, its full results fetched 8 times at once."""
+    _note(f"i: testkit_noop job of {plan.long_results_frames} frames (64x36), 8 full fetches")
+    video = videos.tiny_long_video(plan.long_results_frames).read_bytes()
+    short_frames = plan.long_results_frames // 20
+    short = videos.tiny_long_video(short_frames).read_bytes()
+    measured = long_results.long_results(video, plan.long_results_frames, short, short_frames)
+    return [
+        Row(
+            "i",
+            f"API RSS rise, 8 concurrent full results of {measured.frames} frames "
+            f"({measured.results_bytes / 2**20:.1f} MiB each, {measured.requests_s:.1f} s)",
+            f"+{measured.api_rise_mib:.1f} MiB (from {measured.api_baseline_mib:.0f})",
+            "",
+            "< 64 MiB",
+            measured.api_rise_mib < 64,
+        ),
+        Row(
+            "i",
+            f"  worker child peak RSS (VmHWM) after a {measured.short_frames}-frame job / "
+            f"after the {measured.frames}-frame job ({measured.job_s:.0f} s)",
+            f"{measured.child_peak_short_mib:.0f} / {measured.child_peak_long_mib:.0f} MiB",
+        ),
+    ]
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -333,7 +361,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", default="abcdefgh", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument("--only", default="abcdefghi", help="rows to run, e.g. 'e,f' (default all)")
     parser.add_argument(
         "--compare-threads",
         action="store_true",
@@ -359,6 +387,8 @@ def main() -> int:
         rows += memory_rows(plan)
     if "h" in keys:
         rows += skip_unchanged_rows(plan)
+    if "i" in keys:
+        rows += long_results_rows(plan)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",
