@@ -136,3 +136,10 @@ def test_iou() -> None:
 def test_timeline_is_deterministic() -> None:
     frames = [[line("B"), line("A")], [line("A"), line("B")]]
     assert timeline_of(iter(entries(frames))) == timeline_of(iter(entries(frames)))
+
+
+def test_similarity_short_cuts_only_below_the_floor() -> None:
+    assert text_similarity("gate 7 open", "x", 0.8) == 0.0
+    assert text_similarity("gate 7 open", "gate 7 0pen", 0.8) == text_similarity(
+        "gate 7 open", "gate 7 0pen"
+    )

@@ -15,13 +15,16 @@ The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow'
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-TEXT_SIMILARITY = 0.8  # difflib ratio at which two normalised readings are the same line
+from rapidfuzz import fuzz
+
+TEXT_SIMILARITY = (
+    0.8  # similarity (see text_similarity) at which two normalised readings are the same line
+)
 MAX_MISSED_FRAMES = 1  # analysed frames a line or object may miss without ending
 TRACK_IOU = 0.3  # box overlap at which a detection continues a track
 CONFIDENCE_DIGITS = 4
@@ -34,11 +37,14 @@ def normalise_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip().casefold()
 
 
-def text_similarity(a: str, b: str) -> float:
-    """How alike two normalised readings are, 0..1 (difflib's ratio)."""
+def text_similarity(a: str, b: str, floor: float = 0.0) -> float:
+    """How alike two normalised readings are, 0..1; below `floor` it may answer 0.
+
+    rapidfuzz's ratio: 1 - the normalised Indel distance (difflib's measure, in C).
+    """
     if a == b:
         return 1.0
-    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return float(fuzz.ratio(a, b, score_cutoff=floor * 100)) / 100
 
 
 def iou(a: list[float], b: list[float]) -> float:
@@ -152,15 +158,27 @@ class TextSegmenter:
         """Feed one analysed frame's text lines."""
         readings = [(normalise_text(line["text"]), line) for line in lines]
         readings = [(key, line) for key, line in readings if key]
-        pairs = sorted(
-            (
-                (-text_similarity(key, segment.key), r, s)
-                for r, (key, _line) in enumerate(readings)
-                for s, segment in enumerate(self._open)
-            ),
-        )
         used_readings: set[int] = set()
         used_segments: set[int] = set()
+        # exact readings first (the common case, and cheap), then the near ones
+        waiting: dict[str, list[int]] = {}
+        for s, segment in enumerate(self._open):
+            waiting.setdefault(segment.key, []).append(s)
+        matches: list[tuple[int, int]] = []
+        for r, (key, _line) in enumerate(readings):
+            candidates = waiting.get(key)
+            if candidates:
+                s = candidates.pop(0)
+                used_readings.add(r)
+                used_segments.add(s)
+                matches.append((r, s))
+        pairs = sorted(
+            (-text_similarity(key, self._open[s].key, TEXT_SIMILARITY), r, s)
+            for r, (key, _line) in enumerate(readings)
+            if r not in used_readings
+            for s in range(len(self._open))
+            if s not in used_segments
+        )
         for negative_similarity, r, s in pairs:
             if -negative_similarity < TEXT_SIMILARITY:
                 break
@@ -168,6 +186,8 @@ class TextSegmenter:
                 continue
             used_readings.add(r)
             used_segments.add(s)
+            matches.append((r, s))
+        for r, s in matches:
             segment = self._open[s]
             key, line = readings[r]
             segment.extend(frame_index, timestamp_s, ordinal)

@@ -119,6 +119,8 @@ class _Analyser:
         return runner
 
     def analyse(self, request: AnalysisRequest, conn: Connection) -> AnalysisDone:
+        if not request.scratch_dir:
+            raise ValueError("the analysis request names no scratch folder for its results")
         progress = throttled_progress(lambda a, p: conn.send(("progress", a, p)))
         service = VideoFilePipelineService(self.runner(request.pipeline_id))
         with FrameResultsWriter(Path(request.scratch_dir)) as writer:
