@@ -232,3 +232,25 @@ def test_404s_are_the_same_as_for_results(
     assert answer.json()["detail"] == (
         f"job {pending} failed, so it has no results: video could not be decoded"
     )
+
+
+def test_a_job_stored_as_one_document_before_json_lines_still_answers(
+    client: TestClient, store: JobStore, storage_backend: StorageBackend, score_video: Path
+) -> None:
+    job_id = submit(client, score_video)
+    entries = [entry(0, "SCORE 2-1"), entry(10, "HALF TIME")]
+    document = {"job_id": str(job_id), "frames_analysed": 2, "results": entries}
+    storage_backend.storage.put_bytes(f"results/{job_id}.json", json.dumps(document).encode())
+    assert store.claim_next("w", 30) is not None
+    assert store.complete(job_id, "w", f"results/{job_id}.json", {"frames_analysed": 2})
+    whole = client.get(f"/v1/video/results/{job_id}").json()
+    assert whole["results"] == entries and whole["next_offset"] is None
+    page = client.get(f"/v1/video/results/{job_id}", params={"offset": 1, "format": "jsonl"})
+    assert [json.loads(line) for line in page.content.splitlines()] == entries[1:]
+    preview = client.get(f"/v1/video/preview/{job_id}", params={"frame_index": 10})
+    assert preview.status_code == 200 and preview.content[:2] == b"\xff\xd8"
+    timeline = client.get(f"/v1/video/timeline/{job_id}")
+    assert timeline.status_code == 404
+    assert timeline.json()["detail"] == (
+        f"job {job_id} completed before timelines were made; submit it again"
+    )

@@ -6,12 +6,13 @@ storage handle and handed on in chunks of about STREAM_CHUNK_BYTES.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from forgesyte.results.encoding import encode_json, line_frame_index
+from forgesyte.results.encoding import encode_json, encode_line, line_frame_index
 
 STREAM_CHUNK_BYTES = 64 * 1024  # bytes gathered before a chunk is handed on
 MAX_PAGE_LIMIT = 1000  # the most entries one page may ask for
@@ -36,6 +37,24 @@ class Page:
             return None
         following = self.offset + self.limit
         return following if following < total else None
+
+
+LEGACY_DOCUMENT_SUFFIX = ".json"  # results stored whole, as one JSON document (before JSON Lines)
+
+
+def open_lines(handle: BinaryIO, key: str) -> BinaryIO:
+    """The stored results under `key` as JSON Lines.
+
+    Jobs completed before results were JSON Lines hold one JSON document
+    (``results/<job_id>.json``); it is read whole and re-encoded as lines. Only such old
+    jobs are held whole; their size was bounded by the memory of the worker that made them.
+    """
+    if not key.endswith(LEGACY_DOCUMENT_SUFFIX):
+        return handle
+    with handle:
+        document = json.load(handle)
+    lines = b"".join(encode_line(entry) for entry in document.get("results", []))
+    return io.BytesIO(lines)
 
 
 def iter_page_lines(handle: BinaryIO, page: Page) -> Iterator[bytes]:

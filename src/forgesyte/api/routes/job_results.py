@@ -20,8 +20,14 @@ from forgesyte.api.errors import NotFound, ServiceUnavailable
 from forgesyte.api.schemas import JobResultsOut
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
-from forgesyte.results.reading import MAX_PAGE_LIMIT, Page, stream_document, stream_lines
-from forgesyte.storage.base import StorageError
+from forgesyte.results.reading import (
+    MAX_PAGE_LIMIT,
+    Page,
+    open_lines,
+    stream_document,
+    stream_lines,
+)
+from forgesyte.storage.base import Storage, StorageError
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
 
@@ -48,6 +54,11 @@ async def completed_job(context: AppContext, job_id: str) -> JobRecord:
     if job.status is not JobStatus.COMPLETED or job.output_path is None:
         raise NotFound(f"job {job_id} is {job.status.value}; results exist once it is completed")
     return job
+
+
+def open_results(storage: Storage, key: str) -> BinaryIO:
+    """A job's stored results as JSON Lines (older jobs' whole documents converted)."""
+    return open_lines(storage.open(key), key)
 
 
 async def read_storage(action: Callable[..., T], *args: Any) -> T:
@@ -110,7 +121,7 @@ async def job_results(
     job = await completed_job(context, job_id)
     page = Page(offset, limit)
     assert job.output_path is not None  # completed_job checked it
-    handle: BinaryIO = await read_storage(context.storage.open, job.output_path)
+    handle = await read_storage(open_results, context.storage, job.output_path)
     if format == "jsonl":
         return StreamingResponse(_guarded(stream_lines(handle, page)), media_type=NDJSON_MEDIA_TYPE)
     document = stream_document(handle, results_header(job, page), page)

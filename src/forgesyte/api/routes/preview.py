@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from forgesyte.api.deps import ContextDep, require_api_key
 from forgesyte.api.errors import NotFound
-from forgesyte.api.routes.job_results import completed_job, read_storage
+from forgesyte.api.routes.job_results import completed_job, open_results, read_storage
 from forgesyte.results.preview import FrameNotDecodable, render_preview
 from forgesyte.results.reading import find_frame
 from forgesyte.storage.base import Storage
@@ -42,7 +42,7 @@ async def job_preview(
     """The analysed frame at the video's size, with the job's boxes and text drawn (JPEG)."""
     job = await completed_job(context, job_id)
     assert job.output_path is not None  # completed_job checked it
-    handle = await read_storage(context.storage.open, job.output_path)
+    handle = await read_storage(open_results, context.storage, job.output_path)
     entry = await read_storage(find_frame, handle, frame_index)
     if entry is None:
         raise NotFound(f"job {job_id} did not analyse frame {frame_index}")

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
 from forgesyte.api.deps import ContextDep, require_api_key
+from forgesyte.api.errors import NotFound
 from forgesyte.api.routes.job_results import NOT_COMPLETED_RESPONSES, completed_job, read_storage
 from forgesyte.api.schemas import TimelineOut
 from forgesyte.results.encoding import encode_json
+from forgesyte.results.reading import LEGACY_DOCUMENT_SUFFIX
 from forgesyte.results.vtt import write_vtt
 from forgesyte.storage.base import iter_file, timeline_key
 
@@ -62,6 +64,9 @@ async def job_timeline(
     format=vtt: a WebVTT file with one cue per text segment.
     """
     job = await completed_job(context, job_id)
+    assert job.output_path is not None  # completed_job checked it
+    if job.output_path.endswith(LEGACY_DOCUMENT_SUFFIX):
+        raise NotFound(f"job {job_id} completed before timelines were made; submit it again")
     handle: BinaryIO = await read_storage(context.storage.open, timeline_key(job.job_id))
     if format == "json":
         return StreamingResponse(
