@@ -17,10 +17,12 @@ import pytest
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobStore
 from forgesyte.storage.base import Storage, StorageError, StorageWriter
+from forgesyte.workers.analysis_child import AnalysisRequest
+from forgesyte.workers.executor import AnalysisExecutor
 from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
 from tests.support.storages import StorageBackend
 from tests.support.videos import write_counter_video, write_text_video
-from tests.workers.conftest import Enqueue, MakeWorker
+from tests.workers.conftest import TESTKIT_PIPELINES, Enqueue, MakeWorker
 
 FPS = 10.0
 
@@ -200,3 +202,22 @@ def test_text_segments_on_the_suites_videos(
                 segment["frames"] == (segment["last_frame"] - segment["first_frame"]) // stride + 1
             )
             assert 0.5 < segment["confidence"] <= 1.0 and len(segment["box"]) == 4
+
+
+def test_an_unwritable_scratch_folder_fails_clearly_without_naming_it(
+    counter_video: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-folder"
+    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=(), timeout_s=60)
+    try:
+        outcome = executor.run(
+            AnalysisRequest("testkit_grey", str(counter_video), {}, str(missing)),
+            on_progress=lambda analysed, planned: None,
+            on_tick=lambda: True,
+        )
+    finally:
+        executor.stop()
+    assert outcome.done is None and outcome.error == (
+        "analysis failed: RuntimeError: the results could not be written locally: "
+        "No such file or directory"
+    )

@@ -123,14 +123,19 @@ class _Analyser:
             raise ValueError("the analysis request names no scratch folder for its results")
         progress = throttled_progress(lambda a, p: conn.send(("progress", a, p)))
         service = VideoFilePipelineService(self.runner(request.pipeline_id))
-        with FrameResultsWriter(Path(request.scratch_dir)) as writer:
-            summary = service.analyse(
-                Path(request.video_path),
-                request.sampling(),
-                on_frame=lambda frame: writer.add(frame.to_json()),
-                on_progress=progress,
-            )
-            writer.finish()
+        try:
+            with FrameResultsWriter(Path(request.scratch_dir)) as writer:
+                summary = service.analyse(
+                    Path(request.video_path),
+                    request.sampling(),
+                    on_frame=lambda frame: writer.add(frame.to_json()),
+                    on_progress=progress,
+                )
+                writer.finish()
+        except OSError as exc:  # the scratch folder: say why, never where
+            raise RuntimeError(
+                f"the results could not be written locally: {exc.strerror}"
+            ) from None
         return AnalysisDone(
             results_path=str(writer.results_path),
             timeline_path=str(writer.timeline_path),
