@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -177,15 +178,16 @@ def child_peak_rss(path: Path, pipeline_id: str = "testkit_noop") -> tuple[float
         pid = executor.child_pid
         assert pid is not None
         start = time.perf_counter()
-        outcome = executor.run(
-            AnalysisRequest(pipeline_id=pipeline_id, video_path=str(path)),
-            on_progress=lambda analysed, planned: None,
-            on_tick=lambda: True,
-        )
+        with tempfile.TemporaryDirectory(prefix="forgesyte-bench-") as scratch:
+            outcome = executor.run(
+                AnalysisRequest(pipeline_id, str(path), {}, scratch),
+                on_progress=lambda analysed, planned: None,
+                on_tick=lambda: True,
+            )
         seconds = time.perf_counter() - start
         if not isinstance(outcome, AnalysisDone):
             raise RuntimeError(f"analysis did not finish: {outcome}")
-        frames = int(outcome.document["video"]["frame_count"])
+        frames = int(outcome.video["frame_count"])
         return _peak_rss_mb(pid), frames / seconds
     finally:
         executor.stop()

@@ -248,3 +248,20 @@ def known_words_video(
     if not path.exists():
         _write(path, [frame for frame, _ in made], FPS)
     return path, [words for _, words in made]
+
+
+def tiny_long_video(frames: int, width: int = 64, height: int = 36) -> Path:
+    """A tiny video of many frames (a grey level per frame), for long-results rows; cached."""
+    path = CACHE_DIR / f"tiny_{width}x{height}_{frames}f.mp4"
+    if path.exists():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.mp4")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
+    try:
+        for index in range(frames):
+            writer.write(np.full((height, width, 3), index % 251, np.uint8))
+    finally:
+        writer.release()
+    partial.rename(path)
+    return path

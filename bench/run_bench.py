@@ -17,6 +17,7 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
   s  sample_fps=1 and frame_stride=10 jobs against decoding every frame (1280x720, 30 fps)
   o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p
+  m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import bench_decode as decoding
 import bench_local as local
 import bench_objects as objects
 import bench_ocr
+import bench_results as long_results
 import bench_server as served
 import bench_videos as videos
 
@@ -76,10 +78,11 @@ class Plan:
     latency_jobs: int
     pair_rounds: int
     static_seconds: float
+    long_results_frames: int = 20_000
 
 
 FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000)
 
 
 def _median(values: list[float]) -> float:
@@ -368,6 +371,32 @@ def objects_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def long_results_rows(plan: Plan) -> list[Row]:
+    """Row m: a job of >= 20,000 analysed frames, its full results fetched 8 times at once."""
+    _note(f"m: testkit_noop job of {plan.long_results_frames} frames (64x36), 8 full fetches")
+    video = videos.tiny_long_video(plan.long_results_frames).read_bytes()
+    short_frames = plan.long_results_frames // 20
+    short = videos.tiny_long_video(short_frames).read_bytes()
+    measured = long_results.long_results(video, plan.long_results_frames, short, short_frames)
+    return [
+        Row(
+            "m",
+            f"API RSS rise, 8 concurrent full results of {measured.frames} frames "
+            f"({measured.results_bytes / 2**20:.1f} MiB each, {measured.requests_s:.1f} s)",
+            f"+{measured.api_rise_mib:.1f} MiB (from {measured.api_baseline_mib:.0f})",
+            "",
+            "< 64 MiB",
+            measured.api_rise_mib < 64,
+        ),
+        Row(
+            "m",
+            f"  worker child peak RSS (VmHWM) after a {measured.short_frames}-frame job / "
+            f"after the {measured.frames}-frame job ({measured.job_s:.0f} s)",
+            f"{measured.child_peak_short_mib:.0f} / {measured.child_peak_long_mib:.0f} MiB",
+        ),
+    ]
+
+
 SAMPLED_TARGETS = (
     ("sample_fps=1", SamplingOptions(sample_fps=1.0), 0.4),
     ("frame_stride=10", SamplingOptions(frame_stride=10), 0.5),
@@ -486,7 +515,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghios", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimos", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--compare-threads",
@@ -519,6 +548,8 @@ def main() -> int:
         rows += sampled_decode_rows(plan)
     if "o" in keys:
         rows += ocr_speed_rows(args.quick)
+    if "m" in keys:
+        rows += long_results_rows(plan)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",

@@ -325,6 +325,37 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def clock(seconds: float) -> str:
+    """A video time as ``MM:SS.d`` (minutes run past 59 for long videos)."""
+    tenths = max(0, round(seconds * 10))
+    minutes, tenths = divmod(tenths, 600)
+    return f"{minutes:02d}:{tenths // 10:02d}.{tenths % 10}"
+
+
+def format_timeline(timeline: dict[str, Any]) -> list[str]:
+    """Human lines: the text segments, then the object tracks."""
+    lines = [
+        f"{clock(s['start_s'])}\u2013{clock(s['end_s'])}  {s['text']}" for s in timeline["text"]
+    ]
+    if not lines:
+        lines.append("no text")
+    lines.append("")
+    tracks = timeline["objects"]
+    lines += [
+        f"{clock(t['start_s'])}\u2013{clock(t['end_s'])}  #{t['track_id']} {t['class_name']}"
+        f"  ({t['frames']} frames, best {t['confidence']:.2f})"
+        for t in tracks
+    ] or ["no objects"]
+    return lines
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    """Print a job's text segments, then its object tracks."""
+    timeline = _request(f"{args.url}/v1/video/timeline/{args.job_id}")
+    print("\n".join(format_timeline(timeline)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="forgesyte", description=__doc__)
@@ -358,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("submit", cmd_submit, "submit a video to a running server"),
         ("status", cmd_status, "print a job's status"),
         ("results", cmd_results, "print a job's results"),
+        ("timeline", cmd_timeline, "print a job's text segments and object tracks"),
     ):
         client = commands.add_parser(name, help=helptext)
         client.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")

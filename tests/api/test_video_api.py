@@ -204,20 +204,13 @@ def test_results_of_a_completed_job(
     _, body = submit(client, score_video.read_bytes())
     job_id = uuid.UUID(str(body["job_id"]))
     store.claim_next("w", 30)
-    document = {
-        "job_id": str(job_id),
-        "pipeline_id": "ocr_only",
-        "options": {"frame_stride": 1, "max_frames": None},
-        "video": {"frame_count": 1, "fps": 10.0, "width": 4, "height": 4},
-        "frames_analysed": 1,
-        "results": [{"frame_index": 0, "timestamp_s": 0.0, "result": {"ocr": []}}],
-    }
-    storage_backend.storage.put_bytes(f"results/{job_id}.json", json.dumps(document).encode())
-    store.complete(job_id, "w", f"results/{job_id}.json", {"frames_analysed": 1})
+    entry = {"frame_index": 0, "result": {"ocr": []}, "timestamp_s": 0.0}
+    storage_backend.storage.put_bytes(f"results/{job_id}.jsonl", json.dumps(entry).encode())
+    store.complete(job_id, "w", f"results/{job_id}.jsonl", {"frames_analysed": 1})
     response = client.get(f"/v1/video/results/{job_id}")
     assert response.status_code == 200
     results = response.json()
-    assert results["results"] == document["results"]
+    assert results["results"] == [entry] and results["frames_analysed"] == 1
     assert results["job_id"] == str(job_id)
     assert results["created_at"].endswith("Z") and results["updated_at"].endswith("Z")
     status = client.get(f"/v1/video/status/{job_id}").json()

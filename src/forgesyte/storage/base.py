@@ -75,8 +75,13 @@ def video_key(job_id: UUID) -> str:
 
 
 def results_key(job_id: UUID) -> str:
-    """The storage key of a job's results document."""
-    return f"results/{job_id}.json"
+    """The storage key of a job's results: JSON Lines, one frame entry a line."""
+    return f"results/{job_id}.jsonl"
+
+
+def timeline_key(job_id: UUID) -> str:
+    """The storage key of a job's timeline (text segments and object tracks)."""
+    return f"timelines/{job_id}.json"
 
 
 def check_key(key: str) -> str:

@@ -21,6 +21,7 @@ from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, lo
 from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
+from forgesyte.results.writer import FrameResultsWriter
 from forgesyte.video.service import (
     DEFAULT_MAX_FRAME_PIXELS,
     VideoDecodeError,
@@ -96,15 +97,22 @@ class _Analyser:
     ) -> AnalysisDone | AnalysisFailed:
         """Run one request, sending throttled Progress; the answer says how it ended."""
         progress = throttled_progress(lambda analysed, planned: send(Progress(analysed, planned)))
+        if not request.scratch_dir:
+            return AnalysisFailed(
+                FailureReason.INTERNAL, "the analysis request names no scratch folder"
+            )
         try:
             service = VideoFilePipelineService(
                 self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
             )
-            results = service.run(
-                Path(request.video_path),
-                request.sampling(),
-                on_progress=progress,
-            )
+            with FrameResultsWriter(Path(request.scratch_dir)) as writer:
+                summary = service.analyse(
+                    Path(request.video_path),
+                    request.sampling(),
+                    on_frame=lambda frame: writer.add(frame.to_json()),
+                    on_progress=progress,
+                )
+                writer.finish()
         except PluginError as exc:
             return AnalysisFailed(FailureReason.PLUGIN_ERROR, str(exc))
         except VideoDecodeError as exc:
@@ -113,11 +121,20 @@ class _Analyser:
             return AnalysisFailed(FailureReason.UNKNOWN_PIPELINE, str(exc))
         except PipelineNotRunnable as exc:
             return AnalysisFailed(FailureReason.PIPELINE_UNAVAILABLE, str(exc))
+        except OSError as exc:  # the scratch folder: say why, never where
+            return AnalysisFailed(
+                FailureReason.INTERNAL, f"the results could not be written locally: {exc.strerror}"
+            )
         except Exception as exc:
             return AnalysisFailed(
                 FailureReason.INTERNAL, f"analysis failed: {type(exc).__name__}: {exc}"
             )
-        return AnalysisDone(results.to_json())
+        return AnalysisDone(
+            results_path=str(writer.results_path),
+            timeline_path=str(writer.timeline_path),
+            video=summary.video.to_json(),
+            frames_analysed=summary.frames_analysed,
+        )
 
 
 def child_main(

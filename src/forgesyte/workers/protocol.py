@@ -48,6 +48,7 @@ class AnalysisRequest:
     pipeline_id: str
     video_path: str
     options: dict[str, Any] = field(default_factory=dict)
+    scratch_dir: str = ""  # where the child writes results.jsonl and timeline.json
 
     def sampling(self) -> SamplingOptions:
         """The job's stored options (read by JobOptions) as the video layer takes them."""
@@ -82,9 +83,20 @@ class Progress:
 
 @dataclass(frozen=True)
 class AnalysisDone:
-    """Child to parent: the analysis finished; `document` is its results (video, frames)."""
+    """Child to parent: the analysis finished; its local results and timeline files.
 
-    document: dict[str, Any]
+    The child writes them in the request's scratch folder as it goes; the parent uploads
+    them (the child has no storage credentials).
+    """
+
+    results_path: str
+    timeline_path: str
+    video: dict[str, Any]
+    frames_analysed: int
+
+    def summary(self) -> dict[str, Any]:
+        """The small summary kept on the job row."""
+        return {"frames_analysed": self.frames_analysed, "video": self.video}
 
 
 @dataclass(frozen=True)
