@@ -13,6 +13,7 @@ from forgesyte.api.routes import (
     job_results,
     job_status,
     metrics,
+    page,
     pipelines,
     preview,
     timeline,
@@ -49,4 +50,6 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(preview.router)
     app.include_router(pipelines.router)
     app.include_router(metrics.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files(), name="static")
     return app
