@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system services the tests start themselves: the PostgreSQL server.
-# Also the Debian package darknet, whose photos the object-detector tests use.
+# Also the Debian package darknet, whose photos the object-detector tests use, and
+# Debian's chromium, the browser the web page's tests drive.
 # Idempotent: does nothing when /usr/lib/postgresql/*/bin/initdb is already there.
 # (Python dependencies, including the S3-compatible test server, come from `uv sync`.)
 set -euo pipefail
@@ -28,6 +29,28 @@ elif command -v apt-get >/dev/null 2>&1; then
 else
     echo "install_services: /usr/share/darknet/data missing and apt-get not found;" \
         "install the Debian package darknet by hand" >&2
+    exit 1
+fi
+
+# The browser the web page's tests drive (Playwright, executable_path): Debian's chromium.
+if [ -x /usr/bin/chromium ]; then
+    echo "install_services: chromium already installed"
+elif command -v apt-get >/dev/null 2>&1; then
+    BROWSER_SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+        BROWSER_SUDO="sudo"
+    fi
+    echo "install_services: installing the Debian package chromium (browser tests)"
+    if ! $BROWSER_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; then
+        $BROWSER_SUDO apt-get update -qq || true
+        if ! $BROWSER_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; then
+            echo "install_services: apt-get install chromium failed" >&2
+            exit 1
+        fi
+    fi
+else
+    echo "install_services: /usr/bin/chromium missing and apt-get not found;" \
+        "install the Debian package chromium by hand" >&2
     exit 1
 fi
 

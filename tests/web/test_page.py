@@ -1,0 +1,212 @@
+"""The web page at / in a real headless Chromium, against real `forgesyte serve` processes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, Request, expect
+
+from forgesyte.jobs.options import JobOptions
+from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
+from tests.support.server import ServerProcess
+from tests.web.conftest import API_KEY, NARROW, OpenPage
+
+NO_JOB_LIST = "/v1/video/jobs?"  # the job-list route; until it exists, the page follows its own
+
+
+def _resource_404_of_job_list(message: str) -> bool:
+    """The 404 an older server gives the page's first GET /v1/video/jobs (then it stops)."""
+    return "status of 404" in message and NO_JOB_LIST in message
+
+
+def _submit(page: Page, video: Path, pipeline_id: str, **options: str) -> str:
+    """Fill the form, press Analyse, wait for the upload; the new job's id."""
+    page.get_by_label("Video", exact=True).set_input_files(str(video))
+    page.get_by_label("Pipeline", exact=True).select_option(pipeline_id)
+    for name, value in options.items():
+        page.locator(f"#option-{name}").fill(value)
+    before = set(page.locator("#jobs li").evaluate_all("items => items.map(i => i.dataset.jobId)"))
+    page.get_by_role("button", name="Analyse").click()
+    expect(page.locator("#upload-text")).to_have_text("uploaded")
+    expect(page.locator("#upload-progress")).to_have_js_property("value", 100)
+    after = page.locator("#jobs li").evaluate_all("items => items.map(i => i.dataset.jobId)")
+    (job_id,) = set(after) - before
+    return str(job_id)
+
+
+def _job(page: Page, job_id: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'#jobs li[data-job-id="{job_id}"]')
+
+
+def test_options_come_from_the_openapi_schema_with_their_descriptions(
+    web_server: ServerProcess, open_page: OpenPage
+) -> None:
+    page, errors = open_page(web_server.url)
+    for name, info in JobOptions.model_fields.items():
+        field = page.locator(f"#option-{name}")
+        expect(field).to_be_visible()
+        assert info.description
+        expect(page.locator(f"#option-{name}-desc")).to_have_text(info.description)
+        expect(field).to_have_attribute("aria-describedby", f"option-{name}-desc")
+    expect(page.locator("#option-frame_stride")).to_have_attribute("min", "1")
+    expect(page.locator("#option-sample_fps")).to_have_attribute("max", "1000")
+    expect(page.locator("#option-skip_unchanged")).to_have_attribute("type", "checkbox")
+    pipelines = page.get_by_label("Pipeline", exact=True).locator("option")
+    expect(pipelines.filter(has_text="testkit_noop")).to_have_count(1)
+    assert errors.unexpected(_resource_404_of_job_list) == []
+
+
+def test_submit_progress_timeline_preview_and_downloads(
+    web_server: ServerProcess, open_page: OpenPage, score_video: Path, tmp_path: Path
+) -> None:
+    page, errors = open_page(web_server.url)
+    # a slow job first: its progress is seen moving in the job list
+    slow_id = _submit(page, score_video, "testkit_sleep", max_frames="10")
+    seen = set()
+    status = _job(page, slow_id).locator(".status")
+    expect(status).to_contain_text("running")
+    while "completed" not in (text := status.inner_text()):
+        seen.add(text)
+        page.wait_for_timeout(100)
+    assert any(re.fullmatch(r"running ([1-9]\d?)%", text) for text in seen), seen
+    expect(_job(page, slow_id).locator("progress")).to_have_js_property("value", 100)
+
+    # OCR on every fifth frame: a real timeline
+    job_id = _submit(page, score_video, "ocr_only", frame_stride="5")
+    expect(_job(page, job_id).locator(".status")).to_have_text("completed 100%")
+    _job(page, job_id).get_by_role("button", name=f"Open job {job_id[:8]}").click()
+    expect(page.locator("#job-heading")).to_have_text(f"Job {job_id}")
+    entries = page.locator("#timeline-text .entry")
+    expect(entries).to_have_count(2)
+    expect(entries.nth(0)).to_contain_text(SCORE_TEXT)
+    expect(entries.nth(0).locator(".time")).to_have_text("00:00.0\u201300:00.5")
+    expect(entries.nth(1)).to_contain_text(HALF_TIME_TEXT)
+    expect(page.locator("#timeline-objects")).to_contain_text("No objects found.")
+
+    # a timeline entry shows its frame, fetched and shown from a blob URL
+    entries.nth(1).click()
+    image = page.locator("#preview-image")
+    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(image).to_have_js_property("naturalWidth", 320)
+    expect(page.locator("#preview-caption")).to_contain_text("Frame 10")
+
+    downloads = {}
+    for name, suffix in (
+        ("Results (JSON)", "json"),
+        ("Results (JSON Lines)", "jsonl"),
+        ("Subtitles (WebVTT)", "vtt"),
+    ):
+        with page.expect_download() as started:
+            page.get_by_role("button", name=name).click()
+        download = started.value
+        assert download.suggested_filename == f"{job_id}.{suffix}"
+        target = tmp_path / download.suggested_filename
+        download.save_as(target)
+        downloads[suffix] = target.read_text()
+    results = json.loads(downloads["json"])
+    assert [entry["frame_index"] for entry in results["results"]] == [0, 5, 10, 15]
+    lines = [json.loads(line) for line in downloads["jsonl"].splitlines()]
+    assert lines == results["results"]
+    assert downloads["vtt"].startswith("WEBVTT")
+    assert SCORE_TEXT in downloads["vtt"] and HALF_TIME_TEXT in downloads["vtt"]
+    assert errors.unexpected(_resource_404_of_job_list) == []
+
+
+def test_a_refused_upload_shows_the_servers_reason(
+    web_server: ServerProcess, open_page: OpenPage, tmp_path: Path
+) -> None:
+    page, errors = open_page(web_server.url)
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_bytes(b"just some text, not a video")
+    page.get_by_label("Video", exact=True).set_input_files(str(not_a_video))
+    page.get_by_role("button", name="Analyse").click()
+    expect(page.get_by_role("alert").first).to_contain_text("MP4")
+    expect(page.locator("#jobs li")).to_have_count(0)
+    # the refused POST is logged by the browser as a failed resource; nothing else is
+    assert errors.unexpected(
+        lambda m: _resource_404_of_job_list(m) or ("status of 400" in m and "/submit" in m)
+    ) == []
+
+
+def test_the_key_prompt_a_wrong_key_and_previews_with_the_key_header(
+    keyed_server: ServerProcess, open_page: OpenPage, score_video: Path
+) -> None:
+    page, errors = open_page(keyed_server.url)
+    urls: list[str] = []
+    headers: list[dict[str, str]] = []
+
+    def on_request(request: Request) -> None:
+        urls.append(request.url)
+        if "/v1/" in request.url:
+            headers.append(request.headers)
+
+    page.on("request", on_request)
+    dialog = page.get_by_role("dialog", name="API key")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("API key").fill("not-the-key")
+    dialog.get_by_role("button", name="Use key").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("refused")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("API key").fill(API_KEY)
+    dialog.get_by_role("button", name="Use key").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_label("Pipeline", exact=True).locator("option[value=testkit_grey]")).to_have_count(1)
+
+    job_id = _submit(page, score_video, "testkit_grey", frame_stride="4")
+    expect(_job(page, job_id).locator(".status")).to_have_text("completed 100%")
+    _job(page, job_id).get_by_role("button", name=f"Open job {job_id[:8]}").click()
+    expect(page.locator("#job-summary")).to_contain_text("Completed")
+    frame = httpx.get(
+        f"{keyed_server.url}/v1/video/results/{job_id}",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ).json()["results"][1]["frame_index"]
+    page.evaluate("frame => showPreview(frame, 'grey')", frame)
+    image = page.locator("#preview-image")
+    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(image).to_have_js_property("naturalWidth", 320)
+
+    # the key is kept for the browser session: a reload asks nothing
+    page.reload()
+    expect(page.get_by_label("Pipeline", exact=True).locator("option[value=testkit_grey]")).to_have_count(1)
+    expect(page.get_by_role("dialog", name="API key")).to_be_hidden()
+    assert not any(API_KEY in url or "not-the-key" in url for url in urls)
+    assert headers and all(h.get("authorization") == f"Bearer {API_KEY}" for h in headers[-3:])
+    # the browser logs each 401 the page answered with the prompt; nothing else
+    assert errors.unexpected(
+        lambda m: _resource_404_of_job_list(m) or "status of 401" in m
+    ) == []
+
+
+def test_the_narrow_page_fits_and_its_controls_are_labelled_and_reachable(
+    web_server: ServerProcess, open_page: OpenPage, score_video: Path
+) -> None:
+    page, errors = open_page(web_server.url, viewport=NARROW)
+    expect(page.locator("#option-frame_stride")).to_be_visible()
+    job_id = _submit(page, score_video, "testkit_noop", max_frames="3")
+    expect(_job(page, job_id).locator(".status")).to_have_text("completed 100%")
+    _job(page, job_id).get_by_role("button", name=f"Open job {job_id[:8]}").click()
+    expect(page.locator("#timeline-text")).to_contain_text("No text found.")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= NARROW["width"], f"the page is {width} px wide at {NARROW['width']} px"
+
+    # every control has an accessible name
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, button')]
+            .filter(el => !el.closest('[hidden], dialog:not([open])'))
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !el.textContent.trim())
+            .map(el => el.outerHTML)"""
+    )
+    assert unlabelled == []
+    # the keyboard reaches the form from the top of the page, in order
+    page.locator("body").focus()
+    reached: list[str] = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+    wanted = ["video", "pipeline", *(f"option-{name}" for name in JobOptions.model_fields), "analyse"]
+    assert [r for r in reached if r in wanted] == wanted, reached
+    assert errors.unexpected(_resource_404_of_job_list) == []
