@@ -1,25 +1,27 @@
-"""The `forgesyte` command: serve, worker, db, and a small client (submit, status, results)."""
+"""The `forgesyte` command: serve, worker, db; the client verbs live in forgesyte.client_cli."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
+from forgesyte.client_cli import (  # noqa: F401  (the client verbs' helpers, re-exported)
+    add_client_commands,
+    add_option_flags,
+    clock,
+    format_timeline,
+    option_flag,
+    submit_fields,
+)
 from forgesyte.db.engine import DatabaseLockedError, display_url
-from forgesyte.jobs.options import InvalidOptions, JobOptions
 from forgesyte.settings import Settings, analysis_threads, default_worker_count
 
 log = logging.getLogger("forgesyte")
@@ -197,165 +199,6 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
-    request = urllib.request.Request(url, data=data, headers=headers or {})
-    api_key = Settings().api_key  # FORGESYTE_API_KEY, read by Settings
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")
-        print(f"forgesyte: HTTP {exc.code}: {detail}", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def _multipart(path: Path, fields: dict[str, str]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="video.mp4"\r\n'
-        "Content-Type: video/mp4\r\n\r\n".encode()
-        + path.read_bytes()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    """Submit a video to a running server and print its job id."""
-    fields = submit_fields(args)
-    try:
-        JobOptions.from_form({k: v for k, v in fields.items() if k != "pipeline_id"})
-    except InvalidOptions as exc:  # the server would refuse them: say so before uploading
-        print(f"forgesyte: {exc}", file=sys.stderr)
-        return 2
-    body, content_type = _multipart(Path(args.file), fields)
-    answer = _request(f"{args.url}/v1/video/submit", body, {"Content-Type": content_type})
-    print(answer["job_id"])
-    return 0
-
-
-def option_flag(name: str) -> str:
-    """The command-line flag of a job option: frame_stride -> --frame-stride."""
-    return "--" + name.replace("_", "-")
-
-
-def _option_parser(name: str) -> Callable[[str], Any]:
-    """An argparse type that checks one option's value against JobOptions' type and bounds."""
-
-    def parse(text: str) -> Any:
-        try:
-            return JobOptions.parse_value(name, text)
-        except InvalidOptions as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = name  # argparse names the type in its messages
-    return parse
-
-
-def _option_help(description: str, schema: dict[str, Any]) -> str:
-    """An option's help: its description, its bounds and its default, from its schema."""
-    bounds = [
-        f"{symbol} {schema[key]:g}"
-        for key, symbol in (
-            ("exclusiveMinimum", ">"),
-            ("minimum", ">="),
-            ("exclusiveMaximum", "<"),
-            ("maximum", "<="),
-        )
-        if key in schema
-    ]
-    default = schema.get("default")
-    details = [schema["type"] + (f" {', '.join(bounds)}" if bounds else "")]
-    details.append("default: unset" if default is None else f"default: {json.dumps(default)}")
-    return f"{description} ({'; '.join(details)})"
-
-
-def add_option_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per JobOptions field, with its description, type and bounds.
-
-    Unset flags are not sent, so the server applies the model's defaults.
-    """
-    schemas = JobOptions.form_schema()
-    for name, info in JobOptions.model_fields.items():
-        help_text = _option_help(info.description or name, schemas[name])
-        if info.annotation is bool:
-            parser.add_argument(
-                option_flag(name),
-                dest=name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(
-                option_flag(name),
-                dest=name,
-                type=_option_parser(name),
-                default=None,
-                metavar="N",
-                help=help_text,
-            )
-
-
-def submit_fields(args: argparse.Namespace) -> dict[str, str]:
-    """The form fields a submit sends: the pipeline and every option the user set."""
-    fields = {} if args.pipeline_id is None else {"pipeline_id": args.pipeline_id}
-    for name in JobOptions.model_fields:
-        value = getattr(args, name)
-        if value is not None:
-            fields[name] = json.dumps(value)
-    return fields
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    """Print a job's status."""
-    print(json.dumps(_request(f"{args.url}/v1/video/status/{args.job_id}"), indent=2))
-    return 0
-
-
-def cmd_results(args: argparse.Namespace) -> int:
-    """Print a job's results."""
-    print(json.dumps(_request(f"{args.url}/v1/video/results/{args.job_id}"), indent=2))
-    return 0
-
-
-def clock(seconds: float) -> str:
-    """A video time as ``MM:SS.d`` (minutes run past 59 for long videos)."""
-    tenths = max(0, round(seconds * 10))
-    minutes, tenths = divmod(tenths, 600)
-    return f"{minutes:02d}:{tenths // 10:02d}.{tenths % 10}"
-
-
-def format_timeline(timeline: dict[str, Any]) -> list[str]:
-    """Human lines: the text segments, then the object tracks."""
-    lines = [
-        f"{clock(s['start_s'])}\u2013{clock(s['end_s'])}  {s['text']}" for s in timeline["text"]
-    ]
-    if not lines:
-        lines.append("no text")
-    lines.append("")
-    tracks = timeline["objects"]
-    lines += [
-        f"{clock(t['start_s'])}\u2013{clock(t['end_s'])}  #{t['track_id']} {t['class_name']}"
-        f"  ({t['frames']} frames, best {t['confidence']:.2f})"
-        for t in tracks
-    ] or ["no objects"]
-    return lines
-
-
-def cmd_timeline(args: argparse.Namespace) -> int:
-    """Print a job's text segments, then its object tracks."""
-    timeline = _request(f"{args.url}/v1/video/timeline/{args.job_id}")
-    print("\n".join(format_timeline(timeline)))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="forgesyte", description=__doc__)
@@ -385,23 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("current", help="print the schema revision")
     db.set_defaults(handler=cmd_db)
 
-    for name, handler, helptext in (
-        ("submit", cmd_submit, "submit a video to a running server"),
-        ("status", cmd_status, "print a job's status"),
-        ("results", cmd_results, "print a job's results"),
-        ("timeline", cmd_timeline, "print a job's text segments and object tracks"),
-    ):
-        client = commands.add_parser(name, help=helptext)
-        client.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
-        if name == "submit":
-            client.add_argument("file")
-            client.add_argument(
-                "--pipeline-id", default=None, help="the pipeline to run (server default: ocr_only)"
-            )
-            add_option_flags(client)
-        else:
-            client.add_argument("job_id")
-        client.set_defaults(handler=handler)
+    add_client_commands(commands)
     return parser
 
 

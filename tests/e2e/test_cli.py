@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -81,7 +82,7 @@ def test_client_commands_and_the_locked_duckdb_message(
     sampled_job_id = capsys.readouterr().out.strip()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert main(["status", "--url", url, job_id]) == 0
+        assert main(["status", "--json", "--url", url, job_id]) == 0
         status = json.loads(capsys.readouterr().out)
         if status["status"] == "completed":
             break
@@ -92,7 +93,7 @@ def test_client_commands_and_the_locked_duckdb_message(
     assert len(results["results"]) == 20
     assert results["options"] == JobOptions().to_json()
     while time.monotonic() < deadline:
-        assert main(["status", "--url", url, sampled_job_id]) == 0
+        assert main(["status", "--json", "--url", url, sampled_job_id]) == 0
         if json.loads(capsys.readouterr().out)["status"] == "completed":
             break
         time.sleep(0.2)
@@ -140,7 +141,7 @@ def test_submit_has_one_flag_per_job_option_with_its_description() -> None:
     flags = {
         action.dest: action
         for action in _submit_parser()._actions
-        if action.dest not in {"help", "url", "pipeline_id", "file"}
+        if action.dest not in {"help", "url", "api_key", "json", "wait", "pipeline_id", "file"}
     }
     assert set(flags) == set(JobOptions.model_fields)
     for name, info in JobOptions.model_fields.items():
@@ -180,7 +181,126 @@ def test_submit_sends_only_the_options_set(
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not read")
     url = "http://127.0.0.1:9"  # nothing may be contacted
-    assert (
-        main(["submit", "--url", url, "--frame-stride", "2", "--sample-fps", "2", str(video)]) == 2
-    )
+    with pytest.raises(SystemExit) as exited:
+        main(["submit", "--url", url, "--frame-stride", "2", "--sample-fps", "2", str(video)])
+    assert exited.value.code == 2
     assert "cannot be combined" in capsys.readouterr().err
+
+
+def _forgesyte(
+    *argv: str, url: str | None = None, api_key: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `forgesyte` command; the server and key come from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORGESYTE_")}
+    if url is not None:
+        env["FORGESYTE_URL"] = url
+    if api_key is not None:
+        env["FORGESYTE_API_KEY"] = api_key
+    return subprocess.run([FORGESYTE, *argv], env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_submit_wait_shows_progress_on_stderr_and_a_summary_then_the_timeline(
+    live_server: ServerProcess, score_video: Path
+) -> None:
+    done = _forgesyte(
+        "submit", str(score_video), "--wait", "--frame-stride", "5", url=live_server.url
+    )
+    assert done.returncode == 0, done.stderr
+    summary, hint = done.stdout.strip().splitlines()
+    job_id = summary.split()[1]
+    assert re.fullmatch(
+        rf"job {job_id} completed in \d+\.\d s: 4 frame\(s\) analysed with ocr_only, "
+        r"2 text segment\(s\), 0 object track\(s\)",
+        summary,
+    ), summary
+    assert hint == f"next: forgesyte timeline {job_id}"
+    assert f"job {job_id} submitted" in done.stderr
+    assert "\x1b[" not in done.stdout  # no colour when stdout is not a terminal
+
+    timeline = _forgesyte("timeline", job_id, url=live_server.url)
+    assert timeline.returncode == 0, timeline.stderr
+    assert timeline.stdout.splitlines()[:2] == [
+        "00:00.0\u201300:00.5  SCORE 2-1",
+        "00:01.0\u201300:01.5  HALF TIME",
+    ]
+    vtt = _forgesyte("timeline", job_id, "--format", "vtt", url=live_server.url)
+    assert vtt.stdout.startswith("WEBVTT") and "HALF TIME" in vtt.stdout
+
+    status = _forgesyte("status", job_id, url=live_server.url)
+    assert status.returncode == 0
+    lines = dict(line.split(None, 1) for line in status.stdout.splitlines())
+    assert lines["job"] == job_id and lines["status"] == "completed"
+    assert lines["progress"] == "100%" and lines["created"].endswith(" ago")
+
+    results = _forgesyte("results", job_id, "--format", "jsonl", url=live_server.url)
+    entries = [json.loads(line) for line in results.stdout.splitlines()]
+    assert [e["frame_index"] for e in entries] == [0, 5, 10, 15]
+    page = _forgesyte("results", job_id, "--offset", "1", "--limit", "2", url=live_server.url)
+    document = json.loads(page.stdout)
+    assert [e["frame_index"] for e in document["results"]] == [5, 10]
+    assert document["next_offset"] == 3 and document["frames_analysed"] == 4
+
+
+def test_exit_codes_failed_job_unknown_job_and_no_server(
+    live_server: ServerProcess, score_video: Path
+) -> None:
+    failed = _forgesyte(
+        "submit",
+        str(score_video),
+        "--pipeline-id",
+        "testkit_missing_key",
+        "--wait",
+        "--json",
+        url=live_server.url,
+    )
+    assert failed.returncode == 1, failed.stderr
+    status = json.loads(failed.stdout)
+    assert status["status"] == "failed" and status["error_message"]
+    again = _forgesyte("status", status["job_id"], "--json", url=live_server.url)
+    assert again.returncode == 1 and json.loads(again.stdout)["status"] == "failed"
+
+    unknown = _forgesyte("status", "00000000-0000-0000-0000-000000000000", url=live_server.url)
+    assert unknown.returncode == 1
+    assert "HTTP 404" in unknown.stderr and unknown.stdout == ""
+
+    nobody = _forgesyte("status", "00000000-0000-0000-0000-000000000000", url="http://127.0.0.1:9")
+    assert nobody.returncode == 2
+    assert "cannot reach http://127.0.0.1:9" in nobody.stderr
+
+    missing = _forgesyte("submit", "/nonexistent/clip.mp4", url=live_server.url)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+    bad_flag = _forgesyte("jobs", "--status", "sleeping", url=live_server.url)
+    assert bad_flag.returncode == 2
+
+
+def test_the_api_key_comes_from_the_flag_or_the_environment(
+    tmp_path: Path, score_video: Path
+) -> None:
+    server = ServerProcess(
+        tmp_path / "keyed", workers=1, env={"FORGESYTE_API_KEY": "cli-key"}
+    ).start()
+    try:
+        refused = _forgesyte("submit", str(score_video), url=server.url)
+        assert refused.returncode == 2 and "HTTP 401" in refused.stderr
+        wrong = _forgesyte("submit", str(score_video), "--api-key", "nope", url=server.url)
+        assert wrong.returncode == 2
+        by_env = _forgesyte(
+            "submit",
+            str(score_video),
+            "--pipeline-id",
+            "testkit_noop",
+            "--max-frames",
+            "2",
+            "--wait",
+            url=server.url,
+            api_key="cli-key",
+        )
+        assert by_env.returncode == 0, by_env.stderr
+        job_id = by_env.stdout.split()[1]
+        by_flag = _forgesyte(
+            "status", job_id, "--json", "--api-key", "cli-key", "--url", server.url
+        )
+        assert by_flag.returncode == 0 and json.loads(by_flag.stdout)["status"] == "completed"
+    finally:
+        server.terminate()
