@@ -25,17 +25,17 @@ from forgesyte.jobs.options import JobOptions
 
 __all__ = [
     "DuplicateIdempotencyKeyError",
-    "JobFinishedError",
-    "JobPageCursor",
-    "JobRunningError",
-    "WebhookDelivery",
     "JobChange",
+    "JobFinishedError",
     "JobListener",
     "JobOptions",
+    "JobPageCursor",
     "JobRecord",
+    "JobRunningError",
     "JobStore",
     "NewJob",
     "RecoveryReport",
+    "WebhookDelivery",
 ]
 
 
