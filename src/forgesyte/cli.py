@@ -64,6 +64,8 @@ class _WorkerPool:
         if count:
             log.info("each analysis child may use %d thread(s)", threads)
         self.stop_event = threading.Event()
+        self.runtime = runtime
+        self.background: list[threading.Thread] = []
         self.workers = [
             runtime.make_worker(self.stop_event, index, analysis_threads=threads)
             for index in range(count)
@@ -85,6 +87,7 @@ class _WorkerPool:
     def start(self) -> None:
         for thread in self.threads:
             thread.start()
+        self.background = self.runtime.start_background(self.stop_event)
 
     def stop(self, timeout_s: float) -> None:
         self.stop_event.set()
@@ -92,7 +95,7 @@ class _WorkerPool:
             if worker.wakeup is not None:
                 worker.wakeup.notify()  # idle workers see the stop now, not at their next poll
         deadline = time.monotonic() + timeout_s
-        for thread in self.threads:
+        for thread in self.threads + self.background:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 

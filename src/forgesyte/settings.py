@@ -46,6 +46,33 @@ class Settings(BaseSettings):
     yolo_model: Path | None = None
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Delete finished jobs (row, video, results) this many days after they "
+        "ended; fractions allowed; default: keep forever.",
+    )
+    sweep_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between the periodic sweeps (retention, orphaned storage objects).",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the webhook signatures; submits with a callback_url "
+        "are refused while it is unset.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Delivery attempts of one webhook before it is abandoned."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow callback URLs that resolve to loopback, private or link-local "
+        "addresses.",
+    )
+    webhook_timeout_s: float = Field(
+        default=5.0, gt=0, description="Connect and answer timeout of one webhook attempt."
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one or the embedded DuckDB file."""

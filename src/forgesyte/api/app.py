@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from forgesyte import __version__
 from forgesyte.api.context import AppContext
 from forgesyte.api.errors import install_error_handlers
-from forgesyte.api.routes import health, job_results, job_status, pipelines, video_submit
+from forgesyte.api.routes import health, job_results, job_status, jobs, pipelines, video_submit
 from forgesyte.api.status_cache import StatusCache
 
 
@@ -29,7 +29,7 @@ def create_app(context: AppContext) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=context.settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Idempotency-Key", "Content-Type"],
         )
     app.include_router(health.router)
@@ -37,4 +37,5 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(job_status.router)
     app.include_router(job_results.router)
     app.include_router(pipelines.router)
+    app.include_router(jobs.router)
     return app

@@ -179,7 +179,8 @@ class InMemoryJobStore:
             self._webhooks.pop(job_id, None)
             if job.idempotency_key is not None:
                 self._by_key.pop(job.idempotency_key, None)
-            return _copy(job)
+        self._changes.publish(job_id, job.status)  # caches of this job must forget it
+        return _copy(job)
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
         """Up to limit finished jobs that ended before cutoff, oldest first."""

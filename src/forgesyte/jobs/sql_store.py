@@ -264,6 +264,7 @@ class SqlJobStore:
             if current is None:
                 return None
             raise JobRunningError(str(job_id))
+        self._changes.publish(job_id, removed.status)  # caches of this job must forget it
         return removed
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:

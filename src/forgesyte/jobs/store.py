@@ -190,7 +190,8 @@ class JobStore(Protocol):
     def delete(self, job_id: uuid.UUID) -> JobRecord | None:
         """Remove a job that is not running (and its webhook outbox row); the removed
         snapshot, or None if unknown. Raises JobRunningError for a running job. The job's
-        storage objects are the caller's to remove."""
+        storage objects are the caller's to remove. Listeners hear the removal as a change
+        with the job's last status."""
         ...
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:

@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -285,6 +286,25 @@ class S3Storage:
             where = self._where(object_key)
             raise StorageError(f"cannot look up {where}: {_describe(exc)}") from None
         return True
+
+    def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
+        """Keys in one folder (e.g. "videos") unchanged for min_age_s, with their mtimes."""
+        prefix = f"{self.prefix}/{folder}/" if self.prefix else f"{folder}/"
+        cutoff = time.time() - min_age_s
+        found: dict[str, float] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"].timestamp()
+                    key = str(item["Key"]).removeprefix(f"{self.prefix}/" if self.prefix else "")
+                    if modified < cutoff:
+                        with contextlib.suppress(ValueError):
+                            found[check_key(key)] = modified
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"cannot list {self._where(prefix)}: {_describe(exc)}") from None
+        return found
 
 
 def make_client(endpoint_url: str | None = None) -> S3Client:

@@ -21,6 +21,7 @@ from forgesyte.jobs.options import JobOptions
 from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobRecord, NewJob
 from forgesyte.pipelines.catalog import DEFAULT_PIPELINE_ID
 from forgesyte.storage.base import StorageError, video_key
+from forgesyte.webhooks.guard import UnsafeCallbackUrl, check_callback_url
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ _UPLOAD_BODY = {
                         "max_frames": {"type": "integer", "minimum": 1},
                         "sample_fps": {"type": "number", "exclusiveMinimum": 0},
                         "skip_unchanged": {"type": "boolean"},
+                        "callback_url": {"type": "string", "format": "uri"},
                     },
                 }
             }
@@ -78,6 +80,16 @@ def validate_submission(context: AppContext, raw: dict[str, Any]) -> tuple[str, 
         )
         raise BadRequest(f"invalid option: {problems}") from exc
     return pipeline_id, options
+
+
+def check_callback(context: AppContext, callback_url: str) -> None:
+    """Refuse a callback URL the server will not call (see forgesyte.webhooks.guard)."""
+    if not context.settings.webhook_secret:
+        raise BadRequest("callback_url needs the server's FORGESYTE_WEBHOOK_SECRET to be set")
+    try:
+        check_callback_url(callback_url, allow_private=context.settings.webhook_allow_private)
+    except UnsafeCallbackUrl as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _delete_quietly(context: AppContext, key: str) -> None:
@@ -120,6 +132,9 @@ async def submit_video(
         str | None, Query(description="Reuse results for frames that barely changed")
     ] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
+    callback_url: Annotated[
+        str | None, Query(description="POSTed a signed event when the job ends")
+    ] = None,
 ) -> JobCreatedOut:
     """Accept an MP4 (multipart field `file`) and enqueue its analysis; returns the job id."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -136,6 +151,8 @@ async def submit_video(
         if value is not None
     }
     validate_submission(context, dict(query))  # fail fast, before reading the body
+    if callback_url is not None:
+        await run_in_threadpool(check_callback, context, callback_url)
     job_id = uuid.uuid4()
     key = video_key(job_id)
     try:
@@ -148,6 +165,10 @@ async def submit_video(
         log.info("upload aborted by the client: %s", exc)
         raise BadRequest(str(exc)) from exc
     try:
+        form_callback_url = upload.fields.pop("callback_url", None)
+        if callback_url is None and form_callback_url:
+            callback_url = form_callback_url
+            await run_in_threadpool(check_callback, context, callback_url)
         chosen_pipeline, options = validate_submission(context, {**upload.fields, **query})
         if idempotency_key is not None:
             existing = await run_in_threadpool(
@@ -175,6 +196,7 @@ async def submit_video(
         options=options.to_json(),
         input_path=key,
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )
     try:
         await run_in_threadpool(context.store.create, new_job)
