@@ -15,8 +15,9 @@ from forgesyte.pipelines.runner import PipelineRunner
 from forgesyte.plugins.base import Frame
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
-from forgesyte.workers.analysis_child import AnalysisRequest, throttled_progress
+from forgesyte.workers.analysis_child import throttled_progress
 from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.protocol import AnalysisDone, AnalysisRequest
 
 REPO = Path(__file__).resolve().parents[1]
 TESTKIT_PIPELINES = REPO / "tests" / "plugin_dist" / "pipelines"
@@ -175,8 +176,8 @@ def child_peak_rss(path: Path, pipeline_id: str = "testkit_noop") -> tuple[float
             on_tick=lambda: True,
         )
         seconds = time.perf_counter() - start
-        if outcome.document is None:
-            raise RuntimeError(f"analysis failed: {outcome.error}")
+        if not isinstance(outcome, AnalysisDone):
+            raise RuntimeError(f"analysis did not finish: {outcome}")
         frames = int(outcome.document["video"]["frame_count"])
         return _peak_rss_mb(pid), frames / seconds
     finally:

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -196,7 +195,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def _request(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
     request = urllib.request.Request(url, data=data, headers=headers or {})
-    api_key = os.environ.get("FORGESYTE_API_KEY")
+    api_key = Settings().api_key  # FORGESYTE_API_KEY, read by Settings
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     try:

@@ -85,13 +85,7 @@ class Runtime:
             memory_cap_mb=settings.child_memory_mb,
             plugin_config=plugin_config,
         )
-        config = WorkerConfig(
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            poll_interval_s=settings.poll_interval_s,
-            progress_interval_s=settings.progress_interval_s,
-            shutdown_grace_s=settings.shutdown_grace_s,
-        )
+        config = WorkerConfig.from_settings(settings)
         worker_id = f"{os.uname().nodename}-{os.getpid()}-{index}"
         return Worker(
             self.context.store,

@@ -82,8 +82,14 @@ def test_storage_read_errors_are_retried_then_fail_the_job_clearly(
     broken = _enqueue(store, storage, small_video)
     flaky = _enqueue(store, storage, small_video)
     storage.failures = {video_key(broken): 99, video_key(flaky): STORAGE_READ_RETRIES - 1}
-    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=())
-    worker = Worker(store, storage, executor, WorkerConfig(lease_seconds=10), threading.Event())
+    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=(), timeout_s=60.0)
+    worker = Worker(
+        store,
+        storage,
+        executor,
+        WorkerConfig.from_settings(Settings(lease_seconds=10)),
+        threading.Event(),
+    )
     assert worker.run(burst=True) == 2
 
     failed = store.get(broken)

@@ -10,9 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forgesyte.pipelines.catalog import load_catalog, parse_definition
+from forgesyte.pipelines.catalog import (
+    PipelineUnavailable,
+    UnknownPipeline,
+    load_catalog,
+    parse_definition,
+)
 from forgesyte.pipelines.model import PipelineDefinition, PipelineError
-from forgesyte.pipelines.runner import PipelineRunner
+from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import Frame, Plugin, SimplePlugin, Tool
 from forgesyte.plugins.registry import PluginRegistry, discover_plugins
 
@@ -47,8 +52,31 @@ class NeedsModel(Tool):
         raise AssertionError("never runs")
 
 
+class MissingKey(Tool):
+    """A tool with a bug: it looks up a key that is not there."""
+
+    name = "missing_key"
+    input_types = ("number",)
+    output_types = ("number",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        return {}["threshold"]
+
+
+class LoadFails(Tool):
+    name = "load_fails"
+    input_types = ("image",)
+    output_types = ("number",)
+
+    def load(self) -> None:
+        raise LookupError("no such model variant")
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        raise AssertionError("never runs")
+
+
 def math_plugin() -> Plugin:
-    return SimplePlugin("math", [Brightness(), Double(), NeedsModel()])
+    return SimplePlugin("math", [Brightness(), Double(), NeedsModel(), MissingKey(), LoadFails()])
 
 
 def broken_plugin() -> Plugin:
@@ -239,3 +267,49 @@ def test_a_missing_user_folder_is_reported(registry: PluginRegistry, tmp_path: P
     catalog = load_catalog(registry, tmp_path / "absent")
     assert "does not exist" in catalog.refused[str(tmp_path / "absent")]
     assert "ocr_only" in catalog.ids()
+
+
+def test_a_tool_that_raises_is_reported_as_its_plugins_error(registry: PluginRegistry) -> None:
+    """Whatever a tool raises (a KeyError here, a LookupError) names the plugin and tool."""
+    nodes = pipeline()["nodes"]
+    broken = pipeline(nodes=[nodes[0], {**nodes[1], "tool_type": "missing_key"}])
+    runner = PipelineRunner(check(broken, registry), registry)
+    runner.load()
+    with pytest.raises(PluginError) as raised:
+        runner.run(np.full((4, 4, 3), 21, np.uint8))
+    assert str(raised.value) == "plugin math.missing_key failed: KeyError: 'threshold'"
+    assert (raised.value.plugin_type, raised.value.tool_type) == ("math", "missing_key")
+    assert isinstance(raised.value.__cause__, KeyError)
+
+    load_fails = pipeline(
+        nodes=[{**nodes[0], "tool_type": "load_fails"}], output_nodes=["b"], edges=[]
+    )
+    runner = PipelineRunner(check(load_fails, registry), registry)
+    with pytest.raises(PluginError, match=r"^plugin math.load_fails failed: LookupError: no such"):
+        runner.load()
+
+
+def test_the_catalog_says_why_a_pipeline_cannot_run(
+    registry: PluginRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "model.json").write_text(
+        json.dumps(
+            pipeline(
+                id="needs_model",
+                nodes=[{**pipeline()["nodes"][0], "tool_type": "needs_model"}],
+                output_nodes=["b"],
+                edges=[],
+            )
+        )
+    )
+    (tmp_path / "good.json").write_text(json.dumps(pipeline()))
+    catalog = load_catalog(registry, tmp_path)
+    assert catalog.runnable("brightness_doubled") is catalog.pipelines["brightness_doubled"]
+    with pytest.raises(UnknownPipeline, match=r"^unknown pipeline 'vanished'$"):
+        catalog.runnable("vanished")
+    with pytest.raises(PipelineUnavailable) as raised:
+        catalog.runnable("needs_model")
+    assert str(raised.value) == (
+        "pipeline 'needs_model' is unavailable: math.needs_model: no model file configured"
+    )
+    assert not isinstance(raised.value, LookupError)

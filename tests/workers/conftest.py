@@ -10,10 +10,12 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from forgesyte.jobs.store import JobStore, NewJob
+from forgesyte.settings import Settings
 from forgesyte.storage.base import video_key
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
@@ -22,6 +24,13 @@ from tests.support.storages import StorageBackend
 TESTKIT_PIPELINES = Path(__file__).resolve().parents[1] / "plugin_dist" / "pipelines"
 
 Enqueue = Callable[..., uuid.UUID]
+
+
+def worker_config(**settings: Any) -> WorkerConfig:
+    """A WorkerConfig from Settings with these fields set (the rest: Settings' defaults)."""
+    return WorkerConfig.from_settings(Settings(**settings))
+
+
 MakeWorker = Callable[..., Worker]
 
 
@@ -68,7 +77,7 @@ def make_worker(store: JobStore, storage_backend: StorageBackend) -> Iterator[Ma
             store,
             storage_backend.storage,
             executor,
-            config or WorkerConfig(lease_seconds=10, progress_interval_s=0.25),
+            config or worker_config(lease_seconds=10, progress_interval_s=0.25),
             stop_event or threading.Event(),
         )
         workers.append(worker)

@@ -21,9 +21,9 @@ from forgesyte.settings import analysis_threads
 from forgesyte.storage.base import video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor, limit_child_threads
-from forgesyte.workers.worker import Worker, WorkerConfig
+from forgesyte.workers.worker import Worker
 from tests.support.videos import write_counter_video
-from tests.workers.conftest import TESTKIT_PIPELINES
+from tests.workers.conftest import TESTKIT_PIPELINES, worker_config
 
 
 def test_wakeup_returns_at_once_for_a_notification_it_has_not_seen() -> None:
@@ -43,8 +43,8 @@ def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
     wakeup = JobWakeup()
     store.add_change_listener(wakeup.on_change)
     stop = threading.Event()
-    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=())
-    config = WorkerConfig(poll_interval_s=60.0)
+    executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=(), timeout_s=60.0)
+    config = worker_config(poll_interval_s=60.0)
     worker = Worker(store, local_storage, executor, config, stop, wakeup=wakeup)
     thread = threading.Thread(target=worker.run)
     thread.start()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ import pytest
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobStore
-from forgesyte.workers.executor import AnalysisExecutor, ChildStartError
-from forgesyte.workers.worker import WorkerConfig
+from forgesyte.storage.base import Storage
+from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.protocol import AnalysisFailed, ChildReady, FailureReason
 from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
 from tests.support.storages import StorageBackend
 from tests.support.videos import (
@@ -23,7 +26,7 @@ from tests.support.videos import (
     truncated_mp4,
     write_counter_video,
 )
-from tests.workers.conftest import Enqueue, MakeWorker
+from tests.workers.conftest import Enqueue, MakeWorker, worker_config
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +138,31 @@ def test_a_runaway_child_fails_its_job_and_the_worker_goes_on(
     assert done is not None and done.status is JobStatus.COMPLETED
 
 
-def test_unknown_pipeline_at_run_time_fails_clearly(
-    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
+@pytest.mark.parametrize(
+    ("pipeline_id", "message"),
+    [
+        pytest.param("vanished_pipeline", "unknown pipeline 'vanished_pipeline'", id="unknown"),
+        # a KeyError (a LookupError) inside a plugin is that plugin's error, not "unknown"
+        pytest.param(
+            "testkit_missing_key",
+            "plugin testkit.missing_key failed: KeyError: 'threshold'",
+            id="plugin-error",
+        ),
+    ],
+)
+def test_a_job_the_child_cannot_analyse_fails_with_the_reason(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    counter_video: Path,
+    pipeline_id: str,
+    message: str,
 ) -> None:
-    job_id = enqueue(counter_video, "vanished_pipeline")
+    job_id = enqueue(counter_video, pipeline_id)
     make_worker().run(burst=True)
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.FAILED
-    assert record.error_message == "unknown pipeline 'vanished_pipeline'"
+    assert record.error_message == message
 
 
 def test_missing_video_in_storage_fails_the_job(
@@ -197,7 +217,7 @@ def test_shutdown_hands_a_long_job_back_to_pending(
     job_id = enqueue(counter_video, "testkit_sleep")  # 60 frames x 0.2 s: 12 s
     stop = threading.Event()
     worker = make_worker(
-        stop_event=stop, config=WorkerConfig(lease_seconds=10, shutdown_grace_s=0.5)
+        stop_event=stop, config=worker_config(lease_seconds=10, shutdown_grace_s=0.5)
     )
     thread = threading.Thread(target=worker.run)
     thread.start()
@@ -217,7 +237,7 @@ def test_a_job_whose_lease_was_taken_is_abandoned(
     make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
 ) -> None:
     job_id = enqueue(counter_video, "testkit_sleep")
-    worker = make_worker(config=WorkerConfig(lease_seconds=0.6))
+    worker = make_worker(config=worker_config(lease_seconds=0.6))
     thread = threading.Thread(target=worker.run, kwargs={"burst": True})
     thread.start()
     deadline = time.monotonic() + 30
@@ -235,16 +255,19 @@ def test_a_job_whose_lease_was_taken_is_abandoned(
 class NeverStarts(AnalysisExecutor):
     """An executor whose analysis process cannot be started (a broken install, no memory)."""
 
-    def start(self) -> None:
-        raise ChildStartError("the analysis process died while starting (killed by SIGKILL)")
+    def start(self) -> ChildReady | AnalysisFailed:
+        return AnalysisFailed(
+            FailureReason.CHILD_START,
+            "the analysis process died while starting (killed by SIGKILL)",
+        )
 
 
 def test_a_child_that_cannot_start_hands_the_job_back_then_fails_it(
     make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
 ) -> None:
     job_id = enqueue(counter_video, "testkit_grey")
-    worker = make_worker(config=WorkerConfig(max_attempts=2, poll_interval_s=0.01))
-    worker.executor = NeverStarts()
+    worker = make_worker(config=worker_config(max_attempts=2, poll_interval_s=0.01))
+    worker.executor = NeverStarts(timeout_s=60.0)
     for attempt in (1, 2):
         claimed = store.claim_next(worker.worker_id, 30)
         assert claimed is not None and claimed.attempts == attempt
@@ -254,3 +277,58 @@ def test_a_child_that_cannot_start_hands_the_job_back_then_fails_it(
     assert record.status is JobStatus.FAILED
     assert record.error_message is not None
     assert "could not start" in record.error_message and "2 attempts" in record.error_message
+
+
+class SlowDownload:
+    """Storage whose downloads take `periods` lease periods, while other workers sweep.
+
+    While a download waits, it does what every other worker does: sweeps the expired leases
+    (five times a period), so a lease that is not renewed meanwhile is taken away.
+    """
+
+    def __init__(self, storage: Storage, store: JobStore, lease_seconds: float, periods: int):
+        self._storage = storage
+        self._store = store
+        self._lease_seconds = lease_seconds
+        self._periods = periods
+        self.requeued: list[uuid.UUID] = []
+        self.downloads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._storage, name)
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """Hand over the file after `periods` lease periods of sweeping."""
+        self.downloads += 1
+        done = threading.Event()
+        deadline = time.monotonic() + self._periods * self._lease_seconds
+        while not done.wait(min(self._lease_seconds / 5, max(0.0, deadline - time.monotonic()))):
+            self.requeued += self._store.recover_expired(max_attempts=3).requeued
+            if time.monotonic() >= deadline:
+                done.set()
+        with self._storage.local_copy(key) as path:
+            yield path
+
+
+@pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
+def test_a_download_longer_than_three_leases_keeps_the_lease(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    counter_video: Path,
+) -> None:
+    """The lease keeper renews from the claim on: a slow download is not a lost worker."""
+    lease_seconds = 1.0
+    job_id = enqueue(counter_video, "testkit_grey", max_frames=2)
+    worker = make_worker(config=worker_config(lease_seconds=lease_seconds))
+    slow = SlowDownload(storage_backend.storage, store, lease_seconds, periods=3)
+    worker.storage = slow  # type: ignore[assignment]
+    started = time.monotonic()
+    assert worker.run(burst=True) == 1
+    assert time.monotonic() - started >= 3 * lease_seconds
+    assert slow.downloads == 1 and slow.requeued == []
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED
+    assert record.attempts == 1

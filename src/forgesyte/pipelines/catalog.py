@@ -29,6 +29,29 @@ class PipelineEntry:
         return self.unavailable_reason is None
 
 
+class PipelineNotRunnable(Exception):
+    """A job names a pipeline this process cannot run."""
+
+    def __init__(self, pipeline_id: str, message: str) -> None:
+        super().__init__(message)
+        self.pipeline_id = pipeline_id
+
+
+class UnknownPipeline(PipelineNotRunnable):
+    """No pipeline has this id."""
+
+    def __init__(self, pipeline_id: str) -> None:
+        super().__init__(pipeline_id, f"unknown pipeline {pipeline_id!r}")
+
+
+class PipelineUnavailable(PipelineNotRunnable):
+    """The pipeline exists, but one of its tools cannot run here (a missing model)."""
+
+    def __init__(self, pipeline_id: str, reason: str) -> None:
+        super().__init__(pipeline_id, f"pipeline {pipeline_id!r} is unavailable: {reason}")
+        self.reason = reason
+
+
 @dataclass
 class PipelineCatalog:
     """All pipelines by id, with the files that were refused and why."""
@@ -39,6 +62,18 @@ class PipelineCatalog:
     def get(self, pipeline_id: str) -> PipelineEntry | None:
         """The pipeline with this id, or None."""
         return self.pipelines.get(pipeline_id)
+
+    def runnable(self, pipeline_id: str) -> PipelineEntry:
+        """The pipeline with this id, if it can run here.
+
+        Raises UnknownPipeline or PipelineUnavailable (both PipelineNotRunnable) otherwise.
+        """
+        entry = self.pipelines.get(pipeline_id)
+        if entry is None:
+            raise UnknownPipeline(pipeline_id)
+        if entry.unavailable_reason:
+            raise PipelineUnavailable(pipeline_id, entry.unavailable_reason)
+        return entry
 
     def ids(self) -> list[str]:
         """Every pipeline id, sorted."""

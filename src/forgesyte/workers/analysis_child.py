@@ -1,7 +1,8 @@
 """The analysis child process: loads plugins and models once, then runs job after job.
 
-It talks to its parent worker over a pipe. Requests: AnalysisRequest. Replies:
-("progress", analysed, planned), ("done", document) or ("error", message).
+It talks to its parent worker over a pipe in the messages of `workers.protocol`: it sends
+ChildReady once, then answers each AnalysisRequest with Progress messages and one
+AnalysisDone or AnalysisFailed; StopChild (or a closed pipe) ends it.
 """
 
 from __future__ import annotations
@@ -12,42 +13,32 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-from forgesyte.pipelines.catalog import load_catalog
-from forgesyte.pipelines.runner import PipelineRunner
+from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, load_catalog
+from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
-from forgesyte.video.service import SamplingOptions, VideoDecodeError, VideoFilePipelineService
+from forgesyte.video.service import VideoDecodeError, VideoFilePipelineService
+from forgesyte.workers.protocol import (
+    AnalysisDone,
+    AnalysisFailed,
+    AnalysisRequest,
+    ChildMessage,
+    ChildReady,
+    FailureReason,
+    Progress,
+    StopChild,
+)
+
+__all__ = ["AnalysisRequest", "child_main", "throttled_progress"]
 
 PROGRESS_MESSAGE_INTERVAL_S = 0.1  # seconds between progress messages to the parent
 _PR_SET_PDEATHSIG = 1
 ANALYSIS_NICENESS = 10  # added to the child's nice value (lower CPU priority)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class AnalysisRequest:
-    """One job's analysis, as the child needs it."""
-
-    pipeline_id: str
-    video_path: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def sampling(self) -> SamplingOptions:
-        """The job's options as the video layer takes them."""
-        options = self.options
-        sample_fps = options.get("sample_fps")
-        return SamplingOptions(
-            frame_stride=int(options.get("frame_stride") or 1),
-            max_frames=options.get("max_frames"),
-            sample_fps=float(sample_fps) if sample_fps is not None else None,
-            skip_unchanged=bool(options.get("skip_unchanged", False)),
-        )
 
 
 def _die_with_parent() -> None:
@@ -84,29 +75,39 @@ class _Analyser:
         self._runners: dict[str, PipelineRunner] = {}
 
     def runner(self, pipeline_id: str) -> PipelineRunner:
+        """The loaded runner of a pipeline (PipelineNotRunnable, PluginError if it cannot be)."""
         runner = self._runners.get(pipeline_id)
         if runner is None:
-            entry = self._catalog.get(pipeline_id)
-            if entry is None:
-                raise LookupError(f"unknown pipeline {pipeline_id!r}")
-            if entry.unavailable_reason:
-                raise LookupError(
-                    f"pipeline {pipeline_id!r} is unavailable: {entry.unavailable_reason}"
-                )
-            runner = PipelineRunner(entry.definition, self._registry)
+            runner = PipelineRunner(self._catalog.runnable(pipeline_id).definition, self._registry)
             runner.load()
             self._runners[pipeline_id] = runner
         return runner
 
-    def analyse(self, request: AnalysisRequest, conn: Connection) -> dict[str, Any]:
-        progress = throttled_progress(lambda a, p: conn.send(("progress", a, p)))
-        service = VideoFilePipelineService(self.runner(request.pipeline_id))
-        results = service.run(
-            Path(request.video_path),
-            request.sampling(),
-            on_progress=progress,
-        )
-        return results.to_json()
+    def analyse(
+        self, request: AnalysisRequest, send: Callable[[ChildMessage], None]
+    ) -> AnalysisDone | AnalysisFailed:
+        """Run one request, sending throttled Progress; the answer says how it ended."""
+        progress = throttled_progress(lambda analysed, planned: send(Progress(analysed, planned)))
+        try:
+            service = VideoFilePipelineService(self.runner(request.pipeline_id))
+            results = service.run(
+                Path(request.video_path),
+                request.sampling(),
+                on_progress=progress,
+            )
+        except PluginError as exc:
+            return AnalysisFailed(FailureReason.PLUGIN_ERROR, str(exc))
+        except VideoDecodeError as exc:
+            return AnalysisFailed(FailureReason.VIDEO_DECODE, f"video could not be decoded: {exc}")
+        except UnknownPipeline as exc:
+            return AnalysisFailed(FailureReason.UNKNOWN_PIPELINE, str(exc))
+        except PipelineNotRunnable as exc:
+            return AnalysisFailed(FailureReason.PIPELINE_UNAVAILABLE, str(exc))
+        except Exception as exc:
+            return AnalysisFailed(
+                FailureReason.INTERNAL, f"analysis failed: {type(exc).__name__}: {exc}"
+            )
+        return AnalysisDone(results.to_json())
 
 
 def child_main(
@@ -127,21 +128,15 @@ def child_main(
             analyser.runner(pipeline_id)
         except Exception as exc:  # a broken optional pipeline must not stop the child
             log.warning("could not preload pipeline %s: %s", pipeline_id, exc)
-    conn.send(("ready", os.getpid()))
+    conn.send(ChildReady(os.getpid()))
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        if request is None:
+        if isinstance(request, StopChild):
             return
-        try:
-            document = analyser.analyse(request, conn)
-        except VideoDecodeError as exc:
-            conn.send(("error", f"video could not be decoded: {exc}"))
-        except LookupError as exc:
-            conn.send(("error", str(exc.args[0]) if exc.args else str(exc)))
-        except Exception as exc:
-            conn.send(("error", f"analysis failed: {type(exc).__name__}: {exc}"))
-        else:
-            conn.send(("done", document))
+        if not isinstance(request, AnalysisRequest):  # pragma: no cover - protocol guard
+            log.error("unexpected message from the worker: %s", type(request).__name__)
+            return
+        conn.send(analyser.analyse(request, conn.send))

@@ -1,4 +1,9 @@
-"""Runs one job's analysis in a warm child process, watching it for crashes, hangs and memory."""
+"""Runs one job's analysis in a warm child process, watching it for crashes, hangs and memory.
+
+The executor is the one place that starts the child and the one place a start failure is
+turned into a value: `start()` answers ChildReady or AnalysisFailed(CHILD_START), and `run()`
+returns that failure as its outcome, like a crash or a timeout.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,22 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from forgesyte.plugins.base import PluginConfig
-from forgesyte.workers.analysis_child import AnalysisRequest, child_main
+from forgesyte.workers.analysis_child import child_main
+from forgesyte.workers.protocol import (
+    AnalysisDone,
+    AnalysisFailed,
+    AnalysisInterrupted,
+    AnalysisOutcome,
+    AnalysisRequest,
+    ChildReady,
+    FailureReason,
+    Progress,
+    StopChild,
+)
 
 WATCH_INTERVAL_S = 0.1  # seconds between checks of the child while it works
 CHILD_START_TIMEOUT_S = 120.0  # seconds for a child to import and load its models
@@ -43,24 +57,6 @@ def limit_child_threads(threads: int) -> None:
         os.environ.setdefault(name, str(threads))
 
 
-@dataclass(frozen=True)
-class AnalysisOutcome:
-    """How an analysis ended: a results document, or an error message."""
-
-    document: dict[str, Any] | None = None
-    error: str | None = None
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """Whether the analysis produced results."""
-        return self.document is not None
-
-
-class ChildStartError(RuntimeError):
-    """The analysis child could not be started."""
-
-
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (0 when unknown)."""
     try:
@@ -71,6 +67,10 @@ def _rss_mb(pid: int) -> float:
     except OSError:
         return 0.0
     return 0.0
+
+
+def _start_failed(message: str) -> AnalysisFailed:
+    return AnalysisFailed(FailureReason.CHILD_START, message)
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -90,8 +90,8 @@ class AnalysisExecutor:
         self,
         *,
         pipelines_dir: str | None = None,
+        timeout_s: float,
         preload: tuple[str, ...] = ("ocr_only",),
-        timeout_s: float = 3600.0,
         memory_cap_mb: int | None = None,
         plugin_config: PluginConfig | None = None,
     ) -> None:
@@ -108,10 +108,14 @@ class AnalysisExecutor:
         """The pid of the current child, if one runs."""
         return self._process.pid if self._process is not None else None
 
-    def start(self) -> None:
-        """Start the child (if not running) and wait until its models are loaded."""
+    def start(self) -> ChildReady | AnalysisFailed:
+        """Start the child (if not running) and wait until its models are loaded.
+
+        Answers ChildReady, or AnalysisFailed(CHILD_START) when the child did not report
+        ready within CHILD_START_TIMEOUT_S or died while starting (nothing is left running).
+        """
         if self._process is not None and self._process.is_alive():
-            return
+            return ChildReady(self._process.pid or 0)
         self.stop()
         parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
@@ -125,18 +129,22 @@ class AnalysisExecutor:
         self._process, self._conn = process, parent_conn
         if not parent_conn.poll(CHILD_START_TIMEOUT_S):
             self.stop()
-            raise ChildStartError("the analysis process did not start in time")
+            return _start_failed("the analysis process did not start in time")
         try:
             message = parent_conn.recv()
-        except (EOFError, OSError) as exc:
+        except (EOFError, OSError):
+            process.join(timeout=2.0)
             exitcode = process.exitcode
             self.stop()
-            raise ChildStartError(
+            return _start_failed(
                 f"the analysis process died while starting ({_describe_exit(exitcode)})"
-            ) from exc
-        if message[0] != "ready":  # pragma: no cover - protocol guard
+            )
+        if not isinstance(message, ChildReady):  # pragma: no cover - protocol guard
             self.stop()
-            raise ChildStartError(f"unexpected message from the analysis process: {message!r}")
+            return _start_failed(
+                f"unexpected message from the analysis process: {type(message).__name__}"
+            )
+        return message
 
     def stop(self) -> None:
         """Stop the child: ask politely, then kill."""
@@ -144,7 +152,7 @@ class AnalysisExecutor:
         self._process, self._conn = None, None
         if conn is not None:
             with contextlib.suppress(OSError, ValueError):
-                conn.send(None)
+                conn.send(StopChild())
             conn.close()
         if process is not None:
             process.join(timeout=2.0)
@@ -165,13 +173,16 @@ class AnalysisExecutor:
         on_progress: Callable[[int, int], None],
         on_tick: Callable[[], bool],
     ) -> AnalysisOutcome:
-        """Run one analysis in the child.
+        """Run one analysis in the child (started first if it is not running).
 
         on_progress gets (analysed, planned) as frames are done; on_tick is called every
         WATCH_INTERVAL_S and returns False to interrupt (shutdown, lease lost): the child
-        is then killed and the outcome says interrupted.
+        is then killed and the outcome is AnalysisInterrupted. A child that cannot start,
+        crashes, times out or goes over its memory cap gives AnalysisFailed with that reason.
         """
-        self.start()
+        started = self.start()
+        if isinstance(started, AnalysisFailed):
+            return started
         assert self._conn is not None and self._process is not None
         conn, process = self._conn, self._process
         deadline = time.monotonic() + self._timeout_s
@@ -179,7 +190,7 @@ class AnalysisExecutor:
             conn.send(request)
         except (OSError, ValueError):
             self._kill()
-            return AnalysisOutcome(error="the analysis process was not reachable")
+            return AnalysisFailed(FailureReason.CRASHED, "the analysis process was not reachable")
         while True:
             try:
                 ready = conn.poll(WATCH_INTERVAL_S)
@@ -188,32 +199,31 @@ class AnalysisExecutor:
                 process.join(timeout=2.0)
                 exit_text = _describe_exit(process.exitcode)
                 self.stop()
-                return AnalysisOutcome(
-                    error=f"the analysis process crashed ({exit_text}) while decoding or "
-                    "analysing the video"
+                return AnalysisFailed(
+                    FailureReason.CRASHED,
+                    f"the analysis process crashed ({exit_text}) while decoding or "
+                    "analysing the video",
                 )
-            if message is not None:
-                kind = message[0]
-                if kind == "progress":
-                    on_progress(int(message[1]), int(message[2]))
-                elif kind == "done":
-                    return AnalysisOutcome(document=message[1])
-                elif kind == "error":
-                    return AnalysisOutcome(error=str(message[1]))
+            if isinstance(message, Progress):
+                on_progress(message.analysed, message.planned)
+            elif isinstance(message, AnalysisDone | AnalysisFailed):
+                return message
             # checked on every pass, so a stream of progress messages cannot delay them
             if time.monotonic() > deadline:
                 self._kill()
-                return AnalysisOutcome(
-                    error=f"the analysis timed out after {self._timeout_s:g} s and was stopped"
+                return AnalysisFailed(
+                    FailureReason.TIMED_OUT,
+                    f"the analysis timed out after {self._timeout_s:g} s and was stopped",
                 )
             if self._memory_cap_mb is not None and process.pid is not None:
                 rss = _rss_mb(process.pid)
                 if rss > self._memory_cap_mb:
                     self._kill()
-                    return AnalysisOutcome(
-                        error=f"the analysis used {rss:.0f} MiB, over the memory cap of "
-                        f"{self._memory_cap_mb} MiB, and was stopped"
+                    return AnalysisFailed(
+                        FailureReason.MEMORY_CAP,
+                        f"the analysis used {rss:.0f} MiB, over the memory cap of "
+                        f"{self._memory_cap_mb} MiB, and was stopped",
                     )
             if not on_tick():
                 self._kill()
-                return AnalysisOutcome(interrupted=True)
+                return AnalysisInterrupted()

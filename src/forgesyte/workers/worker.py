@@ -15,9 +15,17 @@ from dataclasses import dataclass
 
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.store import JobRecord, JobStore
+from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage, StorageError, results_key
-from forgesyte.workers.analysis_child import AnalysisRequest
-from forgesyte.workers.executor import AnalysisExecutor, AnalysisOutcome, ChildStartError
+from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.lease import LeaseKeeper
+from forgesyte.workers.protocol import (
+    AnalysisFailed,
+    AnalysisInterrupted,
+    AnalysisOutcome,
+    AnalysisRequest,
+    FailureReason,
+)
 from forgesyte.workers.results import build_results_document, encode_results, summarise
 
 STORAGE_READ_RETRIES = 3
@@ -29,13 +37,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """The worker's timings and limits."""
+    """The worker's timings and limits: the Settings fields of the same names."""
 
-    lease_seconds: float = 30.0
-    max_attempts: int = 3
-    poll_interval_s: float = 0.2
-    progress_interval_s: float = 0.25
-    shutdown_grace_s: float = 20.0
+    lease_seconds: float
+    max_attempts: int
+    poll_interval_s: float
+    progress_interval_s: float
+    shutdown_grace_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerConfig:
+        """The worker's part of the settings (their defaults live in Settings only)."""
+        return cls(
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            poll_interval_s=settings.poll_interval_s,
+            progress_interval_s=settings.progress_interval_s,
+            shutdown_grace_s=settings.shutdown_grace_s,
+        )
 
 
 class Worker:
@@ -74,7 +93,11 @@ class Worker:
         """
         finished = 0
         try:
-            self.executor.start()
+            started = self.executor.start()  # warm: models load before the first claim
+            if isinstance(started, AnalysisFailed):
+                log.warning(
+                    "%s: %s; trying again for the next job", self.worker_id, started.message
+                )
             while not self.stop_event.is_set():
                 self._recover_expired()
                 seen = self.wakeup.generation() if self.wakeup is not None else 0
@@ -109,30 +132,39 @@ class Worker:
             log.error("job %s: its worker was lost too many times; failed", job_id)
 
     def process(self, job: JobRecord) -> bool:
-        """Run one claimed job to its end; False if it was handed back or taken away."""
+        """Run one claimed job to its end; False if it was handed back or taken away.
+
+        A LeaseKeeper holds the job's lease from here until the job's final store call,
+        whatever the worker is doing meanwhile.
+        """
         log.info("job %s: claimed by %s (attempt %d)", job.job_id, self.worker_id, job.attempts)
+        with LeaseKeeper(
+            self.store,
+            job.job_id,
+            self.worker_id,
+            lease_seconds=self.config.lease_seconds,
+            progress_interval_s=self.config.progress_interval_s,
+        ) as lease:
+            return self._process_leased(job, lease)
+
+    def _process_leased(self, job: JobRecord, lease: LeaseKeeper) -> bool:
         try:
-            outcome = self._analyse(job)
+            outcome = self._analyse(job, lease)
         except StorageError as exc:
-            return self._fail(job, f"the uploaded video could not be read from storage: {exc}")
+            return self._fail(
+                job, lease, f"the uploaded video could not be read from storage: {exc}"
+            )
         except FileNotFoundError:
-            return self._fail(job, "the uploaded video is missing from storage")
-        except ChildStartError as exc:
-            # infrastructure, not the video: hand the job back for a later try, counted
-            if job.attempts >= self.config.max_attempts:
-                return self._fail(
-                    job, f"the analysis process could not start ({exc}) in {job.attempts} attempts"
-                )
-            log.error("job %s: %s; handing it back", job.job_id, exc)
-            self.store.release(job.job_id, self.worker_id, count_attempt=True)
-            self.stop_event.wait(self.config.poll_interval_s)
-            return False
-        if outcome.interrupted:
+            return self._fail(job, lease, "the uploaded video is missing from storage")
+        if isinstance(outcome, AnalysisInterrupted):
+            lease.stop()
             if self.store.release(job.job_id, self.worker_id):
                 log.info("job %s: handed back to pending", job.job_id)
             return False
-        if outcome.document is None:
-            return self._fail(job, outcome.error or "the analysis failed")
+        if isinstance(outcome, AnalysisFailed):
+            if outcome.reason is FailureReason.CHILD_START:
+                return self._child_did_not_start(job, lease, outcome.message)
+            return self._fail(job, lease, outcome.message)
         document = build_results_document(
             job.job_id, job.pipeline_id, job.options, outcome.document
         )
@@ -140,23 +172,39 @@ class Worker:
         try:
             self.storage.put_bytes(key, encode_results(document))
         except StorageError as exc:
-            return self._fail(job, f"the results could not be stored: {exc}")
+            return self._fail(job, lease, f"the results could not be stored: {exc}")
+        lease.stop()
         if not self.store.complete(job.job_id, self.worker_id, key, summarise(document)):
             log.warning("job %s: lost its lease before completing; results discarded", job.job_id)
             return False
         log.info("job %s: completed", job.job_id)
         return True
 
-    def _fail(self, job: JobRecord, message: str) -> bool:
+    def _child_did_not_start(self, job: JobRecord, lease: LeaseKeeper, message: str) -> bool:
+        """Infrastructure, not the video: hand the job back, counted; fail it at the limit."""
+        if job.attempts >= self.config.max_attempts:
+            return self._fail(
+                job,
+                lease,
+                f"the analysis process could not start in {job.attempts} attempts: {message}",
+            )
+        log.error("job %s: %s; handing it back", job.job_id, message)
+        lease.stop()
+        self.store.release(job.job_id, self.worker_id, count_attempt=True)
+        self.stop_event.wait(self.config.poll_interval_s)
+        return False
+
+    def _fail(self, job: JobRecord, lease: LeaseKeeper, message: str) -> bool:
+        lease.stop()
         log.error("job %s: failed: %s", job.job_id, message)
         return self.store.fail(job.job_id, self.worker_id, message)
 
-    def _analyse(self, job: JobRecord) -> AnalysisOutcome:
+    def _analyse(self, job: JobRecord, lease: LeaseKeeper) -> AnalysisOutcome:
         delay = STORAGE_RETRY_DELAY_S
         for attempt in range(STORAGE_READ_RETRIES):
             try:
                 with self.storage.local_copy(job.input_path) as video_path:
-                    return self._run_child(job, str(video_path))
+                    return self._run_child(job, str(video_path), lease)
             except StorageError:
                 if attempt == STORAGE_READ_RETRIES - 1:
                     raise
@@ -165,44 +213,18 @@ class Worker:
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _run_child(self, job: JobRecord, video_path: str) -> AnalysisOutcome:
+    def _run_child(self, job: JobRecord, video_path: str, lease: LeaseKeeper) -> AnalysisOutcome:
         request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options))
-        lease_renew_interval = self.config.lease_seconds / 3
-        last_write = time.monotonic()
-        pending_progress: float | None = None
-        held = True
 
-        def write_progress(progress: float | None) -> None:
-            nonlocal last_write, held
-            last_write = time.monotonic()
-            if progress is None:
-                held = self.store.heartbeat(job.job_id, self.worker_id, self.config.lease_seconds)
-            else:
-                held = self.store.set_progress(
-                    job.job_id, self.worker_id, progress, self.config.lease_seconds
-                )
-
-        def on_progress(analysed: int, planned: int) -> None:
-            nonlocal pending_progress
-            pending_progress = min(99.0, 100.0 * analysed / max(planned, 1))
-            if time.monotonic() - last_write >= self.config.progress_interval_s:
-                write_progress(pending_progress)
-                pending_progress = None
-
-        def on_tick() -> bool:
-            nonlocal pending_progress
-            since = time.monotonic() - last_write
-            if pending_progress is not None and since >= self.config.progress_interval_s:
-                write_progress(pending_progress)
-                pending_progress = None
-            elif since >= lease_renew_interval:
-                write_progress(None)
-            if not held:
+        def keep_going() -> bool:
+            if lease.lost:
                 log.warning("job %s: lease lost; stopping its analysis", job.job_id)
                 return False
             return not self._grace_expired()
 
-        return self.executor.run(request, on_progress=on_progress, on_tick=on_tick)
+        if not keep_going():
+            return AnalysisInterrupted()
+        return self.executor.run(request, on_progress=lease.report_progress, on_tick=keep_going)
 
     def _grace_expired(self) -> bool:
         if not self.stop_event.is_set():

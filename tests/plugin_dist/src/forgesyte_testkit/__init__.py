@@ -2,7 +2,7 @@
 
 Tools: `noop` (costs nothing), `grey` (mean grey level: cheap and frame-dependent),
 `segfault` (kills its own process with SIGSEGV), `sleep` (sleeps on every frame),
-`hog_memory` (allocates memory until stopped).
+`hog_memory` (allocates memory until stopped), `missing_key` (a bug: raises KeyError).
 """
 
 from __future__ import annotations
@@ -81,6 +81,18 @@ class HogMemory(Tool):
         return {}
 
 
+class MissingKey(Tool):
+    """A plugin bug: looks up a key that is not there (a LookupError from inside a plugin)."""
+
+    name = "missing_key"
+    input_types = ("image",)
+    output_types = ("nothing",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        settings: dict[str, float] = {}
+        return settings["threshold"]
+
+
 def plugin() -> SimplePlugin:
     """The `testkit` plugin."""
-    return SimplePlugin("testkit", [Noop(), Grey(), Segfault(), Sleep(), HogMemory()])
+    return SimplePlugin("testkit", [Noop(), Grey(), Segfault(), Sleep(), HogMemory(), MissingKey()])

@@ -1,0 +1,151 @@
+"""Keeping a claimed job's lease alive from the claim until the job ends, on a timer thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from types import TracebackType
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+PROGRESS_CAP = 99.0  # percent; 100 is written only by `complete`
+
+
+class LeasedJobs(Protocol):
+    """The two job-store operations a lease keeper needs (each renews the lease)."""
+
+    def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
+        """Renew the lease; False when this worker no longer holds the job."""
+        ...
+
+    def set_progress(
+        self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
+    ) -> bool:
+        """Record progress (percent) and renew the lease; False when the job is not held."""
+        ...
+
+
+class LeaseKeeper:
+    """Owns one job's lease: renews it every lease_seconds / 3 and writes progress.
+
+    Its own thread does every write, so the lease stays renewed whatever the worker does
+    meanwhile (a slow storage download, a child restart, the analysis itself). Progress
+    reported with `report_progress` is written at most once per progress_interval_s (a
+    progress write renews the lease too). When the store says the job is no longer held
+    (failed by an operator, taken over after an expiry) `lost` becomes true and the thread
+    ends; the worker then stops its analysis. A store error is logged and retried at the
+    next renewal: the lease may still expire if the database stays away.
+
+    Use as a context manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        store: LeasedJobs,
+        job_id: uuid.UUID,
+        worker_id: str,
+        *,
+        lease_seconds: float,
+        progress_interval_s: float,
+    ) -> None:
+        if lease_seconds <= 0 or progress_interval_s <= 0:
+            raise ValueError("lease_seconds and progress_interval_s must be positive")
+        self.store = store
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.renew_interval_s = lease_seconds / 3
+        self.progress_interval_s = progress_interval_s
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._last_write = time.monotonic()  # the claim itself set the lease
+        self._pending: float | None = None
+        self._lost = threading.Event()
+        self._thread = threading.Thread(
+            target=self._keep, name=f"lease-{str(job_id)[:8]}", daemon=True
+        )
+
+    @property
+    def lost(self) -> bool:
+        """Whether the store said this worker no longer holds the job."""
+        return self._lost.is_set()
+
+    def wait_lost(self, timeout_s: float) -> bool:
+        """Wait up to timeout_s for the lease to be lost; True if it was."""
+        return self._lost.wait(timeout_s)
+
+    def start(self) -> LeaseKeeper:
+        """Start renewing (from now until `stop`)."""
+        self._thread.start()
+        return self
+
+    def report_progress(self, analysed: int, planned: int) -> None:
+        """Note that `analysed` of `planned` frames are done; written when the throttle allows."""
+        percent = min(PROGRESS_CAP, 100.0 * analysed / max(planned, 1))
+        with self._condition:
+            first = self._pending is None
+            self._pending = percent
+            if first:  # the thread may be waiting for the next renewal: bring its write forward
+                self._condition.notify()
+
+    def stop(self) -> None:
+        """Stop renewing and wait for a write under way; the lease then runs out on its own.
+
+        Call it before the job's final store operation (complete, fail, hand back), so no
+        renewal races with it. Idempotent.
+        """
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self) -> LeaseKeeper:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _next_write_at(self) -> float:
+        due = self._last_write + self.renew_interval_s
+        if self._pending is not None:
+            due = min(due, self._last_write + self.progress_interval_s)
+        return due
+
+    def _keep(self) -> None:
+        while True:
+            with self._condition:
+                while True:
+                    if self._stopping:
+                        return
+                    now = time.monotonic()
+                    wait_s = self._next_write_at() - now
+                    if wait_s <= 0:
+                        break
+                    self._condition.wait(wait_s)
+                progress, self._pending = self._pending, None
+                self._last_write = now
+            if not self._write(progress):
+                log.warning("job %s: lease lost", self.job_id)
+                self._lost.set()
+                return
+
+    def _write(self, progress: float | None) -> bool:
+        """One renewal (with progress when there is some); False only when the job is lost."""
+        try:
+            if progress is None:
+                return self.store.heartbeat(self.job_id, self.worker_id, self.lease_seconds)
+            return self.store.set_progress(
+                self.job_id, self.worker_id, progress, self.lease_seconds
+            )
+        except Exception as exc:  # a database hiccup: the next renewal tries again
+            log.warning("job %s: could not renew its lease: %s", self.job_id, exc)
+            return True

@@ -1,0 +1,110 @@
+"""What a worker and its analysis child say to each other over their pipe: one class per kind.
+
+Parent to child: `AnalysisRequest` (analyse one video), `StopChild` (exit cleanly).
+Child to parent: `ChildReady` once its models are loaded, then for each request any number
+of `Progress` messages and one `AnalysisDone` or `AnalysisFailed`.
+
+Every message is a frozen dataclass (pickled by multiprocessing), so both sides match on
+types, never on string tags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeAlias
+
+from forgesyte.video.service import SamplingOptions
+
+
+class FailureReason(StrEnum):
+    """Why an analysis ended without results."""
+
+    VIDEO_DECODE = "video_decode"
+    """The video could not be decoded."""
+    UNKNOWN_PIPELINE = "unknown_pipeline"
+    """No pipeline with the job's id exists in the child's catalog."""
+    PIPELINE_UNAVAILABLE = "pipeline_unavailable"
+    """The pipeline exists but one of its tools cannot run here (a missing model)."""
+    PLUGIN_ERROR = "plugin_error"
+    """A plugin's tool raised while loading or analysing a frame."""
+    INTERNAL = "internal"
+    """Anything else that went wrong inside the child."""
+    CHILD_START = "child_start"
+    """The analysis child could not be started (the job is not at fault)."""
+    CRASHED = "crashed"
+    """The child died while working (a signal, a native crash)."""
+    TIMED_OUT = "timed_out"
+    """The analysis ran past the job timeout and the child was killed."""
+    MEMORY_CAP = "memory_cap"
+    """The child went over its memory cap and was killed."""
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Parent to child: analyse one job's video with one pipeline."""
+
+    pipeline_id: str
+    video_path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def sampling(self) -> SamplingOptions:
+        """The job's options as the video layer takes them."""
+        options = self.options
+        sample_fps = options.get("sample_fps")
+        return SamplingOptions(
+            frame_stride=int(options.get("frame_stride") or 1),
+            max_frames=options.get("max_frames"),
+            sample_fps=float(sample_fps) if sample_fps is not None else None,
+            skip_unchanged=bool(options.get("skip_unchanged", False)),
+        )
+
+
+@dataclass(frozen=True)
+class StopChild:
+    """Parent to child: finish and exit."""
+
+
+@dataclass(frozen=True)
+class ChildReady:
+    """Child to parent: plugins and preloaded pipelines are loaded; requests are welcome."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Child to parent: `analysed` of `planned` frames are done (throttled by the child)."""
+
+    analysed: int
+    planned: int
+
+
+@dataclass(frozen=True)
+class AnalysisDone:
+    """Child to parent: the analysis finished; `document` is its results (video, frames)."""
+
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AnalysisFailed:
+    """The analysis ended without results: why, and a message for the job's error."""
+
+    reason: FailureReason
+    message: str
+
+
+@dataclass(frozen=True)
+class AnalysisInterrupted:
+    """The parent stopped the analysis (shutdown, lost lease): the job is not at fault."""
+
+
+ParentMessage: TypeAlias = AnalysisRequest | StopChild
+"""What the parent sends."""
+
+ChildMessage: TypeAlias = ChildReady | Progress | AnalysisDone | AnalysisFailed
+"""What the child sends."""
+
+AnalysisOutcome: TypeAlias = AnalysisDone | AnalysisFailed | AnalysisInterrupted
+"""How one analysis ended, as the executor tells the worker."""
