@@ -275,3 +275,16 @@ def test_concurrent_senders_claim_a_delivery_once(store: JobStore) -> None:
     for _ in range(3):
         assert run_together(4, claim) == []
     assert sorted(claimed) == sorted(job.job_id for job in jobs)
+
+
+def test_holds_is_a_read_that_a_cancel_turns_false(store: JobStore) -> None:
+    store.create(new_job())
+    job = store.claim_next("w1", LEASE_S)
+    assert job is not None
+    before = store.get(job.job_id)
+    assert store.holds(job.job_id, "w1")
+    assert not store.holds(job.job_id, "w2")
+    assert not store.holds(uuid.uuid4(), "w1")
+    assert store.get(job.job_id) == before  # nothing written
+    store.cancel(job.job_id)
+    assert not store.holds(job.job_id, "w1")

@@ -305,6 +305,14 @@ class InMemoryJobStore:
             job_id, worker_id, lease_expires_at=self._lease_until(lease_seconds)
         )
 
+    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
+        """Whether the job is still running and held by this worker (a read, no write)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return (
+                job is not None and job.status is JobStatus.RUNNING and job.worker_id == worker_id
+            )
+
     def set_progress(
         self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
     ) -> bool:

@@ -461,6 +461,18 @@ class SqlJobStore:
             job_id, worker_id, JobStatus.RUNNING, lease_expires_at=self._lease_until(lease_seconds)
         )
 
+    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
+        """Whether the job is still running and held by this worker (a read, no write)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(_JOBS.c.job_id).where(
+                    _JOBS.c.job_id == job_id,
+                    _JOBS.c.status == JobStatus.RUNNING.value,
+                    _JOBS.c.worker_id == worker_id,
+                )
+            ).first()
+        return row is not None
+
     def set_progress(
         self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
     ) -> bool:

@@ -249,6 +249,11 @@ class JobStore(Protocol):
         """Renew the worker's lease on a job; False if the job was taken away."""
         ...
 
+    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
+        """Whether the job is still running and held by this worker (a read, no write):
+        False once it was cancelled or taken away."""
+        ...
+
     def set_progress(
         self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
     ) -> bool:

@@ -31,6 +31,7 @@ from forgesyte.workers.results import build_results_document, encode_results, su
 STORAGE_READ_RETRIES = 3
 STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
 RECOVERY_INTERVAL_S = 2.0  # seconds between sweeps of expired leases
+HOLD_CHECK_INTERVAL_S = 1.0  # seconds between checks that a running job was not cancelled
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,9 @@ class Worker:
             self.worker_id,
             lease_seconds=self.config.lease_seconds,
             progress_interval_s=self.config.progress_interval_s,
+            # a cancel shows as the job no longer held: seen within a second, not a renewal
+            holds=lambda: self.store.holds(job.job_id, self.worker_id),
+            check_interval_s=HOLD_CHECK_INTERVAL_S,
         ) as lease:
             return self._process_leased(job, lease)
 
