@@ -175,7 +175,9 @@ def test_submit_refuses_private_callbacks_with_400_and_keeps_nothing(
 
 
 @pytest.mark.parametrize("store", ["memory"], indirect=True)
-def test_submit_with_a_callback(make_client: MakeClient, score_video: Path, store: JobStore) -> None:
+def test_submit_with_a_callback(
+    make_client: MakeClient, score_video: Path, store: JobStore
+) -> None:
     no_secret = make_client(webhook_allow_private=True)
     status, body = _submit(no_secret, score_video, callback_url="http://127.0.0.1:9/hook")
     assert status == 400 and "FORGESYTE_WEBHOOK_SECRET" in str(body["detail"])
