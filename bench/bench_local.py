@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.pipelines.runner import PipelineRunner
 from forgesyte.plugins.base import Frame
+from forgesyte.plugins.ocr import engine_params, reopen_without_spinning
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
 from forgesyte.workers.analysis_child import throttled_progress
@@ -125,7 +127,10 @@ def read_frames(path: Path) -> list[Frame]:
 
 
 class OcrComparison:
-    """(d) ocr_only through the video service against RapidOCR called directly, both warm."""
+    """(d) ocr_only through the video service against RapidOCR called directly, both warm.
+
+    RapidOCR is called with ocr.read's own settings: the row measures the job's path.
+    """
 
     def __init__(self, path: Path) -> None:
         from rapidocr import RapidOCR
@@ -133,10 +138,13 @@ class OcrComparison:
         self.path = path
         self.frames = read_frames(path)
         self.runner = runner_for("ocr_only")
-        self.direct = RapidOCR(params={"Global.log_level": "warning"})
+        # the same engine settings as ocr.read, so that only the job's path differs
+        self.direct = RapidOCR(params=engine_params(None))
         self.service = VideoFilePipelineService(self.runner)
         # warm both: the first call of each engine loads its ONNX sessions
         self.runner.run(self.frames[0])
+        self.direct(self.frames[0])
+        reopen_without_spinning(self.direct, None)
         self.direct(self.frames[0])
 
     def service_seconds(self) -> tuple[float, float]:
@@ -170,15 +178,16 @@ def child_peak_rss(path: Path, pipeline_id: str = "testkit_noop") -> tuple[float
         pid = executor.child_pid
         assert pid is not None
         start = time.perf_counter()
-        outcome = executor.run(
-            AnalysisRequest(pipeline_id=pipeline_id, video_path=str(path)),
-            on_progress=lambda analysed, planned: None,
-            on_tick=lambda: True,
-        )
+        with tempfile.TemporaryDirectory(prefix="forgesyte-bench-") as scratch:
+            outcome = executor.run(
+                AnalysisRequest(pipeline_id, str(path), {}, scratch),
+                on_progress=lambda analysed, planned: None,
+                on_tick=lambda: True,
+            )
         seconds = time.perf_counter() - start
         if not isinstance(outcome, AnalysisDone):
             raise RuntimeError(f"analysis did not finish: {outcome}")
-        frames = int(outcome.document["video"]["frame_count"])
+        frames = int(outcome.video["frame_count"])
         return _peak_rss_mb(pid), frames / seconds
     finally:
         executor.stop()

@@ -131,3 +131,137 @@ def scoreboard_video(
         )
         frames.append(frame)
     return _write(path, frames, FPS)
+
+
+KNOWN_WORDS = (
+    "INVOICE",
+    "ORDER",
+    "TOTAL",
+    "PLATE",
+    "STATION",
+    "NORTH",
+    "SOUTH",
+    "HARBOUR",
+    "MARKET",
+    "GARDEN",
+    "BRIDGE",
+    "CENTRAL",
+    "ENTRANCE",
+    "PLATFORM",
+    "DEPARTURE",
+    "ARRIVAL",
+    "GATE",
+    "TICKET",
+    "RETURN",
+    "SINGLE",
+    "OFFICE",
+    "PARKING",
+    "EXIT",
+    "WARNING",
+    "DANGER",
+    "POWER",
+    "WATER",
+    "OPEN",
+    "CLOSED",
+    "SALE",
+    "PRICE",
+    "WEEKLY",
+    "DAILY",
+    "SPECIAL",
+    "ROUTE",
+    "LEVEL",
+    "Camera",
+    "Street",
+    "Hotel",
+    "Museum",
+    "Library",
+    "School",
+    "Bakery",
+    "Coffee",
+    "Pharmacy",
+    "Garage",
+    "Theatre",
+    "Monday",
+    "Friday",
+    "Summer",
+    "Winter",
+    "Kitchen",
+    "Window",
+    "Yellow",
+    "Orange",
+    "Silver",
+    "Purple",
+)
+"""The vocabulary of the known-words videos: every word is easy to tell apart."""
+
+# (x, baseline y) as fractions of the frame, font, scale at 640 px wide, thickness at
+# 640 px wide, words on the line, panel: text colour on background colour (BGR)
+_LINES = (
+    (0.04, 0.14, cv2.FONT_HERSHEY_DUPLEX, 1.5, 2, 2, ((20, 20, 20), (235, 240, 245))),
+    (0.05, 0.27, cv2.FONT_HERSHEY_SIMPLEX, 0.9, 2, 3, ((255, 255, 255), (90, 40, 30))),
+    (0.05, 0.39, cv2.FONT_HERSHEY_SIMPLEX, 0.7, 2, 4, ((10, 10, 10), (200, 230, 240))),
+    (0.05, 0.50, cv2.FONT_HERSHEY_COMPLEX, 0.6, 1, 4, ((0, 0, 120), (230, 235, 235))),
+    (0.05, 0.64, cv2.FONT_HERSHEY_DUPLEX, 1.1, 2, 3, ((240, 240, 240), (40, 90, 40))),
+    (0.05, 0.76, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1, 5, ((30, 30, 30), (225, 225, 225))),
+    (0.52, 0.92, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2, 2, ((0, 0, 0), (0, 200, 255))),
+)
+
+
+def known_words_frame(
+    index: int, width: int = 640, height: int = 360
+) -> tuple[np.ndarray, list[str]]:
+    """A frame of several text lines of varied size, font and colour; and the words on it.
+
+    The layout scales with the frame (the same picture at every resolution), the words
+    differ per index (a vocabulary word or a number of 3-5 digits, from a seeded draw),
+    and each line sits on a panel over a soft textured background.
+    """
+    rng = np.random.default_rng(1000 + index)
+    scale = width / 640
+    frame = cv2.resize(_texture(64, 36, seed=index % 5), (width, height))
+    frame = cv2.addWeighted(frame, 0.5, np.full_like(frame, 128), 0.5, 0)
+    words: list[str] = []
+    for x_frac, y_frac, font, size, thickness, count, (ink, paper) in _LINES:
+        line_words = [
+            str(rng.integers(100, 100000)) if rng.random() < 0.25 else str(rng.choice(KNOWN_WORDS))
+            for _ in range(count)
+        ]
+        text = " ".join(line_words)
+        font_scale, stroke = size * scale, max(1, round(thickness * scale))
+        (text_w, text_h), baseline = cv2.getTextSize(text, font, font_scale, stroke)
+        x, y = int(x_frac * width), int(y_frac * height)
+        pad = max(3, int(0.4 * text_h))
+        cv2.rectangle(
+            frame, (x - pad, y - text_h - pad), (x + text_w + pad, y + baseline + pad), paper, -1
+        )
+        cv2.putText(frame, text, (x, y), font, font_scale, ink, stroke, cv2.LINE_AA)
+        words += line_words
+    return frame, words
+
+
+def known_words_video(
+    frames: int, width: int = 640, height: int = 360
+) -> tuple[Path, list[list[str]]]:
+    """A video of `frames` known-words frames (see known_words_frame), cached; its words."""
+    path = CACHE_DIR / f"known_words_{width}x{height}_{frames}f.mp4"
+    made = [known_words_frame(i, width, height) for i in range(frames)]
+    if not path.exists():
+        _write(path, [frame for frame, _ in made], FPS)
+    return path, [words for _, words in made]
+
+
+def tiny_long_video(frames: int, width: int = 64, height: int = 36) -> Path:
+    """A tiny video of many frames (a grey level per frame), for long-results rows; cached."""
+    path = CACHE_DIR / f"tiny_{width}x{height}_{frames}f.mp4"
+    if path.exists():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.mp4")
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (width, height))
+    try:
+        for index in range(frames):
+            writer.write(np.full((height, width, 3), index % 251, np.uint8))
+    finally:
+        writer.release()
+    partial.rename(path)
+    return path

@@ -14,6 +14,10 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   e  submit -> completed of a one-frame no-op job through a real server (warm)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
+  i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
+  s  sample_fps=1 and frame_stride=10 jobs against decoding every frame (1280x720, 30 fps)
+  o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p
+  m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
 """
 
 from __future__ import annotations
@@ -30,9 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_decode as decoding
 import bench_local as local
+import bench_objects as objects
+import bench_ocr
+import bench_results as long_results
 import bench_server as served
 import bench_videos as videos
+
+from forgesyte.video.service import SamplingOptions
 
 RESOLUTIONS = ((640, 360), (1280, 720))
 
@@ -68,10 +78,11 @@ class Plan:
     latency_jobs: int
     pair_rounds: int
     static_seconds: float
+    long_results_frames: int = 20_000
 
 
 FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000)
 
 
 def _median(values: list[float]) -> float:
@@ -316,6 +327,176 @@ def skip_unchanged_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def objects_rows(plan: Plan) -> list[Row]:
+    """Row i: detect and detect_ocr through the video service against the bare ONNX call.
+
+    Rounds alternate the three measurements; figures are medians over rounds, each ratio
+    the median of the ratios within a round. The CPU-time ratio beside it is what the
+    overhead costs whatever else runs on the machine.
+    """
+    frames = plan.ocr_frames * 2
+    _note(f"i: detect / detect_ocr on {frames} frames 640x360, {plan.rounds} rounds")
+    comparison = objects.ObjectsComparison(objects.objects_video(frames))
+    comparison.pipeline_ms("detect")  # warm: first-call allocations, page cache
+    comparison.pipeline_ms("detect_ocr")
+    names = ["bare", "detect", "detect_ocr"]
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    ratios: dict[str, list[float]] = {"detect": [], "detect_ocr": [], "cpu": []}
+    for round_index in range(plan.rounds):
+        shift = round_index % len(names)
+        got: dict[str, tuple[float, float]] = {}
+        for name in names[shift:] + names[:shift]:
+            got[name] = comparison.bare_ms() if name == "bare" else comparison.pipeline_ms(name)
+            wall[name].append(got[name][0])
+        for name in ("detect", "detect_ocr"):
+            ratios[name].append(got[name][0] / got["bare"][0])
+        ratios["cpu"].append(got["detect"][1] / got["bare"][1])
+    ms = {name: _median(values) for name, values in wall.items()}
+    ratio = {name: _median(values) for name, values in ratios.items()}
+    return [
+        Row(
+            "i",
+            f"detect, 640x360, {frames} frames (bare model {ms['bare']:.1f} ms)",
+            f"{ms['detect']:.1f} ms/frame",
+            f"{ratio['detect']:.2f} x bare (cpu {ratio['cpu']:.2f} x)",
+            "<= 60 ms, <= 1.10 x",
+            ms["detect"] <= 60 and ratio["detect"] <= 1.10,
+        ),
+        Row(
+            "i",
+            "detect_ocr, 640x360 (OCR inside each box)",
+            f"{ms['detect_ocr']:.1f} ms/frame",
+            f"{ratio['detect_ocr']:.2f} x bare model",
+        ),
+    ]
+
+
+def long_results_rows(plan: Plan) -> list[Row]:
+    """Row m: a job of >= 20,000 analysed frames, its full results fetched 8 times at once."""
+    _note(f"m: testkit_noop job of {plan.long_results_frames} frames (64x36), 8 full fetches")
+    video = videos.tiny_long_video(plan.long_results_frames).read_bytes()
+    short_frames = plan.long_results_frames // 20
+    short = videos.tiny_long_video(short_frames).read_bytes()
+    measured = long_results.long_results(video, plan.long_results_frames, short, short_frames)
+    return [
+        Row(
+            "m",
+            f"API RSS rise, 8 concurrent full results of {measured.frames} frames "
+            f"({measured.results_bytes / 2**20:.1f} MiB each, {measured.requests_s:.1f} s)",
+            f"+{measured.api_rise_mib:.1f} MiB (from {measured.api_baseline_mib:.0f})",
+            "",
+            "< 64 MiB",
+            measured.api_rise_mib < 64,
+        ),
+        Row(
+            "m",
+            f"  worker child peak RSS (VmHWM) after a {measured.short_frames}-frame job / "
+            f"after the {measured.frames}-frame job ({measured.job_s:.0f} s)",
+            f"{measured.child_peak_short_mib:.0f} / {measured.child_peak_long_mib:.0f} MiB",
+        ),
+    ]
+
+
+SAMPLED_TARGETS = (
+    ("sample_fps=1", SamplingOptions(sample_fps=1.0), 0.4),
+    ("frame_stride=10", SamplingOptions(frame_stride=10), 0.5),
+)
+
+
+def sampled_decode_rows(plan: Plan) -> list[Row]:
+    """Row s: noop jobs at sample_fps=1 and frame_stride=10 against decoding every frame.
+
+    The baseline decodes every frame of the same 1280x720 30 fps video with PyAV to BGR
+    images, as a stride-1 job does; rounds interleave the measurements and each ratio is
+    the median of the ratios within a round (wall time decides; CPU time shown beside).
+    """
+    runner = local.runner_for("testkit_noop")
+    rows: list[Row] = []
+    for label, path in (
+        ("mp4v, GOP 12", videos.moving_video(1280, 720, plan.seconds)),
+        ("H.264 x264 defaults", decoding.h264_video(1280, 720, plan.seconds)),
+    ):
+        _note(f"s: sampled decoding, {label}, {plan.rounds} rounds")
+        decoding.decode_every_frame(path)  # page cache and decoder warm
+        baseline: list[float] = []
+        bare: list[float] = []
+        wall: dict[str, list[float]] = {name: [] for name, _, _ in SAMPLED_TARGETS}
+        cpu: dict[str, list[float]] = {name: [] for name, _, _ in SAMPLED_TARGETS}
+        for _ in range(plan.rounds):
+            every_wall, every_cpu = decoding.decode_every_frame(path)
+            baseline.append(every_wall)
+            bare.append(decoding.decode_every_frame(path, convert=False)[0])
+            for name, sampling, _ in SAMPLED_TARGETS:
+                job_wall, job_cpu = decoding.sampled_job(path, runner, sampling)
+                wall[name].append(job_wall / every_wall)
+                cpu[name].append(job_cpu / every_cpu)
+        rows.append(
+            Row(
+                "s",
+                f"decode every frame to BGR, 1280x720 {label}",
+                f"{_median(baseline):.2f} s",
+                f"(no conversion: {_median(bare):.2f} s)",
+                "(baseline)",
+            )
+        )
+        for name, _, target in SAMPLED_TARGETS:
+            ratio = _median(wall[name])
+            rows.append(
+                Row(
+                    "s",
+                    f"  noop job {name}, {label}",
+                    f"{ratio * _median(baseline):.2f} s",
+                    f"{ratio:.2f} x every frame (cpu {_median(cpu[name]):.2f} x)",
+                    f"<= {target:.2f} x",
+                    ratio <= target,
+                )
+            )
+
+
+OCR_SPEED_FULL = (6, 3)
+OCR_SPEED_QUICK = (2, 1)
+"""(frames, rounds) of row o: known-words frames per video, interleaved rounds."""
+
+
+def ocr_speed_rows(quick: bool) -> list[Row]:
+    """Row o: ocr.read against RapidOCR() with its defaults, same frames, same run.
+
+    Each side's best (shortest) round gives its frames/s; the word accuracy is the
+    fraction of the frames' known words that each side read.
+    """
+    frames, rounds = OCR_SPEED_QUICK if quick else OCR_SPEED_FULL
+    rows: list[Row] = []
+    for width, height in RESOLUTIONS:
+        _note(f"o: OCR speed and accuracy, {width}x{height}, {frames} frames, {rounds} rounds")
+        speed = bench_ocr.ocr_speed(frames, width, height, rounds)
+        tool_s, defaults_s = min(speed.tool.wall_s), min(speed.defaults.wall_s)
+        ratio = defaults_s / tool_s
+        cpu_ratio = min(speed.defaults.cpu_s) / min(speed.tool.cpu_s)
+        ours, theirs = speed.accuracy(speed.tool), speed.accuracy(speed.defaults)
+        res = f"{width}x{height}"
+        rows += [
+            Row(
+                "o",
+                f"OCR ocr.read vs RapidOCR() {frames / defaults_s:.2f} fps, {res}, "
+                f"best of {rounds}",
+                f"{frames / tool_s:.2f} fps",
+                f"{ratio:.2f} x (cpu {cpu_ratio:.2f} x)",
+                ">= 2.0 x",
+                ratio >= 2.0,
+            ),
+            Row(
+                "o",
+                f"  word accuracy, {speed.total_words} known words, {res}: "
+                f"RapidOCR() {theirs:.3f}",
+                f"{ours:.3f}",
+                f"{ours - theirs:+.3f}",
+                ">= -0.02",
+                ours - theirs >= -0.02,
+            ),
+        ]
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -333,7 +514,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--only", default="abcdefgh", help="rows to run, e.g. 'e,f' (default all)")
+    parser.add_argument(
+        "--only", default="abcdefghimos", help="rows to run, e.g. 'e,f' (default all)"
+    )
     parser.add_argument(
         "--compare-threads",
         action="store_true",
@@ -359,6 +542,14 @@ def main() -> int:
         rows += memory_rows(plan)
     if "h" in keys:
         rows += skip_unchanged_rows(plan)
+    if "i" in keys:
+        rows += objects_rows(plan)
+    if "s" in keys:
+        rows += sampled_decode_rows(plan)
+    if "o" in keys:
+        rows += ocr_speed_rows(args.quick)
+    if "m" in keys:
+        rows += long_results_rows(plan)
     print_table(rows)
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",

@@ -13,12 +13,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from forgesyte.db.engine import DatabaseLockedError, display_url
+from forgesyte.jobs.options import InvalidOptions, JobOptions
 from forgesyte.settings import Settings, analysis_threads, default_worker_count
 
 log = logging.getLogger("forgesyte")
@@ -26,14 +27,19 @@ log = logging.getLogger("forgesyte")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_LOG_FILE_COMMANDS = ("serve", "worker", "db")  # the client verbs log to stderr only
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+def _configure_logging(level: str, command: str) -> None:
+    """JSON lines to stderr; the server commands also write FORGESYTE_LOG_FILE (rotated)."""
+    from forgesyte.logs import configure_logging
+
+    log_file = Settings().resolved_log_file() if command in _LOG_FILE_COMMANDS else None
+    try:
+        configure_logging(getattr(logging, level.upper(), logging.INFO), log_file)
+    except OSError as exc:
+        print(f"forgesyte: cannot write the log file {log_file}: {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _build_runtime_or_exit(settings: Settings) -> Any:
@@ -138,6 +144,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through our JSON handlers (forgesyte.logs)
         timeout_graceful_shutdown=5,
     )
     pool.start()
@@ -224,13 +231,89 @@ def _multipart(path: Path, fields: dict[str, str]) -> tuple[bytes, str]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Submit a video to a running server and print its job id."""
-    fields = {"pipeline_id": args.pipeline_id, "frame_stride": str(args.frame_stride)}
-    if args.max_frames is not None:
-        fields["max_frames"] = str(args.max_frames)
+    fields = submit_fields(args)
+    try:
+        JobOptions.from_form({k: v for k, v in fields.items() if k != "pipeline_id"})
+    except InvalidOptions as exc:  # the server would refuse them: say so before uploading
+        print(f"forgesyte: {exc}", file=sys.stderr)
+        return 2
     body, content_type = _multipart(Path(args.file), fields)
     answer = _request(f"{args.url}/v1/video/submit", body, {"Content-Type": content_type})
     print(answer["job_id"])
     return 0
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a job option: frame_stride -> --frame-stride."""
+    return "--" + name.replace("_", "-")
+
+
+def _option_parser(name: str) -> Callable[[str], Any]:
+    """An argparse type that checks one option's value against JobOptions' type and bounds."""
+
+    def parse(text: str) -> Any:
+        try:
+            return JobOptions.parse_value(name, text)
+        except InvalidOptions as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+def _option_help(description: str, schema: dict[str, Any]) -> str:
+    """An option's help: its description, its bounds and its default, from its schema."""
+    bounds = [
+        f"{symbol} {schema[key]:g}"
+        for key, symbol in (
+            ("exclusiveMinimum", ">"),
+            ("minimum", ">="),
+            ("exclusiveMaximum", "<"),
+            ("maximum", "<="),
+        )
+        if key in schema
+    ]
+    default = schema.get("default")
+    details = [schema["type"] + (f" {', '.join(bounds)}" if bounds else "")]
+    details.append("default: unset" if default is None else f"default: {json.dumps(default)}")
+    return f"{description} ({'; '.join(details)})"
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per JobOptions field, with its description, type and bounds.
+
+    Unset flags are not sent, so the server applies the model's defaults.
+    """
+    schemas = JobOptions.form_schema()
+    for name, info in JobOptions.model_fields.items():
+        help_text = _option_help(info.description or name, schemas[name])
+        if info.annotation is bool:
+            parser.add_argument(
+                option_flag(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                option_flag(name),
+                dest=name,
+                type=_option_parser(name),
+                default=None,
+                metavar="N",
+                help=help_text,
+            )
+
+
+def submit_fields(args: argparse.Namespace) -> dict[str, str]:
+    """The form fields a submit sends: the pipeline and every option the user set."""
+    fields = {} if args.pipeline_id is None else {"pipeline_id": args.pipeline_id}
+    for name in JobOptions.model_fields:
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = json.dumps(value)
+    return fields
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -242,6 +325,37 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     """Print a job's results."""
     print(json.dumps(_request(f"{args.url}/v1/video/results/{args.job_id}"), indent=2))
+    return 0
+
+
+def clock(seconds: float) -> str:
+    """A video time as ``MM:SS.d`` (minutes run past 59 for long videos)."""
+    tenths = max(0, round(seconds * 10))
+    minutes, tenths = divmod(tenths, 600)
+    return f"{minutes:02d}:{tenths // 10:02d}.{tenths % 10}"
+
+
+def format_timeline(timeline: dict[str, Any]) -> list[str]:
+    """Human lines: the text segments, then the object tracks."""
+    lines = [
+        f"{clock(s['start_s'])}\u2013{clock(s['end_s'])}  {s['text']}" for s in timeline["text"]
+    ]
+    if not lines:
+        lines.append("no text")
+    lines.append("")
+    tracks = timeline["objects"]
+    lines += [
+        f"{clock(t['start_s'])}\u2013{clock(t['end_s'])}  #{t['track_id']} {t['class_name']}"
+        f"  ({t['frames']} frames, best {t['confidence']:.2f})"
+        for t in tracks
+    ] or ["no objects"]
+    return lines
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    """Print a job's text segments, then its object tracks."""
+    timeline = _request(f"{args.url}/v1/video/timeline/{args.job_id}")
+    print("\n".join(format_timeline(timeline)))
     return 0
 
 
@@ -278,14 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
         ("submit", cmd_submit, "submit a video to a running server"),
         ("status", cmd_status, "print a job's status"),
         ("results", cmd_results, "print a job's results"),
+        ("timeline", cmd_timeline, "print a job's text segments and object tracks"),
     ):
         client = commands.add_parser(name, help=helptext)
         client.add_argument("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
         if name == "submit":
             client.add_argument("file")
-            client.add_argument("--pipeline-id", default="ocr_only")
-            client.add_argument("--frame-stride", type=int, default=1)
-            client.add_argument("--max-frames", type=int, default=None)
+            client.add_argument(
+                "--pipeline-id", default=None, help="the pipeline to run (server default: ocr_only)"
+            )
+            add_option_flags(client)
         else:
             client.add_argument("job_id")
         client.set_defaults(handler=handler)
@@ -295,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `forgesyte` console script."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.command)
     if getattr(args, "workers", None) is not None and args.workers < 0:
         print("forgesyte: --workers must be >= 0", file=sys.stderr)
         return 2

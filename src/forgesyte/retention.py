@@ -22,12 +22,12 @@ from typing import Protocol, runtime_checkable
 
 from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.store import JobFinishedError, JobRecord, JobRunningError, JobStore
-from forgesyte.storage.base import Storage, StorageError, results_key, video_key
+from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key, video_key
 
 log = logging.getLogger(__name__)
 
 # Builders of the storage keys a job owns (each gives one key from a job id).
-JOB_KEY_BUILDERS: tuple[Callable[[uuid.UUID], str], ...] = (video_key, results_key)
+JOB_KEY_BUILDERS: tuple[Callable[[uuid.UUID], str], ...] = (video_key, results_key, timeline_key)
 ORPHAN_MIN_AGE_S = 600.0  # seconds an object must sit unchanged before the sweep may take it
 RETENTION_BATCH = 100  # jobs removed per store query
 

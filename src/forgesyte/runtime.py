@@ -16,8 +16,7 @@ from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.retention import ORPHAN_MIN_AGE_S, Housekeeper, remove_orphans
 from forgesyte.settings import Settings
-from forgesyte.storage.base import Storage, StorageError, open_storage
-from forgesyte.storage.local import LocalStorage
+from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.webhooks.sender import WebhookSender
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
@@ -84,6 +83,7 @@ class Runtime:
             timeout_s=settings.job_timeout_s,
             memory_cap_mb=settings.child_memory_mb,
             plugin_config=plugin_config,
+            max_frame_pixels=settings.max_frame_pixels,
         )
         config = WorkerConfig.from_settings(settings)
         worker_id = f"{os.uname().nodename}-{os.getpid()}-{index}"
@@ -103,7 +103,8 @@ def sweep_storage(
 ) -> list[str]:
     """Remove what a killed process can leave in storage; return the removed keys and paths.
 
-    A write interrupted by a crash leaves its temporary file (local storage); a crash
+    A write interrupted by a crash leaves its temporary file (local storage; on S3 an
+    unfinished multipart upload, which a bucket lifecycle rule reclaims); a crash
     between storing a video and inserting its job row leaves an object no job refers to
     (any storage that can list its keys: local and S3). Only what is unchanged for
     min_age_s goes, so uploads running in another process are never touched; see
@@ -111,8 +112,7 @@ def sweep_storage(
     """
     removed: list[str] = []
     try:
-        if isinstance(storage, LocalStorage):
-            removed.extend(storage.remove_stale_temporary_files(min_age_s))
+        removed.extend(storage.remove_stale_temporary_files(min_age_s))
         removed.extend(remove_orphans(store, storage, min_age_s=min_age_s))
     except (OSError, ValueError, StorageError) as exc:
         log.warning("storage sweep stopped early: %s", getattr(exc, "strerror", None) or exc)

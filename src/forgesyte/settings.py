@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     job_timeout_s: float = Field(default=3600.0, gt=0)
     child_memory_mb: int | None = Field(default=None, ge=64)
+    max_frame_pixels: int = Field(
+        default=8192 * 4320,
+        ge=1,
+        description="A video whose frames have more pixels than this fails its job.",
+    )
     poll_interval_s: float = Field(default=0.2, gt=0)
     analysis_threads: int | None = Field(
         default=None,
@@ -73,6 +78,11 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(
         default=5.0, gt=0, description="Connect and answer timeout of one webhook attempt."
     )
+    log_file: str | None = Field(
+        default=None,
+        description="File that also receives the JSON log lines; default: data_dir/forgesyte.log; "
+        "empty: stderr only.",
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one or the embedded DuckDB file."""
@@ -85,6 +95,12 @@ class Settings(BaseSettings):
         if self.storage_url:
             return self.storage_url
         return f"file://{(self.data_dir / 'storage').resolve()}"
+
+    def resolved_log_file(self) -> Path | None:
+        """The log file in force: the configured one, data_dir/forgesyte.log, or None (off)."""
+        if self.log_file is None:
+            return (self.data_dir / "forgesyte.log").resolve()
+        return Path(self.log_file).resolve() if self.log_file else None
 
     @property
     def max_upload_bytes(self) -> int:

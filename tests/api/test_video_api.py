@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.options import JobOptions
 from forgesyte.jobs.store import JobStore
 from tests.api.conftest import MakeClient
 from tests.support.storages import StorageBackend
@@ -203,20 +204,13 @@ def test_results_of_a_completed_job(
     _, body = submit(client, score_video.read_bytes())
     job_id = uuid.UUID(str(body["job_id"]))
     store.claim_next("w", 30)
-    document = {
-        "job_id": str(job_id),
-        "pipeline_id": "ocr_only",
-        "options": {"frame_stride": 1, "max_frames": None},
-        "video": {"frame_count": 1, "fps": 10.0, "width": 4, "height": 4},
-        "frames_analysed": 1,
-        "results": [{"frame_index": 0, "timestamp_s": 0.0, "result": {"ocr": []}}],
-    }
-    storage_backend.storage.put_bytes(f"results/{job_id}.json", json.dumps(document).encode())
-    store.complete(job_id, "w", f"results/{job_id}.json", {"frames_analysed": 1})
+    entry = {"frame_index": 0, "result": {"ocr": []}, "timestamp_s": 0.0}
+    storage_backend.storage.put_bytes(f"results/{job_id}.jsonl", json.dumps(entry).encode())
+    store.complete(job_id, "w", f"results/{job_id}.jsonl", {"frames_analysed": 1})
     response = client.get(f"/v1/video/results/{job_id}")
     assert response.status_code == 200
     results = response.json()
-    assert results["results"] == document["results"]
+    assert results["results"] == [entry] and results["frames_analysed"] == 1
     assert results["job_id"] == str(job_id)
     assert results["created_at"].endswith("Z") and results["updated_at"].endswith("Z")
     status = client.get(f"/v1/video/status/{job_id}").json()
@@ -231,6 +225,31 @@ def test_health_and_docs(client: TestClient) -> None:
     assert {"/v1/video/submit", "/v1/video/status/{job_id}", "/v1/video/results/{job_id}"} <= set(
         spec["paths"]
     )
+
+
+def test_submit_openapi_lists_exactly_the_job_options(client: TestClient) -> None:
+    """The form and query parameters are derived from JobOptions: its fields, its bounds."""
+    operation = client.get("/openapi.json").json()["paths"]["/v1/video/submit"]["post"]
+    form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file"]
+    options = {name: form["properties"][name] for name in set(form["properties"]) - {"file"}}
+    assert set(options) == {"pipeline_id", "callback_url", *JobOptions.model_fields}
+    query = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    assert query == options
+    headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert headers == {"idempotency-key"}
+    for name, info in JobOptions.model_fields.items():
+        assert options[name]["description"] == info.description
+    assert options["frame_stride"] == {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": JobOptions.model_fields["frame_stride"].description,
+    }
+    assert options["sample_fps"]["exclusiveMinimum"] == 0
+    assert options["sample_fps"]["maximum"] == 1000
+    assert options["skip_unchanged"]["type"] == "boolean"
+    assert {"400", "401", "408", "409", "413", "503"} <= set(operation["responses"])
 
 
 def test_idempotency_key(

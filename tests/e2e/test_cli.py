@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from forgesyte.cli import main
+from forgesyte.cli import build_parser, main, option_flag, submit_fields
+from forgesyte.jobs.options import JobOptions
 from tests.support.server import FORGESYTE, ServerProcess
 
 
@@ -70,6 +72,13 @@ def test_client_commands_and_the_locked_duckdb_message(
     url = live_server.url
     assert main(["submit", "--url", url, "--pipeline-id", "testkit_grey", str(score_video)]) == 0
     job_id = capsys.readouterr().out.strip()
+    # every option has its flag; the server stores what the flags asked for
+    flags = ["--max-frames", "3", "--sample-fps", "2.5", "--skip-unchanged"]
+    assert (
+        main(["submit", "--url", url, "--pipeline-id", "testkit_grey", *flags, str(score_video)])
+        == 0
+    )
+    sampled_job_id = capsys.readouterr().out.strip()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert main(["status", "--url", url, job_id]) == 0
@@ -81,6 +90,21 @@ def test_client_commands_and_the_locked_duckdb_message(
     assert main(["results", "--url", url, job_id]) == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results["results"]) == 20
+    assert results["options"] == JobOptions().to_json()
+    while time.monotonic() < deadline:
+        assert main(["status", "--url", url, sampled_job_id]) == 0
+        if json.loads(capsys.readouterr().out)["status"] == "completed":
+            break
+        time.sleep(0.2)
+    assert main(["results", "--url", url, sampled_job_id]) == 0
+    sampled = json.loads(capsys.readouterr().out)
+    assert sampled["options"] == {
+        "frame_stride": 1,
+        "max_frames": 3,
+        "sample_fps": 2.5,
+        "skip_unchanged": True,
+    }
+    assert 0 < len(sampled["results"]) <= 3
     with pytest.raises(SystemExit) as exited:
         main(["status", "--url", url, "00000000-0000-0000-0000-000000000000"])
     assert exited.value.code == 1
@@ -99,3 +123,64 @@ def test_client_commands_and_the_locked_duckdb_message(
     message = done.stderr.strip().splitlines()[-1]
     assert "in use by another process" in message
     assert "forgesyte serve --workers N" in message and "PostgreSQL" in message
+
+
+def _submit_parser() -> argparse.ArgumentParser:
+    commands = next(
+        action
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    parser: argparse.ArgumentParser = commands.choices["submit"]
+    return parser
+
+
+def test_submit_has_one_flag_per_job_option_with_its_description() -> None:
+    """The flags are derived from JobOptions: exactly its fields, nothing hand-written."""
+    flags = {
+        action.dest: action
+        for action in _submit_parser()._actions
+        if action.dest not in {"help", "url", "pipeline_id", "file"}
+    }
+    assert set(flags) == set(JobOptions.model_fields)
+    for name, info in JobOptions.model_fields.items():
+        assert option_flag(name) in flags[name].option_strings
+        assert info.description and info.description in str(flags[name].help)
+        assert flags[name].default is None  # unset flags are not sent: the server's default
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--frame-stride", "0"], "greater than or equal to 1"),
+        (["--max-frames", "2.5"], "valid integer"),
+        (["--sample-fps", "0"], "greater than 0"),
+        (["--sample-fps", "1001"], "less than or equal to 1000"),
+        (["--sample-fps", "nan"], "finite number"),
+    ],
+)
+def test_submit_flags_check_the_models_bounds(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["submit", *argv, "clip.mp4"])
+    assert exited.value.code == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_submit_sends_only_the_options_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(
+        ["submit", "--sample-fps", "2", "--no-skip-unchanged", "clip.mp4"]
+    )
+    assert submit_fields(args) == {"sample_fps": "2.0", "skip_unchanged": "false"}
+    assert JobOptions.from_form(submit_fields(args)) == JobOptions(sample_fps=2.0)
+    # a combination the model refuses is refused before anything is uploaded
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read")
+    url = "http://127.0.0.1:9"  # nothing may be contacted
+    assert (
+        main(["submit", "--url", url, "--frame-stride", "2", "--sample-fps", "2", str(video)]) == 2
+    )
+    assert "cannot be combined" in capsys.readouterr().err

@@ -205,6 +205,30 @@ def test_complete_and_fail_need_the_holding_worker(store: JobStore) -> None:
     assert not store.heartbeat(uuid.uuid4(), "w1", LEASE_S)
 
 
+def test_monitoring_reads_queue_age_durations_and_frames(
+    store: JobStore, clock: SteppingClock
+) -> None:
+    assert store.oldest_pending_created_at() is None
+    assert store.finished_job_durations() == [] and store.frames_analysed_total() == 0
+    quick, slow, waiting = (store.create(new_job()) for _ in range(3))
+    store.claim_next("w1", LEASE_S)
+    store.claim_next("w1", LEASE_S)
+    clock.advance(3.0)
+    assert store.complete(
+        quick.job_id, "w1", f"results/{quick.job_id}.json", {"frames_analysed": 7}
+    )
+    clock.advance(100.0)
+    assert store.fail(slow.job_id, "w1", "video could not be decoded")
+    assert store.oldest_pending_created_at() == waiting.created_at
+    assert store.frames_analysed_total() == 7
+    completed, failed = store.finished_job_durations(bounds=(5.0, 60.0, 600.0))
+    assert (completed.status, completed.pipeline_id) == ("completed", "ocr_only")
+    assert completed.count == 1 and completed.bucket_counts == (1, 1, 1)
+    assert 3.0 <= completed.sum_s < 4.0
+    assert failed.status == "failed" and failed.bucket_counts == (0, 0, 1)
+    assert 103.0 <= failed.sum_s < 104.0
+
+
 def test_release_hands_a_job_back_without_counting_the_attempt(store: JobStore) -> None:
     job = store.create(new_job())
     store.claim_next("w1", LEASE_S)

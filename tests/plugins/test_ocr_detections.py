@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from forgesyte.plugins.ocr import OcrRead, crop_box, pad_to_square
+from forgesyte.plugins.ocr import OcrRead, crop_box
 
-from .synthetic import plate_frame
+from .synthetic import draw_plate, plate_frame
 
 PLATE = {
     "xyxy": [220.0, 150.0, 420.0, 195.0],
@@ -28,15 +28,6 @@ def test_crop_box_adds_a_margin_and_clips_to_the_frame() -> None:
     assert crop_box([600.0, 300.0, 640.0, 360.0], (640, 360)) == (596, 296, 640, 360)
     assert crop_box([10.0, 10.0, 10.0, 20.0], (640, 360)) is None  # no width
     assert crop_box([700.0, 10.0, 800.0, 50.0], (640, 360)) is None  # outside the frame
-
-
-def test_pad_to_square_centres_on_the_border_colour() -> None:
-    crop = np.full((10, 30, 3), (1, 2, 3), np.uint8)
-    crop[4:6, 10:20] = 255
-    square, offset = pad_to_square(crop)
-    assert square.shape == (30, 30, 3) and offset == (0, 10)
-    assert (square[:10] == (1, 2, 3)).all() and (square[20:] == (1, 2, 3)).all()
-    assert (square[10:20] == crop).all()
 
 
 def test_malformed_detections_are_refused_before_reading() -> None:
@@ -77,3 +68,25 @@ def test_reads_only_inside_each_detection() -> None:
     ys = [y for _, y in line["box"]]
     assert 210 <= min(xs) <= 235 and 380 <= max(xs) <= 430
     assert 146 <= min(ys) <= 165 and 185 <= max(ys) <= 199
+
+
+def test_reads_a_small_plate_with_its_box_in_frame_pixels() -> None:
+    # a plate a third of the size: a crop under 30 px high, which RapidOCR pads itself
+    frame = plate_frame()
+    small = np.full((60, 240, 3), 90, np.uint8)
+    draw_plate(small, (20, 7))
+    small = cv2.resize(small, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)  # 96 x 24
+    frame[300:324, 500:596] = small
+    detection = {**PLATE, "xyxy": [508.0, 302.0, 588.0, 322.0]}
+
+    (result,) = OcrRead().run(frame, {"detections": [detection]})
+
+    (line,) = result["text_lines"]
+    assert line["text"] == "A123BC77"
+    rect = crop_box(detection["xyxy"], (640, 360))
+    assert rect is not None
+    left, top, right, bottom = rect
+    xs = [x for x, _ in line["box"]]
+    ys = [y for _, y in line["box"]]
+    assert left <= min(xs) <= 515 and 575 <= max(xs) <= right
+    assert top <= min(ys) <= 310 and 315 <= max(ys) <= bottom

@@ -21,7 +21,7 @@ from forgesyte.retention import (
     remove_job,
     remove_orphans,
 )
-from forgesyte.storage.base import results_key, video_key
+from forgesyte.storage.base import results_key, timeline_key, video_key
 from tests.support.storages import StorageBackend
 from tests.support.stores import SteppingClock, make_store
 
@@ -60,11 +60,12 @@ def _stored_job(store: JobStore, backend: StorageBackend, end: JobStatus | None)
 
 
 def _keys(job_id: uuid.UUID) -> list[str]:
+    """The keys _stored_job writes for a completed job."""
     return [video_key(job_id), results_key(job_id)]
 
 
 def test_every_owned_key_is_listed_once() -> None:
-    assert owned_folders() == ["results", "videos"]
+    assert owned_folders() == ["results", "timelines", "videos"]
 
 
 @pytest.mark.parametrize("store", ["duckdb"], indirect=True)
@@ -74,7 +75,9 @@ def test_remove_job_takes_everything_a_job_owns(
     done = _stored_job(store, storage_backend, JobStatus.COMPLETED)
     kept = _stored_job(store, storage_backend, None)
     job = store.get(done)
-    assert job is not None and sorted(job_keys(job)) == sorted(_keys(done))
+    assert job is not None
+    assert sorted(job_keys(job)) == sorted([*_keys(done), timeline_key(done)])
+    storage_backend.storage.put_bytes(timeline_key(done), b"{}")
     running = _stored_job(store, storage_backend, None)
     assert store.claim_next("w1", LEASE_S) is not None  # `kept` is older: it is the one claimed
     with pytest.raises(JobRunningError):

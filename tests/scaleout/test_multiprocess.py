@@ -212,7 +212,8 @@ def test_three_worker_processes_run_30_jobs_and_survive_a_kill(
 
     # one video and one results object per job, no upload left unfinished
     assert deployment.object_keys("videos") == sorted(f"videos/{j}.mp4" for j in job_ids)
-    assert deployment.object_keys("results") == sorted(f"results/{j}.json" for j in job_ids)
+    assert deployment.object_keys("results") == sorted(f"results/{j}.jsonl" for j in job_ids)
+    assert deployment.object_keys("timelines") == sorted(f"timelines/{j}.json" for j in job_ids)
     assert deployment.unfinished_uploads() == []
 
     # each job completed exactly once, across all worker processes

@@ -97,20 +97,15 @@ def test_an_upload_streams_to_s3_in_parts_and_the_results_are_written_there(
     results = httpx.get(f"{server.url}/v1/video/results/{job_id}", timeout=10).json()
     assert [entry["frame_index"] for entry in results["results"]] == list(range(12))
     raw = deployment.s3.get_object(
-        Bucket=deployment.bucket, Key=f"{S3_PREFIX}/results/{job_id}.json"
+        Bucket=deployment.bucket, Key=f"{S3_PREFIX}/results/{job_id}.jsonl"
     )["Body"].read()
-    document = json.loads(raw)
-    assert {
-        **document,
-        "created_at": results["created_at"],
-        "updated_at": results["updated_at"],
-    } == (results)
-    assert deployment.object_keys("results") == [f"results/{job_id}.json"]
+    assert [json.loads(line) for line in raw.splitlines()] == results["results"]
+    assert deployment.object_keys("results") == [f"results/{job_id}.jsonl"]
     with deployment.engine.connect() as connection:
         row = connection.execute(
             select(Job.output_path, Job.worker_id, Job.attempts).where(Job.job_id == job_id)
         ).one()
-    assert row.output_path == f"results/{job_id}.json" and row.attempts == 1
+    assert row.output_path == f"results/{job_id}.jsonl" and row.attempts == 1
     assert row.worker_id is not None and f"-{server.process.pid}-0" in row.worker_id  # type: ignore[union-attr]
 
 

@@ -15,7 +15,6 @@ from forgesyte.video.service import (
     SamplingOptions,
     VideoDecodeError,
     VideoFilePipelineService,
-    planned_frame_count,
     probe_video,
 )
 from tests.support.videos import (
@@ -74,11 +73,18 @@ def test_progress_reports_rise_to_the_planned_count(counter_video: Path) -> None
     assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
-def test_planned_frame_count(counter_video: Path) -> None:
-    info = probe_video(counter_video)
-    assert planned_frame_count(info, SamplingOptions()) == 30
-    assert planned_frame_count(info, SamplingOptions(frame_stride=7)) == 5
-    assert planned_frame_count(info, SamplingOptions(max_frames=2)) == 2
+def test_progress_counts_the_frames_the_job_will_analyse(counter_video: Path) -> None:
+    for sampling, planned in [
+        (SamplingOptions(), 30),
+        (SamplingOptions(frame_stride=7), 5),
+        (SamplingOptions(max_frames=2), 2),
+        (SamplingOptions(sample_fps=7.5), 8),
+    ]:
+        calls: list[tuple[int, int]] = []
+        VideoFilePipelineService(GreyLevel()).run(
+            counter_video, sampling, on_progress=lambda a, p, c=calls: c.append((a, p))
+        )
+        assert calls == [(i + 1, planned) for i in range(planned)]
 
 
 def test_results_are_deterministic(counter_video: Path) -> None:
@@ -140,7 +146,6 @@ def test_sample_fps_takes_the_first_frame_of_each_slot(
     indexes = [f.frame_index for f in results.frames]
     assert indexes == expected
     assert [f.timestamp_s for f in results.frames] == [round(i / fps, 6) for i in indexes]
-    assert planned_frame_count(probe_video(video), sampling) == len(expected)
     # never more than sample_fps frames in any one second of video
     for second in range(int(frame_count / fps) + 1):
         in_second = [i for i in indexes if second <= i / fps < second + 1]

@@ -106,7 +106,7 @@ def test_ocr_threads_come_from_the_plugin_config() -> None:
     assert plugin().tools["read"].threads is None  # type: ignore[attr-defined]
     configured = plugin(PluginConfig(analysis_threads=2)).tools["read"]
     assert configured.threads == 2  # type: ignore[attr-defined]
-    assert engine_params(None) == {"Global.log_level": "warning"}
+    assert not any(key.startswith("EngineConfig") for key in engine_params(None))
     params = engine_params(1)
     assert params["EngineConfig.onnxruntime.intra_op_num_threads"] == 1
     assert params["EngineConfig.onnxruntime.inter_op_num_threads"] == 1
@@ -117,5 +117,5 @@ def test_ocr_load_opens_every_model_before_the_first_frame() -> None:
     tool.load()
     engine = tool._engine
     assert engine.text_det is not None
-    assert engine.text_cls is not None
+    assert engine.text_cls is None  # the angle classifier is off unless asked for
     assert engine.text_rec is not None

@@ -8,7 +8,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from forgesyte import __version__
 from forgesyte.api.context import AppContext
 from forgesyte.api.errors import install_error_handlers
-from forgesyte.api.routes import health, job_results, job_status, jobs, pipelines, video_submit
+from forgesyte.api.routes import (
+    health,
+    job_results,
+    job_status,
+    jobs,
+    metrics,
+    pipelines,
+    preview,
+    timeline,
+    video_submit,
+)
 from forgesyte.api.status_cache import StatusCache
 
 
@@ -36,6 +46,9 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(video_submit.router)
     app.include_router(job_status.router)
     app.include_router(job_results.router)
+    app.include_router(timeline.router)
+    app.include_router(preview.router)
     app.include_router(pipelines.router)
     app.include_router(jobs.router)
+    app.include_router(metrics.router)
     return app

@@ -46,10 +46,48 @@ class JobResultsOut(BaseModel):
     pipeline_id: str
     options: dict[str, Any]
     video: dict[str, Any]
-    frames_analysed: int
+    frames_analysed: int = Field(description="All analysed frames, whatever the page.")
+    next_offset: int | None = Field(
+        default=None, description="The next page's offset; null at the end or without limit."
+    )
     results: list[FrameResultOut]
     created_at: datetime
     updated_at: datetime
+
+
+class TextSegmentOut(BaseModel):
+    """One line of text on screen over consecutive analysed frames."""
+
+    text: str
+    start_s: float
+    end_s: float
+    first_frame: int
+    last_frame: int
+    frames: int = Field(description="Analysed frames that saw the line.")
+    confidence: float = Field(description="Of the best reading.")
+    box: list[list[float]] = Field(description="The best reading's four corners, pixels.")
+
+
+class ObjectTrackOut(BaseModel):
+    """One object followed across analysed frames."""
+
+    track_id: int
+    class_name: str
+    start_s: float
+    end_s: float
+    first_frame: int
+    last_frame: int
+    frames: int
+    confidence: float = Field(description="The best detection's confidence.")
+    box: list[float] = Field(description="xyxy at the best confidence, pixels.")
+
+
+class TimelineOut(BaseModel):
+    """What happened in the video: text segments and object tracks, sorted by start_s."""
+
+    job_id: UUID
+    text: list[TextSegmentOut]
+    objects: list[ObjectTrackOut]
 
 
 class PipelineNodeOut(BaseModel):

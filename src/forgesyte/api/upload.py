@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from forgesyte.api.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceUnavailable
-from forgesyte.storage.base import StorageError, StorageWriter
+from forgesyte.storage import StorageError, StorageWriter
 
 FILE_FIELD = "file"
 MP4_SNIFF_BYTES = 64
@@ -149,8 +149,22 @@ def _boundary(request: Request) -> bytes:
     return params[b"boundary"]
 
 
+def _upload_error(exc: Exception) -> Exception:
+    """The error a failed upload reports: an ApiError, UploadAborted, or exc itself."""
+    if isinstance(exc, ClientDisconnect):
+        return UploadAborted("the client disconnected during the upload")
+    if isinstance(exc, StorageError):
+        return ServiceUnavailable(f"storage is not accepting uploads: {exc.reason}")
+    if isinstance(exc, ParseError):
+        return BadRequest(f"malformed multipart body: {exc}")
+    return exc
+
+
 async def receive_upload(request: Request, writer: StorageWriter, max_bytes: int) -> ReceivedUpload:
-    """Stream the multipart body into writer; abort it on any error.
+    """Stream the multipart body into writer; abort the writer on any error.
+
+    A cancelled request is left to the caller, who owns the writer and aborts it
+    whatever happens before it commits.
 
     Raises BadRequest (not multipart, no file, empty, not MP4), PayloadTooLarge,
     RequestTimeout (nothing arrived for IDLE_TIMEOUT_S), ServiceUnavailable (storage
@@ -191,17 +205,11 @@ async def receive_upload(request: Request, writer: StorageWriter, max_bytes: int
         if receiver.buffer:
             await run_in_threadpool(writer.write, bytes(receiver.buffer))
             receiver.buffer.clear()
-    except ClientDisconnect as exc:
-        await run_in_threadpool(writer.abort)
-        raise UploadAborted("the client disconnected during the upload") from exc
-    except StorageError as exc:
-        await run_in_threadpool(writer.abort)
-        raise ServiceUnavailable(f"storage is not accepting uploads: {exc}") from exc
-    except ParseError as exc:
-        await run_in_threadpool(writer.abort)
-        raise BadRequest(f"malformed multipart body: {exc}") from exc
-    except BaseException:
-        with contextlib.suppress(Exception):
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # the error that led here is the one to report
             await run_in_threadpool(writer.abort)
-        raise
+        translated = _upload_error(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
     return ReceivedUpload(fields=receiver.fields, writer=writer, size=receiver.size)

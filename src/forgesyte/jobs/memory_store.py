@@ -6,10 +6,11 @@ import copy
 import dataclasses
 import threading
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from forgesyte.jobs import stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, WebhookState, utcnow
 from forgesyte.jobs.store import (
@@ -122,6 +123,38 @@ class InMemoryJobStore:
         """When the oldest job was created, or None when there is no job."""
         with self._lock:
             return min((job.created_at for job in self._jobs.values()), default=None)
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the job that has waited longest in the queue was submitted; None if none."""
+        with self._lock:
+            pending = (j.created_at for j in self._jobs.values() if j.status is JobStatus.PENDING)
+            return min(pending, default=None)
+
+    def finished_job_durations(
+        self, bounds: Sequence[float] = stats.DURATION_BUCKETS_S
+    ) -> list[stats.DurationHistogram]:
+        """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status)."""
+        finished = set(stats.finished_statuses())
+        with self._lock:
+            durations = [
+                (
+                    job.pipeline_id,
+                    job.status.value,
+                    (job.updated_at - job.created_at).total_seconds(),
+                )
+                for job in self._jobs.values()
+                if job.status in finished
+            ]
+        return stats.histograms_of(durations, bounds)
+
+    def frames_analysed_total(self) -> int:
+        """Frames analysed by every completed job still in the store (from its summary)."""
+        with self._lock:
+            return sum(
+                int((job.result_summary or {}).get("frames_analysed", 0))
+                for job in self._jobs.values()
+                if job.status is JobStatus.COMPLETED
+            )
 
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each state."""
@@ -398,6 +431,10 @@ class InMemoryJobStore:
         for job_id in failed:
             self._changes.publish(job_id, JobStatus.FAILED)
         return RecoveryReport(requeued, failed)
+
+
+def _seconds(span: timedelta) -> float:
+    return span.total_seconds()
 
 
 def _copy(record: JobRecord) -> JobRecord:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forgesyte.db.engine import retry_on_conflict
 from forgesyte.db.migrate import open_engine
+from forgesyte.jobs import stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.models import (
     FINISHED_STATUSES,
@@ -174,6 +175,20 @@ class SqlJobStore:
         with self.session() as session:
             oldest: datetime | None = session.scalar(select(func.min(Job.created_at)))
         return oldest
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the job that has waited longest in the queue was submitted; None if none."""
+        return stats.oldest_pending_created_at(self.engine)
+
+    def finished_job_durations(
+        self, bounds: Sequence[float] = stats.DURATION_BUCKETS_S
+    ) -> list[stats.DurationHistogram]:
+        """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status)."""
+        return stats.finished_job_durations(self.engine, bounds)
+
+    def frames_analysed_total(self) -> int:
+        """Frames analysed by every completed job still in the store (from its summary)."""
+        return stats.frames_analysed_total(self.engine)
 
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each state."""

@@ -14,7 +14,7 @@ and add its contract test.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from forgesyte.jobs.changes import JobChange, JobListener
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.options import JobOptions
+from forgesyte.jobs.stats import DURATION_BUCKETS_S, DurationHistogram
 
 __all__ = [
     "DuplicateIdempotencyKeyError",
@@ -223,6 +224,22 @@ class JobStore(Protocol):
 
     def webhook_state(self, job_id: uuid.UUID) -> tuple[str, int] | None:
         """A job's webhook delivery state and attempts so far, or None if it has none."""
+        ...
+
+    # -- monitoring (read at scrape time, so every process reports the same) -----------
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the job that has waited longest in the queue was submitted; None if none."""
+        ...
+
+    def finished_job_durations(
+        self, bounds: Sequence[float] = DURATION_BUCKETS_S
+    ) -> list[DurationHistogram]:
+        """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status)."""
+        ...
+
+    def frames_analysed_total(self) -> int:
+        """Frames analysed by every completed job still in the store (from its summary)."""
         ...
 
     # -- the start-up sweep --------------------------------------------------------------

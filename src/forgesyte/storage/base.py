@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from uuid import UUID
 
+# the error family lives in errors.py; re-exported here for callers that import it from base
+from forgesyte.storage.errors import ObjectNotFound as ObjectNotFound
+from forgesyte.storage.errors import StorageError as StorageError
+from forgesyte.storage.errors import StorageUnavailable as StorageUnavailable
+
 _KEY_PATTERN = re.compile(r"^[a-z]+/[0-9a-f-]{36}\.[a-z0-9]+$")
-
-
-class StorageError(Exception):
-    """A storage operation failed (disk full, permission, network): transient or not."""
 
 
 class StorageWriter(Protocol):
@@ -30,7 +30,12 @@ class StorageWriter(Protocol):
 
 
 class Storage(Protocol):
-    """Blob storage keyed by paths that the server builds from job ids."""
+    """Blob storage keyed by paths that the server builds from job ids.
+
+    Every operation raises ObjectNotFound for a missing object, StorageUnavailable when
+    the storage cannot do it (both StorageError), and ValueError for a key the server
+    did not build.
+    """
 
     def open_writer(self, key: str) -> StorageWriter:
         """Start writing an object; call commit() or abort() on the writer."""
@@ -50,6 +55,19 @@ class Storage(Protocol):
     def exists(self, key: str) -> bool:
         """Whether an object exists under the key."""
 
+    def remove_stale_temporary_files(self, min_age_s: float) -> list[str]:
+        """Remove what interrupted writes left behind, untouched for min_age_s.
+
+        Local storage: temporary files; S3: unfinished multipart uploads. Returns what
+        was removed, named by key.
+        """
+
+    def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
+        """Keys in one folder (e.g. "videos") unchanged for min_age_s, with their mtimes.
+
+        Mtimes are POSIX timestamps. Names that are not server-built keys are left out.
+        """
+
 
 def video_key(job_id: UUID) -> str:
     """The storage key of a job's uploaded video."""
@@ -57,8 +75,13 @@ def video_key(job_id: UUID) -> str:
 
 
 def results_key(job_id: UUID) -> str:
-    """The storage key of a job's results document."""
-    return f"results/{job_id}.json"
+    """The storage key of a job's results: JSON Lines, one frame entry a line."""
+    return f"results/{job_id}.jsonl"
+
+
+def timeline_key(job_id: UUID) -> str:
+    """The storage key of a job's timeline (text segments and object tracks)."""
+    return f"timelines/{job_id}.json"
 
 
 def check_key(key: str) -> str:
@@ -66,23 +89,3 @@ def check_key(key: str) -> str:
     if not _KEY_PATTERN.match(key):
         raise ValueError(f"invalid storage key: {key!r}")
     return key
-
-
-def iter_file(handle: BinaryIO, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Read a binary file in chunks."""
-    while chunk := handle.read(chunk_size):
-        yield chunk
-
-
-def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
-    """Build the storage named by a URL: file:///path (local) or s3://bucket/prefix."""
-    if url.startswith("file://"):
-        from forgesyte.storage.local import LocalStorage
-
-        return LocalStorage(Path(url.removeprefix("file://")))
-    if url.startswith("s3://"):
-        from forgesyte.storage.s3 import S3Storage
-
-        storage: Storage = S3Storage.from_url(url, endpoint_url=s3_endpoint_url)
-        return storage
-    raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket/prefix")

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from forgesyte.storage.base import StorageError, check_key
+from forgesyte.storage.base import check_key
+from forgesyte.storage.errors import ObjectNotFound, StorageUnavailable
 
 TEMPORARY_PREFIX = "."  # writers name their temporary files ".<final name>.<random>"
 
@@ -26,7 +27,7 @@ class LocalFileWriter:
                 prefix=f"{TEMPORARY_PREFIX}{target.name}.", dir=target.parent
             )
         except OSError as exc:
-            raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
+            raise StorageUnavailable(f"cannot write to storage: {exc.strerror}") from exc
         self._tmp = Path(tmp)
         self._handle: BinaryIO = os.fdopen(fd, "wb")
 
@@ -36,7 +37,7 @@ class LocalFileWriter:
             self._handle.write(chunk)
         except OSError as exc:
             self.abort()
-            raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
+            raise StorageUnavailable(f"cannot write to storage: {exc.strerror}") from exc
 
     def commit(self) -> None:
         """Flush, fsync and rename into place."""
@@ -47,7 +48,7 @@ class LocalFileWriter:
             os.replace(self._tmp, self._target)
         except OSError as exc:
             self.abort()
-            raise StorageError(f"cannot write to storage: {exc.strerror}") from exc
+            raise StorageUnavailable(f"cannot write to storage: {exc.strerror}") from exc
 
     def abort(self) -> None:
         """Close and remove the temporary file."""
@@ -78,24 +79,29 @@ class LocalStorage:
 
     def open(self, key: str) -> BinaryIO:
         """Open an object for reading."""
+        path = self._path(key)
         try:
-            return self._path(key).open("rb")
+            return path.open("rb")
         except FileNotFoundError:
-            raise
+            raise ObjectNotFound(f"no object at {key}") from None
         except OSError as exc:
-            raise StorageError(f"cannot read from storage: {exc.strerror}") from exc
+            raise StorageUnavailable(f"cannot read from storage: {exc.strerror}") from exc
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
         """The object's own file: local storage needs no copy."""
         path = self._path(key)
         if not path.is_file():
-            raise FileNotFoundError(key)
+            raise ObjectNotFound(f"no object at {key}")
         yield path
 
     def delete(self, key: str) -> None:
         """Remove an object; a missing one is not an error."""
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete from storage: {exc.strerror}") from exc
 
     def exists(self, key: str) -> bool:
         """Whether an object exists under the key."""
@@ -119,19 +125,25 @@ class LocalStorage:
         Returns the removed files' paths relative to the root.
         """
         removed = []
-        for folder, entry in self._entries_older_than(min_age_s):
-            if entry.name.startswith(TEMPORARY_PREFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed.append(f"{folder}/{entry.name}")
+        try:
+            for folder, entry in self._entries_older_than(min_age_s):
+                if entry.name.startswith(TEMPORARY_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed.append(f"{folder}/{entry.name}")
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot sweep storage: {exc.strerror}") from exc
         return removed
 
     def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
         """Keys in one folder (e.g. "videos") unchanged for min_age_s, with their mtimes."""
         found = {}
-        for name, entry in self._entries_older_than(min_age_s):
-            key = f"{name}/{entry.name}"
-            if name == folder and not entry.name.startswith(TEMPORARY_PREFIX):
-                with contextlib.suppress(ValueError):
-                    found[check_key(key)] = entry.stat().st_mtime
+        try:
+            for name, entry in self._entries_older_than(min_age_s):
+                key = f"{name}/{entry.name}"
+                if name == folder and not entry.name.startswith(TEMPORARY_PREFIX):
+                    with contextlib.suppress(ValueError):
+                        found[check_key(key)] = entry.stat().st_mtime
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot list storage: {exc.strerror}") from exc
         return found

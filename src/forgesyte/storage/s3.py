@@ -22,7 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from forgesyte.storage.base import StorageError, check_key
+from forgesyte.storage.base import check_key
+from forgesyte.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -53,6 +54,23 @@ def _describe(exc: BotoCoreError | ClientError) -> str:
             return f"access denied ({code}); check the S3 credentials and bucket policy"
         return f"{code}: {message}" if message else code
     return str(exc)
+
+
+def storage_error(exc: BotoCoreError | ClientError, action: str, where: str) -> StorageError:
+    """The storage error for a failed S3 call: the one place botocore errors are translated.
+
+    A missing key is ObjectNotFound; anything else (network, credentials, a missing
+    bucket, a server error) is StorageUnavailable. Raise it ``from None``: botocore's
+    chain carries request details that have no place in an error message.
+    """
+    if isinstance(exc, ClientError) and _error_code(exc) in _MISSING_KEY_CODES:
+        return ObjectNotFound(f"no object at {where}", reason="no such object")
+    described = _describe(exc)
+    # botocore's own messages can quote the request URL: a client sees only the error's kind
+    reason = described if isinstance(exc, ClientError) else type(exc).__name__
+    return StorageUnavailable(
+        f"cannot {action} {where}: {described}", reason=f"cannot {action}: {reason}"
+    )
 
 
 class S3Writer:
@@ -91,7 +109,7 @@ class S3Writer:
                 del self._buffer[: self._part_size]
         except (BotoCoreError, ClientError) as exc:
             self.abort()
-            raise StorageError(f"cannot write {self._where}: {_describe(exc)}") from None
+            raise storage_error(exc, "write", self._where) from None
 
     def _upload_part(self, data: bytes) -> None:
         if self._upload_id is None:
@@ -127,7 +145,7 @@ class S3Writer:
                 )
         except (BotoCoreError, ClientError) as exc:
             self.abort()
-            raise StorageError(f"cannot write {self._where}: {_describe(exc)}") from None
+            raise storage_error(exc, "write", self._where) from None
         self._buffer.clear()
         self._closed = True
 
@@ -161,7 +179,7 @@ class _BodyReader(io.RawIOBase):
         try:
             data: bytes = self._body.read(len(view))
         except BotoCoreError as exc:
-            raise StorageError(f"cannot read {self._where}: {_describe(exc)}") from None
+            raise storage_error(exc, "read", self._where) from None
         view[: len(data)] = data
         return len(data)
 
@@ -219,20 +237,14 @@ class S3Storage:
         try:
             self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
         except (BotoCoreError, ClientError) as exc:
-            where = self._where(object_key)
-            raise StorageError(f"cannot write {where}: {_describe(exc)}") from None
+            raise storage_error(exc, "write", self._where(object_key)) from None
 
     def _get_body(self, object_key: str) -> Any:
-        """The streaming body of an object; FileNotFoundError if the key is missing."""
-        where = self._where(object_key)
+        """The streaming body of an object; ObjectNotFound if the key is missing."""
         try:
             return self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING_KEY_CODES:
-                raise FileNotFoundError(f"no object at {where}") from None
-            raise StorageError(f"cannot read {where}: {_describe(exc)}") from None
-        except BotoCoreError as exc:
-            raise StorageError(f"cannot read {where}: {_describe(exc)}") from None
+        except (BotoCoreError, ClientError) as exc:
+            raise storage_error(exc, "read", self._where(object_key)) from None
 
     def open(self, key: str) -> BinaryIO:
         """Open an object for reading, streamed from S3 as it is read."""
@@ -257,7 +269,10 @@ class S3Storage:
                         reader = _BodyReader(body, where)
                         shutil.copyfileobj(reader, handle, DOWNLOAD_CHUNK_SIZE)
             except OSError as exc:
-                raise StorageError(f"cannot copy {where} to a local file: {exc}") from None
+                raise StorageUnavailable(
+                    f"cannot copy {where} to a local file: {exc}",
+                    reason=f"cannot copy to a local file: {exc.strerror or exc}",
+                ) from None
             yield path
         finally:
             if path is not None:
@@ -269,41 +284,54 @@ class S3Storage:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=object_key)
         except (BotoCoreError, ClientError) as exc:
-            where = self._where(object_key)
-            raise StorageError(f"cannot delete {where}: {_describe(exc)}") from None
+            raise storage_error(exc, "delete", self._where(object_key)) from None
 
     def exists(self, key: str) -> bool:
         """Whether an object exists under the key."""
         object_key = self._object_key(key)
         try:
             self.client.head_object(Bucket=self.bucket, Key=object_key)
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING_KEY_CODES:
+        except (BotoCoreError, ClientError) as exc:
+            error = storage_error(exc, "look up", self._where(object_key))
+            if isinstance(error, ObjectNotFound):
                 return False
-            where = self._where(object_key)
-            raise StorageError(f"cannot look up {where}: {_describe(exc)}") from None
-        except BotoCoreError as exc:
-            where = self._where(object_key)
-            raise StorageError(f"cannot look up {where}: {_describe(exc)}") from None
+            raise error from None
         return True
 
+    def _folder_prefix(self, folder: str) -> str:
+        """The object-key prefix of a folder ("" for the storage's root)."""
+        root = f"{self.prefix}/" if self.prefix else ""
+        return f"{root}{folder}/" if folder else root
+
+    def _key_of(self, object_key: str) -> str:
+        """The storage key of an object key (the prefix taken off)."""
+        return object_key.removeprefix(f"{self.prefix}/") if self.prefix else object_key
+
+    def remove_stale_temporary_files(self, min_age_s: float) -> list[str]:
+        """Nothing to remove: an interrupted S3 write leaves no object behind.
+
+        Its unfinished multipart upload is invisible under the key; a bucket lifecycle
+        rule (AbortIncompleteMultipartUpload) reclaims its parts. Not aborted here: the
+        upload's start time cannot be trusted on every S3-compatible server, and an
+        upload still under way in another process must never be cut off.
+        """
+        return []
+
     def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
-        """Keys in one folder (e.g. "videos") unchanged for min_age_s, with their mtimes."""
-        prefix = f"{self.prefix}/{folder}/" if self.prefix else f"{folder}/"
+        """Keys in one folder (e.g. "videos") last modified more than min_age_s ago."""
         cutoff = time.time() - min_age_s
-        found: dict[str, float] = {}
+        prefix = self._folder_prefix(folder)
+        found = {}
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            ):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    modified = item["LastModified"].timestamp()
-                    key = str(item["Key"]).removeprefix(f"{self.prefix}/" if self.prefix else "")
-                    if modified < cutoff:
+                    mtime = item["LastModified"].timestamp()
+                    if mtime < cutoff:
                         with contextlib.suppress(ValueError):
-                            found[check_key(key)] = modified
+                            found[check_key(self._key_of(item["Key"]))] = mtime
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot list {self._where(prefix)}: {_describe(exc)}") from None
+            raise storage_error(exc, "list", self._where(prefix)) from None
         return found
 
 
@@ -320,4 +348,4 @@ def make_client(endpoint_url: str | None = None) -> S3Client:
     try:
         return boto3.client("s3", endpoint_url=endpoint_url, config=config)
     except BotoCoreError as exc:
-        raise StorageError(f"cannot set up the S3 client: {exc}") from None
+        raise storage_error(exc, "set up", "the S3 client") from None

@@ -1,7 +1,9 @@
-"""Video files: open an MP4, sample its frames, run a pipeline on each, aggregate results."""
+"""Video files: open an MP4 (and nothing else), decode the frames a job samples, analyse each."""
 
 from forgesyte.video.service import (
+    DEFAULT_MAX_FRAME_PIXELS,
     FrameResult,
+    FrameTooLargeError,
     SamplingOptions,
     VideoDecodeError,
     VideoFilePipelineService,
@@ -11,7 +13,9 @@ from forgesyte.video.service import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_FRAME_PIXELS",
     "FrameResult",
+    "FrameTooLargeError",
     "SamplingOptions",
     "VideoDecodeError",
     "VideoFilePipelineService",

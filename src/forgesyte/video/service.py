@@ -1,27 +1,51 @@
-"""VideoFilePipelineService: decode an MP4 with OpenCV and run a pipeline on sampled frames."""
+"""VideoFilePipelineService: decode an MP4's sampled frames and run a pipeline on each."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
+import av.video
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame
+from forgesyte.video.decoder import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    SLOT_EPSILON,
+    FrameTooLargeError,
+    PacketIndex,
+    VideoDecodeError,
+    check_frame_size,
+    decode_planned_frames,
+    open_mp4,
+    plan_decoding,
+    read_packet_index,
+    video_stream,
+)
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_PIXELS",
+    "FrameAnalyser",
+    "FrameResult",
+    "FrameTooLargeError",
+    "SamplingOptions",
+    "VideoDecodeError",
+    "VideoFilePipelineService",
+    "VideoInfo",
+    "VideoResults",
+    "VideoSummary",
+    "probe_video",
+    "select_frames",
+]
 
 TIMESTAMP_DIGITS = 6
 FPS_DIGITS = 6
-TRUNCATION_TOLERANCE = 0.01  # fraction of the declared frame count that may be missing
-
-
-class VideoDecodeError(Exception):
-    """The video cannot be decoded, has no frames, or ends before its declared length."""
+MAX_REPORTED_FPS = 1000.0  # a declared rate above this is not believed; the packets' is used
 
 
 class FrameAnalyser(Protocol):
@@ -66,35 +90,24 @@ class SamplingOptions:
                 raise ValueError("frame_stride and sample_fps cannot be combined")
 
 
-class FrameSelector:
-    """Decides, frame by frame, which frames a job analyses."""
+def select_frames(index: PacketIndex, sampling: SamplingOptions) -> list[int]:
+    """The frame indices a job analyses, in order, from the frames the file really holds.
 
-    def __init__(self, sampling: SamplingOptions, fps: float) -> None:
-        self._sampling, self._fps = sampling, fps
-        self._stride = sampling.frame_stride
-        self._rate = sampling.sample_fps / fps if sampling.sample_fps is not None else None
-        self._last_slot = -1
-
-    def wants(self, frame_index: int) -> bool:
-        """Whether this frame is analysed (call once per frame, in order)."""
-        if self._rate is None:
-            return frame_index % self._stride == 0
-        if self._rate >= 1.0:
-            return True
-        # slot k covers [k / sample_fps, (k + 1) / sample_fps) seconds; the epsilon keeps
-        # frames that sit exactly on a slot boundary in that slot despite float rounding
-        slot = math.floor(frame_index * self._rate + 1e-9)
-        if slot == self._last_slot:
-            return False
-        self._last_slot = slot
-        return True
-
-    def count(self, frame_count: int) -> int:
-        """How many of frame_count frames this selector picks."""
-        if self._rate is None:
-            return math.ceil(frame_count / self._stride)
-        fresh = FrameSelector(self._sampling, self._fps)
-        return sum(1 for index in range(frame_count) if fresh.wants(index))
+    frame_stride keeps every Nth frame; sample_fps keeps the first frame of each
+    1/sample_fps-second slot of presentation time (so variable frame rates sample
+    evenly in time); max_frames keeps the first N of those.
+    """
+    count = index.frame_count
+    if sampling.sample_fps is None:
+        stop = count
+        if sampling.max_frames is not None:
+            stop = min(count, sampling.max_frames * sampling.frame_stride)
+        return list(range(0, stop, sampling.frame_stride))
+    slots = np.floor(index.seconds() * sampling.sample_fps + SLOT_EPSILON).astype(np.int64)
+    firsts = np.flatnonzero(np.diff(slots, prepend=np.int64(-1)) > 0)
+    if sampling.max_frames is not None:
+        firsts = firsts[: sampling.max_frames]
+    return [int(i) for i in firsts]
 
 
 THUMBNAIL_WH = (160, 90)  # the grey thumbnail compared between frames
@@ -187,51 +200,33 @@ class VideoResults:
         }
 
 
-@contextmanager
-def open_capture(path: Path) -> Iterator[cv2.VideoCapture]:
-    """Open a video file with OpenCV's FFmpeg backend; always released."""
-    if not path.is_file():
-        raise VideoDecodeError(f"video file not found: {path.name}")
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    try:
-        if not capture.isOpened():
-            raise VideoDecodeError("the file could not be opened as a video (corrupt or not MP4)")
-        yield capture
-    finally:
-        capture.release()
-
-
-def _info(capture: cv2.VideoCapture) -> VideoInfo:
-    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
-    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-    if not math.isfinite(fps) or fps <= 0:
-        raise VideoDecodeError("the video declares no frame rate (corrupt or not a video)")
-    if width <= 0 or height <= 0:
-        raise VideoDecodeError("the video has no decodable video track")
-    return VideoInfo(frame_count=max(count, 0), fps=fps, width=width, height=height)
-
-
 def probe_video(path: Path) -> VideoInfo:
-    """Read a video's metadata without decoding its frames."""
-    with open_capture(path) as capture:
-        return _info(capture)
+    """Read a video's metadata and packet index, without decoding any frame."""
+    with open_mp4(path) as container:
+        stream = video_stream(container)
+        return _info(stream, read_packet_index(container, stream))
 
 
-def planned_frame_count(info: VideoInfo, sampling: SamplingOptions) -> int:
-    """How many frames a job will analyse, from the declared frame count."""
-    planned = FrameSelector(sampling, info.fps).count(info.frame_count) if info.frame_count else 0
-    if sampling.max_frames is not None:
-        planned = min(planned, sampling.max_frames) if planned else sampling.max_frames
-    return planned
+def _info(stream: av.video.VideoStream, index: PacketIndex) -> VideoInfo:
+    """The video's metadata: size from the container, frames and rate from its packets."""
+    declared = stream.average_rate or stream.guessed_rate
+    fps = float(declared) if declared and 0 < float(declared) < MAX_REPORTED_FPS else 0.0
+    return VideoInfo(
+        frame_count=index.frame_count,
+        fps=fps or index.mean_fps(),
+        width=stream.codec_context.width,
+        height=stream.codec_context.height,
+    )
 
 
 class VideoFilePipelineService:
     """Runs a frame analyser on the sampled frames of a video file, in frame order."""
 
-    def __init__(self, analyser: FrameAnalyser) -> None:
+    def __init__(
+        self, analyser: FrameAnalyser, *, max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+    ) -> None:
         self._analyser = analyser
+        self._max_frame_pixels = max_frame_pixels
 
     def run(
         self,
@@ -254,56 +249,50 @@ class VideoFilePipelineService:
         on_frame: FrameCallback,
         on_progress: ProgressCallback | None = None,
     ) -> VideoSummary:
-        """Decode the video and analyse every frame_stride-th frame, up to max_frames.
+        """Decode the frames the sampling options select and analyse each, in frame order.
 
-        Each analysed frame's result goes to on_frame as soon as it is known, in frame
-        order; nothing is kept here, so memory does not grow with the video's length.
-        Skipped frames are grabbed but never converted to images. Raises VideoDecodeError
-        when the file cannot be decoded, yields no frame, or stops well before the frame
-        count its container declares (a truncated file).
+        The file is opened as MP4 only and its packets are indexed (read, not decoded)
+        first: the frames to analyse, their indices and timestamps come from what the
+        file holds, never from a count its header claims. Only the packets those frames
+        need are decoded. Each analysed frame's result goes to on_frame as soon as it is
+        known; nothing is kept here. Raises FrameTooLargeError for frames over the
+        pixel limit (checked before decoding and on every decoded frame) and
+        VideoDecodeError when the file cannot be decoded, yields no frame, or stops
+        well before the packets its container declares (a truncated file).
         """
-        with open_capture(path) as capture:
-            info = _info(capture)
-            planned = planned_frame_count(info, sampling)
-            selector = FrameSelector(sampling, info.fps)
-            analysed = 0
-            frame_index = -1
-            decoded = 0
-            reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None
-            while sampling.max_frames is None or analysed < sampling.max_frames:
-                if not capture.grab():
-                    break
-                frame_index += 1
-                decoded += 1
-                if not selector.wants(frame_index):
-                    continue  # skipped frames are never converted to images
-                ok, decoded_frame = capture.retrieve()
-                if not ok or decoded_frame is None:
-                    raise VideoDecodeError(f"frame {frame_index} could not be decoded")
-                frame = cast(Frame, decoded_frame)
-                timestamp_s = round(frame_index / info.fps, TIMESTAMP_DIGITS)
-                small = thumbnail(frame) if sampling.skip_unchanged else None
-                if (
-                    small is not None
-                    and reference is not None
-                    and changed_pixels(small, reference[1]) <= UNCHANGED_MAX_PIXELS
-                ):
-                    on_frame(FrameResult(frame_index, timestamp_s, reference[2], reference[0]))
-                else:
-                    result = self._analyser.run(frame)
-                    on_frame(FrameResult(frame_index, timestamp_s, result))
-                    if small is not None:
-                        reference = (frame_index, small, result)
-                analysed += 1
-                if on_progress is not None:
-                    on_progress(analysed, max(planned, analysed))
+        with open_mp4(path, self._max_frame_pixels) as container:
+            stream = video_stream(container)
+            check_frame_size(
+                stream.codec_context.width, stream.codec_context.height, self._max_frame_pixels
+            )
+            index = read_packet_index(container, stream)
+            info = _info(stream, index)
+            if not index.frame_count:
+                raise VideoDecodeError("the video yielded no decodable frames")
+            selected = select_frames(index, sampling)
+            if sampling.max_frames is None or len(selected) < sampling.max_frames:
+                index.check_complete()  # a capped job may end before the damage
+        plan = plan_decoding(index, selected)
+        analysed = 0
+        reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None
+        for frame_index, image in decode_planned_frames(path, plan, self._max_frame_pixels):
+            frame: Frame = image
+            timestamp_s = round(float(index.timestamp_s(frame_index)), TIMESTAMP_DIGITS)
+            small = thumbnail(frame) if sampling.skip_unchanged else None
+            if (
+                small is not None
+                and reference is not None
+                and changed_pixels(small, reference[1]) <= UNCHANGED_MAX_PIXELS
+            ):
+                on_frame(FrameResult(frame_index, timestamp_s, reference[2], reference[0]))
+            else:
+                result = self._analyser.run(frame)
+                on_frame(FrameResult(frame_index, timestamp_s, result))
+                if small is not None:
+                    reference = (frame_index, small, result)
+            analysed += 1
+            if on_progress is not None:
+                on_progress(analysed, len(selected))
         if not analysed:
             raise VideoDecodeError("the video yielded no decodable frames")
-        reached_cap = sampling.max_frames is not None and analysed >= sampling.max_frames
-        missing = info.frame_count - decoded
-        if not reached_cap and missing > max(1, int(info.frame_count * TRUNCATION_TOLERANCE)):
-            raise VideoDecodeError(
-                f"the video stopped after {decoded} of its {info.frame_count} declared frames "
-                "(truncated or corrupt)"
-            )
         return VideoSummary(video=info, frames_analysed=analysed)

@@ -16,11 +16,17 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from forgesyte.logs import configure_child_logging
 from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, load_catalog
 from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
-from forgesyte.video.service import VideoDecodeError, VideoFilePipelineService
+from forgesyte.results.writer import FrameResultsWriter
+from forgesyte.video.service import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    VideoDecodeError,
+    VideoFilePipelineService,
+)
 from forgesyte.workers.protocol import (
     AnalysisDone,
     AnalysisFailed,
@@ -69,7 +75,10 @@ def throttled_progress(
 class _Analyser:
     """Keeps one runner per pipeline, so models load once per child."""
 
-    def __init__(self, pipelines_dir: str | None, plugin_config: PluginConfig) -> None:
+    def __init__(
+        self, pipelines_dir: str | None, plugin_config: PluginConfig, max_frame_pixels: int
+    ) -> None:
+        self._max_frame_pixels = max_frame_pixels
         self._registry = discover_plugins(plugin_config)
         self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
         self._runners: dict[str, PipelineRunner] = {}
@@ -88,13 +97,22 @@ class _Analyser:
     ) -> AnalysisDone | AnalysisFailed:
         """Run one request, sending throttled Progress; the answer says how it ended."""
         progress = throttled_progress(lambda analysed, planned: send(Progress(analysed, planned)))
-        try:
-            service = VideoFilePipelineService(self.runner(request.pipeline_id))
-            results = service.run(
-                Path(request.video_path),
-                request.sampling(),
-                on_progress=progress,
+        if not request.scratch_dir:
+            return AnalysisFailed(
+                FailureReason.INTERNAL, "the analysis request names no scratch folder"
             )
+        try:
+            service = VideoFilePipelineService(
+                self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
+            )
+            with FrameResultsWriter(Path(request.scratch_dir)) as writer:
+                summary = service.analyse(
+                    Path(request.video_path),
+                    request.sampling(),
+                    on_frame=lambda frame: writer.add(frame.to_json()),
+                    on_progress=progress,
+                )
+                writer.finish()
         except PluginError as exc:
             return AnalysisFailed(FailureReason.PLUGIN_ERROR, str(exc))
         except VideoDecodeError as exc:
@@ -103,11 +121,20 @@ class _Analyser:
             return AnalysisFailed(FailureReason.UNKNOWN_PIPELINE, str(exc))
         except PipelineNotRunnable as exc:
             return AnalysisFailed(FailureReason.PIPELINE_UNAVAILABLE, str(exc))
+        except OSError as exc:  # the scratch folder: say why, never where
+            return AnalysisFailed(
+                FailureReason.INTERNAL, f"the results could not be written locally: {exc.strerror}"
+            )
         except Exception as exc:
             return AnalysisFailed(
                 FailureReason.INTERNAL, f"analysis failed: {type(exc).__name__}: {exc}"
             )
-        return AnalysisDone(results.to_json())
+        return AnalysisDone(
+            results_path=str(writer.results_path),
+            timeline_path=str(writer.timeline_path),
+            video=summary.video.to_json(),
+            frames_analysed=summary.frames_analysed,
+        )
 
 
 def child_main(
@@ -115,14 +142,15 @@ def child_main(
     pipelines_dir: str | None,
     preload: list[str],
     plugin_config: PluginConfig | None = None,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
 ) -> None:
     """Entry point of the child: serve analysis requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
     # analysis is batch work: below the API's priority, so status polls stay fast under load
     os.nice(ANALYSIS_NICENESS)
-    logging.basicConfig(level=logging.WARNING)
-    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig())
+    configure_child_logging()  # JSON lines on stderr, like the parent's
+    analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig(), max_frame_pixels)
     for pipeline_id in preload:
         try:
             analyser.runner(pipeline_id)

@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from forgesyte.plugins.base import PluginConfig
+from forgesyte.video.service import DEFAULT_MAX_FRAME_PIXELS
 from forgesyte.workers.analysis_child import child_main
 from forgesyte.workers.protocol import (
     AnalysisDone,
@@ -94,8 +95,10 @@ class AnalysisExecutor:
         preload: tuple[str, ...] = ("ocr_only",),
         memory_cap_mb: int | None = None,
         plugin_config: PluginConfig | None = None,
+        max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
     ) -> None:
         self._pipelines_dir = pipelines_dir
+        self._max_frame_pixels = max_frame_pixels
         self._plugin_config = plugin_config or PluginConfig()
         self._preload = list(preload)
         self._timeout_s = timeout_s
@@ -120,7 +123,13 @@ class AnalysisExecutor:
         parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
             target=child_main,
-            args=(child_conn, self._pipelines_dir, self._preload, self._plugin_config),
+            args=(
+                child_conn,
+                self._pipelines_dir,
+                self._preload,
+                self._plugin_config,
+                self._max_frame_pixels,
+            ),
             name="forgesyte-analysis",
             daemon=True,
         )

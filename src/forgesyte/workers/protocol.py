@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
 
+from forgesyte.jobs.options import JobOptions
 from forgesyte.video.service import SamplingOptions
 
 
@@ -47,16 +48,16 @@ class AnalysisRequest:
     pipeline_id: str
     video_path: str
     options: dict[str, Any] = field(default_factory=dict)
+    scratch_dir: str = ""  # where the child writes results.jsonl and timeline.json
 
     def sampling(self) -> SamplingOptions:
-        """The job's options as the video layer takes them."""
-        options = self.options
-        sample_fps = options.get("sample_fps")
+        """The job's stored options (read by JobOptions) as the video layer takes them."""
+        options = JobOptions.from_stored(self.options)
         return SamplingOptions(
-            frame_stride=int(options.get("frame_stride") or 1),
-            max_frames=options.get("max_frames"),
-            sample_fps=float(sample_fps) if sample_fps is not None else None,
-            skip_unchanged=bool(options.get("skip_unchanged", False)),
+            frame_stride=options.frame_stride,
+            max_frames=options.max_frames,
+            sample_fps=options.sample_fps,
+            skip_unchanged=options.skip_unchanged,
         )
 
 
@@ -82,9 +83,20 @@ class Progress:
 
 @dataclass(frozen=True)
 class AnalysisDone:
-    """Child to parent: the analysis finished; `document` is its results (video, frames)."""
+    """Child to parent: the analysis finished; its local results and timeline files.
 
-    document: dict[str, Any]
+    The child writes them in the request's scratch folder as it goes; the parent uploads
+    them (the child has no storage credentials).
+    """
+
+    results_path: str
+    timeline_path: str
+    video: dict[str, Any]
+    frames_analysed: int
+
+    def summary(self) -> dict[str, Any]:
+        """The small summary kept on the job row."""
+        return {"frames_analysed": self.frames_analysed, "video": self.video}
 
 
 @dataclass(frozen=True)

@@ -7,26 +7,31 @@ and the workers share a process and a job store, whose change listeners include 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from forgesyte.jobs.changes import JobWakeup
+from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord, JobStore
+from forgesyte.results.storing import StagedUpload
 from forgesyte.settings import Settings
-from forgesyte.storage.base import Storage, StorageError, results_key
+from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.lease import LeaseKeeper
 from forgesyte.workers.protocol import (
+    AnalysisDone,
     AnalysisFailed,
     AnalysisInterrupted,
     AnalysisOutcome,
     AnalysisRequest,
     FailureReason,
 )
-from forgesyte.workers.results import build_results_document, encode_results, summarise
 
 STORAGE_READ_RETRIES = 3
 STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
@@ -139,27 +144,30 @@ class Worker:
         whatever the worker is doing meanwhile.
         """
         log.info("job %s: claimed by %s (attempt %d)", job.job_id, self.worker_id, job.attempts)
-        with LeaseKeeper(
-            self.store,
-            job.job_id,
-            self.worker_id,
-            lease_seconds=self.config.lease_seconds,
-            progress_interval_s=self.config.progress_interval_s,
-            # a cancel shows as the job no longer held: seen within a second, not a renewal
-            holds=lambda: self.store.holds(job.job_id, self.worker_id),
-            check_interval_s=HOLD_CHECK_INTERVAL_S,
-        ) as lease:
-            return self._process_leased(job, lease)
+        with (
+            LeaseKeeper(
+                self.store,
+                job.job_id,
+                self.worker_id,
+                lease_seconds=self.config.lease_seconds,
+                progress_interval_s=self.config.progress_interval_s,
+                # a cancel shows as the job no longer held: seen within a second
+                holds=lambda: self.store.holds(job.job_id, self.worker_id),
+                check_interval_s=HOLD_CHECK_INTERVAL_S,
+            ) as lease,
+            tempfile.TemporaryDirectory(prefix="forgesyte-results-") as scratch_dir,
+        ):
+            return self._process_leased(job, lease, scratch_dir)
 
-    def _process_leased(self, job: JobRecord, lease: LeaseKeeper) -> bool:
+    def _process_leased(self, job: JobRecord, lease: LeaseKeeper, scratch_dir: str) -> bool:
         try:
-            outcome = self._analyse(job, lease)
+            outcome = self._analyse(job, lease, scratch_dir)
+        except FileNotFoundError:  # storage's ObjectNotFound is one; before StorageError
+            return self._fail(job, lease, "the uploaded video is missing from storage")
         except StorageError as exc:
             return self._fail(
                 job, lease, f"the uploaded video could not be read from storage: {exc}"
             )
-        except FileNotFoundError:
-            return self._fail(job, lease, "the uploaded video is missing from storage")
         if isinstance(outcome, AnalysisInterrupted):
             lease.stop()
             if self.store.release(job.job_id, self.worker_id):
@@ -169,17 +177,33 @@ class Worker:
             if outcome.reason is FailureReason.CHILD_START:
                 return self._child_did_not_start(job, lease, outcome.message)
             return self._fail(job, lease, outcome.message)
-        document = build_results_document(
-            job.job_id, job.pipeline_id, job.options, outcome.document
-        )
+        return self._store_results(job, lease, outcome)
+
+    def _store_results(self, job: JobRecord, lease: LeaseKeeper, done: AnalysisDone) -> bool:
+        """Upload the child's results and timeline files, commit them, then complete the job.
+
+        Nothing is readable before the job completes: the objects become visible only on
+        commit, and are removed again if the job was taken away meanwhile.
+        """
         key = results_key(job.job_id)
-        try:
-            self.storage.put_bytes(key, encode_results(document))
-        except StorageError as exc:
-            return self._fail(job, lease, f"the results could not be stored: {exc}")
+        with StagedUpload(self.storage) as upload:
+            try:
+                upload.upload(Path(done.results_path), key)
+                upload.upload(Path(done.timeline_path), timeline_key(job.job_id))
+                if lease.lost:
+                    log.warning("job %s: lost its lease before storing results", job.job_id)
+                    return False
+                committed = upload.commit()
+            except StorageError as exc:
+                return self._fail(job, lease, f"the results could not be stored: {exc}")
         lease.stop()
-        if not self.store.complete(job.job_id, self.worker_id, key, summarise(document)):
+        if not self.store.complete(job.job_id, self.worker_id, key, done.summary()):
             log.warning("job %s: lost its lease before completing; results discarded", job.job_id)
+            current = self.store.get(job.job_id)
+            if current is None or current.status is not JobStatus.COMPLETED:
+                for stored in committed:
+                    with contextlib.suppress(StorageError):
+                        self.storage.delete(stored)
             return False
         log.info("job %s: completed", job.job_id)
         return True
@@ -203,12 +227,15 @@ class Worker:
         log.error("job %s: failed: %s", job.job_id, message)
         return self.store.fail(job.job_id, self.worker_id, message)
 
-    def _analyse(self, job: JobRecord, lease: LeaseKeeper) -> AnalysisOutcome:
+    def _analyse(self, job: JobRecord, lease: LeaseKeeper, scratch_dir: str) -> AnalysisOutcome:
+        """Run the child on a local copy of the video; it writes its results in scratch_dir."""
         delay = STORAGE_RETRY_DELAY_S
         for attempt in range(STORAGE_READ_RETRIES):
             try:
                 with self.storage.local_copy(job.input_path) as video_path:
-                    return self._run_child(job, str(video_path), lease)
+                    return self._run_child(job, str(video_path), lease, scratch_dir)
+            except FileNotFoundError:
+                raise  # a missing video stays missing: no retry
             except StorageError:
                 if attempt == STORAGE_READ_RETRIES - 1:
                     raise
@@ -217,8 +244,10 @@ class Worker:
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _run_child(self, job: JobRecord, video_path: str, lease: LeaseKeeper) -> AnalysisOutcome:
-        request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options))
+    def _run_child(
+        self, job: JobRecord, video_path: str, lease: LeaseKeeper, scratch_dir: str
+    ) -> AnalysisOutcome:
+        request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options), scratch_dir)
 
         def keep_going() -> bool:
             if lease.lost:

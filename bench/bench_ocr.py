@@ -1,0 +1,95 @@
+"""OCR speed and word accuracy: ForgeSyte's `ocr.read` against `RapidOCR()` with its defaults."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bench_local as local
+import bench_videos as videos
+
+from forgesyte.plugins.base import Frame, PluginConfig
+from forgesyte.plugins.ocr import OcrRead, plugin
+
+
+def words_read(texts: list[str], words: list[str]) -> int:
+    """How many of the known words are among the whitespace-separated words read."""
+    got = Counter(word for text in texts for word in re.split(r"\s+", text) if word)
+    return sum((got & Counter(words)).values())
+
+
+@dataclass
+class Side:
+    """One OCR engine's measurements: best wall and CPU seconds, words read."""
+
+    name: str
+    read: Callable[[Frame], list[str]]
+    wall_s: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
+    words_read: int = 0
+
+    def measure(self, frames: list[Frame], words: list[list[str]]) -> None:
+        """Read every frame once; record wall and CPU seconds and the words read."""
+        start, cpu = time.perf_counter(), time.process_time()
+        texts = [self.read(frame) for frame in frames]
+        self.wall_s.append(time.perf_counter() - start)
+        self.cpu_s.append(time.process_time() - cpu)
+        self.words_read = sum(words_read(t, w) for t, w in zip(texts, words, strict=True))
+
+
+@dataclass
+class OcrSpeed:
+    """Both engines on the same decoded frames of a known-words video, interleaved."""
+
+    path: Path
+    frames: list[Frame]
+    words: list[list[str]]
+    tool: Side
+    defaults: Side
+
+    @property
+    def total_words(self) -> int:
+        """Known words on all the frames."""
+        return sum(len(w) for w in self.words)
+
+    def accuracy(self, side: Side) -> float:
+        """Fraction of the known words that the side read."""
+        return side.words_read / self.total_words
+
+
+def ocr_speed(frames: int, width: int, height: int, rounds: int) -> OcrSpeed:
+    """Measure ocr.read (plugin defaults, as a server builds it) against RapidOCR().
+
+    Both are warm before the first round; in each round both read every frame, the one
+    going first alternating between rounds so that both see the same machine load.
+    """
+    from rapidocr import RapidOCR
+
+    path, words = videos.known_words_video(frames, width, height)
+    decoded = local.read_frames(path)
+    tool = plugin(PluginConfig()).tools["read"]
+    assert isinstance(tool, OcrRead)
+    tool.load()
+    engine: Any = RapidOCR(params={"Global.log_level": "warning"})  # defaults, quiet logs
+
+    def read_tool(frame: Frame) -> list[str]:
+        return [line["text"] for line in tool.run(frame, {"image": frame})]
+
+    def read_defaults(frame: Frame) -> list[str]:
+        return list(engine(frame).txts or ())
+
+    speed = OcrSpeed(
+        path, decoded, words, Side("ocr.read", read_tool), Side("RapidOCR()", read_defaults)
+    )
+    read_tool(decoded[0])
+    read_defaults(decoded[0])
+    for round_index in range(rounds):
+        sides = [speed.tool, speed.defaults]
+        for side in sides if round_index % 2 == 0 else sides[::-1]:
+            side.measure(decoded, words)
+    return speed

@@ -1,0 +1,145 @@
+"""Text segments and object tracks from frame entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgesyte.results.timeline import (
+    ObjectTracker,
+    frame_observations,
+    iou,
+    normalise_text,
+    text_similarity,
+    timeline_of,
+)
+
+BOX = [[10.0, 10.0], [90.0, 10.0], [90.0, 30.0], [10.0, 30.0]]
+
+
+def line(
+    text: str, confidence: float = 0.9, box: list[list[float]] | None = None
+) -> dict[str, Any]:
+    return {"text": text, "confidence": confidence, "box": box or BOX}
+
+
+def detection(xyxy: list[float], confidence: float = 0.8, name: str = "person") -> dict[str, Any]:
+    return {"xyxy": xyxy, "confidence": confidence, "class_id": 0, "class_name": name}
+
+
+def entries(frames: list[list[dict[str, Any]]], stride: int = 1, fps: float = 10.0) -> list[Any]:
+    return [
+        {"frame_index": i * stride, "timestamp_s": i * stride / fps, "result": {"ocr": items}}
+        for i, items in enumerate(frames)
+    ]
+
+
+def test_normalising_folds_case_and_spaces() -> None:
+    assert normalise_text("  Gate   7\tOPEN ") == "gate 7 open"
+    assert text_similarity("gate 7 open", "gate 7 open") == 1.0
+    assert text_similarity("gate 7 open", "gate 7 0pen") > 0.8
+    assert text_similarity("gate 7 open", "half time") < 0.5
+
+
+def test_one_line_over_consecutive_frames_is_one_segment_with_its_best_reading() -> None:
+    best = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+    frames = [
+        [line("GATE 7 OPEN", 0.8)],
+        [line("gate 7  open", 0.95, best)],
+        [line("GATE 7 0PEN", 0.7)],  # a small OCR difference
+    ]
+    timeline = timeline_of(iter(entries(frames)))
+    assert timeline["text"] == [
+        {
+            "text": "gate 7 open",
+            "start_s": 0.0,
+            "end_s": 0.2,
+            "first_frame": 0,
+            "last_frame": 2,
+            "frames": 3,
+            "confidence": 0.95,
+            "box": best,
+        }
+    ]
+    assert timeline["objects"] == []
+
+
+def test_one_missed_frame_does_not_split_but_two_do() -> None:
+    one_gap = [[line("EXIT")], [], [line("EXIT")]]
+    segments = timeline_of(iter(entries(one_gap)))["text"]
+    assert [(s["first_frame"], s["last_frame"], s["frames"]) for s in segments] == [(0, 2, 2)]
+    two_gaps = [[line("EXIT")], [], [], [line("EXIT")]]
+    segments = timeline_of(iter(entries(two_gaps)))["text"]
+    assert [(s["first_frame"], s["last_frame"]) for s in segments] == [(0, 0), (3, 3)]
+
+
+def test_segments_sort_by_start_then_text_and_different_lines_stay_apart() -> None:
+    frames = [[line("ZULU"), line("ALPHA")], [line("ZULU"), line("ALPHA")], [line("MIKE")]]
+    segments = timeline_of(iter(entries(frames, stride=5)))["text"]
+    assert [(s["text"], s["start_s"], s["end_s"]) for s in segments] == [
+        ("ALPHA", 0.0, 0.5),
+        ("ZULU", 0.0, 0.5),
+        ("MIKE", 1.0, 1.0),
+    ]
+
+
+def test_detections_text_lines_count_as_text() -> None:
+    plate = {**detection([0.0, 0.0, 50.0, 20.0], name="plate"), "text_lines": [line("AB12 CDE")]}
+    result = {"plates": [plate], "other": "not a list", "empty": []}
+    lines, detections = frame_observations(result)
+    assert [item["text"] for item in lines] == ["AB12 CDE"] and detections == [plate]
+
+
+def test_tracker_follows_a_moving_object_and_keeps_two_apart() -> None:
+    frames = []
+    for i in range(5):
+        frames.append(
+            [
+                detection([10.0 + 4 * i, 10.0, 60.0 + 4 * i, 90.0], 0.5 + i / 10),
+                detection([200.0, 10.0, 250.0, 90.0], 0.6),
+                detection([200.0, 10.0, 250.0, 90.0], 0.7, "car"),
+            ]
+        )
+    timeline = timeline_of(
+        {"frame_index": i, "timestamp_s": i / 10, "result": {"det": d}}
+        for i, d in enumerate(frames)
+    )
+    tracks = timeline["objects"]
+    assert [(t["track_id"], t["class_name"], t["frames"]) for t in tracks] == [
+        (1, "person", 5),
+        (2, "person", 5),
+        (3, "car", 5),
+    ]
+    assert tracks[0]["box"] == [26.0, 10.0, 76.0, 90.0] and tracks[0]["confidence"] == 0.9
+    assert tracks[0]["start_s"] == 0.0 and tracks[0]["end_s"] == 0.4
+
+
+def test_tracker_opens_a_track_for_a_jump_and_closes_after_a_gap() -> None:
+    tracker = ObjectTracker()
+    tracker.add(0, 0, 0.0, [detection([0.0, 0.0, 10.0, 10.0])])
+    tracker.add(1, 1, 0.1, [detection([100.0, 100.0, 110.0, 110.0])])  # far: a new object
+    tracker.add(2, 2, 0.2, [])
+    tracker.add(3, 3, 0.3, [detection([0.0, 0.0, 10.0, 10.0])])  # first closed two frames ago
+    tracks = tracker.finish()
+    assert [(t["track_id"], t["first_frame"], t["last_frame"]) for t in tracks] == [
+        (1, 0, 0),
+        (2, 1, 1),
+        (3, 3, 3),
+    ]
+
+
+def test_iou() -> None:
+    assert iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
+    assert iou([0, 0, 10, 10], [5, 0, 15, 10]) == 50 / 150
+    assert iou([0, 0, 10, 10], [20, 20, 30, 30]) == 0.0
+
+
+def test_timeline_is_deterministic() -> None:
+    frames = [[line("B"), line("A")], [line("A"), line("B")]]
+    assert timeline_of(iter(entries(frames))) == timeline_of(iter(entries(frames)))
+
+
+def test_similarity_short_cuts_only_below_the_floor() -> None:
+    assert text_similarity("gate 7 open", "x", 0.8) == 0.0
+    assert text_similarity("gate 7 open", "gate 7 0pen", 0.8) == text_similarity(
+        "gate 7 open", "gate 7 0pen"
+    )
