@@ -42,6 +42,12 @@ def test_a_pending_delivery_survives_kill_9(
         final, _ = wait_for_end(server.url, job_id)
         assert final["status"] == "completed"
         refused = receiver.wait_for(1)  # the receiver answered 500: the delivery is pending
+        # the server recorded the failed attempt (its retry is scheduled): killed in flight,
+        # the attempt would instead be due again when its claim lapses (3 timeouts + 5 s)
+        deadline = time.monotonic() + 30
+        while "webhook attempt 1 failed" not in server.log_text():
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.05)
         server.kill()  # SIGKILL, with the next retry scheduled
         assert server.process is not None and server.process.returncode == -9
         receiver.default = 200
