@@ -20,7 +20,13 @@ from typing import Any
 
 from forgesyte.db.engine import DatabaseLockedError, display_url
 from forgesyte.jobs.options import InvalidOptions, JobOptions
-from forgesyte.settings import Settings, analysis_threads, default_worker_count
+from forgesyte.settings import (
+    Settings,
+    analysis_threads,
+    child_memory_cap_mb,
+    default_worker_count,
+    machine_memory_mb,
+)
 
 log = logging.getLogger("forgesyte")
 
@@ -66,8 +72,21 @@ class _WorkerPool:
 
         threads = analysis_threads(runtime.settings.analysis_threads, count)
         limit_child_threads(threads)
+        settings = runtime.settings
+        memory_mb = child_memory_cap_mb(
+            settings.child_memory_mb, settings.child_memory_fraction, count
+        )
         if count:
+            runtime.child_memory_mb = runtime.context.child_memory_mb = memory_mb
             log.info("each analysis child may use %d thread(s)", threads)
+            log.info(
+                "each analysis child may use %d MiB of memory (%s); one over it is stopped",
+                memory_mb,
+                "FORGESYTE_CHILD_MEMORY_MB"
+                if settings.child_memory_mb is not None
+                else f"{settings.child_memory_fraction:g} of {machine_memory_mb()} MiB / "
+                f"{count} worker(s)",
+            )
         self.stop_event = threading.Event()
         self.workers = [
             runtime.make_worker(self.stop_event, index, analysis_threads=threads)

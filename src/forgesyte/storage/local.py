@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -66,6 +67,13 @@ class LocalStorage:
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def free_bytes(self) -> int | None:
+        """Free space on the root's filesystem for this user (None when it cannot be read)."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError:
+            return None
 
     def open_writer(self, key: str) -> LocalFileWriter:
         """Start writing an object; it appears under its key only on commit()."""
