@@ -57,7 +57,9 @@ class Runtime:
             pipelines_dir=str(settings.pipelines_dir) if settings.pipelines_dir else None,
             timeout_s=settings.job_timeout_s,
             memory_cap_mb=(
-                self.child_memory_mb if self.child_memory_mb is not None else settings.child_memory_mb
+                self.child_memory_mb
+                if self.child_memory_mb is not None
+                else settings.child_memory_mb
             ),
             child_env_keep=self.child_env_keep,
             plugin_config=plugin_config,
@@ -146,7 +148,8 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     for pipeline_id, entry in catalog.pipelines.items():
         if not entry.available:
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
-    sweep_storage(store, storage)
+    # an upload still under way in another process is younger than its deadline
+    sweep_storage(store, storage, min_age_s=max(ORPHAN_MIN_AGE_S, settings.upload_timeout_s + 60))
     context = AppContext(
         settings=settings,
         store=store,

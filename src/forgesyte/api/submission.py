@@ -118,9 +118,7 @@ async def submit_video(
             pipeline_id, options, size = await _store_video(context, request, writer, query)
         except StorageError as exc:
             log.warning("job %s: storage refused the upload: %s", job_id, exc.reason)
-            raise ServiceUnavailable(
-                "storage is not accepting uploads; nothing was kept"
-            ) from exc
+            raise ServiceUnavailable("storage is not accepting uploads; nothing was kept") from exc
         except UploadAborted as exc:
             log.info("job %s: upload aborted by the client: %s", job_id, exc)
             raise BadRequest(str(exc)) from exc
@@ -182,9 +180,7 @@ def _check_free_disk(context: AppContext) -> None:
     needed = context.settings.max_upload_bytes
     if free is not None and free < needed:
         log.warning("refused an upload: %d bytes free in storage, %d needed", free, needed)
-        raise InsufficientStorage(
-            "the server has too little free disk space to take an upload now"
-        )
+        raise InsufficientStorage("the server has too little free disk space to take an upload now")
 
 
 async def _store_video(

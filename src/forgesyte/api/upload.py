@@ -176,9 +176,7 @@ class _Receiver:
         if not self.head:
             raise BadRequest("the uploaded file is empty")
         if not looks_like_mp4(bytes(self.head)):
-            raise BadRequest(
-                "the uploaded file is not an MP4 (bytes 4-8 are not 'ftyp')"
-            )
+            raise BadRequest("the uploaded file is not an MP4 (bytes 4-8 are not 'ftyp')")
 
 
 def _boundary(request: Request) -> bytes:

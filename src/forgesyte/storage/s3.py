@@ -308,14 +308,31 @@ class S3Storage:
         return object_key.removeprefix(f"{self.prefix}/") if self.prefix else object_key
 
     def remove_stale_temporary_files(self, min_age_s: float) -> list[str]:
-        """Nothing to remove: an interrupted S3 write leaves no object behind.
+        """Abort unfinished multipart uploads under the prefix begun over min_age_s ago.
 
-        Its unfinished multipart upload is invisible under the key; a bucket lifecycle
-        rule (AbortIncompleteMultipartUpload) reclaims its parts. Not aborted here: the
-        upload's start time cannot be trusted on every S3-compatible server, and an
-        upload still under way in another process must never be cut off.
+        A process killed mid-upload leaves one: invisible under its key, but its parts
+        are kept (and billed) until aborted. An upload still under way in another process
+        is younger than min_age_s (the caller passes more than the upload deadline), so it
+        is never cut off. Returns the keys whose unfinished uploads were aborted.
         """
-        return []
+        cutoff = time.time() - min_age_s
+        prefix = self._folder_prefix("")
+        aborted: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() >= cutoff:
+                        continue
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted.append(self._key_of(upload["Key"]))
+        except (BotoCoreError, ClientError) as exc:
+            raise storage_error(
+                exc, "clean up unfinished uploads in", self._where(prefix)
+            ) from None
+        return aborted
 
     def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
         """Keys in one folder (e.g. "videos") last modified more than min_age_s ago."""

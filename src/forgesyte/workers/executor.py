@@ -109,7 +109,7 @@ def child_launcher_script(python: str, keep: Iterable[str]) -> str:
     return (
         "#!/bin/sh\n"
         "# ForgeSyte: start a multiprocessing child from an allowlisted environment\n"
-        f"exec {shlex.quote(env)} -i {kept} {shlex.quote(python)} \"$@\"\n"
+        f'exec {shlex.quote(env)} -i {kept} {shlex.quote(python)} "$@"\n'
     )
 
 
