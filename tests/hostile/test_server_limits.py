@@ -13,12 +13,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from forgesyte.settings import machine_memory_mb
-from tests.support.server import ServerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, submit
 from tests.support.videos import write_counter_video
 from tests.video.crafted import concat_playlist
 
@@ -63,6 +64,19 @@ def small_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """Ten tiny frames: a cheap honest job."""
     folder = tmp_path_factory.mktemp("hostile-limits-video")
     return write_counter_video(folder / "small.mp4", 10, size_wh=(96, 64)).read_bytes()
+
+
+def wait_for_end(server_url: str, job_id: str, timeout_s: float) -> tuple[dict[str, Any], None]:
+    """Poll a job (with the API key) until it is completed or failed; its last status."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status: dict[str, Any] = httpx.get(
+            f"{server_url}/v1/video/status/{job_id}", headers=AUTH, timeout=10
+        ).json()
+        if status.get("status") in ("completed", "failed"):
+            return status, None
+        assert time.monotonic() < deadline, f"job {job_id} did not end: {status}"
+        time.sleep(0.1)
 
 
 def full_log(server: ServerProcess) -> str:
@@ -190,7 +204,7 @@ def test_a_multipart_flood_does_not_stall_the_event_loop(limits_server: ServerPr
     ("parts", "reason"),
     [
         ([("", None)], "needs a name"),
-        ([("note", None)] * 20, "too many parts"),
+        ([(f"note{index}", None) for index in range(20)], "too many"),
         ([("extra", "x.mp4")], "only the 'file' part may carry a file"),
         ([("pipeline_id", None), ("pipeline_id", None)], "sent twice"),
     ],
