@@ -69,9 +69,16 @@ class LocalStorage:
         return self.root / check_key(key)
 
     def free_bytes(self) -> int | None:
-        """Free space on the root's filesystem for this user (None when it cannot be read)."""
+        """Free space on the root's filesystem for this user (None when it cannot be read).
+
+        The root may not exist yet (it is made on the first write): its nearest existing
+        parent is on the same filesystem the first write will make it on.
+        """
+        folder = self.root
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
         try:
-            return shutil.disk_usage(self.root).free
+            return shutil.disk_usage(folder).free
         except OSError:
             return None
 
