@@ -135,7 +135,7 @@ def test_too_little_free_disk_for_the_size_limit_gets_507(
 
 
 def test_the_sweep_aborts_abandoned_s3_multipart_uploads(
-    s3_client: "S3Client", s3_bucket: str
+    s3_client: S3Client, s3_bucket: str
 ) -> None:
     storage = S3Storage(s3_bucket, "forgesyte", client=s3_client)
     abandoned = s3_client.create_multipart_upload(
