@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,6 +80,15 @@ class Settings(BaseSettings):
         description="File that also receives the JSON log lines; default: data_dir/forgesyte.log; "
         "empty: stderr only.",
     )
+
+    @field_validator("child_env_keep")
+    @classmethod
+    def _check_env_names(cls, value: str) -> str:
+        """Every name in child_env_keep is an environment variable name."""
+        for name in (part.strip() for part in value.split(",")):
+            if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"not an environment variable name: {name!r}")
+        return value
 
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one or the embedded DuckDB file."""
