@@ -36,6 +36,8 @@ class Runtime:
     context: AppContext
     plugin_config: PluginConfig
     wakeup: JobWakeup
+    child_memory_mb: int | None = None  # set by the worker pool: the cap in force
+    child_env_keep: tuple[str, ...] = ()  # extra variables the children get
 
     def close(self) -> None:
         """Release the job store's database connections."""
@@ -81,7 +83,12 @@ class Runtime:
         executor = AnalysisExecutor(
             pipelines_dir=str(settings.pipelines_dir) if settings.pipelines_dir else None,
             timeout_s=settings.job_timeout_s,
-            memory_cap_mb=settings.child_memory_mb,
+            memory_cap_mb=(
+                self.child_memory_mb
+                if self.child_memory_mb is not None
+                else settings.child_memory_mb
+            ),
+            child_env_keep=self.child_env_keep,
             plugin_config=plugin_config,
             max_frame_pixels=settings.max_frame_pixels,
         )
@@ -144,7 +151,8 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     for pipeline_id, entry in catalog.pipelines.items():
         if not entry.available:
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
-    sweep_storage(store, storage)
+    # an upload still under way in another process is younger than its deadline
+    sweep_storage(store, storage, min_age_s=max(ORPHAN_MIN_AGE_S, settings.upload_timeout_s + 60))
     context = AppContext(
         settings=settings,
         store=store,
@@ -152,4 +160,11 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         registry=registry,
         catalog=catalog,
     )
-    return Runtime(settings=settings, context=context, plugin_config=plugin_config, wakeup=wakeup)
+    keep = tuple(name.strip() for name in settings.child_env_keep.split(",") if name.strip())
+    return Runtime(
+        settings=settings,
+        context=context,
+        plugin_config=plugin_config,
+        wakeup=wakeup,
+        child_env_keep=keep,
+    )

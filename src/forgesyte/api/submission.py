@@ -10,7 +10,7 @@ The route in api/routes/video_submit.py only adapts HTTP to ``submit_video``. Th
    delete the new video and answer from the one idempotency lookup: the existing job's
    id for the same pipeline and options, else 409.
 
-Every error is an ApiError with its status: 400, 408, 409, 413 or 503.
+Every error is an ApiError with its status: 400, 408, 409, 413, 429, 503 or 507.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -26,7 +26,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import BadRequest, Conflict, ServiceUnavailable
+from forgesyte.api.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientStorage,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from forgesyte.api.upload import FILE_FIELD, UploadAborted, receive_upload
 from forgesyte.jobs.options import InvalidOptions, JobOptions
 from forgesyte.jobs.store import DuplicateIdempotencyKeyError, NewJob
@@ -38,6 +44,7 @@ from forgesyte.webhooks.guard import UnsafeCallbackUrl, check_callback_url
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 256
+UPLOAD_RETRY_AFTER_S = 5  # the Retry-After of a 429 when every upload slot is taken
 PIPELINE_FIELD = "pipeline_id"
 CALLBACK_FIELD = "callback_url"  # where to POST a signed event when the job ends
 # every form or query field a submit reads besides the file: the pipeline, each option
@@ -125,18 +132,21 @@ async def submit_video(
     validate_submission(context, query)  # fail fast, before reading the body
     if query.get(CALLBACK_FIELD):
         await run_in_threadpool(check_callback, context, query[CALLBACK_FIELD])
+    await run_in_threadpool(_check_free_disk, context)
     job_id = uuid.uuid4()
     key = video_key(job_id)
-    try:
-        writer = await run_in_threadpool(context.storage.open_writer, key)
-        pipeline_id, options, size, callback_url = await _store_video(
-            context, request, writer, query
-        )
-    except StorageError as exc:
-        raise ServiceUnavailable(f"storage is not accepting uploads: {exc.reason}") from exc
-    except UploadAborted as exc:
-        log.info("upload aborted by the client: %s", exc)
-        raise BadRequest(str(exc)) from exc
+    with _upload_slot(request, context.settings.max_concurrent_uploads):
+        try:
+            writer = await run_in_threadpool(context.storage.open_writer, key)
+            pipeline_id, options, size, callback_url = await _store_video(
+                context, request, writer, query
+            )
+        except StorageError as exc:
+            log.warning("job %s: storage refused the upload: %s", job_id, exc.reason)
+            raise ServiceUnavailable("storage is not accepting uploads; nothing was kept") from exc
+        except UploadAborted as exc:
+            log.info("job %s: upload aborted by the client: %s", job_id, exc)
+            raise BadRequest(str(exc)) from exc
     new_job = NewJob(
         job_id=job_id,
         pipeline_id=pipeline_id,
@@ -159,6 +169,46 @@ async def submit_video(
     return job_id
 
 
+class _UploadSlots:
+    """How many uploads this process is receiving; touched only on the event loop."""
+
+    def __init__(self) -> None:
+        self.in_use = 0
+
+
+@contextlib.contextmanager
+def _upload_slot(request: Request, limit: int) -> Iterator[None]:
+    """Hold one of `limit` upload slots while the body streams in; 429 when none is free."""
+    slots: _UploadSlots | None = getattr(request.app.state, "upload_slots", None)
+    if slots is None:
+        slots = _UploadSlots()
+        request.app.state.upload_slots = slots
+    if slots.in_use >= limit:
+        raise TooManyRequests(
+            f"{limit} uploads are already under way; retry in {UPLOAD_RETRY_AFTER_S} s",
+            UPLOAD_RETRY_AFTER_S,
+        )
+    slots.in_use += 1
+    try:
+        yield
+    finally:
+        slots.in_use -= 1
+
+
+def _check_free_disk(context: AppContext) -> None:
+    """InsufficientStorage when local storage has less free space than the size limit.
+
+    Only storage on the local disk is checked (it says how much is free); an upload to
+    S3 streams to the bucket and does not use the local disk.
+    """
+    free_bytes = getattr(context.storage, "free_bytes", None)
+    free = free_bytes() if callable(free_bytes) else None
+    needed = context.settings.max_upload_bytes
+    if free is not None and free < needed:
+        log.warning("refused an upload: %d bytes free in storage, %d needed", free, needed)
+        raise InsufficientStorage("the server has too little free disk space to take an upload now")
+
+
 async def _store_video(
     context: AppContext, request: Request, writer: StorageWriter, query: Mapping[str, str]
 ) -> tuple[str, JobOptions, int, str | None]:
@@ -167,7 +217,12 @@ async def _store_video(
     Returns the pipeline, the options, the size and the callback URL (None without one).
     """
     try:
-        upload = await receive_upload(request, writer, context.settings.max_upload_bytes)
+        upload = await receive_upload(
+            request,
+            writer,
+            context.settings.max_upload_bytes,
+            context.settings.upload_timeout_s,
+        )
         fields = {**upload.fields, **query}
         pipeline_id, options = validate_submission(context, fields)
         callback_url = fields.get(CALLBACK_FIELD) or None

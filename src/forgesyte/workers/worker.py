@@ -165,8 +165,9 @@ class Worker:
         except FileNotFoundError:  # storage's ObjectNotFound is one; before StorageError
             return self._fail(job, lease, "the uploaded video is missing from storage")
         except StorageError as exc:
+            log.error("job %s: reading its video from storage failed: %s", job.job_id, exc)
             return self._fail(
-                job, lease, f"the uploaded video could not be read from storage: {exc}"
+                job, lease, f"the uploaded video could not be read from storage: {exc.reason}"
             )
         if isinstance(outcome, AnalysisInterrupted):
             lease.stop()
@@ -174,6 +175,8 @@ class Worker:
                 log.info("job %s: handed back to pending", job.job_id)
             return False
         if isinstance(outcome, AnalysisFailed):
+            if outcome.detail:
+                log.error("job %s: %s", job.job_id, outcome.detail)
             if outcome.reason is FailureReason.CHILD_START:
                 return self._child_did_not_start(job, lease, outcome.message)
             return self._fail(job, lease, outcome.message)
@@ -195,7 +198,8 @@ class Worker:
                     return False
                 committed = upload.commit()
             except StorageError as exc:
-                return self._fail(job, lease, f"the results could not be stored: {exc}")
+                log.error("job %s: storing its results failed: %s", job.job_id, exc)
+                return self._fail(job, lease, f"the results could not be stored: {exc.reason}")
         lease.stop()
         if not self.store.complete(job.job_id, self.worker_id, key, done.summary()):
             log.warning("job %s: lost its lease before completing; results discarded", job.job_id)
