@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import signal
 import sys
@@ -22,7 +23,13 @@ from forgesyte.client_cli import (  # noqa: F401  (the client verbs' helpers, re
     submit_fields,
 )
 from forgesyte.db.engine import DatabaseLockedError, display_url
-from forgesyte.settings import Settings, analysis_threads, default_worker_count
+from forgesyte.settings import (
+    Settings,
+    analysis_threads,
+    child_memory_cap_mb,
+    default_worker_count,
+    machine_memory_mb,
+)
 
 log = logging.getLogger("forgesyte")
 
@@ -68,9 +75,26 @@ class _WorkerPool:
 
         threads = analysis_threads(runtime.settings.analysis_threads, count)
         limit_child_threads(threads)
+        settings = runtime.settings
+        memory_mb = child_memory_cap_mb(
+            settings.child_memory_mb, settings.child_memory_fraction, count
+        )
         if count:
+            runtime.child_memory_mb = runtime.context.child_memory_mb = memory_mb
             log.info("each analysis child may use %d thread(s)", threads)
+            log.info(
+                "each analysis child may use %d MiB of memory (%s); one over it is stopped",
+                memory_mb,
+                (
+                    "FORGESYTE_CHILD_MEMORY_MB"
+                    if settings.child_memory_mb is not None
+                    else f"{settings.child_memory_fraction:g} of {machine_memory_mb()} MiB / "
+                    f"{count} worker(s)"
+                ),
+            )
         self.stop_event = threading.Event()
+        self.runtime = runtime
+        self.background: list[threading.Thread] = []
         self.workers = [
             runtime.make_worker(self.stop_event, index, analysis_threads=threads)
             for index in range(count)
@@ -92,6 +116,7 @@ class _WorkerPool:
     def start(self) -> None:
         for thread in self.threads:
             thread.start()
+        self.background = self.runtime.start_background(self.stop_event)
 
     def stop(self, timeout_s: float) -> None:
         self.stop_event.set()
@@ -99,8 +124,36 @@ class _WorkerPool:
             if worker.wakeup is not None:
                 worker.wakeup.notify()  # idle workers see the stop now, not at their next poll
         deadline = time.monotonic() + timeout_s
-        for thread in self.threads:
+        for thread in self.threads + self.background:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether host names only this machine (127.0.0.0/8, ::1 or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve_checks(settings: Settings, host: str) -> bool:
+    """Start-up checks of `serve`: False (after one clear line) when it must not start."""
+    if settings.api_key is not None and not settings.api_key.strip():
+        print(
+            "forgesyte: FORGESYTE_API_KEY is set but empty; set a key, or unset it to run "
+            "without authentication",
+            file=sys.stderr,
+        )
+        return False
+    if settings.api_key is None and not _is_loopback(host):
+        log.warning(
+            "serving on %s with no FORGESYTE_API_KEY: anyone who can reach this address can "
+            "submit videos and read every job's results",
+            host,
+        )
+    return True
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -110,6 +163,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from forgesyte.api.app import create_app
 
     settings = Settings()
+    if not _serve_checks(settings, args.host):
+        return 2
     # the API and the workers share this process and its job store: enqueueing a job wakes
     # an idle worker at once (Runtime.wakeup), instead of leaving the job for its next poll
     runtime = _build_runtime_or_exit(settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
 from dataclasses import dataclass, replace
 
 from forgesyte.api.context import AppContext
@@ -15,15 +14,14 @@ from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
+from forgesyte.retention import ORPHAN_MIN_AGE_S, Housekeeper, remove_orphans
 from forgesyte.settings import Settings
 from forgesyte.storage import Storage, StorageError, open_storage
+from forgesyte.webhooks.sender import WebhookSender
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
-
-# Files unchanged for this long cannot belong to an upload or a write still under way.
-ORPHAN_MIN_AGE_S = 600.0
 
 
 @dataclass
@@ -38,10 +36,41 @@ class Runtime:
     context: AppContext
     plugin_config: PluginConfig
     wakeup: JobWakeup
+    child_memory_mb: int | None = None  # set by the worker pool: the cap in force
+    child_env_keep: tuple[str, ...] = ()  # extra variables the children get
 
     def close(self) -> None:
         """Release the job store's database connections."""
         self.context.store.close()
+
+    def start_background(self, stop_event: threading.Event) -> list[threading.Thread]:
+        """Start the periodic sweep (retention, orphaned objects) and the webhook sender.
+
+        Both run until stop_event is set; serve and worker processes run them alike.
+        """
+        settings = self.settings
+        store = self.context.store
+        housekeeper = Housekeeper(
+            store,
+            self.context.storage,
+            interval_s=settings.sweep_interval_s,
+            retention_days=settings.retention_days,
+        )
+        threads = [threading.Thread(target=housekeeper.run, args=(stop_event,), name="sweep")]
+        if settings.webhook_secret:
+            sender = WebhookSender(
+                store,
+                secret=settings.webhook_secret,
+                max_attempts=settings.webhook_max_attempts,
+                allow_private=settings.webhook_allow_private,
+                timeout_s=settings.webhook_timeout_s,
+            )
+            store.add_change_listener(sender.on_change)
+            threads.append(threading.Thread(target=sender.run, args=(stop_event,), name="webhooks"))
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        return threads
 
     def make_worker(
         self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None
@@ -54,7 +83,12 @@ class Runtime:
         executor = AnalysisExecutor(
             pipelines_dir=str(settings.pipelines_dir) if settings.pipelines_dir else None,
             timeout_s=settings.job_timeout_s,
-            memory_cap_mb=settings.child_memory_mb,
+            memory_cap_mb=(
+                self.child_memory_mb
+                if self.child_memory_mb is not None
+                else settings.child_memory_mb
+            ),
+            child_env_keep=self.child_env_keep,
             plugin_config=plugin_config,
             max_frame_pixels=settings.max_frame_pixels,
         )
@@ -74,45 +108,21 @@ class Runtime:
 def sweep_storage(
     store: JobStore, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
 ) -> list[str]:
-    """Remove what a killed process can leave in storage; return what was removed.
+    """Remove what a killed process can leave in storage; return the removed keys and paths.
 
-    A write interrupted by a crash leaves its temporary file (on S3: an unfinished
-    multipart upload); a crash between storing a
-    video and inserting its job row leaves a video no job refers to. Only files unchanged
-    for min_age_s go, so uploads running in another process are never touched. A video
-    older than the oldest job is kept (with a warning): it predates this database, which
-    says the storage was pointed at the wrong database rather than that a crash left it.
+    A write interrupted by a crash leaves its temporary file (local storage; on S3 an
+    unfinished multipart upload, which a bucket lifecycle rule reclaims); a crash
+    between storing a video and inserting its job row leaves an object no job refers to
+    (any storage that can list its keys: local and S3). Only what is unchanged for
+    min_age_s goes, so uploads running in another process are never touched; see
+    `forgesyte.retention.remove_orphans` for what else is kept.
     """
     removed: list[str] = []
-    kept = 0
     try:
         removed.extend(storage.remove_stale_temporary_files(min_age_s))
-        videos = {
-            uuid.UUID(key.removeprefix("videos/").removesuffix(".mp4")): (key, mtime)
-            for key, mtime in storage.keys_older_than("videos", min_age_s).items()
-            if key.endswith(".mp4")
-        }
-        orphans = set(videos) - store.existing_job_ids(videos.keys()) if videos else set()
-        oldest = store.oldest_created_at() if orphans else None
-        for job_id in sorted(orphans):
-            key, mtime = videos[job_id]
-            if oldest is None or mtime < oldest.timestamp():
-                kept += 1
-                continue
-            storage.delete(key)
-            removed.append(key)
-    except (
-        StorageError,
-        OSError,
-        ValueError,
-    ) as exc:  # ValueError: a stray name that is not a job id
+        removed.extend(remove_orphans(store, storage, min_age_s=min_age_s))
+    except (OSError, ValueError, StorageError) as exc:
         log.warning("storage sweep stopped early: %s", getattr(exc, "strerror", None) or exc)
-    if kept:
-        log.warning(
-            "storage holds %d video(s) older than every job in the database; kept them "
-            "(is FORGESYTE_DATABASE_URL the database this storage belongs to?)",
-            kept,
-        )
     for path in removed:
         log.info("storage sweep: removed %s, left by an interrupted write", path)
     return removed
@@ -141,7 +151,8 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     for pipeline_id, entry in catalog.pipelines.items():
         if not entry.available:
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
-    sweep_storage(store, storage)
+    # an upload still under way in another process is younger than its deadline
+    sweep_storage(store, storage, min_age_s=max(ORPHAN_MIN_AGE_S, settings.upload_timeout_s + 60))
     context = AppContext(
         settings=settings,
         store=store,
@@ -149,4 +160,11 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         registry=registry,
         catalog=catalog,
     )
-    return Runtime(settings=settings, context=context, plugin_config=plugin_config, wakeup=wakeup)
+    keep = tuple(name.strip() for name in settings.child_env_keep.split(",") if name.strip())
+    return Runtime(
+        settings=settings,
+        context=context,
+        plugin_config=plugin_config,
+        wakeup=wakeup,
+        child_env_keep=keep,
+    )

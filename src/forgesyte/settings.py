@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,10 +25,33 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = None
     max_upload_mb: float = Field(default=512.0, gt=0)
+    upload_timeout_s: float = Field(
+        default=600.0, gt=0, description="Deadline for a whole upload; past it: 408."
+    )
+    max_concurrent_uploads: int = Field(
+        default=8, ge=1, description="Uploads received at once; one more gets 429."
+    )
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     job_timeout_s: float = Field(default=3600.0, gt=0)
-    child_memory_mb: int | None = Field(default=None, ge=64)
+    child_memory_mb: int | None = Field(
+        default=None,
+        ge=64,
+        description="Memory cap of one analysis child in MiB; default: "
+        "child_memory_fraction of the machine's memory / workers, at least 256.",
+    )
+    child_memory_fraction: float = Field(
+        default=0.75,
+        gt=0,
+        le=1,
+        description="Share of the machine's memory the analysis children may use together "
+        "when child_memory_mb is not set.",
+    )
+    child_env_keep: str = Field(
+        default="",
+        description="Comma-separated names of extra environment variables analysis children "
+        "get (plugin settings); never secrets.",
+    )
     max_frame_pixels: int = Field(
         default=8192 * 4320,
         ge=1,
@@ -51,11 +75,47 @@ class Settings(BaseSettings):
     yolo_model: Path | None = None
     api_key: str | None = None
     cors_origins: list[str] = Field(default_factory=list)
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Delete finished jobs (row, video, results) this many days after they "
+        "ended; fractions allowed; default: keep forever.",
+    )
+    sweep_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between the periodic sweeps (retention, orphaned storage objects).",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="HMAC-SHA256 key of the webhook signatures; submits with a callback_url "
+        "are refused while it is unset.",
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, description="Delivery attempts of one webhook before it is abandoned."
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow callback URLs that resolve to loopback, private or link-local "
+        "addresses.",
+    )
+    webhook_timeout_s: float = Field(
+        default=5.0, gt=0, description="Connect and answer timeout of one webhook attempt."
+    )
     log_file: str | None = Field(
         default=None,
         description="File that also receives the JSON log lines; default: data_dir/forgesyte.log; "
         "empty: stderr only.",
     )
+
+    @field_validator("child_env_keep")
+    @classmethod
+    def _check_env_names(cls, value: str) -> str:
+        """Every name in child_env_keep is an environment variable name."""
+        for name in (part.strip() for part in value.split(",")):
+            if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"not an environment variable name: {name!r}")
+        return value
 
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one or the embedded DuckDB file."""
@@ -102,3 +162,26 @@ def analysis_threads(configured: int | None, workers: int) -> int:
     if configured is not None:
         return configured
     return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+CHILD_MEMORY_FLOOR_MB = 256  # the derived memory cap of an analysis child is never below this
+
+
+def machine_memory_mb() -> int:
+    """The machine's memory in MiB (MemTotal), 0 when it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) >> 20
+    except (ValueError, OSError):
+        return 0
+
+
+def child_memory_cap_mb(configured: int | None, fraction: float, workers: int) -> int:
+    """The memory cap of one analysis child in MiB: the configured one, else derived.
+
+    Derived: `fraction` of the machine's memory shared equally by the workers' children,
+    never below CHILD_MEMORY_FLOOR_MB (so one busy machine still runs a small job).
+    """
+    if configured is not None:
+        return configured
+    share = int(machine_memory_mb() * fraction) // max(1, workers)
+    return max(CHILD_MEMORY_FLOOR_MB, share)

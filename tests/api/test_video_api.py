@@ -233,7 +233,7 @@ def test_submit_openapi_lists_exactly_the_job_options(client: TestClient) -> Non
     form = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["required"] == ["file"]
     options = {name: form["properties"][name] for name in set(form["properties"]) - {"file"}}
-    assert set(options) == {"pipeline_id", *JobOptions.model_fields}
+    assert set(options) == {"pipeline_id", "callback_url", *JobOptions.model_fields}
     query = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
     assert query == options
     headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}

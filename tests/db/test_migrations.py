@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from sqlalchemy import Engine, inspect, text
 from forgesyte.db.engine import create_db_engine
 from forgesyte.db.migrate import current_revision, downgrade, upgrade
 
-JOB_INDEXES = {"ix_jobs_status_created_at", "ix_jobs_idempotency_key"}
-HEAD = "0001_create_jobs"
+JOB_INDEXES = {"ix_jobs_status_created_at", "ix_jobs_idempotency_key", "ix_jobs_created_at_job_id"}
+HEAD = "0002_job_management"
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
@@ -55,7 +56,7 @@ def _columns(engine: Engine) -> set[str]:
 
 def _assert_at_head(engine: Engine) -> None:
     assert current_revision(engine) == HEAD
-    assert "jobs" in _tables(engine)
+    assert {"jobs", "job_webhooks"} <= _tables(engine)
     assert _job_indexes(engine) == JOB_INDEXES
     assert {"job_id", "status", "created_at", "lease_expires_at", "worker_id"} <= _columns(engine)
 
@@ -92,3 +93,31 @@ def test_session_database_migrates(postgres_url: str) -> None:
         _assert_empty(engine)
     finally:
         engine.dispose()
+
+
+def test_downgrading_job_management_keeps_cancelled_jobs_readable(engine: Engine) -> None:
+    """Down from 0002 a cancelled job becomes failed (0001's code knows no `cancelled`);
+    the outbox and the list index go; up again they come back."""
+    upgrade(engine)
+    with engine.begin() as connection:
+        for job_id, status in (("a", "cancelled"), ("b", "completed")):
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (job_id, status, pipeline_id, options, input_path, progress,"
+                    " attempts, created_at, updated_at) VALUES (:id, :status, 'ocr_only', '{}',"
+                    " 'videos/x.mp4', 0, 0, now(), now())"
+                ),
+                {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, job_id)), "status": status},
+            )
+    downgrade(engine, "0001_create_jobs")
+    assert current_revision(engine) == "0001_create_jobs"
+    assert "job_webhooks" not in _tables(engine)
+    assert _job_indexes(engine) == JOB_INDEXES - {"ix_jobs_created_at_job_id"}
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT status, error_message FROM jobs ORDER BY status"))
+        assert [tuple(row) for row in rows] == [
+            ("completed", None),
+            ("failed", "cancelled on request"),
+        ]
+    upgrade(engine)
+    _assert_at_head(engine)

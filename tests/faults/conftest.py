@@ -19,6 +19,7 @@ HOSTILE_ENV = {
     "FORGESYTE_JOB_TIMEOUT_S": "4",
     "FORGESYTE_CHILD_MEMORY_MB": "400",
     "FORGESYTE_TESTKIT_SLEEP_S": "0.5",
+    "FORGESYTE_CHILD_ENV_KEEP": "FORGESYTE_TESTKIT_SLEEP_S",
 }
 
 
@@ -29,6 +30,8 @@ def start_server() -> Iterator[StartServer]:
 
     def start(data_dir: Path, *, workers: int = 1, **env: str) -> ServerProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
+        # the testkit's sleep setting reaches the children only through the allowlist
+        env = {"FORGESYTE_CHILD_ENV_KEEP": "FORGESYTE_TESTKIT_SLEEP_S", **env}
         server = ServerProcess(data_dir, workers=workers, env=env).start()
         servers.append(server)
         return server

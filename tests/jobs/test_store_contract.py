@@ -91,7 +91,13 @@ def test_idempotency_key_is_unique(store: JobStore) -> None:
     assert store.get_by_idempotency_key("k-2") is None
     store.create(new_job())  # many jobs without a key are fine
     store.create(new_job())
-    assert store.count_by_status() == {"pending": 3, "running": 0, "completed": 0, "failed": 0}
+    assert store.count_by_status() == {
+        "pending": 3,
+        "running": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
 
 def test_concurrent_creates_with_one_key_keep_one_job_at_once(store: JobStore) -> None:
@@ -377,6 +383,7 @@ def test_concurrent_claimers_never_get_the_same_job(store: JobStore) -> None:
         "running": CLAIMERS * CLAIM_ROUNDS,
         "completed": 0,
         "failed": 0,
+        "cancelled": 0,
     }
 
 

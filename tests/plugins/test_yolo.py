@@ -134,7 +134,7 @@ def test_unavailable_without_a_model(tmp_path: Path) -> None:
     )
     missing = tmp_path / "nope.onnx"
     assert YoloDetect(missing).unavailable_reason() == (
-        f"YOLO model file {missing} does not exist (FORGESYTE_YOLO_MODEL)"
+        f"YOLO model file {missing.name} does not exist (FORGESYTE_YOLO_MODEL)"
     )
     with pytest.raises(RuntimeError, match=r"yolo\.detect cannot run: YOLO model file"):
         YoloDetect(missing).load()

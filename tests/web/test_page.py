@@ -126,9 +126,12 @@ def test_a_refused_upload_shows_the_servers_reason(
     expect(page.get_by_role("alert").first).to_contain_text("MP4")
     expect(page.locator("#jobs li")).to_have_count(0)
     # the refused POST is logged by the browser as a failed resource; nothing else is
-    assert errors.unexpected(
-        lambda m: _resource_404_of_job_list(m) or ("status of 400" in m and "/submit" in m)
-    ) == []
+    assert (
+        errors.unexpected(
+            lambda m: _resource_404_of_job_list(m) or ("status of 400" in m and "/submit" in m)
+        )
+        == []
+    )
 
 
 def test_the_key_prompt_a_wrong_key_and_previews_with_the_key_header(
@@ -153,7 +156,9 @@ def test_the_key_prompt_a_wrong_key_and_previews_with_the_key_header(
     dialog.get_by_label("API key").fill(API_KEY)
     dialog.get_by_role("button", name="Use key").click()
     expect(dialog).to_be_hidden()
-    expect(page.get_by_label("Pipeline", exact=True).locator("option[value=testkit_grey]")).to_have_count(1)
+    expect(
+        page.get_by_label("Pipeline", exact=True).locator("option[value=testkit_grey]")
+    ).to_have_count(1)
 
     job_id = _submit(page, score_video, "testkit_grey", frame_stride="4")
     expect(_job(page, job_id).locator(".status")).to_have_text("completed 100%")
@@ -170,14 +175,14 @@ def test_the_key_prompt_a_wrong_key_and_previews_with_the_key_header(
 
     # the key is kept for the browser session: a reload asks nothing
     page.reload()
-    expect(page.get_by_label("Pipeline", exact=True).locator("option[value=testkit_grey]")).to_have_count(1)
+    expect(
+        page.get_by_label("Pipeline", exact=True).locator("option[value=testkit_grey]")
+    ).to_have_count(1)
     expect(page.get_by_role("dialog", name="API key")).to_be_hidden()
     assert not any(API_KEY in url or "not-the-key" in url for url in urls)
     assert headers and all(h.get("authorization") == f"Bearer {API_KEY}" for h in headers[-3:])
     # the browser logs each 401 the page answered with the prompt; nothing else
-    assert errors.unexpected(
-        lambda m: _resource_404_of_job_list(m) or "status of 401" in m
-    ) == []
+    assert errors.unexpected(lambda m: _resource_404_of_job_list(m) or "status of 401" in m) == []
 
 
 def test_the_narrow_page_fits_and_its_controls_are_labelled_and_reachable(
@@ -193,20 +198,25 @@ def test_the_narrow_page_fits_and_its_controls_are_labelled_and_reachable(
     assert width <= NARROW["width"], f"the page is {width} px wide at {NARROW['width']} px"
 
     # every control has an accessible name
-    unlabelled = page.evaluate(
-        """() => [...document.querySelectorAll('input, select, button')]
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, button')]
             .filter(el => !el.closest('[hidden], dialog:not([open])'))
             .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
                           && !el.textContent.trim())
-            .map(el => el.outerHTML)"""
-    )
+            .map(el => el.outerHTML)""")
     assert unlabelled == []
     # the keyboard reaches the form from the top of the page, in order
     page.locator("body").focus()
     reached: list[str] = []
     for _ in range(12):
         page.keyboard.press("Tab")
-        reached.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
-    wanted = ["video", "pipeline", *(f"option-{name}" for name in JobOptions.model_fields), "analyse"]
+        reached.append(
+            page.evaluate("document.activeElement.id || document.activeElement.textContent")
+        )
+    wanted = [
+        "video",
+        "pipeline",
+        *(f"option-{name}" for name in JobOptions.model_fields),
+        "analyse",
+    ]
     assert [r for r in reached if r in wanted] == wanted, reached
     assert errors.unexpected(_resource_404_of_job_list) == []

@@ -12,6 +12,7 @@ from forgesyte.api.routes import (
     health,
     job_results,
     job_status,
+    jobs,
     metrics,
     page,
     pipelines,
@@ -39,7 +40,7 @@ def create_app(context: AppContext) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=context.settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Idempotency-Key", "Content-Type"],
         )
     app.include_router(health.router)
@@ -49,6 +50,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(timeline.router)
     app.include_router(preview.router)
     app.include_router(pipelines.router)
+    app.include_router(jobs.router)
     app.include_router(metrics.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")

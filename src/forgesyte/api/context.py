@@ -20,3 +20,4 @@ class AppContext:
     storage: Storage
     registry: PluginRegistry
     catalog: PipelineCatalog
+    child_memory_mb: int | None = None  # each analysis child's memory cap (None: no workers)

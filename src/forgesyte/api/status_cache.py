@@ -17,11 +17,16 @@ from forgesyte.jobs.changes import JobChange
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
 
-FINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
+FINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+FINAL_STATE_CACHE_S = 30.0  # seconds: a final state never changes, but a job may be deleted
 
 
 class StatusCache:
-    """Least-recently-used status answers (JSON bodies), fresh for ttl_s unless final."""
+    """Least-recently-used status answers (JSON bodies), fresh for ttl_s unless final.
+
+    A final answer is kept for FINAL_STATE_CACHE_S: its state cannot change, but the job may
+    be deleted through another API process, which this one hears of only by reading again.
+    """
 
     def __init__(self, ttl_s: float, max_entries: int = 20_000) -> None:
         self.ttl_s = ttl_s
@@ -36,7 +41,8 @@ class StatusCache:
             if entry is None:
                 return None
             read_at, status, body = entry
-            if status not in FINAL_STATES and time.monotonic() - read_at > self.ttl_s:
+            fresh_s = FINAL_STATE_CACHE_S if status in FINAL_STATES else self.ttl_s
+            if time.monotonic() - read_at > fresh_s:
                 del self._entries[job_id]
                 return None
             self._entries.move_to_end(job_id)

@@ -10,7 +10,7 @@ The route in api/routes/video_submit.py only adapts HTTP to ``submit_video``. Th
    delete the new video and answer from the one idempotency lookup: the existing job's
    id for the same pipeline and options, else 409.
 
-Every error is an ApiError with its status: 400, 408, 409, 413 or 503.
+Every error is an ApiError with its status: 400, 408, 409, 413, 429, 503 or 507.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -26,20 +26,30 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import BadRequest, Conflict, ServiceUnavailable
+from forgesyte.api.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientStorage,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 from forgesyte.api.upload import FILE_FIELD, UploadAborted, receive_upload
 from forgesyte.jobs.options import InvalidOptions, JobOptions
 from forgesyte.jobs.store import DuplicateIdempotencyKeyError, NewJob
 from forgesyte.pipelines.catalog import DEFAULT_PIPELINE_ID
 from forgesyte.storage import StorageError, StorageWriter
 from forgesyte.storage.base import video_key
+from forgesyte.webhooks.guard import UnsafeCallbackUrl, check_callback_url
 
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 256
+UPLOAD_RETRY_AFTER_S = 5  # the Retry-After of a 429 when every upload slot is taken
 PIPELINE_FIELD = "pipeline_id"
-# every form or query field a submit reads besides the file: the pipeline and each option
-SUBMIT_FIELDS = (PIPELINE_FIELD, *JobOptions.model_fields)
+CALLBACK_FIELD = "callback_url"  # where to POST a signed event when the job ends
+# every form or query field a submit reads besides the file: the pipeline, each option
+# and the callback URL
+SUBMIT_FIELDS = (PIPELINE_FIELD, *JobOptions.model_fields, CALLBACK_FIELD)
 
 
 def submit_openapi() -> dict[str, Any]:
@@ -48,7 +58,14 @@ def submit_openapi() -> dict[str, Any]:
     Derived from JobOptions, so a new option is documented where it is defined.
     """
     pipeline = {"type": "string", "description": f"Default: {DEFAULT_PIPELINE_ID}"}
-    options = JobOptions.form_schema()
+    options = {
+        **JobOptions.form_schema(),
+        CALLBACK_FIELD: {
+            "type": "string",
+            "format": "uri",
+            "description": "POSTed a signed event when the job ends (see the webhooks docs)",
+        },
+    }
     return {
         "parameters": [
             {"name": name, "in": "query", "required": False, "schema": schema}
@@ -76,6 +93,7 @@ def submit_openapi() -> dict[str, Any]:
 def validate_submission(context: AppContext, fields: Mapping[str, str]) -> tuple[str, JobOptions]:
     """The pipeline and options the fields ask for; BadRequest naming what is wrong."""
     options_fields = dict(fields)
+    options_fields.pop(CALLBACK_FIELD, None)  # not an option: see check_callback
     pipeline_id = options_fields.pop(PIPELINE_FIELD, "") or DEFAULT_PIPELINE_ID
     entry = context.catalog.get(pipeline_id)
     if entry is None:
@@ -86,6 +104,16 @@ def validate_submission(context: AppContext, fields: Mapping[str, str]) -> tuple
     try:
         return pipeline_id, JobOptions.from_form(options_fields)
     except InvalidOptions as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def check_callback(context: AppContext, callback_url: str) -> None:
+    """Refuse a callback URL the server will not call (see forgesyte.webhooks.guard)."""
+    if not context.settings.webhook_secret:
+        raise BadRequest("callback_url needs the server's FORGESYTE_WEBHOOK_SECRET to be set")
+    try:
+        check_callback_url(callback_url, allow_private=context.settings.webhook_allow_private)
+    except UnsafeCallbackUrl as exc:
         raise BadRequest(str(exc)) from None
 
 
@@ -102,22 +130,30 @@ async def submit_video(
         raise BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     query = {k: v for k, v in request.query_params.items() if k in SUBMIT_FIELDS}
     validate_submission(context, query)  # fail fast, before reading the body
+    if query.get(CALLBACK_FIELD):
+        await run_in_threadpool(check_callback, context, query[CALLBACK_FIELD])
+    await run_in_threadpool(_check_free_disk, context)
     job_id = uuid.uuid4()
     key = video_key(job_id)
-    try:
-        writer = await run_in_threadpool(context.storage.open_writer, key)
-        pipeline_id, options, size = await _store_video(context, request, writer, query)
-    except StorageError as exc:
-        raise ServiceUnavailable(f"storage is not accepting uploads: {exc.reason}") from exc
-    except UploadAborted as exc:
-        log.info("upload aborted by the client: %s", exc)
-        raise BadRequest(str(exc)) from exc
+    with _upload_slot(request, context.settings.max_concurrent_uploads):
+        try:
+            writer = await run_in_threadpool(context.storage.open_writer, key)
+            pipeline_id, options, size, callback_url = await _store_video(
+                context, request, writer, query
+            )
+        except StorageError as exc:
+            log.warning("job %s: storage refused the upload: %s", job_id, exc.reason)
+            raise ServiceUnavailable("storage is not accepting uploads; nothing was kept") from exc
+        except UploadAborted as exc:
+            log.info("job %s: upload aborted by the client: %s", job_id, exc)
+            raise BadRequest(str(exc)) from exc
     new_job = NewJob(
         job_id=job_id,
         pipeline_id=pipeline_id,
         options=options.to_json(),
         input_path=key,
         idempotency_key=idempotency_key,
+        callback_url=callback_url,
     )
     try:
         await run_in_threadpool(context.store.create, new_job)
@@ -133,13 +169,65 @@ async def submit_video(
     return job_id
 
 
+class _UploadSlots:
+    """How many uploads this process is receiving; touched only on the event loop."""
+
+    def __init__(self) -> None:
+        self.in_use = 0
+
+
+@contextlib.contextmanager
+def _upload_slot(request: Request, limit: int) -> Iterator[None]:
+    """Hold one of `limit` upload slots while the body streams in; 429 when none is free."""
+    slots: _UploadSlots | None = getattr(request.app.state, "upload_slots", None)
+    if slots is None:
+        slots = _UploadSlots()
+        request.app.state.upload_slots = slots
+    if slots.in_use >= limit:
+        raise TooManyRequests(
+            f"{limit} uploads are already under way; retry in {UPLOAD_RETRY_AFTER_S} s",
+            UPLOAD_RETRY_AFTER_S,
+        )
+    slots.in_use += 1
+    try:
+        yield
+    finally:
+        slots.in_use -= 1
+
+
+def _check_free_disk(context: AppContext) -> None:
+    """InsufficientStorage when local storage has less free space than the size limit.
+
+    Only storage on the local disk is checked (it says how much is free); an upload to
+    S3 streams to the bucket and does not use the local disk.
+    """
+    free_bytes = getattr(context.storage, "free_bytes", None)
+    free = free_bytes() if callable(free_bytes) else None
+    needed = context.settings.max_upload_bytes
+    if free is not None and free < needed:
+        log.warning("refused an upload: %d bytes free in storage, %d needed", free, needed)
+        raise InsufficientStorage("the server has too little free disk space to take an upload now")
+
+
 async def _store_video(
     context: AppContext, request: Request, writer: StorageWriter, query: Mapping[str, str]
-) -> tuple[str, JobOptions, int]:
-    """Stream the body into writer, validate all fields, commit; abort on anything else."""
+) -> tuple[str, JobOptions, int, str | None]:
+    """Stream the body into writer, validate all fields, commit; abort on anything else.
+
+    Returns the pipeline, the options, the size and the callback URL (None without one).
+    """
     try:
-        upload = await receive_upload(request, writer, context.settings.max_upload_bytes)
-        pipeline_id, options = validate_submission(context, {**upload.fields, **query})
+        upload = await receive_upload(
+            request,
+            writer,
+            context.settings.max_upload_bytes,
+            context.settings.upload_timeout_s,
+        )
+        fields = {**upload.fields, **query}
+        pipeline_id, options = validate_submission(context, fields)
+        callback_url = fields.get(CALLBACK_FIELD) or None
+        if callback_url is not None and CALLBACK_FIELD not in query:
+            await run_in_threadpool(check_callback, context, callback_url)
         await run_in_threadpool(writer.commit)
     except BaseException:
         # whatever went wrong before the commit (a cancelled request too), the uploaded
@@ -147,7 +235,7 @@ async def _store_video(
         with contextlib.suppress(Exception):
             await run_in_threadpool(writer.abort)
         raise
-    return pipeline_id, options, upload.size
+    return pipeline_id, options, upload.size, callback_url
 
 
 async def _earlier_job(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +21,16 @@ from starlette.requests import ClientDisconnect, Request
 from forgesyte.api.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceUnavailable
 from forgesyte.storage import StorageError, StorageWriter
 
+log = logging.getLogger(__name__)
+
 FILE_FIELD = "file"
 MP4_SNIFF_BYTES = 64
 FLUSH_BYTES = 1 << 20  # write to storage in chunks of about 1 MiB
-MAX_FIELD_BYTES = 1024
-MAX_FIELDS = 32
+MAX_FIELD_BYTES = 1024  # bytes of one small form field (an option or the pipeline id)
+MAX_FIELDS = 16  # small form fields besides the file part
+MAX_PARTS = MAX_FIELDS + 1  # every part of the body: the fields and the one file part
+MAX_HEADER_BYTES = 1024  # bytes of one part header's name or value
+MAX_PART_HEADERS = 8  # headers of one part
 ENVELOPE_BYTES = 64 * 1024  # what the multipart envelope and form fields may add to the file
 IDLE_TIMEOUT_S = 60.0  # seconds without a byte from the client before an upload is dropped
 
@@ -37,14 +44,19 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 def looks_like_mp4(head: bytes) -> bool:
-    """Whether the first bytes hold an ISO base media `ftyp` box, as every MP4 starts with."""
-    return head.find(b"ftyp", 0, MP4_SNIFF_BYTES) >= 4
+    """Whether the file starts with an ISO base media `ftyp` box, as every MP4 does.
+
+    The box type sits at bytes 4-8, right after the box's 4-byte size; `ftyp` anywhere
+    else (a playlist or other text that merely mentions it) is not an MP4.
+    """
+    return len(head) >= 8 and head[4:8] == b"ftyp"
 
 
 @dataclass
 class _PartState:
     name: str | None = None
     filename: str | None = None
+    header_count: int = 0
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
     headers: dict[str, bytes] = field(default_factory=dict)
@@ -61,7 +73,12 @@ class ReceivedUpload:
 
 
 class _Receiver:
-    """Collects multipart callbacks into form fields and buffered file bytes."""
+    """Collects multipart callbacks into form fields and buffered file bytes.
+
+    The parser calls it from a worker thread (never on the event loop), and every
+    callback bounds its work: a body of many parts, nameless parts, long headers or
+    long fields is refused with a BadRequest at the first part over a limit.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -73,12 +90,13 @@ class _Receiver:
         self.file_done = False
         self.size = 0
         self.sniffed = False
+        self.parts = 0
 
     def callbacks(self) -> dict[str, Any]:
         return {
             "on_part_begin": self._part_begin,
-            "on_header_field": lambda d, s, e: self.part.header_field.extend(d[s:e]),
-            "on_header_value": lambda d, s, e: self.part.header_value.extend(d[s:e]),
+            "on_header_field": lambda d, s, e: self._header_bytes(self.part.header_field, d[s:e]),
+            "on_header_value": lambda d, s, e: self._header_bytes(self.part.header_value, d[s:e]),
             "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
@@ -86,9 +104,24 @@ class _Receiver:
         }
 
     def _part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            raise BadRequest(
+                f"too many parts in the multipart body: send one '{FILE_FIELD}' part and at "
+                f"most {MAX_FIELDS} form fields"
+            )
         self.part = _PartState()
 
+    @staticmethod
+    def _header_bytes(target: bytearray, data: bytes) -> None:
+        target.extend(data)
+        if len(target) > MAX_HEADER_BYTES:
+            raise BadRequest("a multipart part header is too long")
+
     def _header_end(self) -> None:
+        self.part.header_count += 1
+        if self.part.header_count > MAX_PART_HEADERS:
+            raise BadRequest("a multipart part has too many headers")
         name = bytes(self.part.header_field).decode("latin-1").lower()
         self.part.headers[name] = bytes(self.part.header_value)
         self.part.header_field.clear()
@@ -101,10 +134,16 @@ class _Receiver:
         filename = params.get(b"filename")
         self.part.name = name.decode("utf-8", "replace") if name is not None else None
         self.part.filename = filename.decode("utf-8", "replace") if filename is not None else None
+        if not self.part.name:
+            raise BadRequest("every multipart part needs a name (Content-Disposition name=...)")
         if self.part.name == FILE_FIELD:
             if self.file_seen:
                 raise BadRequest("only one 'file' field may be sent")
             self.file_seen = True
+        elif self.part.filename is not None:
+            raise BadRequest(f"only the '{FILE_FIELD}' part may carry a file")
+        elif self.part.name in self.fields:
+            raise BadRequest(f"form field {self.part.name[:64]!r} is sent twice")
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
@@ -120,7 +159,7 @@ class _Receiver:
             return
         self.part.value.extend(chunk)
         if len(self.part.value) > MAX_FIELD_BYTES:
-            raise BadRequest(f"form field {self.part.name!r} is too long")
+            raise BadRequest(f"form field {str(self.part.name)[:64]!r} is too long")
 
     def _part_end(self) -> None:
         if self.part.name == FILE_FIELD:
@@ -137,9 +176,7 @@ class _Receiver:
         if not self.head:
             raise BadRequest("the uploaded file is empty")
         if not looks_like_mp4(bytes(self.head)):
-            raise BadRequest(
-                "the uploaded file is not an MP4 (no 'ftyp' box in its first 64 bytes)"
-            )
+            raise BadRequest("the uploaded file is not an MP4 (bytes 4-8 are not 'ftyp')")
 
 
 def _boundary(request: Request) -> bytes:
@@ -154,23 +191,49 @@ def _upload_error(exc: Exception) -> Exception:
     if isinstance(exc, ClientDisconnect):
         return UploadAborted("the client disconnected during the upload")
     if isinstance(exc, StorageError):
-        return ServiceUnavailable(f"storage is not accepting uploads: {exc.reason}")
+        # the reason can name the bucket or a key: it goes to the log, not to the client
+        log.warning("storage refused an upload: %s", exc.reason)
+        return ServiceUnavailable("storage is not accepting uploads; nothing was kept")
     if isinstance(exc, ParseError):
-        return BadRequest(f"malformed multipart body: {exc}")
+        return BadRequest("malformed multipart body")
     return exc
 
 
-async def receive_upload(request: Request, writer: StorageWriter, max_bytes: int) -> ReceivedUpload:
+async def _next_chunk(chunks: Any, deadline: float, timeout_s: float) -> bytes | None:
+    """The body's next chunk (None at its end); RequestTimeout past the deadline or idle."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise RequestTimeout(f"the upload did not finish within {timeout_s:g} s")
+    try:
+        chunk: bytes = await asyncio.wait_for(anext(chunks), min(IDLE_TIMEOUT_S, remaining))
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if time.monotonic() >= deadline:
+            raise RequestTimeout(f"the upload did not finish within {timeout_s:g} s") from None
+        raise RequestTimeout(
+            f"the upload stalled: nothing arrived for {IDLE_TIMEOUT_S:g} s"
+        ) from None
+    return chunk
+
+
+async def receive_upload(
+    request: Request, writer: StorageWriter, max_bytes: int, timeout_s: float = 600.0
+) -> ReceivedUpload:
     """Stream the multipart body into writer; abort the writer on any error.
 
+    The multipart parser runs in a worker thread, so a body built to be slow to parse
+    cannot stall the event loop. The whole body must arrive within timeout_s.
     A cancelled request is left to the caller, who owns the writer and aborts it
     whatever happens before it commits.
 
-    Raises BadRequest (not multipart, no file, empty, not MP4), PayloadTooLarge,
-    RequestTimeout (nothing arrived for IDLE_TIMEOUT_S), ServiceUnavailable (storage
-    write failed) or UploadAborted (client went away).
+    Raises BadRequest (not multipart, no file, empty, not MP4, a part over a limit),
+    PayloadTooLarge, RequestTimeout (past timeout_s, or nothing arrived for
+    IDLE_TIMEOUT_S), ServiceUnavailable (storage write failed) or UploadAborted (client
+    went away).
     """
     receiver = _Receiver(max_bytes)
+    deadline = time.monotonic() + timeout_s
     try:
         declared = int(request.headers.get("content-length", "0") or 0)
         if declared > max_bytes + ENVELOPE_BYTES:
@@ -179,25 +242,22 @@ async def receive_upload(request: Request, writer: StorageWriter, max_bytes: int
         body_bytes = 0
         chunks = request.stream().__aiter__()
         while True:
-            try:
-                chunk = await asyncio.wait_for(anext(chunks), IDLE_TIMEOUT_S)
-            except StopAsyncIteration:
+            chunk = await _next_chunk(chunks, deadline, timeout_s)
+            if chunk is None:
                 break
-            except TimeoutError:
-                raise RequestTimeout(
-                    f"the upload stalled: nothing arrived for {IDLE_TIMEOUT_S:g} s"
-                ) from None
             # the whole body counts (also without Content-Length): the file part is
             # checked by the receiver, everything around it against the envelope allowance
             body_bytes += len(chunk)
             if body_bytes > max_bytes + ENVELOPE_BYTES:
                 raise _too_large(max_bytes)
-            parser.write(chunk)
+            await run_in_threadpool(parser.write, chunk)
             if len(receiver.buffer) >= FLUSH_BYTES:
                 data = bytes(receiver.buffer)
                 receiver.buffer.clear()
                 await run_in_threadpool(writer.write, data)
-        parser.finalize()
+        await run_in_threadpool(parser.finalize)
+        if time.monotonic() > deadline:
+            raise RequestTimeout(f"the upload did not finish within {timeout_s:g} s")
         if not receiver.file_seen:
             raise BadRequest("the multipart field 'file' is missing")
         if not receiver.file_done:

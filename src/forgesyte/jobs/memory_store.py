@@ -12,17 +12,33 @@ from typing import TYPE_CHECKING, Any
 
 from forgesyte.jobs import stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
-from forgesyte.jobs.models import JobStatus, utcnow
+from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, WebhookState, utcnow
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
+    JobFinishedError,
+    JobPageCursor,
     JobRecord,
+    JobRunningError,
     JobStore,
     NewJob,
     RecoveryReport,
+    WebhookDelivery,
     lost_worker_message,
 )
 
 Clock = Callable[[], datetime]
+
+
+@dataclasses.dataclass
+class _Webhook:
+    """A job's outbox entry (the job_webhooks row of the SQL store)."""
+
+    callback_url: str
+    event_id: uuid.UUID
+    next_attempt_at: datetime
+    state: WebhookState = WebhookState.PENDING
+    attempts: int = 0
+    last_error: str | None = None
 
 
 class InMemoryJobStore:
@@ -36,6 +52,7 @@ class InMemoryJobStore:
     def __init__(self, *, on_change: JobListener | None = None, clock: Clock = utcnow) -> None:
         self._jobs: dict[uuid.UUID, JobRecord] = {}
         self._by_key: dict[str, uuid.UUID] = {}
+        self._webhooks: dict[uuid.UUID, _Webhook] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self._changes = JobChangeFeed()
@@ -79,6 +96,8 @@ class InMemoryJobStore:
             self._jobs[new.job_id] = record
             if new.idempotency_key is not None:
                 self._by_key[new.idempotency_key] = new.job_id
+            if new.callback_url is not None:
+                self._webhooks[new.job_id] = _Webhook(new.callback_url, uuid.uuid4(), now)
             snapshot = _copy(record)
         self._changes.publish(record.job_id, record.status)
         return snapshot
@@ -145,6 +164,133 @@ class InMemoryJobStore:
                 counts[job.status.value] += 1
         return counts
 
+    def list_page(
+        self,
+        *,
+        limit: int,
+        after: JobPageCursor | None = None,
+        status: JobStatus | None = None,
+        pipeline_id: str | None = None,
+    ) -> list[JobRecord]:
+        """Up to limit jobs, newest first (created_at, job_id descending); after `after`."""
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if (status is None or job.status is status)
+                and (pipeline_id is None or job.pipeline_id == pipeline_id)
+                and (
+                    after is None or (job.created_at, job.job_id) < (after.created_at, after.job_id)
+                )
+            ]
+            jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
+            return [_copy(job) for job in jobs[:limit]]
+
+    def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Make a pending or running job cancelled; JobFinishedError if it already ended."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
+                raise JobFinishedError(job.status)
+            cancelled = self._replace(
+                job, self._clock(), status=JobStatus.CANCELLED, lease_expires_at=None
+            )
+        self._changes.publish(job_id, JobStatus.CANCELLED)
+        return cancelled
+
+    def delete(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Remove a job that is not running, with its outbox entry; the removed snapshot."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.status is JobStatus.RUNNING:
+                raise JobRunningError(str(job_id))
+            del self._jobs[job_id]
+            self._webhooks.pop(job_id, None)
+            if job.idempotency_key is not None:
+                self._by_key.pop(job.idempotency_key, None)
+        self._changes.publish(job_id, job.status)  # caches of this job must forget it
+        return _copy(job)
+
+    def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
+        """Up to limit finished jobs that ended before cutoff, oldest first."""
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if job.status in FINISHED_STATUSES and job.updated_at < cutoff
+            ]
+            jobs.sort(key=lambda job: (job.updated_at, job.job_id))
+            return [_copy(job) for job in jobs[:limit]]
+
+    # -- webhooks ---------------------------------------------------------------------
+
+    def claim_webhooks(self, limit: int, retry_after_s: float) -> list[WebhookDelivery]:
+        """Claim up to limit due deliveries of finished jobs, one attempt counted each."""
+        with self._lock:
+            now = self._clock()
+            due = sorted(
+                (
+                    (hook.next_attempt_at, job_id)
+                    for job_id, hook in self._webhooks.items()
+                    if hook.state is WebhookState.PENDING
+                    and hook.next_attempt_at <= now
+                    and self._jobs[job_id].status in FINISHED_STATUSES
+                ),
+            )[:limit]
+            claimed = []
+            for _, job_id in due:
+                hook = self._webhooks[job_id]
+                hook.attempts += 1
+                hook.next_attempt_at = now + timedelta(seconds=retry_after_s)
+                job = self._jobs[job_id]
+                claimed.append(
+                    WebhookDelivery(
+                        job_id=job_id,
+                        event_id=hook.event_id,
+                        callback_url=hook.callback_url,
+                        attempt=hook.attempts,
+                        status=job.status,
+                        error_message=job.error_message,
+                        updated_at=job.updated_at,
+                    )
+                )
+            return claimed
+
+    def finish_webhook(
+        self,
+        delivery: WebhookDelivery,
+        *,
+        delivered: bool,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record how an attempt went; False when it was not the latest claim."""
+        with self._lock:
+            hook = self._webhooks.get(delivery.job_id)
+            if (
+                hook is None
+                or hook.state is not WebhookState.PENDING
+                or hook.attempts != delivery.attempt
+            ):
+                return False
+            if delivered:
+                hook.state, hook.last_error = WebhookState.DELIVERED, None
+            elif retry_at is None:
+                hook.state, hook.last_error = WebhookState.ABANDONED, error
+            else:
+                hook.next_attempt_at, hook.last_error = retry_at, error
+            return True
+
+    def webhook_state(self, job_id: uuid.UUID) -> tuple[str, int] | None:
+        """A job's webhook delivery state and attempts so far, or None."""
+        with self._lock:
+            hook = self._webhooks.get(job_id)
+            return (hook.state.value, hook.attempts) if hook is not None else None
+
     # -- the worker side --------------------------------------------------------------
 
     def claim_next(self, worker_id: str, lease_seconds: float) -> JobRecord | None:
@@ -191,6 +337,14 @@ class InMemoryJobStore:
         return self._update_held(
             job_id, worker_id, lease_expires_at=self._lease_until(lease_seconds)
         )
+
+    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
+        """Whether the job is still running and held by this worker (a read, no write)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return (
+                job is not None and job.status is JobStatus.RUNNING and job.worker_id == worker_id
+            )
 
     def set_progress(
         self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float

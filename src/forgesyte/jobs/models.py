@@ -27,6 +27,11 @@ class JobStatus(enum.StrEnum):
     RUNNING = "running"  # claimed by a worker holding a lease
     COMPLETED = "completed"  # results stored; progress is 100
     FAILED = "failed"  # gave up; error_message says why
+    CANCELLED = "cancelled"  # stopped on request; nothing writes to it afterwards
+
+
+# States a job never leaves; retention and webhooks act on these.
+FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Job(Base):
@@ -36,6 +41,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_idempotency_key", "idempotency_key", unique=True),
+        Index("ix_jobs_created_at_job_id", "created_at", "job_id"),  # the newest-first list
     )
 
     job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -55,3 +61,27 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class WebhookState(enum.StrEnum):
+    """Where a job's completion webhook is in its delivery."""
+
+    PENDING = "pending"  # to send once the job has finished (or to retry at next_attempt_at)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    ABANDONED = "abandoned"  # every attempt failed
+
+
+class JobWebhook(Base):
+    """The outbox row of a job submitted with a callback_url: stored with the job, so a
+    delivery still pending when the process dies is sent after a restart."""
+
+    __tablename__ = "job_webhooks"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    callback_url: Mapped[str] = mapped_column(String(2048))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # the same on every retry
+    state: Mapped[str] = mapped_column(String(16), default=WebhookState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

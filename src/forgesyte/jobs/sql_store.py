@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, func, select, update
+from sqlalchemy import Engine, Row, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,18 +15,30 @@ from forgesyte.db.engine import retry_on_conflict
 from forgesyte.db.migrate import open_engine
 from forgesyte.jobs import stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
-from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.jobs.models import (
+    FINISHED_STATUSES,
+    Job,
+    JobStatus,
+    JobWebhook,
+    WebhookState,
+    utcnow,
+)
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
+    JobFinishedError,
+    JobPageCursor,
     JobRecord,
+    JobRunningError,
     NewJob,
     RecoveryReport,
+    WebhookDelivery,
     lost_worker_message,
 )
 
 LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
 
 _JOBS = Job.__table__
+_FINISHED = [status.value for status in FINISHED_STATUSES]
 
 Clock = Callable[[], datetime]
 
@@ -113,6 +125,18 @@ class SqlJobStore:
         def insert() -> JobRecord:
             with self.session() as session, session.begin():
                 session.add(row)
+                if new.callback_url is not None:
+                    session.add(
+                        JobWebhook(
+                            job_id=new.job_id,
+                            callback_url=new.callback_url,
+                            event_id=uuid.uuid4(),
+                            state=WebhookState.PENDING.value,
+                            attempts=0,
+                            next_attempt_at=now,
+                            updated_at=now,
+                        )
+                    )
             return record_from_row(row)
 
         try:
@@ -173,6 +197,203 @@ class SqlJobStore:
         counts = {status.value: 0 for status in JobStatus}
         counts.update({str(status): int(n) for status, n in rows})
         return counts
+
+    def list_page(
+        self,
+        *,
+        limit: int,
+        after: JobPageCursor | None = None,
+        status: JobStatus | None = None,
+        pipeline_id: str | None = None,
+    ) -> list[JobRecord]:
+        """Up to limit jobs, newest first; with `after`, those strictly behind it.
+
+        The order and the keyset condition follow the (created_at, job_id) index.
+        """
+        query = select(_JOBS)
+        if status is not None:
+            query = query.where(_JOBS.c.status == status.value)
+        if pipeline_id is not None:
+            query = query.where(_JOBS.c.pipeline_id == pipeline_id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    _JOBS.c.created_at < after.created_at,
+                    and_(_JOBS.c.created_at == after.created_at, _JOBS.c.job_id < after.job_id),
+                )
+            )
+        query = query.order_by(_JOBS.c.created_at.desc(), _JOBS.c.job_id.desc()).limit(limit)
+        with self.engine.connect() as connection:
+            return [record_from_row(row) for row in connection.execute(query)]
+
+    def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Make a pending or running job cancelled; JobFinishedError if it already ended."""
+
+        def run() -> JobRecord | None:
+            statement = (
+                update(Job)
+                .where(
+                    Job.job_id == job_id,
+                    Job.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value]),
+                )
+                .values(
+                    status=JobStatus.CANCELLED.value,
+                    lease_expires_at=None,
+                    updated_at=self._clock(),
+                )
+                .returning(Job)
+                .execution_options(synchronize_session=False)
+            )
+            with self.session() as session, session.begin():
+                row = session.scalars(statement).first()
+                return record_from_row(row) if row is not None else None
+
+        cancelled = retry_on_conflict(run)
+        if cancelled is None:
+            current = self.get(job_id)
+            if current is None:
+                return None
+            raise JobFinishedError(current.status)
+        self._changes.publish(job_id, JobStatus.CANCELLED)
+        return cancelled
+
+    def delete(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Remove a job that is not running, with its outbox row; the removed snapshot."""
+
+        def run() -> JobRecord | None:
+            with self.session() as session, session.begin():
+                row = session.execute(
+                    delete(Job)
+                    .where(Job.job_id == job_id, Job.status != JobStatus.RUNNING.value)
+                    .returning(*_JOBS.c)
+                    .execution_options(synchronize_session=False)
+                ).first()
+                if row is None:
+                    return None
+                session.execute(delete(JobWebhook).where(JobWebhook.job_id == job_id))
+                return record_from_row(row)
+
+        removed = retry_on_conflict(run)
+        if removed is None:
+            current = self.get(job_id)
+            if current is None:
+                return None
+            raise JobRunningError(str(job_id))
+        self._changes.publish(job_id, removed.status)  # caches of this job must forget it
+        return removed
+
+    def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
+        """Up to limit finished jobs that ended before cutoff, oldest first."""
+        query = (
+            select(_JOBS)
+            .where(_JOBS.c.status.in_(_FINISHED), _JOBS.c.updated_at < cutoff)
+            .order_by(_JOBS.c.updated_at, _JOBS.c.job_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [record_from_row(row) for row in connection.execute(query)]
+
+    # -- webhooks ---------------------------------------------------------------------
+
+    def claim_webhooks(self, limit: int, retry_after_s: float) -> list[WebhookDelivery]:
+        """Claim up to limit due deliveries of finished jobs, one attempt counted each."""
+
+        def claim() -> list[WebhookDelivery]:
+            now = self._clock()
+            due = (
+                select(
+                    JobWebhook.job_id,
+                    JobWebhook.event_id,
+                    JobWebhook.callback_url,
+                    JobWebhook.attempts,
+                    Job.status,
+                    Job.error_message,
+                    Job.updated_at,
+                )
+                .join(Job, Job.job_id == JobWebhook.job_id)
+                .where(
+                    JobWebhook.state == WebhookState.PENDING.value,
+                    JobWebhook.next_attempt_at <= now,
+                    Job.status.in_(_FINISHED),
+                )
+                .order_by(JobWebhook.next_attempt_at)
+                .limit(limit)
+            )
+            if self.engine.dialect.name == "postgresql":
+                due = due.with_for_update(of=JobWebhook, skip_locked=True)
+            claimed: list[WebhookDelivery] = []
+            with self.session() as session, session.begin():
+                for row in session.execute(due).all():
+                    result = session.execute(
+                        update(JobWebhook)
+                        .where(
+                            JobWebhook.job_id == row.job_id,
+                            JobWebhook.attempts == row.attempts,
+                            JobWebhook.state == WebhookState.PENDING.value,
+                        )
+                        .values(
+                            attempts=row.attempts + 1,
+                            next_attempt_at=now + timedelta(seconds=retry_after_s),
+                            updated_at=now,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                    if result.rowcount == 1:  # type: ignore[attr-defined]
+                        claimed.append(
+                            WebhookDelivery(
+                                job_id=row.job_id,
+                                event_id=row.event_id,
+                                callback_url=row.callback_url,
+                                attempt=row.attempts + 1,
+                                status=JobStatus(row.status),
+                                error_message=row.error_message,
+                                updated_at=row.updated_at,
+                            )
+                        )
+            return claimed
+
+        return retry_on_conflict(claim)
+
+    def finish_webhook(
+        self,
+        delivery: WebhookDelivery,
+        *,
+        delivered: bool,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record how an attempt went; False when it was not the latest claim."""
+        values: dict[str, Any]
+        if delivered:
+            values = {"state": WebhookState.DELIVERED.value, "last_error": None}
+        elif retry_at is None:
+            values = {"state": WebhookState.ABANDONED.value, "last_error": error}
+        else:
+            values = {"next_attempt_at": retry_at, "last_error": error}
+
+        def run() -> bool:
+            statement = (
+                update(JobWebhook)
+                .where(
+                    JobWebhook.job_id == delivery.job_id,
+                    JobWebhook.attempts == delivery.attempt,
+                    JobWebhook.state == WebhookState.PENDING.value,
+                )
+                .values(updated_at=self._clock(), **values)
+                .execution_options(synchronize_session=False)
+            )
+            with self.session() as session, session.begin():
+                return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+        return retry_on_conflict(run)
+
+    def webhook_state(self, job_id: uuid.UUID) -> tuple[str, int] | None:
+        """A job's webhook delivery state and attempts so far, or None."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(JobWebhook.state, JobWebhook.attempts).where(JobWebhook.job_id == job_id)
+            ).first()
+        return (str(row.state), int(row.attempts)) if row is not None else None
 
     # -- the worker side --------------------------------------------------------------
 
@@ -254,6 +475,18 @@ class SqlJobStore:
         return self._update_held(
             job_id, worker_id, JobStatus.RUNNING, lease_expires_at=self._lease_until(lease_seconds)
         )
+
+    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
+        """Whether the job is still running and held by this worker (a read, no write)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(_JOBS.c.job_id).where(
+                    _JOBS.c.job_id == job_id,
+                    _JOBS.c.status == JobStatus.RUNNING.value,
+                    _JOBS.c.worker_id == worker_id,
+                )
+            ).first()
+        return row is not None
 
     def set_progress(
         self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float

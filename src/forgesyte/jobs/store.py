@@ -27,12 +27,16 @@ from forgesyte.jobs.stats import DURATION_BUCKETS_S, DurationHistogram
 __all__ = [
     "DuplicateIdempotencyKeyError",
     "JobChange",
+    "JobFinishedError",
     "JobListener",
     "JobOptions",
+    "JobPageCursor",
     "JobRecord",
+    "JobRunningError",
     "JobStore",
     "NewJob",
     "RecoveryReport",
+    "WebhookDelivery",
 ]
 
 
@@ -66,6 +70,28 @@ class NewJob:
     options: dict[str, Any]
     input_path: str
     idempotency_key: str | None = None
+    callback_url: str | None = None  # checked by the API; the store keeps its outbox row
+
+
+@dataclass(frozen=True)
+class JobPageCursor:
+    """Where a newest-first page of the job list stopped: its last job's position."""
+
+    created_at: datetime
+    job_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One claimed attempt to tell a finished job's callback_url how it ended."""
+
+    job_id: uuid.UUID
+    event_id: uuid.UUID
+    callback_url: str
+    attempt: int  # 1 for the first try
+    status: JobStatus
+    error_message: str | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,18 @@ class RecoveryReport:
 
 class DuplicateIdempotencyKeyError(Exception):
     """Another job already holds this idempotency key."""
+
+
+class JobFinishedError(Exception):
+    """The job has already ended (completed, failed or cancelled); it cannot be cancelled."""
+
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(f"the job is already {status.value}")
+        self.status = status
+
+
+class JobRunningError(Exception):
+    """The job is running; it cannot be deleted (cancel it first)."""
 
 
 def lost_worker_message(attempts: int, max_attempts: int) -> str:
@@ -126,6 +164,68 @@ class JobStore(Protocol):
         """How many jobs are in each state (every state present, zero included)."""
         ...
 
+    def list_page(
+        self,
+        *,
+        limit: int,
+        after: JobPageCursor | None = None,
+        status: JobStatus | None = None,
+        pipeline_id: str | None = None,
+    ) -> list[JobRecord]:
+        """Up to limit jobs, newest first (created_at, then job_id, both descending).
+
+        With `after`, only jobs strictly behind that position: paging with the last job of
+        each page visits every job once, and jobs created meanwhile (newer) never shift it.
+        """
+        ...
+
+    def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Make a pending or running job cancelled at once; its snapshot, or None if unknown.
+
+        A running job's worker learns it at its next held write (heartbeat, progress,
+        complete, fail), which then answers False. Raises JobFinishedError for a job that
+        already ended.
+        """
+        ...
+
+    def delete(self, job_id: uuid.UUID) -> JobRecord | None:
+        """Remove a job that is not running (and its webhook outbox row); the removed
+        snapshot, or None if unknown. Raises JobRunningError for a running job. The job's
+        storage objects are the caller's to remove. Listeners hear the removal as a change
+        with the job's last status."""
+        ...
+
+    def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
+        """Up to limit jobs that ended (completed, failed, cancelled) before cutoff, oldest
+        first; a finished job's updated_at is when it ended."""
+        ...
+
+    # -- webhooks (the outbox is created with the job, from NewJob.callback_url) ---------
+
+    def claim_webhooks(self, limit: int, retry_after_s: float) -> list[WebhookDelivery]:
+        """Claim up to limit due deliveries of finished jobs, counting one attempt each.
+
+        A claimed delivery is due again after retry_after_s unless `finish_webhook` says
+        otherwise first: a sender that dies mid-attempt leaves it to be retried.
+        """
+        ...
+
+    def finish_webhook(
+        self,
+        delivery: WebhookDelivery,
+        *,
+        delivered: bool,
+        retry_at: datetime | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Record how an attempt went: delivered, retried at retry_at, or (no retry_at)
+        abandoned. False when the attempt was not the latest claim (nothing changed)."""
+        ...
+
+    def webhook_state(self, job_id: uuid.UUID) -> tuple[str, int] | None:
+        """A job's webhook delivery state and attempts so far, or None if it has none."""
+        ...
+
     # -- monitoring (read at scrape time, so every process reports the same) -----------
 
     def oldest_pending_created_at(self) -> datetime | None:
@@ -164,6 +264,11 @@ class JobStore(Protocol):
 
     def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
         """Renew the worker's lease on a job; False if the job was taken away."""
+        ...
+
+    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
+        """Whether the job is still running and held by this worker (a read, no write):
+        False once it was cancelled or taken away."""
         ...
 
     def set_progress(

@@ -108,16 +108,47 @@ def _builtin_sources() -> list[tuple[str, str]]:
     )
 
 
-def _user_sources(folder: Path) -> list[tuple[str, str]]:
+MAX_PIPELINE_FILE_BYTES = 1 << 20  # a pipeline file larger than this is refused unread
+
+
+def _read_pipeline_file(path: Path) -> str:
+    """The text of one pipeline file; PipelineError naming the file when it cannot be read."""
+    try:
+        if not path.is_file():
+            what = "a broken symlink" if path.is_symlink() and not path.exists() else None
+            raise PipelineError(f"{path}: {what or 'not a regular file'}")
+        if path.stat().st_size > MAX_PIPELINE_FILE_BYTES:
+            raise PipelineError(f"{path}: larger than {MAX_PIPELINE_FILE_BYTES} bytes")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _user_sources(folder: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The readable pipeline files of folder, and those that could not be read (and why)."""
     if not folder.is_dir():
         raise PipelineError(f"{folder}: pipelines folder does not exist")
-    return [(str(path), path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))]
+    sources: list[tuple[str, str]] = []
+    unreadable: dict[str, str] = {}
+    try:
+        paths = sorted(folder.glob("*.json"))
+    except OSError as exc:
+        raise PipelineError(f"{folder}: cannot be listed ({exc.strerror or exc})") from None
+    for path in paths:
+        try:
+            sources.append((str(path), _read_pipeline_file(path)))
+        except PipelineError as exc:
+            unreadable[str(path)] = str(exc)
+    return sources, unreadable
 
 
 def load_catalog(registry: PluginRegistry, user_dir: Path | None = None) -> PipelineCatalog:
     """Load the built-in pipelines and those in user_dir, validating each against the plugins.
 
-    A file that is not a valid pipeline is recorded in `refused` with a message naming the
+    A file that cannot be read (not UTF-8, a directory, a broken symlink) or is not a
+    valid pipeline is recorded in `refused` with a message naming the
     file and the problem; it is never dropped silently. A valid pipeline whose tools cannot
     run here (a missing model) is listed as unavailable with the reason.
     """
@@ -125,9 +156,12 @@ def load_catalog(registry: PluginRegistry, user_dir: Path | None = None) -> Pipe
     sources = _builtin_sources()
     if user_dir is not None:
         try:
-            sources += _user_sources(user_dir)
+            user_sources, unreadable = _user_sources(user_dir)
         except PipelineError as exc:
             catalog.refused[str(user_dir)] = str(exc)
+        else:
+            sources += user_sources
+            catalog.refused.update(unreadable)
     for source, text in sources:
         try:
             definition = parse_definition(text, source)

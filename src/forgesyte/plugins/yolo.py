@@ -145,7 +145,8 @@ class YoloDetect(Tool):
         if self.model_path is None:
             return "no YOLO model configured: set FORGESYTE_YOLO_MODEL to an ONNX file"
         if not self.model_path.is_file():
-            return f"YOLO model file {self.model_path} does not exist (FORGESYTE_YOLO_MODEL)"
+            # the name only: the reason is shown in GET /v1/pipelines and 400 details
+            return f"YOLO model file {self.model_path.name} does not exist (FORGESYTE_YOLO_MODEL)"
         return None
 
     def load(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -66,6 +67,20 @@ class LocalStorage:
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def free_bytes(self) -> int | None:
+        """Free space on the root's filesystem for this user (None when it cannot be read).
+
+        The root may not exist yet (it is made on the first write): its nearest existing
+        parent is on the same filesystem the first write will make it on.
+        """
+        folder = self.root
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            return None
 
     def open_writer(self, key: str) -> LocalFileWriter:
         """Start writing an object; it appears under its key only on commit()."""

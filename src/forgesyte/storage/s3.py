@@ -308,14 +308,39 @@ class S3Storage:
         return object_key.removeprefix(f"{self.prefix}/") if self.prefix else object_key
 
     def remove_stale_temporary_files(self, min_age_s: float) -> list[str]:
-        """Nothing to remove: an interrupted S3 write leaves no object behind.
+        """Abort unfinished multipart uploads under the prefix idle for over min_age_s.
 
-        Its unfinished multipart upload is invisible under the key; a bucket lifecycle
-        rule (AbortIncompleteMultipartUpload) reclaims its parts. Not aborted here: the
-        upload's start time cannot be trusted on every S3-compatible server, and an
-        upload still under way in another process must never be cut off.
+        A process killed mid-upload leaves one: invisible under its key, but its parts
+        are kept (and billed) until aborted. An upload's age is that of its newest part
+        (of its start when it has none): some S3-compatible servers report a made-up
+        `Initiated` time, while a part's `LastModified` is when it arrived. An upload
+        still under way in another process sends a part at least every few seconds, so
+        it is never cut off. Returns the keys whose unfinished uploads were aborted.
         """
-        return []
+        cutoff = time.time() - min_age_s
+        prefix = self._folder_prefix("")
+        aborted: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    key, upload_id = upload["Key"], upload["UploadId"]
+                    if self._last_activity(key, upload_id, upload["Initiated"]) >= cutoff:
+                        continue
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
+                    aborted.append(self._key_of(key))
+        except (BotoCoreError, ClientError) as exc:
+            where = self._where(prefix)
+            raise storage_error(exc, "clean up unfinished uploads in", where) from None
+        return aborted
+
+    def _last_activity(self, object_key: str, upload_id: str, initiated: Any) -> float:
+        """When an unfinished upload last received a part (its start if none), as a timestamp."""
+        parts = self.client.list_parts(Bucket=self.bucket, Key=object_key, UploadId=upload_id)
+        times = [part["LastModified"].timestamp() for part in parts.get("Parts", [])]
+        return max(times) if times else float(initiated.timestamp())
 
     def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
         """Keys in one folder (e.g. "videos") last modified more than min_age_s ago."""

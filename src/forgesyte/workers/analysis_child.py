@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import time
+import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -114,7 +115,15 @@ class _Analyser:
                 )
                 writer.finish()
         except PluginError as exc:
-            return AnalysisFailed(FailureReason.PLUGIN_ERROR, str(exc))
+            # the plugin is named; its exception's text (which may hold paths or data)
+            # goes to the log only
+            cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "error"
+            return AnalysisFailed(
+                FailureReason.PLUGIN_ERROR,
+                f"plugin {exc.plugin_type}.{exc.tool_type} failed ({cause}); "
+                "the server log has the details",
+                detail=traceback.format_exc(),
+            )
         except VideoDecodeError as exc:
             return AnalysisFailed(FailureReason.VIDEO_DECODE, f"video could not be decoded: {exc}")
         except UnknownPipeline as exc:
@@ -127,7 +136,10 @@ class _Analyser:
             )
         except Exception as exc:
             return AnalysisFailed(
-                FailureReason.INTERNAL, f"analysis failed: {type(exc).__name__}: {exc}"
+                FailureReason.INTERNAL,
+                f"analysis failed with an internal error ({type(exc).__name__}); "
+                "the server log has the details",
+                detail=traceback.format_exc(),
             )
         return AnalysisDone(
             results_path=str(writer.results_path),

@@ -7,12 +7,20 @@ returns that failure as its outcome, like a crash or a timeout.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
+import multiprocessing.spawn
 import os
+import re
+import shlex
+import shutil
 import signal
+import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -58,6 +66,83 @@ def limit_child_threads(threads: int) -> None:
         os.environ.setdefault(name, str(threads))
 
 
+# The only environment variables a child process gets (plus the operator's
+# FORGESYTE_CHILD_ENV_KEEP names): the locale, paths and the thread limits; never the
+# API key, database URL, cloud credentials or any other secret of the server.
+CHILD_ENV_ALLOWLIST = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "LC_NUMERIC",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONFAULTHANDLER",
+    "PYTHONHASHSEED",
+    "PYTHONWARNINGS",
+    "CUDA_VISIBLE_DEVICES",
+    *_THREAD_POOL_ENVS,
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCRUB_LOCK = threading.Lock()
+_scrubbed_for: tuple[str, ...] | None = None
+
+
+def child_launcher_script(python: str, keep: Iterable[str]) -> str:
+    """A POSIX shell script that runs `python "$@"` with only the variables in `keep`.
+
+    `env -i` empties the environment; each kept variable is passed on only if it is set.
+    Open file descriptors (multiprocessing's pipes) pass through `exec` untouched.
+    """
+    env = shutil.which("env") or "/usr/bin/env"
+    kept = " ".join(f'${{{name}+"{name}=${name}"}}' for name in keep)
+    return (
+        "#!/bin/sh\n"
+        "# ForgeSyte: start a multiprocessing child from an allowlisted environment\n"
+        f'exec {shlex.quote(env)} -i {kept} {shlex.quote(python)} "$@"\n'
+    )
+
+
+def scrub_child_environment(extra: Iterable[str] = ()) -> str:
+    """Make every multiprocessing child of this process start from an allowlisted environment.
+
+    multiprocessing's spawn (the analysis children, and the resource tracker it starts
+    beside them) runs `spawn.get_executable()` with a copy of this process's environment.
+    Pointing that executable at a launcher script that runs `env -i` with the allowlist
+    leaves the server's own environment alone (boto3 and the database driver still read
+    it) while no child ever sees a secret. Call it before the first child starts; calls
+    after the first keep the first launcher unless `extra` differs. Returns its path.
+    """
+    global _scrubbed_for
+    keep = tuple(dict.fromkeys((*CHILD_ENV_ALLOWLIST, *extra)))
+    bad = [name for name in keep if not _ENV_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"not an environment variable name: {bad[0]!r}")
+    with _SCRUB_LOCK:
+        current = multiprocessing.spawn.get_executable()
+        if _scrubbed_for == keep and current is not None:
+            return os.fsdecode(current)
+        folder = tempfile.mkdtemp(prefix="forgesyte-child-")
+        atexit.register(shutil.rmtree, folder, True)
+        launcher = os.path.join(folder, "python")
+        with open(launcher, "w", encoding="utf-8") as script:
+            script.write(child_launcher_script(sys.executable, keep))
+        os.chmod(launcher, 0o700)
+        _SPAWN.set_executable(launcher)
+        _scrubbed_for = keep
+        return launcher
+
+
 def _rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (0 when unknown)."""
     try:
@@ -96,7 +181,9 @@ class AnalysisExecutor:
         memory_cap_mb: int | None = None,
         plugin_config: PluginConfig | None = None,
         max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+        child_env_keep: tuple[str, ...] = (),
     ) -> None:
+        self._child_env_keep = child_env_keep
         self._pipelines_dir = pipelines_dir
         self._max_frame_pixels = max_frame_pixels
         self._plugin_config = plugin_config or PluginConfig()
@@ -120,6 +207,7 @@ class AnalysisExecutor:
         if self._process is not None and self._process.is_alive():
             return ChildReady(self._process.pid or 0)
         self.stop()
+        scrub_child_environment(self._child_env_keep)
         parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
         process = _SPAWN.Process(
             target=child_main,

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
@@ -39,6 +40,10 @@ class LeaseKeeper:
     ends; the worker then stops its analysis. A store error is logged and retried at the
     next renewal: the lease may still expire if the database stays away.
 
+    With `holds` (a cheap read: is the job still running and held by this worker?) it also
+    checks every check_interval_s between writes, so a job cancelled by an operator is
+    seen as lost within about that long rather than at the next renewal.
+
     Use as a context manager, or call `start()` and `stop()`.
     """
 
@@ -50,9 +55,13 @@ class LeaseKeeper:
         *,
         lease_seconds: float,
         progress_interval_s: float,
+        holds: Callable[[], bool] | None = None,
+        check_interval_s: float = 1.0,
     ) -> None:
-        if lease_seconds <= 0 or progress_interval_s <= 0:
-            raise ValueError("lease_seconds and progress_interval_s must be positive")
+        if lease_seconds <= 0 or progress_interval_s <= 0 or check_interval_s <= 0:
+            raise ValueError(
+                "lease_seconds, progress_interval_s and check_interval_s must be positive"
+            )
         self.store = store
         self.job_id = job_id
         self.worker_id = worker_id
@@ -62,6 +71,9 @@ class LeaseKeeper:
         self._condition = threading.Condition()
         self._stopping = False
         self._last_write = time.monotonic()  # the claim itself set the lease
+        self._holds = holds
+        self.check_interval_s = check_interval_s
+        self._last_check = self._last_write
         self._pending: float | None = None
         self._lost = threading.Event()
         self._thread = threading.Thread(
@@ -120,6 +132,11 @@ class LeaseKeeper:
             due = min(due, self._last_write + self.progress_interval_s)
         return due
 
+    def _next_check_at(self) -> float:
+        if self._holds is None:
+            return float("inf")
+        return max(self._last_check, self._last_write) + self.check_interval_s
+
     def _keep(self) -> None:
         while True:
             with self._condition:
@@ -127,16 +144,30 @@ class LeaseKeeper:
                     if self._stopping:
                         return
                     now = time.monotonic()
-                    wait_s = self._next_write_at() - now
+                    wait_s = min(self._next_write_at(), self._next_check_at()) - now
                     if wait_s <= 0:
                         break
                     self._condition.wait(wait_s)
-                progress, self._pending = self._pending, None
-                self._last_write = now
-            if not self._write(progress):
+                writing = self._next_write_at() <= now
+                progress: float | None = None
+                if writing:
+                    progress, self._pending = self._pending, None
+                    self._last_write = now
+                self._last_check = now
+            held = self._write(progress) if writing else self._check()
+            if not held:
                 log.warning("job %s: lease lost", self.job_id)
                 self._lost.set()
                 return
+
+    def _check(self) -> bool:
+        """The cheap read between writes; False only when the job is no longer held."""
+        assert self._holds is not None
+        try:
+            return self._holds()
+        except Exception as exc:  # a database hiccup: the next check tries again
+            log.warning("job %s: could not check its lease: %s", self.job_id, exc)
+            return True
 
     def _write(self, progress: float | None) -> bool:
         """One renewal (with progress when there is some); False only when the job is lost."""

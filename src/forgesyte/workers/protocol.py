@@ -105,6 +105,7 @@ class AnalysisFailed:
 
     reason: FailureReason
     message: str
+    detail: str = ""  # the full cause (exception text, traceback) for the log, never the job
 
 
 @dataclass(frozen=True)

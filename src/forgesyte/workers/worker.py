@@ -36,6 +36,7 @@ from forgesyte.workers.protocol import (
 STORAGE_READ_RETRIES = 3
 STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
 RECOVERY_INTERVAL_S = 2.0  # seconds between sweeps of expired leases
+HOLD_CHECK_INTERVAL_S = 1.0  # seconds between checks that a running job was not cancelled
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,9 @@ class Worker:
                 self.worker_id,
                 lease_seconds=self.config.lease_seconds,
                 progress_interval_s=self.config.progress_interval_s,
+                # a cancel shows as the job no longer held: seen within a second
+                holds=lambda: self.store.holds(job.job_id, self.worker_id),
+                check_interval_s=HOLD_CHECK_INTERVAL_S,
             ) as lease,
             tempfile.TemporaryDirectory(prefix="forgesyte-results-") as scratch_dir,
         ):
@@ -161,8 +165,9 @@ class Worker:
         except FileNotFoundError:  # storage's ObjectNotFound is one; before StorageError
             return self._fail(job, lease, "the uploaded video is missing from storage")
         except StorageError as exc:
+            log.error("job %s: reading its video from storage failed: %s", job.job_id, exc)
             return self._fail(
-                job, lease, f"the uploaded video could not be read from storage: {exc}"
+                job, lease, f"the uploaded video could not be read from storage: {exc.reason}"
             )
         if isinstance(outcome, AnalysisInterrupted):
             lease.stop()
@@ -170,6 +175,8 @@ class Worker:
                 log.info("job %s: handed back to pending", job.job_id)
             return False
         if isinstance(outcome, AnalysisFailed):
+            if outcome.detail:
+                log.error("job %s: %s", job.job_id, outcome.detail)
             if outcome.reason is FailureReason.CHILD_START:
                 return self._child_did_not_start(job, lease, outcome.message)
             return self._fail(job, lease, outcome.message)
@@ -191,7 +198,8 @@ class Worker:
                     return False
                 committed = upload.commit()
             except StorageError as exc:
-                return self._fail(job, lease, f"the results could not be stored: {exc}")
+                log.error("job %s: storing its results failed: %s", job.job_id, exc)
+                return self._fail(job, lease, f"the results could not be stored: {exc.reason}")
         lease.stop()
         if not self.store.complete(job.job_id, self.worker_id, key, done.summary()):
             log.warning("job %s: lost its lease before completing; results discarded", job.job_id)

@@ -15,6 +15,15 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 async def healthz(context: ContextDep) -> dict[str, Any]:
-    """Whether the server and its database answer, with job counts by state."""
+    """Whether the server and its database answer, with job counts by state.
+
+    `child_memory_mb` is the memory cap of each analysis child this process runs (null
+    when it runs no workers).
+    """
     counts = await run_in_threadpool(context.store.count_by_status)
-    return {"status": "ok", "version": __version__, "jobs": counts}
+    return {
+        "status": "ok",
+        "version": __version__,
+        "jobs": counts,
+        "child_memory_mb": context.child_memory_mb,
+    }

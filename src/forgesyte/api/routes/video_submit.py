@@ -20,10 +20,12 @@ router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_ap
     responses={
         400: {"description": "Not an MP4, unknown pipeline, or a bad option"},
         401: {"description": "No valid API key (when one is configured)"},
-        408: {"description": "The upload stalled"},
+        408: {"description": "The upload stalled or passed FORGESYTE_UPLOAD_TIMEOUT_S"},
         409: {"description": "Idempotency-Key reused with other parameters"},
         413: {"description": "Upload over the size limit"},
+        429: {"description": "Too many uploads under way; see Retry-After"},
         503: {"description": "Storage or database unavailable"},
+        507: {"description": "Too little free disk for an upload of the size limit"},
     },
 )
 async def submit_video(

@@ -1,0 +1,172 @@
+"""The job list, cancel and delete: GET /v1/video/jobs, POST /v1/video/cancel/{job_id},
+DELETE /v1/video/jobs/{job_id}."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from forgesyte.api.deps import ContextDep, parse_job_id, require_api_key
+from forgesyte.api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from forgesyte.api.schemas import JobStatusOut
+from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import JobFinishedError, JobPageCursor, JobRecord, JobRunningError
+from forgesyte.retention import remove_job
+from forgesyte.storage.base import StorageError
+
+router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_CURSOR_LENGTH = 256
+
+
+class JobListItemOut(JobStatusOut):
+    """A job in the list: its status object and its pipeline."""
+
+    pipeline_id: str
+
+
+class JobListOut(BaseModel):
+    """One page of the job list, newest first."""
+
+    jobs: list[JobListItemOut]
+    next_cursor: str | None
+
+
+def status_object(job: JobRecord) -> JobStatusOut:
+    """The status route's answer for a job snapshot."""
+    return JobStatusOut(
+        job_id=job.job_id,
+        status=job.status,
+        progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        error_message=job.error_message if job.status is JobStatus.FAILED else None,
+    )
+
+
+def encode_cursor(job: JobRecord) -> str:
+    """An opaque cursor naming the position of a page's last job."""
+    raw = json.dumps([job.created_at.isoformat(), str(job.job_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> JobPageCursor:
+    """The position an opaque cursor names; BadRequest for anything this server did not make."""
+    try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, job_id = json.loads(raw)
+        position = JobPageCursor(datetime.fromisoformat(created_at), uuid.UUID(job_id))
+        if position.created_at.tzinfo is None:
+            raise ValueError("no time zone")
+        return position
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor: not a cursor this server gave out") from None
+
+
+def _page_size(limit: str | None) -> int:
+    if limit is None:
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(limit)
+    except ValueError:
+        raise BadRequest(f"limit: must be a whole number from 1 to {MAX_PAGE_SIZE}") from None
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise BadRequest(f"limit: must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return size
+
+
+@router.get(
+    "/video/jobs",
+    response_model=JobListOut,
+    response_model_exclude_none=True,
+    responses={400: {"description": "Bad status, limit or cursor"}},
+)
+async def list_jobs(
+    context: ContextDep,
+    status: Annotated[str | None, Query(description="Only jobs in this state")] = None,
+    pipeline_id: Annotated[str | None, Query(description="Only jobs of this pipeline")] = None,
+    limit: Annotated[str | None, Query(description="Jobs per page, 1-200 (default 50)")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    """Jobs newest first, one page at a time; follow next_cursor (null on the last page)."""
+    size = _page_size(limit)
+    wanted: JobStatus | None = None
+    if status is not None:
+        try:
+            wanted = JobStatus(status)
+        except ValueError:
+            known = ", ".join(s.value for s in JobStatus)
+            raise BadRequest(f"status: must be one of {known}") from None
+    after = decode_cursor(cursor) if cursor is not None else None
+    page = await run_in_threadpool(
+        lambda: context.store.list_page(
+            limit=size + 1, after=after, status=wanted, pipeline_id=pipeline_id
+        )
+    )
+    more = len(page) > size
+    page = page[:size]
+    jobs = [
+        JobListItemOut(**status_object(job).model_dump(), pipeline_id=job.pipeline_id).model_dump(
+            mode="json", exclude_none=True
+        )
+        for job in page
+    ]
+    next_cursor = encode_cursor(page[-1]) if more else None
+    return JSONResponse({"jobs": jobs, "next_cursor": next_cursor})
+
+
+@router.post(
+    "/video/cancel/{job_id}",
+    response_model=JobStatusOut,
+    response_model_exclude_none=True,
+    responses={404: {"description": "Unknown job"}, 409: {"description": "The job has ended"}},
+)
+async def cancel_job(job_id: str, context: ContextDep) -> JobStatusOut:
+    """Cancel a pending job at once, or stop a running one's analysis (within 5 s)."""
+    job_uuid = parse_job_id(job_id)
+    try:
+        cancelled = await run_in_threadpool(context.store.cancel, job_uuid)
+    except JobFinishedError as exc:
+        raise Conflict(f"job {job_id} is already {exc.status.value}") from None
+    if cancelled is None:
+        raise NotFound(f"job {job_id} not found")
+    return status_object(cancelled)
+
+
+@router.delete(
+    "/video/jobs/{job_id}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        404: {"description": "Unknown job"},
+        409: {"description": "The job is running: cancel it first"},
+        503: {"description": "Storage could not delete the job's files; try again"},
+    },
+)
+async def delete_job(job_id: str, context: ContextDep) -> Response:
+    """Remove a job that is not running: its row, its video and its results."""
+    job_uuid = parse_job_id(job_id)
+    try:
+        removed = await run_in_threadpool(remove_job, context.store, context.storage, job_uuid)
+    except JobRunningError:
+        raise Conflict(f"job {job_id} is running; cancel it first") from None
+    except (StorageError, OSError):
+        raise ServiceUnavailable(
+            f"storage could not delete job {job_id}'s files; try again"
+        ) from None
+    if removed is None:
+        raise NotFound(f"job {job_id} not found")
+    return Response(status_code=204)
