@@ -16,6 +16,7 @@ import pytest
 from forgesyte.cli import build_parser, main, option_flag, submit_fields
 from forgesyte.jobs.options import JobOptions
 from tests.support.server import FORGESYTE, ServerProcess
+from tests.support.videos import write_counter_video
 
 
 @pytest.fixture
@@ -304,3 +305,42 @@ def test_the_api_key_comes_from_the_flag_or_the_environment(
         assert by_flag.returncode == 0 and json.loads(by_flag.stdout)["status"] == "completed"
     finally:
         server.terminate()
+
+
+def test_jobs_cancel_and_delete(live_server: ServerProcess, tmp_path: Path) -> None:
+    url = live_server.url
+    long_video = write_counter_video(tmp_path / "long.mp4", 300)  # a minute of testkit_sleep
+    submitted = _forgesyte(
+        "submit", str(long_video), "--pipeline-id", "testkit_sleep", "--json", url=url
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job_id"]
+
+    listed = _forgesyte("jobs", "--json", "--pipeline-id", "testkit_sleep", url=url)
+    jobs = json.loads(listed.stdout)["jobs"]
+    assert job_id in [job["job_id"] for job in jobs]
+    assert all(job["pipeline_id"] == "testkit_sleep" for job in jobs)
+    table = _forgesyte("jobs", "--limit", "200", url=url).stdout.splitlines()
+    assert table[0].split() == ["JOB", "STATUS", "PROGRESS", "PIPELINE", "CREATED"]
+    (row,) = [line for line in table if line.startswith(job_id)]
+    assert row.split()[3] == "testkit_sleep" and row.endswith(" ago")
+
+    cancelled = _forgesyte("cancel", job_id, url=url)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.startswith(f"job {job_id} ")
+    deadline = time.monotonic() + 30
+    while json.loads(_forgesyte("status", job_id, "--json", url=url).stdout)["status"] != (
+        "cancelled"
+    ):
+        assert time.monotonic() < deadline, "the job was not cancelled within 30 s"
+        time.sleep(0.2)
+    assert _forgesyte("status", job_id, url=url).returncode == 1  # cancelled: not ok
+    again = _forgesyte("cancel", job_id, url=url)
+    assert again.returncode == 1 and "HTTP 409" in again.stderr
+
+    deleted = _forgesyte("delete", job_id, url=url)
+    assert deleted.returncode == 0 and deleted.stdout.strip() == f"job {job_id} deleted"
+    gone = _forgesyte("status", job_id, url=url)
+    assert gone.returncode == 1 and "HTTP 404" in gone.stderr
+    bad_page = _forgesyte("jobs", "--cursor", "not-a-cursor", url=url)
+    assert bad_page.returncode == 2 and "HTTP 400" in bad_page.stderr
