@@ -33,7 +33,17 @@ REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "src" / "forgesyte"
 DOCUMENTS = ("README.md", "docs/operations.md", "docs/architecture.md")
 VARIABLE_ROW = re.compile(r"^\| `FORGESYTE_([A-Z0-9_]+)` \| ([^|]*) \|", re.M)
-UNSET_WORDS = ("unset", "none", "no cap", "AWS", "DuckDB file", "cores")
+UNSET_WORDS = (
+    "unset",
+    "none",
+    "empty",
+    "no cap",
+    "keep forever",
+    "derived",
+    "AWS",
+    "DuckDB file",
+    "cores",
+)
 DATA_DIR_PLACEHOLDERS = ("<data dir>", "<DATA_DIR>")
 
 
@@ -87,7 +97,7 @@ def test_a_documented_variable_is_a_setting_with_the_documented_default(
     default = getattr(settings, field)
     quoted = re.findall(r"`([^`]*)`", cell)
     if cell.startswith(UNSET_WORDS):
-        assert default in (None, []), f"{document}: {field} defaults to {default!r}, not unset"
+        assert default in (None, [], ""), f"{document}: {field} defaults to {default!r}, not unset"
         placeholders = [text for text in quoted if any(p in text for p in DATA_DIR_PLACEHOLDERS)]
         for text in placeholders:  # what the unset setting resolves to
             expected = text
@@ -231,9 +241,11 @@ def test_the_documented_situations_get_the_documented_statuses(
     full = make_client(storage=_FullStorage(tmp_path / "full"))
     answers[503] = [_submit(full, video)]
 
-    # 408 (a stalled upload) needs a client that stops sending mid-body: see
-    # tests/faults/test_in_process_faults.py; here it is checked against OpenAPI above.
-    assert set(answers) == set(documented) - {408}, "a documented status has no situation"
+    # A stalled upload (408), uploads over the concurrency limit (429) and a full disk (507)
+    # need a client or a disk this in-process app cannot fake cheaply: tests/faults and
+    # tests/hostile produce them; here they are checked against the OpenAPI above.
+    assert set(answers) <= set(documented), set(answers) - set(documented)
+    assert set(documented) - set(answers) <= {408, 429, 507}, "a status has no situation"
     for status, responses in answers.items():
         for response in responses:
             assert response.status_code == status, (status, documented[status], response.text)
@@ -268,7 +280,8 @@ def test_every_documented_route_exists() -> None:
     assert len(documented) >= 8, documented
     for path in documented:
         concrete = re.sub(r"<[^>]+>|\{[^}]+\}", "x", path)
-        assert any(t.match(concrete) for t in templates), f"documented route {path} is not served"
+        served = any(t.match(concrete) or t.match(concrete + "/x") for t in templates)
+        assert served, f"documented route {path} is not served"  # (its id may be left out)
 
 
 def _component_rows() -> list[tuple[str, str]]:
