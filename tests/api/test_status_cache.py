@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import pytest
+
+from forgesyte.api import status_cache
 from forgesyte.api.status_cache import StatusCache
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
@@ -34,13 +36,27 @@ def record(status: JobStatus) -> JobRecord:
     )
 
 
-def test_unfinished_answers_expire_and_final_ones_stay() -> None:
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        """The current reading."""
+        return self.now
+
+
+def test_unfinished_answers_expire_and_final_ones_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(status_cache, "time", clock)
     cache = StatusCache(ttl_s=0.05)
     running, done = record(JobStatus.RUNNING), record(JobStatus.COMPLETED)
     cache.put(running, b"running")
     cache.put(done, b"done")
+    clock.now += 0.04
     assert cache.get(running.job_id) == b"running"
-    time.sleep(0.08)
+    clock.now += 0.08
     assert cache.get(running.job_id) is None
     assert cache.get(done.job_id) == b"done"
 

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from forgesyte.cli import build_parser, main, option_flag, submit_fields
 from forgesyte.jobs.options import JobOptions
-from tests.support.server import FORGESYTE, ServerProcess
+from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess
 from tests.support.videos import write_counter_video
 
 
@@ -44,28 +43,13 @@ def test_negative_worker_count_is_refused(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_worker_process_starts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "FORGESYTE_DATA_DIR": str(tmp_path)}
-    process = subprocess.Popen(
-        [FORGESYTE, "worker", "--concurrency", "1"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        lines.append(line)
-        if "worker running 1 worker loop" in line:
-            break
-    else:
-        process.kill()
-        pytest.fail("worker did not start:\n" + "".join(lines))
-    time.sleep(1.0)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0
+    worker = WorkerProcess(tmp_path / "worker.log", env={"FORGESYTE_DATA_DIR": str(tmp_path)})
+    try:
+        worker.start(timeout_s=60)
+        worker.wait_idle(timeout_s=60)  # its analysis child is up and waits for a job
+        assert worker.terminate(timeout_s=60) == 0, worker.log_text()
+    finally:
+        worker.kill()
 
 
 def test_client_commands_and_the_locked_duckdb_message(

@@ -9,7 +9,7 @@ import pytest
 
 from forgesyte.api.app import create_app
 from forgesyte.api.context import AppContext
-from forgesyte.jobs.store import JobStore
+from forgesyte.jobs.memory_store import InMemoryJobStore
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.settings import Settings
@@ -29,12 +29,12 @@ def test_readme_has_exactly_the_two_quick_start_commands() -> None:
     assert "bash scripts/run_tests.sh" in (REPO / ".ci" / "run").read_text()
 
 
-def test_every_route_has_a_curl_example(store: JobStore, tmp_path: Path) -> None:
+def test_every_route_has_a_curl_example(memory_store: InMemoryJobStore, tmp_path: Path) -> None:
     registry = discover_plugins()
     app = create_app(
         AppContext(
             Settings(data_dir=tmp_path),
-            store,
+            memory_store,
             LocalStorage(tmp_path),
             registry,
             load_catalog(registry),

@@ -1,7 +1,11 @@
-"""Workers with real analysis child processes, on each database and each kind of storage.
+"""Workers with real analysis child processes, on the in-memory job store and local storage.
 
-``store`` gives DuckDB and PostgreSQL, ``storage_backend`` local storage and S3, so a
-worker test runs on all four pairs unless it binds one with an indirect parametrize.
+These tests are about the worker loop, not the database or the storage: ``store`` is the
+in-memory store and ``storage_backend`` a local folder here (the store contract tests run
+the same semantics on DuckDB and PostgreSQL, the storage tests local and S3). A test about
+a database or a storage under the worker binds it: ``@pytest.mark.parametrize("store",
+["postgresql"], indirect=True)``, ``@pytest.mark.parametrize("storage_backend", ["s3"],
+indirect=True)``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from forgesyte.settings import Settings
 from forgesyte.storage.base import video_key
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import Worker, WorkerConfig
-from tests.support.storages import StorageBackend
+from tests.support.storages import StorageBackend, make_storage_backend
+from tests.support.stores import make_store
 
 TESTKIT_PIPELINES = Path(__file__).resolve().parents[1] / "plugin_dist" / "pipelines"
 
@@ -32,6 +37,18 @@ def worker_config(**settings: Any) -> WorkerConfig:
 
 
 MakeWorker = Callable[..., Worker]
+
+
+@pytest.fixture(params=["memory"])
+def store(request: pytest.FixtureRequest) -> JobStore:
+    """The job store under the worker: in memory unless the test binds a database."""
+    return make_store(request.param, request)
+
+
+@pytest.fixture(params=["local"])
+def storage_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    """The storage under the worker: a local folder unless the test binds S3."""
+    return make_storage_backend(request.param, request, tmp_path)
 
 
 @pytest.fixture

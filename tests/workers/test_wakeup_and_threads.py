@@ -9,11 +9,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 
 from forgesyte.jobs.changes import JobWakeup
+from forgesyte.jobs.memory_store import InMemoryJobStore
 from forgesyte.jobs.models import JobStatus
-from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import NewJob
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.ocr import OcrRead, engine_params, plugin
@@ -36,11 +35,24 @@ def test_wakeup_returns_at_once_for_a_notification_it_has_not_seen() -> None:
     assert not wakeup.wait(wakeup.generation(), 0.05)
 
 
+class _WatchedWakeup(JobWakeup):
+    """A JobWakeup that tells when a worker has started waiting on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+
+    def wait(self, seen: int, timeout_s: float) -> bool:
+        """Note the wait, then wait."""
+        self.waiting.set()
+        return super().wait(seen, timeout_s)
+
+
 def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
-    duckdb_engine: Engine, local_storage: LocalStorage, tmp_path: Path
+    memory_store: InMemoryJobStore, local_storage: LocalStorage, tmp_path: Path
 ) -> None:
-    store = SqlJobStore(duckdb_engine)
-    wakeup = JobWakeup()
+    store = memory_store
+    wakeup = _WatchedWakeup()
     store.add_change_listener(wakeup.on_change)
     stop = threading.Event()
     executor = AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=(), timeout_s=60.0)
@@ -49,10 +61,8 @@ def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        deadline = time.monotonic() + 120
-        while executor.child_pid is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the worker found the queue empty and waits (up to 60 s)
+        # the worker found the queue empty and waits (up to 60 s)
+        assert wakeup.waiting.wait(120), "the worker never waited for a job"
         video = write_counter_video(tmp_path / "one.mp4", 1)
         job_id = uuid.uuid4()
         local_storage.put_bytes(video_key(job_id), video.read_bytes())

@@ -164,6 +164,7 @@ def test_a_job_the_child_cannot_analyse_fails_with_the_reason(
     assert record.error_message == message
 
 
+@pytest.mark.parametrize("storage_backend", ["local", "s3"], indirect=True)
 def test_missing_video_in_storage_fails_the_job(
     make_worker: MakeWorker,
     enqueue: Enqueue,
@@ -191,6 +192,7 @@ class CountingStore(SqlJobStore):
         return super().set_progress(job_id, worker_id, progress, lease_seconds)
 
 
+@pytest.mark.parametrize("store", ["duckdb"], indirect=True)  # counts SQL progress writes
 def test_progress_is_throttled_and_rises(
     make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, counter_video: Path
 ) -> None:

@@ -433,10 +433,6 @@ class InMemoryJobStore:
         return RecoveryReport(requeued, failed)
 
 
-def _seconds(span: timedelta) -> float:
-    return span.total_seconds()
-
-
 def _copy(record: JobRecord) -> JobRecord:
     """A snapshot sharing nothing mutable with the stored record."""
     return dataclasses.replace(

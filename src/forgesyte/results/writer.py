@@ -25,13 +25,11 @@ class FrameResultsWriter:
         self.timeline_path = folder / TIMELINE_FILE_NAME
         self._handle: BinaryIO = self.results_path.open("wb")
         self._timeline = TimelineBuilder()
-        self.frames_written = 0
 
     def add(self, entry: dict[str, Any]) -> None:
         """Write one frame entry (frame order) and feed it to the timeline."""
         self._handle.write(encode_line(entry))
         self._timeline.add(entry)
-        self.frames_written += 1
 
     def finish(self) -> None:
         """Close the results file and write the timeline file."""

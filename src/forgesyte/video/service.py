@@ -191,14 +191,6 @@ class VideoResults:
     video: VideoInfo
     frames: list[FrameResult]
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready results document body."""
-        return {
-            "video": self.video.to_json(),
-            "frames_analysed": len(self.frames),
-            "results": [frame.to_json() for frame in self.frames],
-        }
-
 
 def probe_video(path: Path) -> VideoInfo:
     """Read a video's metadata and packet index, without decoding any frame."""
