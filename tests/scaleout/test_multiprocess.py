@@ -28,7 +28,8 @@ from tests.scaleout.conftest import ScaleOutDeployment
 from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, submit
 from tests.support.videos import write_counter_video
 
-pytestmark = pytest.mark.e2e  # real forgesyte processes
+# real forgesyte processes; starting six warm analysis children takes minutes on a busy machine
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 WORKER_PROCESSES = 3
 CONCURRENCY = 2  # worker loops per process
