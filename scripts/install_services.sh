@@ -10,49 +10,36 @@ have_postgres() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
 
-# The real photographs the object-detector tests use: Debian's darknet package data.
-if [ -f /usr/share/darknet/data/dog.jpg ]; then
-    echo "install_services: darknet photos already installed"
-elif command -v apt-get >/dev/null 2>&1; then
-    PHOTO_SUDO=""
-    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-        PHOTO_SUDO="sudo"
+# apt_install_missing PATH PACKAGE WHY: install the Debian package unless PATH exists
+# (apt-get update first only when the plain install fails: the lists may be stale).
+apt_install_missing() {
+    local path="$1" package="$2" why="$3" sudo=""
+    if [ -e "$path" ]; then
+        echo "install_services: $package already installed"
+        return 0
     fi
-    echo "install_services: installing the Debian package darknet (test photos)"
-    if ! $PHOTO_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq darknet; then
-        $PHOTO_SUDO apt-get update -qq || true
-        if ! $PHOTO_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq darknet; then
-            echo "install_services: apt-get install darknet failed" >&2
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "install_services: $path missing and apt-get not found;" \
+            "install the Debian package $package by hand" >&2
+        exit 1
+    fi
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+        sudo="sudo"
+    fi
+    echo "install_services: installing the Debian package $package ($why)"
+    if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package"; then
+        $sudo apt-get update -qq || true
+        if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package"; then
+            echo "install_services: apt-get install $package failed" >&2
             exit 1
         fi
     fi
-else
-    echo "install_services: /usr/share/darknet/data missing and apt-get not found;" \
-        "install the Debian package darknet by hand" >&2
-    exit 1
-fi
+}
 
+# The real photographs the object-detector tests use: Debian's darknet package data.
+apt_install_missing /usr/share/darknet/data/dog.jpg darknet "test photos"
 # The browser the web page's tests drive (Playwright, executable_path): Debian's chromium.
-if [ -x /usr/bin/chromium ]; then
-    echo "install_services: chromium already installed"
-elif command -v apt-get >/dev/null 2>&1; then
-    BROWSER_SUDO=""
-    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-        BROWSER_SUDO="sudo"
-    fi
-    echo "install_services: installing the Debian package chromium (browser tests)"
-    if ! $BROWSER_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; then
-        $BROWSER_SUDO apt-get update -qq || true
-        if ! $BROWSER_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; then
-            echo "install_services: apt-get install chromium failed" >&2
-            exit 1
-        fi
-    fi
-else
-    echo "install_services: /usr/bin/chromium missing and apt-get not found;" \
-        "install the Debian package chromium by hand" >&2
-    exit 1
-fi
+apt_install_missing /usr/bin/chromium chromium "browser tests"
 
 if have_postgres; then
     echo "install_services: PostgreSQL server already installed"
