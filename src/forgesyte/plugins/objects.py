@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
 from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections, class_wise_nms
+from forgesyte.plugins.onnx_session import open_cpu_session
 from forgesyte.plugins.yolo import COCO_CLASS_NAMES, letterbox
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "nanodet_coco.onnx"
@@ -137,16 +138,7 @@ class ObjectsDetect(Tool):
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"objects.detect cannot run: {reason}")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads is not None:  # else ONNX Runtime's default: one per core
-            options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(
-            str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        session = open_cpu_session(self.model_path, self.threads)
         model_input = session.get_inputs()[0]
         if list(model_input.shape) != [1, 3, INPUT_SIZE, INPUT_SIZE]:
             raise RuntimeError(f"objects.detect: unexpected model input {model_input.shape}")

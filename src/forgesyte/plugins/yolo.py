@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
 from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections
+from forgesyte.plugins.onnx_session import open_cpu_session
 
 DEFAULT_INPUT_WH = (640, 640)
 """Model input size (pixels) used when the model's input has no fixed height and width."""
@@ -154,19 +155,10 @@ class YoloDetect(Tool):
         if self._session is not None:
             return
         reason = self.unavailable_reason()
-        if reason is not None:
+        if reason is not None or self.model_path is None:
             raise RuntimeError(f"yolo.detect cannot run: {reason}")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if self.threads is not None:  # else ONNX Runtime's default: one per core
-            options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            session = open_cpu_session(self.model_path, self.threads)
         except Exception as exc:
             raise RuntimeError(
                 f"YOLO model {self.model_path} could not be loaded by ONNX Runtime: {exc}"
