@@ -18,6 +18,7 @@ import pytest
 import webvtt
 from fastapi.testclient import TestClient
 
+from forgesyte.api.routes import preview as preview_route
 from forgesyte.jobs.store import JobStore
 from forgesyte.results.storing import StagedUpload
 from forgesyte.results.writer import FrameResultsWriter
@@ -254,3 +255,22 @@ def test_a_job_stored_as_one_document_before_json_lines_still_answers(
     assert timeline.json()["detail"] == (
         f"job {job_id} completed before timelines were made; submit it again"
     )
+
+
+def test_previews_past_the_concurrency_limit_get_429_with_retry_after(
+    client: TestClient, score_job: uuid.UUID
+) -> None:
+    taken = 0
+    while preview_route._preview_slots.acquire(blocking=False):
+        taken += 1
+    try:
+        assert taken == preview_route.MAX_CONCURRENT_PREVIEWS
+        busy = client.get(f"/v1/video/preview/{score_job}", params={"frame_index": 10})
+        assert busy.status_code == 429
+        assert busy.headers["Retry-After"] == str(preview_route.PREVIEW_RETRY_AFTER_S)
+        assert "previews are being drawn" in busy.json()["detail"]
+    finally:
+        for _ in range(taken):
+            preview_route._preview_slots.release()
+    again = client.get(f"/v1/video/preview/{score_job}", params={"frame_index": 10})
+    assert again.status_code == 200

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from forgesyte.results.timeline import frame_observations
+from forgesyte.video.decoder import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    VideoDecodeError,
+    decode_planned_frames,
+    open_mp4,
+    plan_decoding,
+    read_packet_index,
+    video_stream,
+)
 
 JPEG_QUALITY = 90
 TEXT_COLOUR = (0, 160, 255)  # BGR: orange for text lines
@@ -22,25 +31,24 @@ class FrameNotDecodable(Exception):
     """The stored video has no decodable frame at that index."""
 
 
-def read_frame(video_path: Path, frame_index: int) -> Image:
-    """Decode frame `frame_index` of a video, counting frames from the start.
+def read_frame(video_path: Path, frame_index: int, max_frame_pixels: int) -> Image:
+    """Decode frame `frame_index` of a video, numbered as the analysis numbered it.
 
-    Frames are grabbed one by one (not seeked) so the index means what it meant during
-    analysis; only the wanted frame is converted to an image.
+    The same MP4-only decoder as the analysis: the packet index gives the frame's place,
+    and decoding starts at its keyframe, so one preview costs at most one group of
+    pictures, whatever the index.
     """
-    capture = cv2.VideoCapture(str(video_path), cv2.CAP_FFMPEG)
     try:
-        if not capture.isOpened():
-            raise FrameNotDecodable("the video could not be opened")
-        for _ in range(frame_index + 1):
-            if not capture.grab():
-                raise FrameNotDecodable(f"the video has no frame {frame_index}")
-        ok, frame = capture.retrieve()
-        if not ok or frame is None:
-            raise FrameNotDecodable(f"frame {frame_index} could not be decoded")
-        return cast(Image, frame)
-    finally:
-        capture.release()
+        with open_mp4(video_path, max_frame_pixels) as container:
+            index = read_packet_index(container, video_stream(container))
+        if frame_index >= index.frame_count:
+            raise FrameNotDecodable(f"the video has no frame {frame_index}")
+        plan = plan_decoding(index, [frame_index])
+        for _, image in decode_planned_frames(video_path, plan, max_frame_pixels):
+            return image
+    except VideoDecodeError as exc:
+        raise FrameNotDecodable(str(exc)) from None
+    raise FrameNotDecodable(f"frame {frame_index} could not be decoded")
 
 
 def _label(image: Image, text: str, x: float, y: float, colour: tuple[int, int, int]) -> None:
@@ -69,9 +77,11 @@ def draw_results(image: Image, result: dict[str, Any]) -> Image:
     return image
 
 
-def render_preview(video_path: Path, entry: dict[str, Any]) -> bytes:
+def render_preview(
+    video_path: Path, entry: dict[str, Any], max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+) -> bytes:
     """The JPEG of an analysed frame (at the video's size) with its results drawn."""
-    image = read_frame(video_path, int(entry["frame_index"]))
+    image = read_frame(video_path, int(entry["frame_index"]), max_frame_pixels)
     result = entry.get("result")
     draw_results(image, result if isinstance(result, dict) else {})
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
