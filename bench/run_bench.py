@@ -562,6 +562,12 @@ def main() -> int:
     if "m" in keys:
         rows += long_results_rows(plan)
     print_table(rows)
+    judged = [row for row in rows if row.passed is not None]
+    missed = sorted({row.key for row in judged if not row.passed})
+    print(
+        f"{sum(1 for row in judged if row.passed)} of {len(judged)} targets met"
+        + (f"; missed in rows {', '.join(missed)}" if missed else "")
+    )
     print(
         f"{time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}",
         flush=True,
