@@ -410,9 +410,10 @@ SAMPLED_TARGETS = (
 def sampled_decode_rows(plan: Plan) -> list[Row]:
     """Row s: noop jobs at sample_fps=1 and frame_stride=10 against decoding every frame.
 
-    The baseline decodes every frame of the same 30 s 1280x720 30 fps video (in a quick run too) with PyAV, in this
-    process as the jobs are, with the job decoder's codec threads and BGR conversion (what
-    a stride-1 job does); PyAV's plain `to_ndarray` and no conversion at all are shown
+    The baseline decodes every frame of the same 30 s 1280x720 30 fps video (in a quick
+    run too) with PyAV, in this process as the jobs are, with the job decoder's codec
+    threads and BGR conversion (what a stride-1 job does); PyAV's plain `to_ndarray` and
+    no conversion at all are shown
     beside it. Rounds interleave the measurements in a rotating order; each ratio is the
     median of the ratios within a round (wall time decides), with the ratio of the best
     rounds and the CPU-time ratio beside it.
