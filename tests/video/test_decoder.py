@@ -9,12 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from forgesyte.plugins.base import Frame
-from forgesyte.video.decoder import open_mp4, plan_decoding, read_packet_index, video_stream
+from forgesyte.video.decoder import (
+    BgrConverter,
+    open_mp4,
+    plan_decoding,
+    read_packet_index,
+    video_stream,
+)
 from forgesyte.video.service import (
     FrameTooLargeError,
     SamplingOptions,
@@ -257,3 +264,29 @@ def test_a_truncated_file_fails_unless_the_cap_comes_first(tmp_path: Path) -> No
     assert not keeper.frames  # found from the packet index, before any frame is analysed
     capped = VideoFilePipelineService(keeper).run(cut, SamplingOptions(max_frames=3))
     assert [f.frame_index for f in capped.frames] == [0, 1, 2]
+
+
+def test_one_converter_gives_to_ndarray_pixels_whatever_the_frames() -> None:
+    """The job's BgrConverter keeps one swscale context: when the frames change size,
+    pixel format or colour range between calls it still gives `to_ndarray`'s pixels, and
+    every image it hands out is an array of its own."""
+    rng = np.random.default_rng(3)
+    frames: list[av.VideoFrame] = []
+    for (width, height), pixel_format, color_range in (
+        ((160, 96), "yuv420p", 0),
+        ((160, 96), "yuv420p", 2),  # full (JPEG) range
+        ((96, 64), "yuv444p", 0),
+        ((96, 64), "nv12", 0),
+        ((160, 96), "yuv420p", 0),
+    ):
+        bgr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format=pixel_format)
+        frame.color_range = color_range
+        frames.append(frame)
+    converter = BgrConverter()
+    images = [converter.convert(frame) for frame in frames]
+    for frame, image in zip(frames, images, strict=True):
+        assert np.array_equal(image, frame.to_ndarray(format="bgr24"))
+    assert len({image.ctypes.data for image in images}) == len(images)
+    images[0][:] = 0
+    assert np.array_equal(images[4], frames[4].to_ndarray(format="bgr24"))

@@ -12,6 +12,10 @@ two such runs are never decoded, and non-reference frames inside a run are skipp
 the decoder (`skip_frame = NONREF`) unless they are wanted. Each packet fed is stamped
 with its decode-order number as its pts, so every frame the decoder returns names its
 packet and hence its exact place and time in a full decode.
+
+Only wanted frames are converted to BGR, by one `BgrConverter` per job: PyAV's
+`to_ndarray(format=...)` builds a new swscale context (and its thread pool) for every
+frame, which cost more than the conversion itself.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import av
 import av.codec
 import av.container
 import av.video
+import av.video.reformatter
 import numpy as np
 import numpy.typing as npt
 
@@ -218,6 +223,22 @@ def _intra_only(stream: av.video.VideoStream) -> bool:
     return bool(codec.properties & intra_only)
 
 
+class BgrConverter:
+    """Converts decoded frames to BGR images, keeping one swscale context for all of them.
+
+    The pixels are exactly those of `frame.to_ndarray(format="bgr24")`; the context is
+    made once and scales on the calling thread (a job converts one frame at a time).
+    """
+
+    def __init__(self) -> None:
+        self._reformatter = av.video.reformatter.VideoReformatter()
+
+    def convert(self, frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
+        """The frame as a height x width x 3 BGR image (a new array for every frame)."""
+        bgr = self._reformatter.reformat(frame, format="bgr24", threads=1)
+        return cast(npt.NDArray[np.uint8], bgr.to_ndarray())
+
+
 @dataclass(frozen=True)
 class DecodePlan:
     """Which packets to feed the decoder, and which of their frames are wanted.
@@ -276,6 +297,7 @@ def _decode_runs(
 ) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     codec = stream.codec_context
     codec.options = {"max_pixels": str(max_frame_pixels)}
+    converter = BgrConverter()
     ready: dict[int, npt.NDArray[np.uint8]] = {}  # decoded, waiting for earlier frames
     position = 0  # in plan.frame_order: the next frame to hand out
     run_number = 0
@@ -287,7 +309,7 @@ def _decode_runs(
             check_frame_size(frame.width, frame.height, max_frame_pixels)
             frame_index = plan.wanted.get(int(frame.pts if frame.pts is not None else -1))
             if frame_index is not None:
-                ready[frame_index] = cast(npt.NDArray[np.uint8], frame.to_ndarray(format="bgr24"))
+                ready[frame_index] = converter.convert(frame)
 
     def decode(packet: av.Packet[Any] | None) -> None:
         try:

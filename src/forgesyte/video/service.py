@@ -285,6 +285,7 @@ class VideoFilePipelineService:
             analysed += 1
             if on_progress is not None:
                 on_progress(analysed, len(selected))
+            del frame, image  # freed before the next is decoded: its memory is reused
         if not analysed:
             raise VideoDecodeError("the video yielded no decodable frames")
         return VideoSummary(video=info, frames_analysed=analysed)
