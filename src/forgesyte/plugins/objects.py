@@ -15,7 +15,6 @@ the confidence threshold survive, then per-class NMS (`class_wise_nms`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
-from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections, class_wise_nms
+from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.detections import Detections, DetectorTool, class_wise_nms
 from forgesyte.plugins.onnx_session import open_cpu_session
 from forgesyte.plugins.yolo import COCO_CLASS_NAMES, letterbox
 
@@ -94,7 +93,7 @@ def expected_distances(bins: FloatArray) -> FloatArray:
     return distances
 
 
-class ObjectsDetect(Tool):
+class ObjectsDetect(DetectorTool):
     """`objects.detect`: COCO-80 objects found by the bundled NanoDet model, as ``detections``.
 
     Boxes are in frame pixels, clipped to the frame. ``confidence_threshold`` keeps
@@ -102,8 +101,6 @@ class ObjectsDetect(Tool):
     """
 
     name = "detect"
-    input_types = (IMAGE_TYPE,)
-    output_types = (DETECTIONS_TYPE,)
 
     def __init__(
         self,
@@ -213,13 +210,7 @@ class ObjectsDetect(Tool):
         """Run the model on a frame; detections in frame pixels."""
         self.load()
         image, fit = letterbox(frame, (INPUT_SIZE, INPUT_SIZE))
-        found = self.decode(*self.infer(to_input_tensor(image)))
-        height, width = frame.shape[:2]
-        return found.unletterboxed(fit.scale, fit.pad_xy).clipped((width, height))
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect objects in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
+        return fit.to_frame(self.decode(*self.infer(to_input_tensor(image))))
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:

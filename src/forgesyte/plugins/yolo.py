@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
-from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections
+from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.detections import Detections, DetectorTool
 from forgesyte.plugins.onnx_session import open_cpu_session
 
 DEFAULT_INPUT_WH = (640, 640)
@@ -56,6 +56,11 @@ class Letterbox:
 
     scale: float
     pad_xy: tuple[int, int]
+    frame_wh: tuple[int, int]
+
+    def to_frame(self, found: Detections) -> Detections:
+        """Detections in model-input pixels mapped back to the frame, clipped to it."""
+        return found.unletterboxed(self.scale, self.pad_xy).clipped(self.frame_wh)
 
 
 def letterbox(frame: Frame, input_wh: tuple[int, int]) -> tuple[Frame, Letterbox]:
@@ -76,7 +81,7 @@ def letterbox(frame: Frame, input_wh: tuple[int, int]) -> tuple[Frame, Letterbox
     padded = cv2.copyMakeBorder(
         resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
     )
-    return cast(Frame, padded), Letterbox(scale=scale, pad_xy=(left, top))
+    return cast(Frame, padded), Letterbox(scale, (left, top), (width, height))
 
 
 def to_input_tensor(image: Frame) -> npt.NDArray[np.float32]:
@@ -109,7 +114,7 @@ def _fixed_dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-class YoloDetect(Tool):
+class YoloDetect(DetectorTool):
     """`yolo.detect`: objects found by an ONNX YOLO model, as ``detections``.
 
     Boxes are mapped back through the letterbox to frame pixels and clipped to the frame.
@@ -118,8 +123,6 @@ class YoloDetect(Tool):
     """
 
     name = "detect"
-    input_types = (IMAGE_TYPE,)
-    output_types = (DETECTIONS_TYPE,)
 
     def __init__(
         self,
@@ -213,12 +216,7 @@ class YoloDetect(Tool):
             iou_threshold=self.iou_threshold,
             max_detections=self.max_detections,
         )
-        height, width = frame.shape[:2]
-        return found.unletterboxed(fit.scale, fit.pad_xy).clipped((width, height))
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect objects in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
+        return fit.to_frame(found)
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:
