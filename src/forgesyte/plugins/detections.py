@@ -248,11 +248,23 @@ def parse_detections(value: Any) -> list[dict[str, Any]]:
 class DetectorTool(Tool):
     """A tool that finds boxes in the frame: the base of every detector tool.
 
-    It takes the frame and gives ``detections``; a subclass implements `detect`.
+    It takes the frame and gives ``detections``; a subclass implements `_open` (called once,
+    by `load`) and `detect`.
     """
 
     input_types = (IMAGE_TYPE,)
     output_types = (DETECTIONS_TYPE,)
+    _opened = False
+
+    def load(self) -> None:
+        """Open the model once per process (`_open`); later calls do nothing."""
+        if not self._opened:
+            self._open()
+            self._opened = True
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Open the model (a file read, a session started); RuntimeError if it cannot."""
 
     @abstractmethod
     def detect(self, frame: Frame) -> Detections:

@@ -128,10 +128,8 @@ class ObjectsDetect(DetectorTool):
             return f"bundled detector model {self.model_path.name} is missing from the package"
         return None
 
-    def load(self) -> None:
-        """Open the ONNX session once per process and match the outputs to the strides."""
-        if self._session is not None:
-            return
+    def _open(self) -> None:
+        """Open the ONNX session and match the outputs to the strides."""
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"objects.detect cannot run: {reason}")

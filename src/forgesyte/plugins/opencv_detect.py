@@ -69,10 +69,8 @@ class HaarCascadeTool(DetectorTool):
             return f"OpenCV cascade {self.cascade_path} is missing from this install"
         return None
 
-    def load(self) -> None:
-        """Read the cascade once per process."""
-        if self._cascade is not None:
-            return
+    def _open(self) -> None:
+        """Read the cascade."""
         cascade = cv2.CascadeClassifier(str(self.cascade_path))
         if cascade.empty():
             raise RuntimeError(f"OpenCV could not read cascade {self.cascade_path}")
@@ -127,12 +125,11 @@ class People(DetectorTool):
     def __init__(self) -> None:
         self._hog: Any = None
 
-    def load(self) -> None:
-        """Build the HOG descriptor with OpenCV's default people detector once per process."""
-        if self._hog is None:
-            hog = cv2.HOGDescriptor()
-            hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
-            self._hog = hog
+    def _open(self) -> None:
+        """Build the HOG descriptor with OpenCV's default people detector."""
+        hog = cv2.HOGDescriptor()
+        hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
+        self._hog = hog
 
     def detect(self, frame: Frame) -> Detections:
         """Run the HOG people detector on the frame; detections in frame pixels."""

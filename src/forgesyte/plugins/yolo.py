@@ -153,10 +153,8 @@ class YoloDetect(DetectorTool):
             return f"YOLO model file {self.model_path.name} does not exist (FORGESYTE_YOLO_MODEL)"
         return None
 
-    def load(self) -> None:
-        """Open the ONNX session once per process and read the model's input size and classes."""
-        if self._session is not None:
-            return
+    def _open(self) -> None:
+        """Open the ONNX session and read the model's input size and classes."""
         reason = self.unavailable_reason()
         if reason is not None or self.model_path is None:
             raise RuntimeError(f"yolo.detect cannot run: {reason}")
