@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
-from forgesyte.plugins.detections import Detections, DetectorTool, class_wise_nms
-from forgesyte.plugins.onnx_session import open_cpu_session
+from forgesyte.plugins.detections import Detections, class_wise_nms
+from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
 from forgesyte.plugins.yolo import COCO_CLASS_NAMES, letterbox
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "nanodet_coco.onnx"
@@ -93,7 +93,7 @@ def expected_distances(bins: FloatArray) -> FloatArray:
     return distances
 
 
-class ObjectsDetect(DetectorTool):
+class ObjectsDetect(OnnxDetector):
     """`objects.detect`: COCO-80 objects found by the bundled NanoDet model, as ``detections``.
 
     Boxes are in frame pixels, clipped to the frame. ``confidence_threshold`` keeps
@@ -111,13 +111,8 @@ class ObjectsDetect(DetectorTool):
         max_detections: int = DEFAULT_MAX_DETECTIONS,
         threads: int | None = None,
     ) -> None:
+        super().__init__(confidence_threshold, iou_threshold, max_detections, threads)
         self.model_path = model_path
-        self.confidence_threshold = confidence_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections = max_detections
-        self.threads = threads
-        self._session: Any = None
-        self._input_name = ""
         self._heads: tuple[Head, ...] = ()
         self._centres: FloatArray = np.zeros((0, 2), dtype=np.float32)
         self._strides: FloatArray = np.zeros(0, dtype=np.float32)
@@ -147,16 +142,6 @@ class ObjectsDetect(DetectorTool):
         )
         self._input_name = model_input.name
         self._session = session
-
-    @property
-    def session(self) -> Any:
-        """The loaded ONNX Runtime session (after load())."""
-        return self._session
-
-    @property
-    def input_name(self) -> str:
-        """The model input's name (after load())."""
-        return self._input_name
 
     @staticmethod
     def _match_heads(outputs: Any) -> tuple[Head, ...]:

@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
-from forgesyte.plugins.detections import Detections, DetectorTool
-from forgesyte.plugins.onnx_session import open_cpu_session
+from forgesyte.plugins.detections import Detections
+from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
 
 DEFAULT_INPUT_WH = (640, 640)
 """Model input size (pixels) used when the model's input has no fixed height and width."""
@@ -114,7 +114,7 @@ def _fixed_dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-class YoloDetect(DetectorTool):
+class YoloDetect(OnnxDetector):
     """`yolo.detect`: objects found by an ONNX YOLO model, as ``detections``.
 
     Boxes are mapped back through the letterbox to frame pixels and clipped to the frame.
@@ -133,13 +133,8 @@ class YoloDetect(DetectorTool):
         max_detections: int = 300,
         threads: int | None = None,
     ) -> None:
+        super().__init__(confidence_threshold, iou_threshold, max_detections, threads)
         self.model_path = model_path
-        self.confidence_threshold = confidence_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections = max_detections
-        self.threads = threads
-        self._session: Any = None
-        self._input_name = ""
         self._input_dtype: type[np.floating[Any]] = np.float32
         self.input_wh = DEFAULT_INPUT_WH
         self.class_names: tuple[str, ...] = ()
