@@ -1,8 +1,9 @@
 """The job-state rules both stores follow, written once.
 
-What a new job starts as, what each write of a worker that holds a job changes, and what
-an expired lease turns a job into. `SqlJobStore` and `InMemoryJobStore` differ only in how
-they make such a change atomic: each supplies `_update_held`, one conditional update.
+What a new job starts as, what each write of a worker that holds a job changes, what an
+expired lease turns a job into, and what a webhook attempt leaves. `SqlJobStore` and
+`InMemoryJobStore` inherit `JobStoreRules` and differ only in how they make a change
+atomic: each supplies the primitives it names (`_update_held`, one conditional update).
 """
 
 from __future__ import annotations
