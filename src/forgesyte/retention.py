@@ -17,6 +17,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -156,6 +157,7 @@ def remove_orphans(
     return removed
 
 
+@dataclass
 class Housekeeper:
     """The periodic sweep of a serve or worker process: retention, then orphaned objects.
 
@@ -163,20 +165,12 @@ class Housekeeper:
     twice is harmless).
     """
 
-    def __init__(
-        self,
-        store: JobStore,
-        storage: Storage,
-        *,
-        interval_s: float,
-        retention_days: float | None,
-        orphan_min_age_s: float = ORPHAN_MIN_AGE_S,
-    ) -> None:
-        self.store = store
-        self.storage = storage
-        self.interval_s = interval_s
-        self.retention_days = retention_days
-        self.orphan_min_age_s = orphan_min_age_s
+    store: JobStore
+    storage: Storage
+    _: KW_ONLY
+    interval_s: float
+    retention_days: float | None
+    orphan_min_age_s: float = ORPHAN_MIN_AGE_S
 
     def sweep(self) -> tuple[list[uuid.UUID], list[str]]:
         """One pass: the jobs retention removed and the orphaned keys removed."""

@@ -9,6 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import JobRecord
 
 
 class JobCreatedOut(BaseModel):
@@ -26,6 +27,19 @@ class JobStatusOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     error_message: str | None = Field(default=None, description="Present when failed.")
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobStatusOut:
+        """The status answer for a job snapshot (progress 100 once completed; the error
+        only of a failed job)."""
+        return cls(
+            job_id=job.job_id,
+            status=job.status,
+            progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            error_message=job.error_message if job.status is JobStatus.FAILED else None,
+        )
 
 
 class FrameResultOut(BaseModel):

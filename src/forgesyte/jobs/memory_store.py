@@ -10,20 +10,18 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from forgesyte.jobs import stats
+from forgesyte.jobs import rules, stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, WebhookState, utcnow
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
     JobFinishedError,
-    JobPageCursor,
     JobRecord,
     JobRunningError,
     JobStore,
     NewJob,
     RecoveryReport,
     WebhookDelivery,
-    lost_worker_message,
 )
 
 Clock = Callable[[], datetime]
@@ -41,7 +39,7 @@ class _Webhook:
     last_error: str | None = None
 
 
-class InMemoryJobStore:
+class InMemoryJobStore(rules.JobStoreRules):
     """A thread-safe `JobStore` in a dict: FIFO by created_at, leases, attempts, idempotency.
 
     One lock makes each operation atomic, as a transaction would; listeners are called
@@ -76,23 +74,7 @@ class InMemoryJobStore:
             if new.idempotency_key is not None and new.idempotency_key in self._by_key:
                 raise DuplicateIdempotencyKeyError(new.idempotency_key)
             now = self._clock()
-            record = JobRecord(
-                job_id=new.job_id,
-                status=JobStatus.PENDING,
-                pipeline_id=new.pipeline_id,
-                options=copy.deepcopy(new.options),
-                input_path=new.input_path,
-                output_path=None,
-                error_message=None,
-                progress=0.0,
-                attempts=0,
-                worker_id=None,
-                lease_expires_at=None,
-                idempotency_key=new.idempotency_key,
-                result_summary=None,
-                created_at=now,
-                updated_at=now,
-            )
+            record = _copy(rules.pending_record(new, now))  # shares nothing with the caller's
             self._jobs[new.job_id] = record
             if new.idempotency_key is not None:
                 self._by_key[new.idempotency_key] = new.job_id
@@ -164,27 +146,21 @@ class InMemoryJobStore:
                 counts[job.status.value] += 1
         return counts
 
-    def list_page(
-        self,
-        *,
-        limit: int,
-        after: JobPageCursor | None = None,
-        status: JobStatus | None = None,
-        pipeline_id: str | None = None,
-    ) -> list[JobRecord]:
+    def _select_page(self, query: rules.JobPageQuery) -> list[JobRecord]:
         """Up to limit jobs, newest first (created_at, job_id descending); after `after`."""
         with self._lock:
+            after = query.after
             jobs = [
                 job
                 for job in self._jobs.values()
-                if (status is None or job.status is status)
-                and (pipeline_id is None or job.pipeline_id == pipeline_id)
+                if (query.status is None or job.status is query.status)
+                and (query.pipeline_id is None or job.pipeline_id == query.pipeline_id)
                 and (
                     after is None or (job.created_at, job.job_id) < (after.created_at, after.job_id)
                 )
             ]
             jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
-            return [_copy(job) for job in jobs[:limit]]
+            return [_copy(job) for job in jobs[: query.limit]]
 
     def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
         """Make a pending or running job cancelled; JobFinishedError if it already ended."""
@@ -260,14 +236,7 @@ class InMemoryJobStore:
                 )
             return claimed
 
-    def finish_webhook(
-        self,
-        delivery: WebhookDelivery,
-        *,
-        delivered: bool,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-    ) -> bool:
+    def _finish_webhook(self, delivery: WebhookDelivery, outcome: rules.WebhookOutcome) -> bool:
         """Record how an attempt went; False when it was not the latest claim."""
         with self._lock:
             hook = self._webhooks.get(delivery.job_id)
@@ -277,12 +246,9 @@ class InMemoryJobStore:
                 or hook.attempts != delivery.attempt
             ):
                 return False
-            if delivered:
-                hook.state, hook.last_error = WebhookState.DELIVERED, None
-            elif retry_at is None:
-                hook.state, hook.last_error = WebhookState.ABANDONED, error
-            else:
-                hook.next_attempt_at, hook.last_error = retry_at, error
+            hook.state, hook.last_error = outcome.state, outcome.last_error
+            if outcome.next_attempt_at is not None:
+                hook.next_attempt_at = outcome.next_attempt_at
             return True
 
     def webhook_state(self, job_id: uuid.UUID) -> tuple[str, int] | None:
@@ -313,30 +279,25 @@ class InMemoryJobStore:
         self._changes.publish(claimed.job_id, claimed.status)
         return claimed
 
-    def _update_held(self, job_id: uuid.UUID, held_by: str, **values: Any) -> bool:
+    def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
         """Change a running job this worker still holds; False if it no longer does."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.status is not JobStatus.RUNNING or job.worker_id != held_by:
                 return False
-            changed = self._replace(job, self._clock(), **values)
-        self._changes.publish(job_id, changed.status)
+            values = dict(change.values)
+            if change.uncount_attempt:
+                values["attempts"] = job.attempts - 1
+            self._replace(job, self._clock(), status=change.status, **values)
+        self._changes.publish(job_id, change.status)
         return True
 
     def _replace(self, job: JobRecord, now: datetime, **values: Any) -> JobRecord:
-        """Store a changed copy of job (the lock held); return a snapshot of it."""
-        changed = dataclasses.replace(job, updated_at=now, **values)
+        """Store a changed copy of job (the lock held), sharing nothing with values; return
+        a snapshot of it."""
+        changed = _copy(dataclasses.replace(job, updated_at=now, **values))
         self._jobs[job.job_id] = changed
         return _copy(changed)
-
-    def _lease_until(self, lease_seconds: float) -> datetime:
-        return self._clock() + timedelta(seconds=lease_seconds)
-
-    def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
-        """Renew the worker's lease on a job; False if the job was taken away."""
-        return self._update_held(
-            job_id, worker_id, lease_expires_at=self._lease_until(lease_seconds)
-        )
 
     def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
         """Whether the job is still running and held by this worker (a read, no write)."""
@@ -345,56 +306,6 @@ class InMemoryJobStore:
             return (
                 job is not None and job.status is JobStatus.RUNNING and job.worker_id == worker_id
             )
-
-    def set_progress(
-        self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
-    ) -> bool:
-        """Record progress (percent) and renew the lease; False if the job was taken away."""
-        return self._update_held(
-            job_id,
-            worker_id,
-            progress=round(progress, 2),
-            lease_expires_at=self._lease_until(lease_seconds),
-        )
-
-    def complete(
-        self, job_id: uuid.UUID, worker_id: str, output_path: str, summary: dict[str, Any]
-    ) -> bool:
-        """Mark a job completed with its results path; False if the job was taken away."""
-        return self._update_held(
-            job_id,
-            worker_id,
-            status=JobStatus.COMPLETED,
-            progress=100.0,
-            output_path=output_path,
-            result_summary=copy.deepcopy(summary),
-            error_message=None,
-            lease_expires_at=None,
-        )
-
-    def fail(self, job_id: uuid.UUID, worker_id: str, message: str) -> bool:
-        """Mark a job failed with a message; False if the job was taken away."""
-        return self._update_held(
-            job_id, worker_id, status=JobStatus.FAILED, error_message=message, lease_expires_at=None
-        )
-
-    def release(self, job_id: uuid.UUID, worker_id: str, *, count_attempt: bool = False) -> bool:
-        """Hand a job back to pending; the attempt is not counted unless count_attempt."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.status is not JobStatus.RUNNING or job.worker_id != worker_id:
-                return False
-            self._replace(
-                job,
-                self._clock(),
-                status=JobStatus.PENDING,
-                worker_id=None,
-                lease_expires_at=None,
-                progress=0.0,
-                attempts=job.attempts if count_attempt else job.attempts - 1,
-            )
-        self._changes.publish(job_id, JobStatus.PENDING)
-        return True
 
     def recover_expired(self, max_attempts: int) -> RecoveryReport:
         """Return jobs whose lease expired to pending, or fail them when attempts ran out."""
@@ -406,26 +317,9 @@ class InMemoryJobStore:
                 lease = job.lease_expires_at
                 if job.status is not JobStatus.RUNNING or lease is None or lease >= now:
                     continue
-                if job.attempts >= max_attempts:
-                    self._replace(
-                        job,
-                        now,
-                        status=JobStatus.FAILED,
-                        error_message=lost_worker_message(job.attempts, max_attempts),
-                        worker_id=None,
-                        lease_expires_at=None,
-                    )
-                    failed.append(job.job_id)
-                else:
-                    self._replace(
-                        job,
-                        now,
-                        status=JobStatus.PENDING,
-                        progress=0.0,
-                        worker_id=None,
-                        lease_expires_at=None,
-                    )
-                    requeued.append(job.job_id)
+                status, values = rules.expired_lease_outcome(job.attempts, max_attempts)
+                self._replace(job, now, status=status, **values)
+                (failed if status is JobStatus.FAILED else requeued).append(job.job_id)
         for job_id in requeued:
             self._changes.publish(job_id, JobStatus.PENDING)
         for job_id in failed:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, delete, func, or_, select, update
+from sqlalchemy import Engine, Row, Update, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forgesyte.db.engine import retry_on_conflict
 from forgesyte.db.migrate import open_engine
-from forgesyte.jobs import stats
+from forgesyte.jobs import rules, stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.models import (
     FINISHED_STATUSES,
@@ -26,45 +27,30 @@ from forgesyte.jobs.models import (
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
     JobFinishedError,
-    JobPageCursor,
     JobRecord,
     JobRunningError,
     NewJob,
     RecoveryReport,
     WebhookDelivery,
-    lost_worker_message,
 )
 
 LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
 
 _JOBS = Job.__table__
 _FINISHED = [status.value for status in FINISHED_STATUSES]
+_RECORD_FIELDS = [field.name for field in dataclasses.fields(JobRecord)]
 
 Clock = Callable[[], datetime]
 
 
 def record_from_row(row: Job | Row[Any]) -> JobRecord:
-    """Snapshot an ORM object or a Core row of the jobs table."""
-    return JobRecord(
-        job_id=row.job_id,
-        status=JobStatus(row.status),
-        pipeline_id=row.pipeline_id,
-        options=dict(row.options or {}),
-        input_path=row.input_path,
-        output_path=row.output_path,
-        error_message=row.error_message,
-        progress=row.progress,
-        attempts=row.attempts,
-        worker_id=row.worker_id,
-        lease_expires_at=row.lease_expires_at,
-        idempotency_key=row.idempotency_key,
-        result_summary=row.result_summary,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    """Snapshot an ORM object or a Core row of the jobs table (a column per record field)."""
+    values = {name: getattr(row, name) for name in _RECORD_FIELDS}
+    values.update(status=JobStatus(row.status), options=dict(row.options or {}))
+    return JobRecord(**values)
 
 
-class SqlJobStore:
+class SqlJobStore(rules.JobStoreRules):
     """The `JobStore` on a SQLAlchemy engine: the jobs table is the queue.
 
     `clock` gives the time of every write and lease (tests move it on instead of
@@ -104,23 +90,21 @@ class SqlJobStore:
         """Close the engine's connections."""
         self.engine.dispose()
 
+    def _update_returning(self, statement: Update) -> JobRecord | None:
+        """Run an UPDATE of at most one job in its own transaction; the job as updated."""
+        with self.session() as session, session.begin():
+            row = session.scalars(
+                statement.returning(Job).execution_options(synchronize_session=False)
+            ).first()
+            return record_from_row(row) if row is not None else None
+
     # -- the API side -----------------------------------------------------------------
 
     def create(self, new: NewJob) -> JobRecord:
         """Insert a pending job; being in the table is being in the queue."""
         now = self._clock()
-        row = Job(
-            job_id=new.job_id,
-            status=JobStatus.PENDING.value,
-            pipeline_id=new.pipeline_id,
-            options=new.options,
-            input_path=new.input_path,
-            idempotency_key=new.idempotency_key,
-            progress=0.0,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+        pending = rules.pending_record(new, now)
+        row = Job(**{**dataclasses.asdict(pending), "status": pending.status.value})
 
         def insert() -> JobRecord:
             with self.session() as session, session.begin():
@@ -198,33 +182,28 @@ class SqlJobStore:
         counts.update({str(status): int(n) for status, n in rows})
         return counts
 
-    def list_page(
-        self,
-        *,
-        limit: int,
-        after: JobPageCursor | None = None,
-        status: JobStatus | None = None,
-        pipeline_id: str | None = None,
-    ) -> list[JobRecord]:
+    def _select_page(self, query: rules.JobPageQuery) -> list[JobRecord]:
         """Up to limit jobs, newest first; with `after`, those strictly behind it.
 
         The order and the keyset condition follow the (created_at, job_id) index.
         """
-        query = select(_JOBS)
-        if status is not None:
-            query = query.where(_JOBS.c.status == status.value)
-        if pipeline_id is not None:
-            query = query.where(_JOBS.c.pipeline_id == pipeline_id)
-        if after is not None:
-            query = query.where(
+        statement = select(_JOBS)
+        if query.status is not None:
+            statement = statement.where(_JOBS.c.status == query.status.value)
+        if query.pipeline_id is not None:
+            statement = statement.where(_JOBS.c.pipeline_id == query.pipeline_id)
+        if (after := query.after) is not None:
+            statement = statement.where(
                 or_(
                     _JOBS.c.created_at < after.created_at,
                     and_(_JOBS.c.created_at == after.created_at, _JOBS.c.job_id < after.job_id),
                 )
             )
-        query = query.order_by(_JOBS.c.created_at.desc(), _JOBS.c.job_id.desc()).limit(limit)
+        statement = statement.order_by(_JOBS.c.created_at.desc(), _JOBS.c.job_id.desc())
         with self.engine.connect() as connection:
-            return [record_from_row(row) for row in connection.execute(query)]
+            return [
+                record_from_row(row) for row in connection.execute(statement.limit(query.limit))
+            ]
 
     def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
         """Make a pending or running job cancelled; JobFinishedError if it already ended."""
@@ -241,12 +220,8 @@ class SqlJobStore:
                     lease_expires_at=None,
                     updated_at=self._clock(),
                 )
-                .returning(Job)
-                .execution_options(synchronize_session=False)
             )
-            with self.session() as session, session.begin():
-                row = session.scalars(statement).first()
-                return record_from_row(row) if row is not None else None
+            return self._update_returning(statement)
 
         cancelled = retry_on_conflict(run)
         if cancelled is None:
@@ -354,22 +329,11 @@ class SqlJobStore:
 
         return retry_on_conflict(claim)
 
-    def finish_webhook(
-        self,
-        delivery: WebhookDelivery,
-        *,
-        delivered: bool,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-    ) -> bool:
+    def _finish_webhook(self, delivery: WebhookDelivery, outcome: rules.WebhookOutcome) -> bool:
         """Record how an attempt went; False when it was not the latest claim."""
-        values: dict[str, Any]
-        if delivered:
-            values = {"state": WebhookState.DELIVERED.value, "last_error": None}
-        elif retry_at is None:
-            values = {"state": WebhookState.ABANDONED.value, "last_error": error}
-        else:
-            values = {"next_attempt_at": retry_at, "last_error": error}
+        values: dict[str, Any] = {"state": outcome.state.value, "last_error": outcome.last_error}
+        if outcome.next_attempt_at is not None:
+            values["next_attempt_at"] = outcome.next_attempt_at
 
         def run() -> bool:
             statement = (
@@ -431,22 +395,19 @@ class SqlJobStore:
                     progress=0.0,
                     updated_at=now,
                 )
-                .returning(Job)
-                .execution_options(synchronize_session=False)
             )
-            with self.session() as session, session.begin():
-                row = session.scalars(statement).first()
-                return record_from_row(row) if row is not None else None
+            return self._update_returning(statement)
 
         claimed = retry_on_conflict(claim)
         if claimed is not None:
             self._changes.publish(claimed.job_id, claimed.status)
         return claimed
 
-    def _update_held(
-        self, job_id: uuid.UUID, held_by: str, status: JobStatus, **values: Any
-    ) -> bool:
+    def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
         """Update a running job that this worker still holds; False if it no longer does."""
+        values = dict(change.values)
+        if change.uncount_attempt:
+            values["attempts"] = Job.attempts - 1
 
         def run() -> bool:
             statement = (
@@ -456,7 +417,7 @@ class SqlJobStore:
                     Job.status == JobStatus.RUNNING.value,
                     Job.worker_id == held_by,
                 )
-                .values(status=status.value, updated_at=self._clock(), **values)
+                .values(status=change.status.value, updated_at=self._clock(), **values)
                 .execution_options(synchronize_session=False)
             )
             with self.session() as session, session.begin():
@@ -464,17 +425,8 @@ class SqlJobStore:
 
         held = retry_on_conflict(run)
         if held:
-            self._changes.publish(job_id, status)
+            self._changes.publish(job_id, change.status)
         return held
-
-    def _lease_until(self, lease_seconds: float) -> datetime:
-        return self._clock() + timedelta(seconds=lease_seconds)
-
-    def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
-        """Renew the worker's lease on a job; False if the job was taken away."""
-        return self._update_held(
-            job_id, worker_id, JobStatus.RUNNING, lease_expires_at=self._lease_until(lease_seconds)
-        )
 
     def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
         """Whether the job is still running and held by this worker (a read, no write)."""
@@ -487,52 +439,6 @@ class SqlJobStore:
                 )
             ).first()
         return row is not None
-
-    def set_progress(
-        self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
-    ) -> bool:
-        """Record progress (percent) and renew the lease; False if the job was taken away."""
-        return self._update_held(
-            job_id,
-            worker_id,
-            JobStatus.RUNNING,
-            progress=round(progress, 2),
-            lease_expires_at=self._lease_until(lease_seconds),
-        )
-
-    def complete(
-        self, job_id: uuid.UUID, worker_id: str, output_path: str, summary: dict[str, Any]
-    ) -> bool:
-        """Mark a job completed with its results path; False if the job was taken away."""
-        return self._update_held(
-            job_id,
-            worker_id,
-            JobStatus.COMPLETED,
-            progress=100.0,
-            output_path=output_path,
-            result_summary=summary,
-            error_message=None,
-            lease_expires_at=None,
-        )
-
-    def fail(self, job_id: uuid.UUID, worker_id: str, message: str) -> bool:
-        """Mark a job failed with a message; False if the job was taken away."""
-        return self._update_held(
-            job_id, worker_id, JobStatus.FAILED, error_message=message, lease_expires_at=None
-        )
-
-    def release(self, job_id: uuid.UUID, worker_id: str, *, count_attempt: bool = False) -> bool:
-        """Hand a job back to pending; the attempt is not counted unless count_attempt."""
-        values: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
-        return self._update_held(
-            job_id,
-            worker_id,
-            JobStatus.PENDING,
-            worker_id=None,
-            lease_expires_at=None,
-            progress=0.0,
-            **values,
-        )
 
     def recover_expired(self, max_attempts: int) -> RecoveryReport:
         """Return jobs whose lease expired to pending, or fail them when attempts ran out."""
@@ -554,23 +460,15 @@ class SqlJobStore:
                         Job.status == JobStatus.RUNNING.value,
                         Job.lease_expires_at == lease,
                     )
-                    if attempts >= max_attempts:
-                        values: dict[str, Any] = {
-                            "status": JobStatus.FAILED.value,
-                            "error_message": lost_worker_message(attempts, max_attempts),
-                        }
-                        target = failed
-                    else:
-                        values = {"status": JobStatus.PENDING.value, "progress": 0.0}
-                        target = requeued
+                    status, values = rules.expired_lease_outcome(attempts, max_attempts)
                     result = session.execute(
                         update(Job)
                         .where(held)
-                        .values(worker_id=None, lease_expires_at=None, updated_at=now, **values)
+                        .values(status=status.value, updated_at=now, **values)
                         .execution_options(synchronize_session=False)
                     )
                     if result.rowcount == 1:  # type: ignore[attr-defined]
-                        target.append(job_id)
+                        (failed if status is JobStatus.FAILED else requeued).append(job_id)
             return RecoveryReport(requeued, failed)
 
         report = retry_on_conflict(sweep)

@@ -13,12 +13,15 @@ and turned into JSON once, by `Detections.to_json`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
+
+from forgesyte.plugins.base import IMAGE_TYPE, Frame, Tool
 
 DETECTIONS_TYPE = "detections"
 """The output type of every detector tool."""
@@ -240,3 +243,33 @@ def parse_detections(value: Any) -> list[dict[str, Any]]:
             raise ValueError(f"detection {position} has no xyxy box of four numbers: {item!r}")
         parsed.append(dict(item))
     return parsed
+
+
+class DetectorTool(Tool):
+    """A tool that finds boxes in the frame: the base of every detector tool.
+
+    It takes the frame and gives ``detections``; a subclass implements `_open` (called once,
+    by `load`) and `detect`.
+    """
+
+    input_types = (IMAGE_TYPE,)
+    output_types = (DETECTIONS_TYPE,)
+    _opened = False
+
+    def load(self) -> None:
+        """Open the model once per process (`_open`); later calls do nothing."""
+        if not self._opened:
+            self._open()
+            self._opened = True
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Open the model (a file read, a session started); RuntimeError if it cannot."""
+
+    @abstractmethod
+    def detect(self, frame: Frame) -> Detections:
+        """The detections in the frame, in frame pixels."""
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        """Detect in the frame; JSON ``detections``."""
+        return self.detect(frame).to_json()

@@ -15,7 +15,6 @@ the confidence threshold survive, then per-class NMS (`class_wise_nms`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
-from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections, class_wise_nms
-from forgesyte.plugins.onnx_session import open_cpu_session
+from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.detections import Detections, class_wise_nms
+from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
 from forgesyte.plugins.yolo import COCO_CLASS_NAMES, letterbox
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "nanodet_coco.onnx"
@@ -94,7 +93,7 @@ def expected_distances(bins: FloatArray) -> FloatArray:
     return distances
 
 
-class ObjectsDetect(Tool):
+class ObjectsDetect(OnnxDetector):
     """`objects.detect`: COCO-80 objects found by the bundled NanoDet model, as ``detections``.
 
     Boxes are in frame pixels, clipped to the frame. ``confidence_threshold`` keeps
@@ -102,8 +101,6 @@ class ObjectsDetect(Tool):
     """
 
     name = "detect"
-    input_types = (IMAGE_TYPE,)
-    output_types = (DETECTIONS_TYPE,)
 
     def __init__(
         self,
@@ -114,13 +111,8 @@ class ObjectsDetect(Tool):
         max_detections: int = DEFAULT_MAX_DETECTIONS,
         threads: int | None = None,
     ) -> None:
+        super().__init__(confidence_threshold, iou_threshold, max_detections, threads)
         self.model_path = model_path
-        self.confidence_threshold = confidence_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections = max_detections
-        self.threads = threads
-        self._session: Any = None
-        self._input_name = ""
         self._heads: tuple[Head, ...] = ()
         self._centres: FloatArray = np.zeros((0, 2), dtype=np.float32)
         self._strides: FloatArray = np.zeros(0, dtype=np.float32)
@@ -131,10 +123,8 @@ class ObjectsDetect(Tool):
             return f"bundled detector model {self.model_path.name} is missing from the package"
         return None
 
-    def load(self) -> None:
-        """Open the ONNX session once per process and match the outputs to the strides."""
-        if self._session is not None:
-            return
+    def _open(self) -> None:
+        """Open the ONNX session and match the outputs to the strides."""
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"objects.detect cannot run: {reason}")
@@ -152,16 +142,6 @@ class ObjectsDetect(Tool):
         )
         self._input_name = model_input.name
         self._session = session
-
-    @property
-    def session(self) -> Any:
-        """The loaded ONNX Runtime session (after load())."""
-        return self._session
-
-    @property
-    def input_name(self) -> str:
-        """The model input's name (after load())."""
-        return self._input_name
 
     @staticmethod
     def _match_heads(outputs: Any) -> tuple[Head, ...]:
@@ -213,13 +193,7 @@ class ObjectsDetect(Tool):
         """Run the model on a frame; detections in frame pixels."""
         self.load()
         image, fit = letterbox(frame, (INPUT_SIZE, INPUT_SIZE))
-        found = self.decode(*self.infer(to_input_tensor(image)))
-        height, width = frame.shape[:2]
-        return found.unletterboxed(fit.scale, fit.pad_xy).clipped((width, height))
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect objects in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
+        return fit.to_frame(self.decode(*self.infer(to_input_tensor(image))))
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:

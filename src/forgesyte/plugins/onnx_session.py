@@ -1,9 +1,12 @@
-"""One way to open an ONNX Runtime session for a plugin: CPU, quiet, a given thread count."""
+"""One way to open an ONNX Runtime session for a plugin: CPU, quiet, a given thread count;
+and `OnnxDetector`, what the detectors running an ONNX model (objects, yolo) hold."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from forgesyte.plugins.detections import DetectorTool
 
 
 def open_cpu_session(model_path: Path, threads: int | None) -> Any:
@@ -22,3 +25,33 @@ def open_cpu_session(model_path: Path, threads: int | None) -> Any:
     return ort.InferenceSession(
         str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
+
+
+class OnnxDetector(DetectorTool):
+    """A detector running one ONNX model: the limits of its decoding (candidates scoring
+    at least confidence_threshold; per-class NMS at iou_threshold; at most max_detections),
+    the threads ONNX Runtime may use, and the session with its input's name (after load())."""
+
+    def __init__(
+        self,
+        confidence_threshold: float,
+        iou_threshold: float,
+        max_detections: int,
+        threads: int | None,
+    ) -> None:
+        self.confidence_threshold = confidence_threshold
+        self.iou_threshold = iou_threshold
+        self.max_detections = max_detections
+        self.threads = threads
+        self._session: Any = None
+        self._input_name = ""
+
+    @property
+    def session(self) -> Any:
+        """The loaded ONNX Runtime session (after load())."""
+        return self._session
+
+    @property
+    def input_name(self) -> str:
+        """The model input's name (after load())."""
+        return self._input_name

@@ -17,7 +17,6 @@ value is not calibrated and compares only within one tool.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,8 +24,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
-from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections
+from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.detections import Detections, DetectorTool
 
 HAAR_SCALE_FACTOR = 1.1
 HAAR_MIN_NEIGHBORS = 3
@@ -50,11 +49,9 @@ def _gray(frame: Frame) -> Frame:
     return cast(Frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
 
 
-class HaarCascadeTool(Tool):
+class HaarCascadeTool(DetectorTool):
     """A Haar cascade shipped with opencv-python, as a detector tool of one class."""
 
-    input_types = (IMAGE_TYPE,)
-    output_types = (DETECTIONS_TYPE,)
     cascade_file: str
     class_name: str
 
@@ -72,10 +69,8 @@ class HaarCascadeTool(Tool):
             return f"OpenCV cascade {self.cascade_path} is missing from this install"
         return None
 
-    def load(self) -> None:
-        """Read the cascade once per process."""
-        if self._cascade is not None:
-            return
+    def _open(self) -> None:
+        """Read the cascade."""
         cascade = cv2.CascadeClassifier(str(self.cascade_path))
         if cascade.empty():
             raise RuntimeError(f"OpenCV could not read cascade {self.cascade_path}")
@@ -95,10 +90,6 @@ class HaarCascadeTool(Tool):
         return Detections.from_opencv_rects(
             rects, self.class_name, confidence=score_to_confidence(weights)
         )
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
 
 
 class Faces(HaarCascadeTool):
@@ -125,23 +116,20 @@ class Plates(HaarCascadeTool):
     class_name = "licence_plate"
 
 
-class People(Tool):
+class People(DetectorTool):
     """`opencv.people`: standing people by HOG + linear SVM (class ``person``)."""
 
     name = "people"
-    input_types = (IMAGE_TYPE,)
-    output_types = (DETECTIONS_TYPE,)
     class_name = "person"
 
     def __init__(self) -> None:
         self._hog: Any = None
 
-    def load(self) -> None:
-        """Build the HOG descriptor with OpenCV's default people detector once per process."""
-        if self._hog is None:
-            hog = cv2.HOGDescriptor()
-            hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
-            self._hog = hog
+    def _open(self) -> None:
+        """Build the HOG descriptor with OpenCV's default people detector."""
+        hog = cv2.HOGDescriptor()
+        hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
+        self._hog = hog
 
     def detect(self, frame: Frame) -> Detections:
         """Run the HOG people detector on the frame; detections in frame pixels."""
@@ -156,10 +144,6 @@ class People(Tool):
         return Detections.from_opencv_rects(
             rects, self.class_name, confidence=score_to_confidence(weights)
         )
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect people in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
-from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections
-from forgesyte.plugins.onnx_session import open_cpu_session
+from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.detections import Detections
+from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
 
 DEFAULT_INPUT_WH = (640, 640)
 """Model input size (pixels) used when the model's input has no fixed height and width."""
@@ -56,6 +56,11 @@ class Letterbox:
 
     scale: float
     pad_xy: tuple[int, int]
+    frame_wh: tuple[int, int]
+
+    def to_frame(self, found: Detections) -> Detections:
+        """Detections in model-input pixels mapped back to the frame, clipped to it."""
+        return found.unletterboxed(self.scale, self.pad_xy).clipped(self.frame_wh)
 
 
 def letterbox(frame: Frame, input_wh: tuple[int, int]) -> tuple[Frame, Letterbox]:
@@ -76,7 +81,7 @@ def letterbox(frame: Frame, input_wh: tuple[int, int]) -> tuple[Frame, Letterbox
     padded = cv2.copyMakeBorder(
         resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
     )
-    return cast(Frame, padded), Letterbox(scale=scale, pad_xy=(left, top))
+    return cast(Frame, padded), Letterbox(scale, (left, top), (width, height))
 
 
 def to_input_tensor(image: Frame) -> npt.NDArray[np.float32]:
@@ -109,7 +114,7 @@ def _fixed_dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-class YoloDetect(Tool):
+class YoloDetect(OnnxDetector):
     """`yolo.detect`: objects found by an ONNX YOLO model, as ``detections``.
 
     Boxes are mapped back through the letterbox to frame pixels and clipped to the frame.
@@ -118,8 +123,6 @@ class YoloDetect(Tool):
     """
 
     name = "detect"
-    input_types = (IMAGE_TYPE,)
-    output_types = (DETECTIONS_TYPE,)
 
     def __init__(
         self,
@@ -130,13 +133,8 @@ class YoloDetect(Tool):
         max_detections: int = 300,
         threads: int | None = None,
     ) -> None:
+        super().__init__(confidence_threshold, iou_threshold, max_detections, threads)
         self.model_path = model_path
-        self.confidence_threshold = confidence_threshold
-        self.iou_threshold = iou_threshold
-        self.max_detections = max_detections
-        self.threads = threads
-        self._session: Any = None
-        self._input_name = ""
         self._input_dtype: type[np.floating[Any]] = np.float32
         self.input_wh = DEFAULT_INPUT_WH
         self.class_names: tuple[str, ...] = ()
@@ -150,10 +148,8 @@ class YoloDetect(Tool):
             return f"YOLO model file {self.model_path.name} does not exist (FORGESYTE_YOLO_MODEL)"
         return None
 
-    def load(self) -> None:
-        """Open the ONNX session once per process and read the model's input size and classes."""
-        if self._session is not None:
-            return
+    def _open(self) -> None:
+        """Open the ONNX session and read the model's input size and classes."""
         reason = self.unavailable_reason()
         if reason is not None or self.model_path is None:
             raise RuntimeError(f"yolo.detect cannot run: {reason}")
@@ -213,12 +209,7 @@ class YoloDetect(Tool):
             iou_threshold=self.iou_threshold,
             max_detections=self.max_detections,
         )
-        height, width = frame.shape[:2]
-        return found.unletterboxed(fit.scale, fit.pad_xy).clipped((width, height))
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect objects in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
+        return fit.to_frame(found)
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:

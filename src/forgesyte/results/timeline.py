@@ -16,9 +16,9 @@ The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow'
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from rapidfuzz import fuzz
 
@@ -58,33 +58,54 @@ def iou(a: list[float], b: list[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """Where an observation was made: the frame, its time and its analysed-frame number."""
+
+    frame_index: int
+    timestamp_s: float
+    ordinal: int  # 0, 1, 2... over the analysed frames
+
+
 @dataclass
 class _Run:
     """What segments and tracks share: frames seen, first/last, and the best observation."""
 
-    first_frame: int
-    start_s: float
-    last_frame: int
-    end_s: float
-    last_ordinal: int  # the analysed-frame number (0, 1, 2...) it was last seen in
+    first: Sighting
+    last: Sighting
     confidence: float
     box: Any
     frames: int = 1
 
-    def extend(self, frame_index: int, timestamp_s: float, ordinal: int) -> None:
-        self.last_frame, self.end_s, self.last_ordinal = frame_index, timestamp_s, ordinal
+    @classmethod
+    def first_seen(cls, at: Sighting, confidence: float, box: Any, **fields: Any) -> Self:
+        """A run opened by one observation (fields: the rest of the run's fields)."""
+        return cls(first=at, last=at, confidence=confidence, box=box, **fields)
+
+    def seen_again(self, at: Sighting, confidence: float, box: Any) -> bool:
+        """Extend the run to this observation; True when it is the surest one so far (its
+        confidence and box are kept)."""
+        self.last = at
         self.frames += 1
+        if confidence <= self.confidence:
+            return False
+        self.confidence, self.box = confidence, box
+        return True
 
     def span(self) -> dict[str, Any]:
         return {
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "first_frame": self.first_frame,
-            "last_frame": self.last_frame,
+            "start_s": self.first.timestamp_s,
+            "end_s": self.last.timestamp_s,
+            "first_frame": self.first.frame_index,
+            "last_frame": self.last.frame_index,
             "frames": self.frames,
             "confidence": round(self.confidence, CONFIDENCE_DIGITS),
             "box": self.box,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as a timeline entry."""
+        return self.span()
 
 
 @dataclass
@@ -142,7 +163,53 @@ def frame_observations(
     return lines, detections
 
 
-class TextSegmenter:
+RunT = TypeVar("RunT", bound=_Run)
+
+
+def greedy_matches(
+    pairs: Iterable[tuple[float, int, int]], floor: float, used_a: set[int], used_b: set[int]
+) -> list[tuple[int, int]]:
+    """Pairs (a, b) taken best first, each a and each b at most once, none scoring below
+    floor. pairs are (-score, a, b) sorted ascending; used_a and used_b gain the taken."""
+    matches: list[tuple[int, int]] = []
+    for negative_score, a, b in pairs:
+        if -negative_score < floor:
+            break
+        if a in used_a or b in used_b:
+            continue
+        used_a.add(a)
+        used_b.add(b)
+        matches.append((a, b))
+    return matches
+
+
+class _RunFollower(Generic[RunT]):
+    """Runs followed across analysed frames: open ones are extended by each frame's
+    observations; one not seen for more than MAX_MISSED_FRAMES analysed frames is closed."""
+
+    order: tuple[str, ...]  # the JSON keys `finish` sorts by
+
+    def __init__(self) -> None:
+        self._open: list[RunT] = []
+        self.closed: list[RunT] = []
+
+    def _close_unseen(self, ordinal: int) -> None:
+        """Close the runs not seen in the last MAX_MISSED_FRAMES frames before ordinal."""
+        still_open: list[RunT] = []
+        for run in self._open:
+            closing = run.last.ordinal < ordinal - MAX_MISSED_FRAMES
+            (self.closed if closing else still_open).append(run)
+        self._open = still_open
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Close every run; all of them as JSON, sorted by `order`."""
+        self.closed.extend(self._open)
+        self._open = []
+        runs = [run.to_json() for run in self.closed]
+        return sorted(runs, key=lambda run: tuple(run[key] for key in self.order))
+
+
+class TextSegmenter(_RunFollower[_Segment]):
     """Merges the same line of text across consecutive analysed frames into segments.
 
     Each frame's lines are matched to the open segments by similarity of their normalised
@@ -150,9 +217,7 @@ class TextSegmenter:
     segment not seen for more than MAX_MISSED_FRAMES analysed frames is closed.
     """
 
-    def __init__(self) -> None:
-        self._open: list[_Segment] = []
-        self.closed: list[_Segment] = []
+    order = ("start_s", "text", "first_frame")
 
     def add(self, ordinal: int, frame_index: int, timestamp_s: float, lines: list[Any]) -> None:
         """Feed one analysed frame's text lines."""
@@ -179,54 +244,24 @@ class TextSegmenter:
             for s in range(len(self._open))
             if s not in used_segments
         )
-        for negative_similarity, r, s in pairs:
-            if -negative_similarity < TEXT_SIMILARITY:
-                break
-            if r in used_readings or s in used_segments:
-                continue
-            used_readings.add(r)
-            used_segments.add(s)
-            matches.append((r, s))
+        matches += greedy_matches(pairs, TEXT_SIMILARITY, used_readings, used_segments)
+        at = Sighting(frame_index, timestamp_s, ordinal)
         for r, s in matches:
-            segment = self._open[s]
             key, line = readings[r]
-            segment.extend(frame_index, timestamp_s, ordinal)
-            confidence = _number(line.get("confidence"))
-            if confidence > segment.confidence:
-                segment.confidence, segment.box = confidence, line["box"]
+            segment = self._open[s]
+            if segment.seen_again(at, _number(line.get("confidence")), line["box"]):
                 segment.key, segment.text = key, _SPACES.sub(" ", line["text"]).strip()
         for r, (key, line) in enumerate(readings):
             if r not in used_readings:
+                text = _SPACES.sub(" ", line["text"]).strip()
+                confidence = _number(line.get("confidence"))
                 self._open.append(
-                    _Segment(
-                        first_frame=frame_index,
-                        start_s=timestamp_s,
-                        last_frame=frame_index,
-                        end_s=timestamp_s,
-                        last_ordinal=ordinal,
-                        confidence=_number(line.get("confidence")),
-                        box=line["box"],
-                        key=key,
-                        text=_SPACES.sub(" ", line["text"]).strip(),
-                    )
+                    _Segment.first_seen(at, confidence, line["box"], key=key, text=text)
                 )
-        self._close_older_than(ordinal - MAX_MISSED_FRAMES)
-
-    def _close_older_than(self, ordinal: int) -> None:
-        still_open: list[_Segment] = []
-        for segment in self._open:
-            (still_open if segment.last_ordinal >= ordinal else self.closed).append(segment)
-        self._open = still_open
-
-    def finish(self) -> list[dict[str, Any]]:
-        """Close every segment; all segments sorted by start_s, then text."""
-        self.closed.extend(self._open)
-        self._open = []
-        segments = [segment.to_json() for segment in self.closed]
-        return sorted(segments, key=lambda s: (s["start_s"], s["text"], s["first_frame"]))
+        self._close_unseen(ordinal)
 
 
-class ObjectTracker:
+class ObjectTracker(_RunFollower[_Track]):
     """A greedy IoU tracker: one track per object followed across analysed frames.
 
     In each frame, detections are matched to the open tracks of the same class by the
@@ -235,9 +270,10 @@ class ObjectTracker:
     MAX_MISSED_FRAMES analysed frames is closed. Track ids count from 1 in order of opening.
     """
 
+    order = ("start_s", "track_id")
+
     def __init__(self) -> None:
-        self._open: list[_Track] = []
-        self.closed: list[_Track] = []
+        super().__init__()
         self._next_id = 1
 
     def add(
@@ -253,48 +289,22 @@ class ObjectTracker:
         )
         used_detections: set[int] = set()
         used_tracks: set[int] = set()
-        for negative_iou, d, t in pairs:
-            if -negative_iou < TRACK_IOU:
-                break
-            if d in used_detections or t in used_tracks:
-                continue
-            used_detections.add(d)
-            used_tracks.add(t)
+        at = Sighting(frame_index, timestamp_s, ordinal)
+        for d, t in greedy_matches(pairs, TRACK_IOU, used_detections, used_tracks):
             track = self._open[t]
-            track.extend(frame_index, timestamp_s, ordinal)
             track.xyxy = boxes[d]
-            confidence = _number(detections[d].get("confidence"))
-            if confidence > track.confidence:
-                track.confidence, track.box = confidence, detections[d]["xyxy"]
+            track.seen_again(at, _number(detections[d].get("confidence")), detections[d]["xyxy"])
         for d, detection in enumerate(detections):
             if d not in used_detections:
-                self._open.append(
-                    _Track(
-                        first_frame=frame_index,
-                        start_s=timestamp_s,
-                        last_frame=frame_index,
-                        end_s=timestamp_s,
-                        last_ordinal=ordinal,
-                        confidence=_number(detection.get("confidence")),
-                        box=detection["xyxy"],
-                        track_id=self._next_id,
-                        class_name=detection["class_name"],
-                        xyxy=boxes[d],
-                    )
+                confidence = _number(detection.get("confidence"))
+                name = detection["class_name"]
+                track = _Track.first_seen(
+                    at, confidence, detection["xyxy"], track_id=self._next_id, class_name=name
                 )
+                track.xyxy = boxes[d]
+                self._open.append(track)
                 self._next_id += 1
-        still_open: list[_Track] = []
-        for track in self._open:
-            closing = track.last_ordinal < ordinal - MAX_MISSED_FRAMES
-            (self.closed if closing else still_open).append(track)
-        self._open = still_open
-
-    def finish(self) -> list[dict[str, Any]]:
-        """Close every track; all tracks sorted by start_s, then track_id."""
-        self.closed.extend(self._open)
-        self._open = []
-        tracks = [track.to_json() for track in self.closed]
-        return sorted(tracks, key=lambda t: (t["start_s"], t["track_id"]))
+        self._close_unseen(ordinal)
 
 
 class TimelineBuilder:

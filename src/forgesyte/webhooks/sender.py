@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from forgesyte.jobs.changes import JobChange
@@ -95,6 +96,7 @@ def post(target: CallbackTarget, headers: dict[str, str], body: bytes, timeout_s
         connection.close()
 
 
+@dataclass(eq=False)
 class WebhookSender:
     """Claims due deliveries from the store and sends them on a few threads.
 
@@ -103,24 +105,17 @@ class WebhookSender:
     the jobs other processes finished.
     """
 
-    def __init__(
-        self,
-        store: JobStore,
-        *,
-        secret: str,
-        max_attempts: int = 8,
-        allow_private: bool = False,
-        timeout_s: float = 5.0,
-        poll_interval_s: float = POLL_INTERVAL_S,
-    ) -> None:
-        self.store = store
-        self.secret = secret
-        self.max_attempts = max_attempts
-        self.allow_private = allow_private
-        self.timeout_s = timeout_s
-        self.poll_interval_s = poll_interval_s
-        self._due = threading.Event()
-        self._in_flight = threading.Semaphore(SENDERS)
+    store: JobStore
+    _: KW_ONLY
+    secret: str = field(repr=False)
+    max_attempts: int = 8
+    allow_private: bool = False
+    timeout_s: float = 5.0
+    poll_interval_s: float = POLL_INTERVAL_S
+    _due: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _in_flight: threading.Semaphore = field(
+        default_factory=lambda: threading.Semaphore(SENDERS), init=False, repr=False
+    )
 
     def on_change(self, change: JobChange) -> None:
         """A store listener: a job that ended may have a delivery due now."""

@@ -7,7 +7,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -118,12 +117,7 @@ class LeaseKeeper:
     def __enter__(self) -> LeaseKeeper:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def _next_write_at(self) -> float:

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from forgesyte.jobs.changes import JobWakeup
@@ -54,15 +54,10 @@ class WorkerConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
         """The worker's part of the settings (their defaults live in Settings only)."""
-        return cls(
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            poll_interval_s=settings.poll_interval_s,
-            progress_interval_s=settings.progress_interval_s,
-            shutdown_grace_s=settings.shutdown_grace_s,
-        )
+        return cls(**{each.name: getattr(settings, each.name) for each in fields(cls)})
 
 
+@dataclass(eq=False)
 class Worker:
     """Claims jobs from the store and runs each in its executor's child process.
 
@@ -72,25 +67,15 @@ class Worker:
     job was enqueued.
     """
 
-    def __init__(
-        self,
-        store: JobStore,
-        storage: Storage,
-        executor: AnalysisExecutor,
-        config: WorkerConfig,
-        stop_event: threading.Event,
-        worker_id: str | None = None,
-        wakeup: JobWakeup | None = None,
-    ) -> None:
-        self.store = store
-        self.storage = storage
-        self.executor = executor
-        self.config = config
-        self.stop_event = stop_event
-        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
-        self._stop_requested_at: float | None = None
-        self._last_recovery = 0.0
-        self.wakeup = wakeup
+    store: JobStore
+    storage: Storage
+    executor: AnalysisExecutor
+    config: WorkerConfig
+    stop_event: threading.Event
+    worker_id: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
+    wakeup: JobWakeup | None = None
+    _stop_requested_at: float | None = field(default=None, init=False)
+    _last_recovery: float = field(default=0.0, init=False)
 
     def run(self, *, burst: bool = False) -> int:
         """Process jobs until stopped (or, in burst mode, until the queue is empty).

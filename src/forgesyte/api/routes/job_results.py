@@ -12,6 +12,8 @@ from typing import Annotated, Any, BinaryIO, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.context import AppContext
@@ -35,6 +37,16 @@ NDJSON_MEDIA_TYPE = "application/x-ndjson"
 NOT_COMPLETED_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown job, or a job that is not completed"}
 }
+
+
+def document_route(
+    router: APIRouter, path: str, model: type[BaseModel], media_type: str, format_name: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """GET path on router: a completed job's document, as model in JSON or (asked for with
+    `format`) in media_type; 404 for an unknown or not completed job."""
+    ok = {"content": {media_type: {}}, "description": f"JSON, or {format_name}"}
+    return router.get(path, response_model=model, responses={**NOT_COMPLETED_RESPONSES, 200: ok})
+
 
 T = TypeVar("T")
 
@@ -94,14 +106,7 @@ def results_header(job: JobRecord, page: Page) -> dict[str, Any]:
     }
 
 
-@router.get(
-    "/video/results/{job_id}",
-    response_model=JobResultsOut,
-    responses={
-        **NOT_COMPLETED_RESPONSES,
-        200: {"content": {NDJSON_MEDIA_TYPE: {}}, "description": "JSON, or JSON Lines"},
-    },
-)
+@document_route(router, "/video/results/{job_id}", JobResultsOut, NDJSON_MEDIA_TYPE, "JSON Lines")
 async def job_results(
     job_id: str,
     context: ContextDep,

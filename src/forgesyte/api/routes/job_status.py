@@ -10,7 +10,6 @@ from forgesyte.api.deps import ContextDep, parse_job_id, require_api_key
 from forgesyte.api.errors import NotFound
 from forgesyte.api.schemas import JobStatusOut
 from forgesyte.api.status_cache import StatusCache
-from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
 
 router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
@@ -38,15 +37,4 @@ async def job_status(job_id: str, request: Request, context: ContextDep) -> Resp
 
 def status_body(job: JobRecord) -> bytes:
     """The JSON answer of the status route for a job snapshot."""
-    return (
-        JobStatusOut(
-            job_id=job.job_id,
-            status=job.status,
-            progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            error_message=job.error_message if job.status is JobStatus.FAILED else None,
-        )
-        .model_dump_json(exclude_none=True)
-        .encode()
-    )
+    return JobStatusOut.of(job).model_dump_json(exclude_none=True).encode()

@@ -43,18 +43,6 @@ class JobListOut(BaseModel):
     next_cursor: str | None
 
 
-def status_object(job: JobRecord) -> JobStatusOut:
-    """The status route's answer for a job snapshot."""
-    return JobStatusOut(
-        job_id=job.job_id,
-        status=job.status,
-        progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        error_message=job.error_message if job.status is JobStatus.FAILED else None,
-    )
-
-
 def encode_cursor(job: JobRecord) -> str:
     """An opaque cursor naming the position of a page's last job."""
     raw = json.dumps([job.created_at.isoformat(), str(job.job_id)], separators=(",", ":"))
@@ -119,7 +107,7 @@ async def list_jobs(
     more = len(page) > size
     page = page[:size]
     jobs = [
-        JobListItemOut(**status_object(job).model_dump(), pipeline_id=job.pipeline_id).model_dump(
+        JobListItemOut(**JobStatusOut.of(job).model_dump(), pipeline_id=job.pipeline_id).model_dump(
             mode="json", exclude_none=True
         )
         for job in page
@@ -143,7 +131,7 @@ async def cancel_job(job_id: str, context: ContextDep) -> JobStatusOut:
         raise Conflict(f"job {job_id} is already {exc.status.value}") from None
     if cancelled is None:
         raise NotFound(f"job {job_id} not found")
-    return status_object(cancelled)
+    return JobStatusOut.of(cancelled)
 
 
 @router.delete(

@@ -15,7 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from forgesyte.api.deps import ContextDep, require_api_key
 from forgesyte.api.errors import NotFound
-from forgesyte.api.routes.job_results import NOT_COMPLETED_RESPONSES, completed_job, read_storage
+from forgesyte.api.routes.job_results import completed_job, document_route, read_storage
 from forgesyte.api.schemas import TimelineOut
 from forgesyte.results.encoding import encode_json
 from forgesyte.results.reading import LEGACY_DOCUMENT_SUFFIX
@@ -47,14 +47,7 @@ def _load(handle: BinaryIO) -> dict[str, Any]:
     return timeline
 
 
-@router.get(
-    "/video/timeline/{job_id}",
-    response_model=TimelineOut,
-    responses={
-        **NOT_COMPLETED_RESPONSES,
-        200: {"content": {VTT_MEDIA_TYPE: {}}, "description": "JSON, or WebVTT"},
-    },
-)
+@document_route(router, "/video/timeline/{job_id}", TimelineOut, VTT_MEDIA_TYPE, "WebVTT")
 async def job_timeline(
     job_id: str,
     context: ContextDep,
