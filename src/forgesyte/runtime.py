@@ -144,6 +144,8 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
     )
     registry = discover_plugins(plugin_config)
     catalog = load_catalog(registry, settings.pipelines_dir)
+    if settings.pipelines_dir is not None:
+        log.info("extra pipelines from %s (named pipelines_dir/...)", settings.pipelines_dir)
     for name, reason in registry.broken.items():
         log.error("plugin %s is broken: %s", name, reason)
     for reason in catalog.refused.values():

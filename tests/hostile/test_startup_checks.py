@@ -4,6 +4,7 @@ and the storage sweep against abandoned S3 multipart uploads on the moto server.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -113,8 +114,9 @@ def test_unreadable_pipeline_files_are_refused_with_their_reason(
     url, _ = public_server
     body = httpx.get(f"{url}/v1/pipelines", timeout=10).json()
     refused = body["refused_pipelines"]
+    assert all(source.startswith("pipelines_dir/") for source in refused)
+    assert str(broken_pipelines) not in json.dumps(refused)  # no server path is shown
     reasons = {Path(source).name: reason for source, reason in refused.items()}
-    print(reasons)
     assert "not UTF-8 text" in reasons["latin1.json"]
     assert "not a regular file" in reasons["folder.json"]
     assert "a broken symlink" in reasons["dangling.json"]

@@ -109,38 +109,44 @@ def _builtin_sources() -> list[tuple[str, str]]:
 
 
 MAX_PIPELINE_FILE_BYTES = 1 << 20  # a pipeline file larger than this is refused unread
+USER_DIR_LABEL = "pipelines_dir"  # how FORGESYTE_PIPELINES_DIR's files are named outside logs
 
 
-def _read_pipeline_file(path: Path) -> str:
-    """The text of one pipeline file; PipelineError naming the file when it cannot be read."""
+def _read_pipeline_file(path: Path, label: str) -> str:
+    """The text of one pipeline file; PipelineError naming it by label when it cannot be read."""
     try:
         if not path.is_file():
             what = "a broken symlink" if path.is_symlink() and not path.exists() else None
-            raise PipelineError(f"{path}: {what or 'not a regular file'}")
+            raise PipelineError(f"{label}: {what or 'not a regular file'}")
         if path.stat().st_size > MAX_PIPELINE_FILE_BYTES:
-            raise PipelineError(f"{path}: larger than {MAX_PIPELINE_FILE_BYTES} bytes")
+            raise PipelineError(f"{label}: larger than {MAX_PIPELINE_FILE_BYTES} bytes")
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise PipelineError(f"{label}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise PipelineError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise PipelineError(f"{label}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _user_sources(folder: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """The readable pipeline files of folder, and those that could not be read (and why)."""
+    """The readable pipeline files of folder, and those that could not be read (and why).
+
+    Files are named `pipelines_dir/<file name>`: what the API shows never holds the
+    server's own paths (the start-up log names the folder).
+    """
     if not folder.is_dir():
-        raise PipelineError(f"{folder}: pipelines folder does not exist")
+        raise PipelineError(f"{USER_DIR_LABEL}: pipelines folder does not exist")
     sources: list[tuple[str, str]] = []
     unreadable: dict[str, str] = {}
     try:
         paths = sorted(folder.glob("*.json"))
     except OSError as exc:
-        raise PipelineError(f"{folder}: cannot be listed ({exc.strerror or exc})") from None
+        raise PipelineError(f"{USER_DIR_LABEL}: cannot be listed ({exc.strerror or exc})") from None
     for path in paths:
         try:
-            sources.append((str(path), _read_pipeline_file(path)))
+            label = f"{USER_DIR_LABEL}/{path.name}"
+            sources.append((label, _read_pipeline_file(path, label)))
         except PipelineError as exc:
-            unreadable[str(path)] = str(exc)
+            unreadable[label] = str(exc)
     return sources, unreadable
 
 
@@ -158,7 +164,7 @@ def load_catalog(registry: PluginRegistry, user_dir: Path | None = None) -> Pipe
         try:
             user_sources, unreadable = _user_sources(user_dir)
         except PipelineError as exc:
-            catalog.refused[str(user_dir)] = str(exc)
+            catalog.refused[USER_DIR_LABEL] = str(exc)
         else:
             sources += user_sources
             catalog.refused.update(unreadable)
