@@ -147,7 +147,7 @@ def test_segments_outlive_a_lost_coordinator(store: JobStore, clock: SteppingClo
     assert reclaimed is not None and reclaimed.job_id == job.job_id
     assert not store.add_segments(job.job_id, "next-coordinator", SPANS)  # not split again
     assert store.finish_segment(job.job_id, 0, "w0")
-    assert [s.status for s in store.segments(job.job_id)][0] is SegmentStatus.DONE
+    assert store.segments(job.job_id)[0].status is SegmentStatus.DONE
 
 
 def test_an_expired_segment_is_retried_then_failed(store: JobStore, clock: SteppingClock) -> None:

@@ -19,7 +19,6 @@ done) instead of splitting again.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import uuid
@@ -28,10 +27,8 @@ from typing import TYPE_CHECKING
 
 from forgesyte.jobs.segments import SegmentRecord, SegmentSpan, SegmentStatus
 from forgesyte.jobs.store import JobRecord, JobStore
-from forgesyte.results.encoding import encode_json
+from forgesyte.results.merging import merge_segment_results
 from forgesyte.results.storing import StagedUpload
-from forgesyte.results.timeline import TimelineBuilder
-from forgesyte.results.writer import RESULTS_FILE_NAME, TIMELINE_FILE_NAME
 from forgesyte.storage.base import StorageError, segment_results_key
 from forgesyte.workers.lease import LeaseKeeper
 from forgesyte.workers.protocol import (
@@ -204,6 +201,7 @@ class SegmentWork:
                 if self.store.release(job.job_id, worker.worker_id):
                     log.info("job %s: handed back to pending (segments kept)", job.job_id)
                 return False
+            worker._recover_expired()  # a lost segment of this job goes back to pending
             if self.claim_and_run(job.job_id):
                 continue
             segments = self.store.segments(job.job_id)
@@ -225,24 +223,15 @@ class SegmentWork:
         storage = self.worker.storage
         keys = [segment_results_key(job.job_id, s.seq) for s in segments]
         with tempfile.TemporaryDirectory(prefix="forgesyte-merge-") as scratch:
-            results_path = Path(scratch) / RESULTS_FILE_NAME
-            timeline_path = Path(scratch) / TIMELINE_FILE_NAME
-            timeline = TimelineBuilder()
-            frames = 0
             try:
-                with results_path.open("wb") as merged:
-                    for key in keys:
-                        with storage.open(key) as part:
-                            for line in part:
-                                merged.write(line)
-                                timeline.add(json.loads(line))
-                                frames += 1
+                merged = merge_segment_results((storage.open(key) for key in keys), Path(scratch))
             except StorageError as exc:
                 return self.worker._fail(
                     job, lease, f"the results of a segment could not be read: {exc.reason}"
                 )
-            timeline_path.write_bytes(encode_json(timeline.build()))
-            done = AnalysisDone(str(results_path), str(timeline_path), planned.video, frames)
+            done = AnalysisDone(
+                str(merged.results_path), str(merged.timeline_path), planned.video, merged.frames
+            )
             completed = self.worker._store_results(job, lease, done)
         if completed:
             for key in keys:
