@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_spans_cover_every_selected_frame_once(keyframed_video: Path) -> None:
         spans = plan_segments(keyframed_video, sampling, 6)
         assert len(spans) > 1
         assert spans[0].first_frame == 0 and spans[-1].end_frame == 95
-        for before, after in zip(spans, spans[1:], strict=False):
+        for before, after in itertools.pairwise(spans):
             assert before.end_frame == after.first_frame
 
 
