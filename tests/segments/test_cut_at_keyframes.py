@@ -16,16 +16,24 @@ def test_cuts_fall_on_the_first_keyframe_after_each_target() -> None:
     selected = list(range(100))
     spans = cut_at_keyframes(selected, [0, 25, 50, 75, 90], 100, 20)
     assert spans == [
-        FrameSpan(0, 25, 25),
+        FrameSpan(0, 25, 25),  # target 20: the next keyframe is 25
         FrameSpan(25, 50, 25),
-        FrameSpan(50, 75, 25),
-        FrameSpan(75, 100, 25),  # a cut at 90 would leave 10 frames: under half a span
+        FrameSpan(50, 75, 25),  # 50 left (< 3 x 20): target a third, 16 -> keyframe 75
+        FrameSpan(75, 90, 15),
+        FrameSpan(90, 100, 10),  # no keyframe after 93: the rest is one span
     ]
 
 
+def test_spans_shorten_towards_the_end() -> None:
+    spans = cut_at_keyframes(list(range(300)), list(range(0, 300, 5)), 300, 30)
+    sizes = [span.frames for span in spans]
+    assert sizes == [30] * 8 + [20, 15, 10, 5, 5, 5]
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 300
+
+
 def test_a_short_tail_joins_the_span_before() -> None:
-    spans = cut_at_keyframes(list(range(48)), list(range(0, 48, 5)), 48, 20)
-    assert spans == [FrameSpan(0, 20, 20), FrameSpan(20, 48, 28)]  # 8 left at 40: joined
+    spans = cut_at_keyframes(list(range(48)), [0, 20, 46], 48, 20)
+    assert spans == [FrameSpan(0, 20, 20), FrameSpan(20, 48, 28)]  # 2 after 46: joined
 
 
 def test_too_few_frames_or_keyframes_give_one_span() -> None:

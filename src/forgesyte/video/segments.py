@@ -24,6 +24,8 @@ from forgesyte.video.service import SamplingOptions, select_frames
 
 __all__ = ["FrameSpan", "cut_at_keyframes", "plan_segments"]
 
+TAIL_FRACTION = 6  # the shortest span is segment_frames // this (at least one frame)
+
 
 @dataclass(frozen=True)
 class FrameSpan:
@@ -43,21 +45,31 @@ def keyframe_indices(index: PacketIndex) -> list[int]:
 def cut_at_keyframes(
     selected: list[int], keyframes: list[int], frame_count: int, segment_frames: int
 ) -> list[FrameSpan]:
-    """Cut the selected frames into spans of about segment_frames each, at keyframes.
+    """Cut the selected frames into spans at keyframes: about segment_frames each, then
+    shorter towards the end.
 
-    A cut is made at the first keyframe at or after the selected frame that would start
-    the next span; a last span under half of segment_frames joins the one before. Fewer
-    than 1.5 x segment_frames selected frames (or no usable keyframe) give one span.
+    Fewer than 1.5 x segment_frames selected frames give one span (not worth a split).
+    While at least 3 x segment_frames frames remain, a span targets segment_frames; after
+    that, a third of what remains (at least TAIL_FRACTION of segment_frames), so the last
+    spans are short and the workers sharing a job finish close together instead of one
+    waiting for another's long last span. A cut is made at the first keyframe at or after
+    the selected frame that would start the next span; what would be left under the
+    smallest span size joins the span before.
     """
     if segment_frames < 1:
         raise ValueError("segment_frames must be >= 1")
+    smallest = max(1, segment_frames // TAIL_FRACTION)
+    if len(selected) < segment_frames * 3 // 2:
+        return [FrameSpan(0, frame_count, len(selected))]
     spans: list[FrameSpan] = []
     start_position = 0  # position in `selected` where the current span starts
     first_frame = 0
     keyframe_position = 0
     while True:
-        target = start_position + segment_frames
-        if len(selected) - target < max(1, segment_frames // 2):
+        remaining = len(selected) - start_position
+        size = segment_frames if remaining >= 3 * segment_frames else remaining // 3
+        target = start_position + max(smallest, size)
+        if len(selected) - target < smallest:
             break
         # the first keyframe at or after the target frame, and after the span's start
         while keyframe_position < len(keyframes) and (
@@ -69,7 +81,7 @@ def cut_at_keyframes(
             break
         cut = keyframes[keyframe_position]
         cut_position = int(np.searchsorted(selected, cut, side="left"))
-        if len(selected) - cut_position < max(1, segment_frames // 2):
+        if len(selected) - cut_position < smallest:
             break
         spans.append(FrameSpan(first_frame, cut, cut_position - start_position))
         first_frame, start_position = cut, cut_position
