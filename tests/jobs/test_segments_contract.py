@@ -129,6 +129,7 @@ def test_a_cancel_stops_every_segment(store: JobStore) -> None:
     assert not store.holds_segment(job.job_id, 0, "w0")
     assert not store.heartbeat_segment(job.job_id, 0, "w0", LEASE_S)
     assert not store.set_segment_progress(job.job_id, 0, "w0", 3, LEASE_S)
+    assert not store.finish_segment(job.job_id, 0, "w0")
     assert store.claim_segment("w1", LEASE_S) is None
     assert store.release_segment(job.job_id, 0, "w0")  # handing back stays possible
 

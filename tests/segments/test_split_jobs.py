@@ -179,10 +179,13 @@ def test_a_cancel_stops_every_segment(
     workers = [make_worker(config=config, stop_event=stop) for _ in range(2)]
     with running(workers):
 
-        def two_running() -> bool:
-            return [s.status for s in store.segments(job_id)].count(SegmentStatus.RUNNING) == 2
+        def one_done_two_running() -> bool:
+            statuses = [s.status for s in store.segments(job_id)]
+            return SegmentStatus.DONE in statuses and statuses.count(SegmentStatus.RUNNING) == 2
 
-        wait_for(two_running, "two segments running at once")
+        wait_for(one_done_two_running, "a segment done and two running at once")
+        done = [s for s in store.segments(job_id) if s.status is SegmentStatus.DONE]
+        assert storage_backend.storage.exists(segment_results_key(job_id, done[0].seq))
         cancelled_at = time.monotonic()
         store.cancel(job_id)
 
@@ -203,3 +206,5 @@ def test_a_cancel_stops_every_segment(
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.CANCELLED
     assert not storage_backend.storage.exists(results_key(job_id))
+    for segment in store.segments(job_id):  # what segments stored is gone with the cancel
+        assert not storage_backend.storage.exists(segment_results_key(job_id, segment.seq))

@@ -154,13 +154,20 @@ class InMemorySegmentsMixin:
             return True
 
     def finish_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
-        """Mark a held segment done; False when not held."""
+        """Mark a held segment done; False when not held or its job stopped."""
         with self._lock:
             segment = self._held(job_id, seq, worker_id)
-            frames = segment.frames if segment is not None else 0
-        return self._end_segment(
-            job_id, seq, worker_id, status=SegmentStatus.DONE, frames_done=frames
-        )
+            if segment is None or not self._alive(job_id):
+                return False
+            self._put(
+                dataclasses.replace(
+                    segment,
+                    status=SegmentStatus.DONE,
+                    frames_done=segment.frames,
+                    lease_expires_at=None,
+                )
+            )
+            return True
 
     def fail_segment(self, job_id: uuid.UUID, seq: int, worker_id: str, message: str) -> bool:
         """Mark a held segment failed with a message; False when not held."""

@@ -128,7 +128,8 @@ class SegmentStore(Protocol):
         ...
 
     def finish_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
-        """Mark a held segment done (its results are stored); False when not held."""
+        """Mark a held segment done (its results are stored); False when not held or its
+        job was cancelled or failed."""
         ...
 
     def fail_segment(self, job_id: uuid.UUID, seq: int, worker_id: str, message: str) -> bool:

@@ -233,9 +233,9 @@ class SqlSegmentsMixin:
         return held
 
     def finish_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
-        """Mark a held segment done; False when not held."""
+        """Mark a held segment done; False when not held or its job stopped."""
         return self._update_segment(
-            self._held_segment(job_id, seq, worker_id),
+            and_(self._held_segment(job_id, seq, worker_id), self._job_alive(job_id)),
             status=SegmentStatus.DONE.value,
             frames_done=JobSegment.frames,
             lease_expires_at=None,

@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.segments import SegmentRecord, SegmentSpan, SegmentStatus
 from forgesyte.jobs.store import JobRecord, JobStore
 from forgesyte.results.merging import merge_segment_results
@@ -180,6 +181,8 @@ class SegmentWork:
         finished = self.store.finish_segment(*held)
         if finished:
             log.info("job %s: segment %d done", job.job_id, segment.seq)
+        else:
+            self._discard_if_ended(job.job_id)  # cancelled meanwhile: keep nothing
         return finished
 
     # -- the coordinator --------------------------------------------------------------
@@ -195,6 +198,7 @@ class SegmentWork:
         while True:
             if lease.lost:
                 log.warning("job %s: lost its lease while split; stopping", job.job_id)
+                self._discard_if_ended(job.job_id)
                 return False
             if worker._grace_expired():
                 lease.stop()
@@ -207,10 +211,22 @@ class SegmentWork:
             segments = self.store.segments(job.job_id)
             failed = [s for s in segments if s.status is SegmentStatus.FAILED]
             if failed:
-                return worker._fail(job, lease, failed[0].error_message or "a segment failed")
+                ended = worker._fail(job, lease, failed[0].error_message or "a segment failed")
+                self._discard_if_ended(job.job_id)
+                return ended
             if segments and all(s.status is SegmentStatus.DONE for s in segments):
                 return self._merge(job, lease, planned, segments)
             lease.wait_lost(SEGMENT_WAIT_S)
+
+    def _discard_if_ended(self, job_id: uuid.UUID) -> None:
+        """Delete the segment objects of a job that was cancelled or failed (best effort;
+        deleting the job removes any a late segment writes after this)."""
+        current = self.store.get(job_id)
+        if current is None or current.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
+            return  # taken over by another coordinator: its segments are still wanted
+        for segment in self.store.segments(job_id):
+            with contextlib.suppress(StorageError):
+                self.worker.storage.delete(segment_results_key(job_id, segment.seq))
 
     def _merge(
         self,
