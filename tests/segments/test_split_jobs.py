@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,10 @@ import pytest
 from forgesyte.jobs.memory_store import InMemoryJobStore
 from forgesyte.jobs.models import JobStatus, SegmentStatus
 from forgesyte.jobs.segments import SegmentSpan
-from forgesyte.jobs.store import JobStore
+from forgesyte.jobs.store import JobStore, NewJob
 from forgesyte.storage.base import results_key, segment_results_key, timeline_key
+from forgesyte.video.segments import plan_segments
+from forgesyte.video.service import SamplingOptions
 from forgesyte.workers.worker import Worker
 from tests.support.storages import StorageBackend
 from tests.workers.conftest import Enqueue, MakeWorker, worker_config
@@ -141,8 +144,6 @@ def test_a_lost_segment_is_retried_alone(
     worker.store = losing
     for job_id in (reference_id, uuid.uuid4()):
         storage_backend.storage.put_bytes(f"videos/{job_id}.mp4", keyframed_video.read_bytes())
-    from forgesyte.jobs.store import NewJob
-
     def submit(job_id: uuid.UUID) -> None:
         losing.create(NewJob(job_id, "testkit_grey", {"frame_stride": 1}, f"videos/{job_id}.mp4"))
 
@@ -208,3 +209,38 @@ def test_a_cancel_stops_every_segment(
     assert not storage_backend.storage.exists(results_key(job_id))
     for segment in store.segments(job_id):  # what segments stored is gone with the cancel
         assert not storage_backend.storage.exists(segment_results_key(job_id, segment.seq))
+
+
+@pytest.mark.parametrize("store", ["memory"], indirect=True)
+def test_the_next_claimer_of_a_lost_coordinators_job_goes_on_with_its_segments(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    keyframed_video: Path,
+) -> None:
+    job_id = enqueue(keyframed_video, "testkit_grey")
+    claimed = store.claim_next("lost-coordinator", 0.5)
+    assert claimed is not None and claimed.job_id == job_id
+    spans = [
+        SegmentSpan(span.first_frame, span.end_frame, span.frames)
+        for span in plan_segments(keyframed_video, SamplingOptions(), SPLIT)
+    ]
+    assert len(spans) > 2 and store.add_segments(job_id, "lost-coordinator", spans)
+    wait_for(
+        lambda: (r := store.get(job_id)) is not None
+        and r.lease_expires_at is not None
+        and r.lease_expires_at < datetime.now(UTC),
+        "the lost coordinator's lease to run out",
+    )
+    # this worker would not split at all: it goes on with the segments it finds
+    assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED
+    assert record.attempts == 2
+    segments = store.segments(job_id)
+    assert [s.span for s in segments] == spans, "not split again"
+    assert all(s.status is SegmentStatus.DONE and s.attempts == 1 for s in segments)
+    unsplit = enqueue(keyframed_video, "testkit_grey")
+    assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
+    assert outputs(storage_backend, job_id) == outputs(storage_backend, unsplit)

@@ -284,13 +284,18 @@ class Worker:
         *,
         frame_span: tuple[int, int] | None = None,
     ) -> AnalysisOutcome:
+        segment_frames = self.config.segment_frames if frame_span is None else None
+        if frame_span is None and (existing := self.store.segments(job.job_id)):
+            # split already, by a coordinator that was lost: go on with its segments (a
+            # plan at their smallest size splits for sure; only its video metadata is used)
+            segment_frames = min(segment.frames for segment in existing)
         request = AnalysisRequest(
             job.pipeline_id,
             video_path,
             dict(job.options),
             scratch_dir,
             # a whole job may come back as segments; a segment is never split again
-            segment_frames=self.config.segment_frames if frame_span is None else None,
+            segment_frames=segment_frames,
             frame_span=frame_span,
         )
 
