@@ -144,6 +144,7 @@ def test_a_lost_segment_is_retried_alone(
     worker.store = losing
     for job_id in (reference_id, uuid.uuid4()):
         storage_backend.storage.put_bytes(f"videos/{job_id}.mp4", keyframed_video.read_bytes())
+
     def submit(job_id: uuid.UUID) -> None:
         losing.create(NewJob(job_id, "testkit_grey", {"frame_stride": 1}, f"videos/{job_id}.mp4"))
 
