@@ -265,3 +265,32 @@ def tiny_long_video(frames: int, width: int = 64, height: int = 36) -> Path:
         writer.release()
     partial.rename(path)
     return path
+
+
+def keyframed_text_video(frames: int, gop: int = 5, width: int = 640, height: int = 360) -> Path:
+    """The text frames of `text_video`, encoded with PyAV with a keyframe every `gop` frames.
+
+    OpenCV's mp4v files carry no sync sample table, so the server sees one keyframe and
+    cannot cut them; a long job's split (row p) needs keyframes, as real videos have.
+    """
+    import av  # PyAV writes the MP4's sync samples; OpenCV's writer does not
+
+    path = CACHE_DIR / f"text_gop{gop}_{width}x{height}_{frames}f.mp4"
+    if path.exists():
+        return path
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part.mp4")
+    with av.open(str(partial), "w", format="mp4") as container:
+        stream = container.add_stream(
+            "mpeg4", rate=int(FPS), options={"g": str(gop), "sc_threshold": "1000000000"}
+        )
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = 2_000_000
+        for index in range(frames):
+            image = av.VideoFrame.from_ndarray(text_frame(index, width, height), format="bgr24")
+            for packet in stream.encode(image):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    partial.rename(path)
+    return path

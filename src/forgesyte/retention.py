@@ -23,12 +23,22 @@ from typing import Protocol, runtime_checkable
 
 from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.store import JobFinishedError, JobRecord, JobRunningError, JobStore
-from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key, video_key
+from forgesyte.storage.base import (
+    Storage,
+    StorageError,
+    results_key,
+    segment_results_key,
+    timeline_key,
+    video_key,
+)
 
 log = logging.getLogger(__name__)
 
 # Builders of the storage keys a job owns (each gives one key from a job id).
 JOB_KEY_BUILDERS: tuple[Callable[[uuid.UUID], str], ...] = (video_key, results_key, timeline_key)
+# A split job also owns one results object per segment (segment_results_key), while it
+# runs and until it ends: their number is the job's segment rows, read before the row goes.
+SEGMENT_FOLDER = segment_results_key(uuid.UUID(int=0), 0).split("/", 1)[0]
 ORPHAN_MIN_AGE_S = 600.0  # seconds an object must sit unchanged before the sweep may take it
 RETENTION_BATCH = 100  # jobs removed per store query
 
@@ -54,7 +64,7 @@ def job_keys(job: JobRecord) -> list[str]:
 def owned_folders() -> list[str]:
     """The storage folders that hold objects owned by jobs."""
     probe = uuid.UUID(int=0)
-    return sorted({build(probe).split("/", 1)[0] for build in JOB_KEY_BUILDERS})
+    return sorted({build(probe).split("/", 1)[0] for build in JOB_KEY_BUILDERS} | {SEGMENT_FOLDER})
 
 
 def remove_job(store: JobStore, storage: Storage, job_id: uuid.UUID) -> JobRecord | None:
@@ -73,7 +83,8 @@ def remove_job(store: JobStore, storage: Storage, job_id: uuid.UUID) -> JobRecor
         # out of the queue first: no worker may start on a video being deleted
         with contextlib.suppress(JobFinishedError):
             store.cancel(job_id)
-    for key in job_keys(job):
+    segment_keys = [segment_results_key(job_id, s.seq) for s in store.segments(job_id)]
+    for key in job_keys(job) + segment_keys:
         storage.delete(key)
     return store.delete(job_id)
 

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         "default: cores // workers, at least 1.",
     )
     progress_interval_s: float = Field(default=0.25, gt=0)
+    segment_frames: int = Field(
+        default=30,
+        ge=0,
+        description="A job of at least 1.5x this many analysed frames is cut at keyframes "
+        "into segments of about this many, analysed by idle workers side by side; 0: never.",
+    )
     status_cache_s: float = Field(
         default=0.2,
         ge=0,

@@ -20,7 +20,7 @@ from forgesyte.db.migrate import current_revision, open_engine, run_schema_comma
 from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 
-HEAD = "0002_job_management"
+HEAD = "0003_job_segments"
 HOLD_FILE = """
 import sys, duckdb
 connection = duckdb.connect(sys.argv[1])

@@ -13,7 +13,7 @@ from forgesyte.db.engine import create_db_engine
 from forgesyte.db.migrate import current_revision, downgrade, upgrade
 
 JOB_INDEXES = {"ix_jobs_status_created_at", "ix_jobs_idempotency_key", "ix_jobs_created_at_job_id"}
-HEAD = "0002_job_management"
+HEAD = "0003_job_segments"
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
@@ -56,7 +56,7 @@ def _columns(engine: Engine) -> set[str]:
 
 def _assert_at_head(engine: Engine) -> None:
     assert current_revision(engine) == HEAD
-    assert {"jobs", "job_webhooks"} <= _tables(engine)
+    assert {"jobs", "job_webhooks", "job_segments"} <= _tables(engine)
     assert _job_indexes(engine) == JOB_INDEXES
     assert {"job_id", "status", "created_at", "lease_expires_at", "worker_id"} <= _columns(engine)
 

@@ -65,7 +65,7 @@ def _keys(job_id: uuid.UUID) -> list[str]:
 
 
 def test_every_owned_key_is_listed_once() -> None:
-    assert owned_folders() == ["results", "timelines", "videos"]
+    assert owned_folders() == ["results", "segments", "timelines", "videos"]
 
 
 @pytest.mark.parametrize("store", ["duckdb"], indirect=True)

@@ -93,7 +93,7 @@ def processes(
         check=False,
     )
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "schema revision: 0002_job_management" in upgraded.stdout
+    assert "schema revision: 0003_job_segments" in upgraded.stdout
     api = ServerProcess(tmp_path / "api", workers=0, env=env)
     workers = [
         WorkerProcess(deployment.logs / f"worker-{index}.log", CONCURRENCY, env)

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from forgesyte.jobs import rules, stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
+from forgesyte.jobs.memory_segments import InMemorySegmentsMixin
 from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, WebhookState, utcnow
+from forgesyte.jobs.segments import SegmentRecord
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
     JobFinishedError,
@@ -39,7 +41,7 @@ class _Webhook:
     last_error: str | None = None
 
 
-class InMemoryJobStore(rules.JobStoreRules):
+class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
     """A thread-safe `JobStore` in a dict: FIFO by created_at, leases, attempts, idempotency.
 
     One lock makes each operation atomic, as a transaction would; listeners are called
@@ -51,6 +53,7 @@ class InMemoryJobStore(rules.JobStoreRules):
         self._jobs: dict[uuid.UUID, JobRecord] = {}
         self._by_key: dict[str, uuid.UUID] = {}
         self._webhooks: dict[uuid.UUID, _Webhook] = {}
+        self._segments: dict[uuid.UUID, list[SegmentRecord]] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self._changes = JobChangeFeed()
@@ -186,6 +189,7 @@ class InMemoryJobStore(rules.JobStoreRules):
                 raise JobRunningError(str(job_id))
             del self._jobs[job_id]
             self._webhooks.pop(job_id, None)
+            self._segments.pop(job_id, None)
             if job.idempotency_key is not None:
                 self._by_key.pop(job.idempotency_key, None)
         self._changes.publish(job_id, job.status)  # caches of this job must forget it

@@ -85,3 +85,36 @@ class JobWebhook(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SegmentStatus(enum.StrEnum):
+    """Where one segment of a split job is; a lost segment goes back to pending."""
+
+    PENDING = "pending"  # waiting for a worker
+    RUNNING = "running"  # claimed by a worker holding its lease
+    DONE = "done"  # its results object is stored
+    FAILED = "failed"  # it gave up; error_message says why (the job then fails)
+
+
+class JobSegment(Base):
+    """One part of a long job's selected frames, cut at a keyframe, analysed on its own.
+
+    The frames of the segment are the job's selected frames with
+    first_frame <= frame_index < end_frame; `frames` counts them.
+    """
+
+    __tablename__ = "job_segments"
+    __table_args__ = (Index("ix_job_segments_status", "status", "job_id", "seq"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_frame: Mapped[int] = mapped_column(Integer)
+    end_frame: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=SegmentStatus.PENDING)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -24,6 +24,7 @@ from forgesyte.jobs.models import (
     WebhookState,
     utcnow,
 )
+from forgesyte.jobs.sql_segments import SqlSegmentsMixin
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
     JobFinishedError,
@@ -50,7 +51,7 @@ def record_from_row(row: Job | Row[Any]) -> JobRecord:
     return JobRecord(**values)
 
 
-class SqlJobStore(rules.JobStoreRules):
+class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
     """The `JobStore` on a SQLAlchemy engine: the jobs table is the queue.
 
     `clock` gives the time of every write and lease (tests move it on instead of
@@ -246,6 +247,7 @@ class SqlJobStore(rules.JobStoreRules):
                 if row is None:
                     return None
                 session.execute(delete(JobWebhook).where(JobWebhook.job_id == job_id))
+                self._delete_segments(session, job_id)
                 return record_from_row(row)
 
         removed = retry_on_conflict(run)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from forgesyte.jobs.changes import JobChange, JobListener
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.options import JobOptions
+from forgesyte.jobs.segments import SegmentStore
 from forgesyte.jobs.stats import DURATION_BUCKETS_S, DurationHistogram
 
 __all__ = [
@@ -128,7 +129,7 @@ def lost_worker_message(attempts: int, max_attempts: int) -> str:
     )
 
 
-class JobStore(Protocol):
+class JobStore(SegmentStore, Protocol):
     """Reads and writes jobs; the store is also the FIFO queue.
 
     Every change to a running job is conditional on the worker still holding it (status

@@ -89,3 +89,10 @@ def check_key(key: str) -> str:
     if not _KEY_PATTERN.match(key):
         raise ValueError(f"invalid storage key: {key!r}")
     return key
+
+
+def segment_results_key(job_id: UUID, seq: int) -> str:
+    """The storage key of one segment's results (JSON Lines) while a split job runs."""
+    if seq < 0:
+        raise ValueError("seq must be >= 0")
+    return f"segments/{job_id}.part{seq}"

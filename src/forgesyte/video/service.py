@@ -240,14 +240,17 @@ class VideoFilePipelineService:
         sampling: SamplingOptions,
         on_frame: FrameCallback,
         on_progress: ProgressCallback | None = None,
+        frame_span: tuple[int, int] | None = None,
     ) -> VideoSummary:
         """Decode the frames the sampling options select and analyse each, in frame order.
 
         The file is opened as MP4 only and its packets are indexed (read, not decoded)
         first: the frames to analyse, their indices and timestamps come from what the
         file holds, never from a count its header claims. Only the packets those frames
-        need are decoded. Each analysed frame's result goes to on_frame as soon as it is
-        known; nothing is kept here. Raises FrameTooLargeError for frames over the
+        need are decoded. With frame_span (first, end), only the selected frames with
+        first <= frame_index < end are analysed (one segment of a split job). Each
+        analysed frame's result goes to on_frame as soon as it is known; nothing is
+        kept here. Raises FrameTooLargeError for frames over the
         pixel limit (checked before decoding and on every decoded frame) and
         VideoDecodeError when the file cannot be decoded, yields no frame, or stops
         well before the packets its container declares (a truncated file).
@@ -264,6 +267,8 @@ class VideoFilePipelineService:
             selected = select_frames(index, sampling)
             if sampling.max_frames is None or len(selected) < sampling.max_frames:
                 index.check_complete()  # a capped job may end before the damage
+            if frame_span is not None:
+                selected = [i for i in selected if frame_span[0] <= i < frame_span[1]]
         plan = plan_decoding(index, selected)
         analysed = 0
         reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None

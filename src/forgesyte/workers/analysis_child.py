@@ -23,10 +23,12 @@ from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.results.writer import FrameResultsWriter
+from forgesyte.video.segments import plan_segments
 from forgesyte.video.service import (
     DEFAULT_MAX_FRAME_PIXELS,
     VideoDecodeError,
     VideoFilePipelineService,
+    probe_video,
 )
 from forgesyte.workers.protocol import (
     AnalysisDone,
@@ -36,6 +38,7 @@ from forgesyte.workers.protocol import (
     ChildReady,
     FailureReason,
     Progress,
+    SegmentsPlanned,
     StopChild,
 )
 
@@ -95,14 +98,31 @@ class _Analyser:
 
     def analyse(
         self, request: AnalysisRequest, send: Callable[[ChildMessage], None]
-    ) -> AnalysisDone | AnalysisFailed:
-        """Run one request, sending throttled Progress; the answer says how it ended."""
+    ) -> AnalysisDone | AnalysisFailed | SegmentsPlanned:
+        """Run one request, sending throttled Progress; the answer says how it ended.
+
+        A request with segment_frames whose video cuts into several spans is answered
+        with SegmentsPlanned (nothing analysed); one with frame_span analyses that span.
+        """
         progress = throttled_progress(lambda analysed, planned: send(Progress(analysed, planned)))
         if not request.scratch_dir:
             return AnalysisFailed(
                 FailureReason.INTERNAL, "the analysis request names no scratch folder"
             )
         try:
+            if request.segment_frames is not None and request.frame_span is None:
+                spans = plan_segments(
+                    Path(request.video_path),
+                    request.sampling(),
+                    request.segment_frames,
+                    max_frame_pixels=self._max_frame_pixels,
+                )
+                if len(spans) > 1:
+                    video = probe_video(Path(request.video_path)).to_json()
+                    return SegmentsPlanned(
+                        [(span.first_frame, span.end_frame, span.frames) for span in spans],
+                        video,
+                    )
             service = VideoFilePipelineService(
                 self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
             )
@@ -112,6 +132,7 @@ class _Analyser:
                     request.sampling(),
                     on_frame=lambda frame: writer.add(frame.to_json()),
                     on_progress=progress,
+                    frame_span=request.frame_span,
                 )
                 writer.finish()
         except PluginError as exc:

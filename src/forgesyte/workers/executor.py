@@ -36,6 +36,7 @@ from forgesyte.workers.protocol import (
     ChildReady,
     FailureReason,
     Progress,
+    SegmentsPlanned,
     StopChild,
 )
 
@@ -303,7 +304,7 @@ class AnalysisExecutor:
                 )
             if isinstance(message, Progress):
                 on_progress(message.analysed, message.planned)
-            elif isinstance(message, AnalysisDone | AnalysisFailed):
+            elif isinstance(message, AnalysisDone | AnalysisFailed | SegmentsPlanned):
                 return message
             # checked on every pass, so a stream of progress messages cannot delay them
             if time.monotonic() > deadline:

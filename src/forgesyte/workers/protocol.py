@@ -2,7 +2,8 @@
 
 Parent to child: `AnalysisRequest` (analyse one video), `StopChild` (exit cleanly).
 Child to parent: `ChildReady` once its models are loaded, then for each request any number
-of `Progress` messages and one `AnalysisDone` or `AnalysisFailed`.
+of `Progress` messages and one `AnalysisDone` or `AnalysisFailed` (or `SegmentsPlanned`
+when the request asked for a split and the video is long enough).
 
 Every message is a frozen dataclass (pickled by multiprocessing), so both sides match on
 types, never on string tags.
@@ -49,6 +50,11 @@ class AnalysisRequest:
     video_path: str
     options: dict[str, Any] = field(default_factory=dict)
     scratch_dir: str = ""  # where the child writes results.jsonl and timeline.json
+    # a job's whole video: answer SegmentsPlanned instead when it cuts into several spans
+    # of about this many selected frames (None: never split)
+    segment_frames: int | None = None
+    # one segment of a split job: only the selected frames with first <= index < end
+    frame_span: tuple[int, int] | None = None
 
     def sampling(self) -> SamplingOptions:
         """The job's stored options (read by JobOptions) as the video layer takes them."""
@@ -100,6 +106,17 @@ class AnalysisDone:
 
 
 @dataclass(frozen=True)
+class SegmentsPlanned:
+    """Child to parent: the job's video is long enough to split; nothing was analysed.
+
+    spans: (first_frame, end_frame, frames) of each segment, in frame order.
+    """
+
+    spans: list[tuple[int, int, int]]
+    video: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class AnalysisFailed:
     """The analysis ended without results: why, and a message for the job's error."""
 
@@ -116,8 +133,8 @@ class AnalysisInterrupted:
 ParentMessage: TypeAlias = AnalysisRequest | StopChild
 """What the parent sends."""
 
-ChildMessage: TypeAlias = ChildReady | Progress | AnalysisDone | AnalysisFailed
+ChildMessage: TypeAlias = ChildReady | Progress | AnalysisDone | AnalysisFailed | SegmentsPlanned
 """What the child sends."""
 
-AnalysisOutcome: TypeAlias = AnalysisDone | AnalysisFailed | AnalysisInterrupted
+AnalysisOutcome: TypeAlias = AnalysisDone | AnalysisFailed | AnalysisInterrupted | SegmentsPlanned
 """How one analysis ended, as the executor tells the worker."""

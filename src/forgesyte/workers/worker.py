@@ -31,7 +31,9 @@ from forgesyte.workers.protocol import (
     AnalysisOutcome,
     AnalysisRequest,
     FailureReason,
+    SegmentsPlanned,
 )
+from forgesyte.workers.segment_work import SegmentWork
 
 STORAGE_READ_RETRIES = 3
 STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
@@ -50,11 +52,14 @@ class WorkerConfig:
     poll_interval_s: float
     progress_interval_s: float
     shutdown_grace_s: float
+    segment_frames: int | None = None  # split jobs of at least ~1.5x this many frames
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerConfig:
         """The worker's part of the settings (their defaults live in Settings only)."""
-        return cls(**{each.name: getattr(settings, each.name) for each in fields(cls)})
+        values = {each.name: getattr(settings, each.name) for each in fields(cls)}
+        values["segment_frames"] = settings.segment_frames or None  # 0: never split
+        return cls(**values)
 
 
 @dataclass(eq=False)
@@ -74,8 +79,13 @@ class Worker:
     stop_event: threading.Event
     worker_id: str = field(default_factory=lambda: f"worker-{uuid.uuid4().hex[:12]}")
     wakeup: JobWakeup | None = None
+    hold_check_interval_s: float = field(default=HOLD_CHECK_INTERVAL_S, init=False)
     _stop_requested_at: float | None = field(default=None, init=False)
     _last_recovery: float = field(default=0.0, init=False)
+    segment_work: SegmentWork = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.segment_work = SegmentWork(self)
 
     def run(self, *, burst: bool = False) -> int:
         """Process jobs until stopped (or, in burst mode, until the queue is empty).
@@ -92,6 +102,8 @@ class Worker:
             while not self.stop_event.is_set():
                 self._recover_expired()
                 seen = self.wakeup.generation() if self.wakeup is not None else 0
+                if self.segment_work.claim_and_run():  # a split job's segments come first
+                    continue
                 job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
                 if job is None:
                     if burst:
@@ -121,6 +133,11 @@ class Worker:
             log.warning("job %s: its worker was lost; back to pending", job_id)
         for job_id in report.failed:
             log.error("job %s: its worker was lost too many times; failed", job_id)
+        segments = self.store.recover_expired_segments(self.config.max_attempts)
+        for job_id, seq in segments.requeued:
+            log.warning("job %s: segment %d lost its worker; back to pending", job_id, seq)
+        for job_id, seq in segments.failed:
+            log.error("job %s: segment %d lost its worker too many times; failed", job_id, seq)
 
     def process(self, job: JobRecord) -> bool:
         """Run one claimed job to its end; False if it was handed back or taken away.
@@ -159,6 +176,8 @@ class Worker:
             if self.store.release(job.job_id, self.worker_id):
                 log.info("job %s: handed back to pending", job.job_id)
             return False
+        if isinstance(outcome, SegmentsPlanned):
+            return self.segment_work.coordinate(job, lease, outcome)
         if isinstance(outcome, AnalysisFailed):
             if outcome.detail:
                 log.error("job %s: %s", job.job_id, outcome.detail)
@@ -216,13 +235,25 @@ class Worker:
         log.error("job %s: failed: %s", job.job_id, message)
         return self.store.fail(job.job_id, self.worker_id, message)
 
-    def _analyse(self, job: JobRecord, lease: LeaseKeeper, scratch_dir: str) -> AnalysisOutcome:
-        """Run the child on a local copy of the video; it writes its results in scratch_dir."""
+    def _analyse(
+        self,
+        job: JobRecord,
+        lease: LeaseKeeper,
+        scratch_dir: str,
+        *,
+        frame_span: tuple[int, int] | None = None,
+    ) -> AnalysisOutcome:
+        """Run the child on a local copy of the video; it writes its results in scratch_dir.
+
+        With frame_span, only that segment of the job's frames is analysed.
+        """
         delay = STORAGE_RETRY_DELAY_S
         for attempt in range(STORAGE_READ_RETRIES):
             try:
                 with self.storage.local_copy(job.input_path) as video_path:
-                    return self._run_child(job, str(video_path), lease, scratch_dir)
+                    return self._run_child(
+                        job, str(video_path), lease, scratch_dir, frame_span=frame_span
+                    )
             except FileNotFoundError:
                 raise  # a missing video stays missing: no retry
             except StorageError:
@@ -234,9 +265,28 @@ class Worker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _run_child(
-        self, job: JobRecord, video_path: str, lease: LeaseKeeper, scratch_dir: str
+        self,
+        job: JobRecord,
+        video_path: str,
+        lease: LeaseKeeper,
+        scratch_dir: str,
+        *,
+        frame_span: tuple[int, int] | None = None,
     ) -> AnalysisOutcome:
-        request = AnalysisRequest(job.pipeline_id, video_path, dict(job.options), scratch_dir)
+        segment_frames = self.config.segment_frames if frame_span is None else None
+        if frame_span is None and (existing := self.store.segments(job.job_id)):
+            # split already, by a coordinator that was lost: go on with its segments (a
+            # plan at their smallest size splits for sure; only its video metadata is used)
+            segment_frames = min(segment.frames for segment in existing)
+        request = AnalysisRequest(
+            job.pipeline_id,
+            video_path,
+            dict(job.options),
+            scratch_dir,
+            # a whole job may come back as segments; a segment is never split again
+            segment_frames=segment_frames,
+            frame_span=frame_span,
+        )
 
         def keep_going() -> bool:
             if lease.lost:
