@@ -24,7 +24,7 @@ from tests.support.storages import STORAGE_KINDS, StorageBackend, make_storage_b
 from tests.support.stores import DATABASES, ENGINE_FIXTURES
 from tests.support.videos import write_text_video
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.no_skips"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.no_skips", "tests.support.http_reuse"]
 
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
