@@ -24,10 +24,43 @@ from tests.support.storages import STORAGE_KINDS, StorageBackend, make_storage_b
 from tests.support.stores import DATABASES, ENGINE_FIXTURES
 from tests.support.videos import write_text_video
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.no_skips", "tests.support.http_reuse"]
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.no_skips",
+    "tests.support.http_reuse",
+    "tests.support.figures",
+]
 
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
+
+# The files whose tests take longest (real servers and worker processes, leases that must
+# run out), slowest first. They run before all others, so that pytest-xdist's `--dist
+# loadfile` (scripts/run_tests.sh) spreads them over its processes instead of leaving one
+# process to finish a long file alone at the end. Only the order changes.
+SLOW_FILES = (
+    "tests/e2e/test_cli.py",
+    "tests/scaleout/test_multiprocess.py",
+    "tests/faults/test_server_killed.py",
+    "tests/scaleout/test_cancel.py",
+    "tests/faults/test_graceful_shutdown.py",
+    "tests/scaleout/test_metrics_replicas.py",
+    "tests/web/test_page.py",
+    "tests/workers/test_cancel_running.py",
+    "tests/webhooks/test_kill_restart.py",
+    "tests/hostile/test_decoder_inputs.py",
+    "tests/results/test_live_server.py",
+    "tests/faults/test_isolation.py",
+    "tests/hostile/test_fuzzing.py",
+    "tests/workers/test_worker.py",
+    "tests/test_logs.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests of SLOW_FILES to the front, each file's tests in their own order."""
+    rank = {path: index for index, path in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 @pytest.fixture
