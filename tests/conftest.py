@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -35,9 +36,9 @@ SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
 
 # The files whose tests take longest (real servers and worker processes, leases that must
-# run out), slowest first. They run before all others, so that pytest-xdist's `--dist
-# loadfile` (scripts/run_tests.sh) spreads them over its processes instead of leaving one
-# process to finish a long file alone at the end. Only the order changes.
+# run out), slowest first. They run before all others, so that pytest-xdist (see
+# scripts/run_tests.sh) spreads them over its processes instead of leaving one process
+# to finish a long file alone at the end. Only the order changes.
 SLOW_FILES = (
     "tests/e2e/test_cli.py",
     "tests/scaleout/test_multiprocess.py",
@@ -56,68 +57,36 @@ SLOW_FILES = (
     "tests/test_logs.py",
 )
 
+# Under pytest-xdist (scripts/run_tests.sh: `--dist loadfile`) each file's tests run in
+# one process, so its module-scoped servers start once; the files that share a
+# session-scoped server (tests/e2e/conftest.py, tests/faults/conftest.py) run in one
+# process too, so that server starts once.
+SHARED_SERVER_GROUPS = {
+    "tests/e2e/test_cli.py": "live_server",
+    "tests/e2e/test_lifecycle.py": "live_server",
+    "tests/faults/test_api_guard.py": "hostile_server",
+    "tests/faults/test_hostile_input.py": "hostile_server",
+    "tests/faults/test_isolation.py": "hostile_server",
+    "tests/faults/test_uploads.py": "hostile_server",
+}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move the tests of SLOW_FILES to the front, each file's tests in their own order."""
+    """Put the tests of SLOW_FILES first, each file's tests in their own order."""
     rank = {path: index for index, path in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
-@pytest.fixture
-def duckdb_engine(tmp_path: Path) -> Iterator[Engine]:
-    """An engine on a fresh DuckDB file with the schema at head."""
-    engine = create_db_engine(f"duckdb:///{tmp_path / 'jobs.duckdb'}")
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the files of SHARED_SERVER_GROUPS as one unit each."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
 
+    class SharedServerScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SHARED_SERVER_GROUPS.get(path, path)
 
-@pytest.fixture
-def postgres_engine(postgres_database_url: str) -> Iterator[Engine]:
-    """An engine on a fresh database on the test PostgreSQL server, schema at head."""
-    engine = create_db_engine(postgres_database_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(params=DATABASES)
-def store(request: pytest.FixtureRequest) -> SqlJobStore:
-    """A job store on a fresh database of each kind: a DuckDB file, then PostgreSQL.
-
-    A test bound to one database says so: ``@pytest.mark.parametrize("store",
-    ["postgresql"], indirect=True)``.
-    """
-    if request.param not in ENGINE_FIXTURES:
-        raise ValueError(f"unknown database {request.param!r}; known: {DATABASES}")
-    engine: Engine = request.getfixturevalue(ENGINE_FIXTURES[request.param])
-    return SqlJobStore(engine)
-
-
-@pytest.fixture
-def memory_store() -> InMemoryJobStore:
-    """An empty in-memory job store."""
-    return InMemoryJobStore()
-
-
-@pytest.fixture(params=STORAGE_KINDS)
-def storage_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
-    """Each kind of storage in turn: a local folder, then a fresh bucket on the S3 server.
-
-    A test bound to one kind says so: ``@pytest.mark.parametrize("storage_backend",
-    ["s3"], indirect=True)``.
-    """
-    return make_storage_backend(request.param, request, tmp_path)
-
-
-@pytest.fixture
-def local_storage(tmp_path: Path) -> LocalStorage:
-    """Local storage in a temporary folder."""
-    return LocalStorage(tmp_path / "storage")
-
-
-@pytest.fixture(scope="session")
-def score_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20 frames at 10 fps: 'SCORE 2-1' on frames 0-9, 'HALF TIME' on frames 10-19."""
-    path = tmp_path_factory.mktemp("videos") / "score.mp4"
-    return write_text_video(path, [SCORE_TEXT] * 10 + [HALF_TIME_TEXT] * 10)
+    return SharedServerScheduling(config, log)
