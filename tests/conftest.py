@@ -35,6 +35,67 @@ pytest_plugins = [
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
 
+
+@pytest.fixture
+def duckdb_engine(tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a fresh DuckDB file with the schema at head."""
+    engine = create_db_engine(f"duckdb:///{tmp_path / 'jobs.duckdb'}")
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def postgres_engine(postgres_database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database on the test PostgreSQL server, schema at head."""
+    engine = create_db_engine(postgres_database_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def store(request: pytest.FixtureRequest) -> SqlJobStore:
+    """A job store on a fresh database of each kind: a DuckDB file, then PostgreSQL.
+
+    A test bound to one database says so: ``@pytest.mark.parametrize("store",
+    ["postgresql"], indirect=True)``.
+    """
+    if request.param not in ENGINE_FIXTURES:
+        raise ValueError(f"unknown database {request.param!r}; known: {DATABASES}")
+    engine: Engine = request.getfixturevalue(ENGINE_FIXTURES[request.param])
+    return SqlJobStore(engine)
+
+
+@pytest.fixture
+def memory_store() -> InMemoryJobStore:
+    """An empty in-memory job store."""
+    return InMemoryJobStore()
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def storage_backend(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    """Each kind of storage in turn: a local folder, then a fresh bucket on the S3 server.
+
+    A test bound to one kind says so: ``@pytest.mark.parametrize("storage_backend",
+    ["s3"], indirect=True)``.
+    """
+    return make_storage_backend(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def local_storage(tmp_path: Path) -> LocalStorage:
+    """Local storage in a temporary folder."""
+    return LocalStorage(tmp_path / "storage")
+
+
+@pytest.fixture(scope="session")
+def score_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 frames at 10 fps: 'SCORE 2-1' on frames 0-9, 'HALF TIME' on frames 10-19."""
+    path = tmp_path_factory.mktemp("videos") / "score.mp4"
+    return write_text_video(path, [SCORE_TEXT] * 10 + [HALF_TIME_TEXT] * 10)
+
+
 # The files whose tests take longest (real servers and worker processes, leases that must
 # run out), slowest first. They run before all others, so that pytest-xdist (see
 # scripts/run_tests.sh) spreads them over its processes instead of leaving one process
