@@ -119,16 +119,23 @@ SLOW_FILES = (
 )
 
 # Under pytest-xdist (scripts/run_tests.sh: `--dist loadfile`) each file's tests run in
-# one process, so its module-scoped servers start once; the files that share a
-# session-scoped server (tests/e2e/conftest.py, tests/faults/conftest.py) run in one
-# process too, so that server starts once.
-SHARED_SERVER_GROUPS = {
+# one process, so its module-scoped servers start once. The files named here run in one
+# process per group: those sharing a session-scoped server (tests/e2e/conftest.py,
+# tests/faults/conftest.py), so that it starts once; and those asserting latencies
+# (cancel within 5 s, answers within 3 s, /healthz p99 under a flood, a decoder bomb's
+# end), so that they never run side by side and load each other.
+XDIST_GROUPS = {
     "tests/e2e/test_cli.py": "live_server",
     "tests/e2e/test_lifecycle.py": "live_server",
     "tests/faults/test_api_guard.py": "hostile_server",
     "tests/faults/test_hostile_input.py": "hostile_server",
     "tests/faults/test_isolation.py": "hostile_server",
     "tests/faults/test_uploads.py": "hostile_server",
+    "tests/scaleout/test_cancel.py": "latency",
+    "tests/workers/test_cancel_running.py": "latency",
+    "tests/api/test_idempotency_race.py": "latency",
+    "tests/hostile/test_server_limits.py": "latency",
+    "tests/hostile/test_decoder_inputs.py": "latency",
 }
 
 
@@ -140,7 +147,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile`, with the files of SHARED_SERVER_GROUPS as one unit each."""
+    """`--dist loadfile`, with the files of each XDIST_GROUPS group as one unit."""
     if config.getoption("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -148,6 +155,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SharedServerScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return SHARED_SERVER_GROUPS.get(path, path)
+            return XDIST_GROUPS.get(path, path)
 
     return SharedServerScheduling(config, log)
