@@ -46,8 +46,8 @@ def test_negative_worker_count_is_refused(capsys: pytest.CaptureFixture[str]) ->
 def test_worker_process_starts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     worker = WorkerProcess(tmp_path / "worker.log", env={"FORGESYTE_DATA_DIR": str(tmp_path)})
     try:
-        worker.start(timeout_s=60)
-        worker.wait_idle(timeout_s=60)  # its analysis child is up and waits for a job
+        worker.start()
+        worker.wait_idle()  # its analysis child is up and waits for a job
         assert worker.terminate(timeout_s=60) == 0, worker.log_text()
     finally:
         worker.kill()
