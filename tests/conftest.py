@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -24,7 +25,12 @@ from tests.support.storages import STORAGE_KINDS, StorageBackend, make_storage_b
 from tests.support.stores import DATABASES, ENGINE_FIXTURES
 from tests.support.videos import write_text_video
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.no_skips"]
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.no_skips",
+    "tests.support.http_reuse",
+    "tests.support.figures",
+]
 
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
@@ -88,3 +94,67 @@ def score_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 frames at 10 fps: 'SCORE 2-1' on frames 0-9, 'HALF TIME' on frames 10-19."""
     path = tmp_path_factory.mktemp("videos") / "score.mp4"
     return write_text_video(path, [SCORE_TEXT] * 10 + [HALF_TIME_TEXT] * 10)
+
+
+# The files whose tests take longest (real servers and worker processes, leases that must
+# run out), slowest first. They run before all others, so that pytest-xdist (see
+# scripts/run_tests.sh) spreads them over its processes instead of leaving one process
+# to finish a long file alone at the end. Only the order changes.
+SLOW_FILES = (
+    "tests/e2e/test_cli.py",
+    "tests/scaleout/test_multiprocess.py",
+    "tests/faults/test_server_killed.py",
+    "tests/scaleout/test_cancel.py",
+    "tests/faults/test_graceful_shutdown.py",
+    "tests/scaleout/test_metrics_replicas.py",
+    "tests/web/test_page.py",
+    "tests/workers/test_cancel_running.py",
+    "tests/webhooks/test_kill_restart.py",
+    "tests/hostile/test_decoder_inputs.py",
+    "tests/results/test_live_server.py",
+    "tests/faults/test_isolation.py",
+    "tests/hostile/test_fuzzing.py",
+    "tests/workers/test_worker.py",
+    "tests/test_logs.py",
+)
+
+# Under pytest-xdist (scripts/run_tests.sh: `--dist loadfile`) each file's tests run in
+# one process, so its module-scoped servers start once. The files named here run in one
+# process per group: those sharing a session-scoped server (tests/e2e/conftest.py,
+# tests/faults/conftest.py), so that it starts once; and those asserting latencies
+# (cancel within 5 s, answers within 3 s, /healthz p99 under a flood, a decoder bomb's
+# end), so that they never run side by side and load each other.
+XDIST_GROUPS = {
+    "tests/e2e/test_cli.py": "live_server",
+    "tests/e2e/test_lifecycle.py": "live_server",
+    "tests/faults/test_api_guard.py": "hostile_server",
+    "tests/faults/test_hostile_input.py": "hostile_server",
+    "tests/faults/test_isolation.py": "hostile_server",
+    "tests/faults/test_uploads.py": "hostile_server",
+    "tests/scaleout/test_cancel.py": "latency",
+    "tests/workers/test_cancel_running.py": "latency",
+    "tests/api/test_idempotency_race.py": "latency",
+    "tests/hostile/test_server_limits.py": "latency",
+    "tests/hostile/test_decoder_inputs.py": "latency",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the tests of SLOW_FILES first, each file's tests in their own order."""
+    rank = {path: index for index, path in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with the files of each XDIST_GROUPS group as one unit."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedServerScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return XDIST_GROUPS.get(path, path)
+
+    return SharedServerScheduling(config, log)

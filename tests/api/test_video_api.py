@@ -173,7 +173,9 @@ def test_storage_write_error_gives_503_and_no_job(
     assert sum(store.count_by_status().values()) == 0
 
 
-@pytest.mark.parametrize("job_id", [str(uuid.uuid4()), "not-a-uuid", "1234"])
+@pytest.mark.parametrize(
+    "job_id", [str(uuid.uuid4()), "not-a-uuid", "1234"], ids=["unknown", "not-a-uuid", "1234"]
+)
 def test_unknown_and_malformed_ids_get_404(client: TestClient, job_id: str) -> None:
     assert client.get(f"/v1/video/status/{job_id}").status_code == 404
     response = client.get(f"/v1/video/results/{job_id}")

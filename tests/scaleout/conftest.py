@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 S3_PREFIX = "forgesyte"
-FIGURES = pytest.StashKey[list[str]]()
 
 
 @dataclass
@@ -74,19 +73,3 @@ def deployment(
         postgres_database_url, engine, s3_client, s3_bucket, env, tmp_path / "logs"
     )
     engine.dispose()
-
-
-@pytest.fixture
-def report_figures(request: pytest.FixtureRequest) -> list[str]:
-    """Lines a test wants in the run's summary (figures of a scale-out run)."""
-    figures = request.config.stash.setdefault(FIGURES, [])
-    return figures
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the figures the scale-out tests reported."""
-    figures = terminalreporter.config.stash.get(FIGURES, [])
-    if figures:
-        terminalreporter.section("scale-out figures")
-        for line in figures:
-            terminalreporter.write_line(line)

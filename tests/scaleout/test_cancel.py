@@ -20,7 +20,7 @@ from tests.support.videos import write_counter_video
 
 pytestmark = pytest.mark.e2e  # real forgesyte processes
 
-TRIES = 5
+TRIES = 3  # each try: a running job cancelled, its child stopped, the next job taken
 SLOW_FRAMES = 150  # x 0.2 s per frame: 30 s, far longer than a try
 CANCEL_DEADLINE_S = 5.0
 

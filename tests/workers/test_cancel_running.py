@@ -3,6 +3,7 @@ cheap status check), kills the analysis child, keeps nothing, and takes the next
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -19,7 +20,10 @@ from tests.support.storages import StorageBackend
 from tests.support.videos import write_counter_video
 from tests.workers.conftest import Enqueue, MakeWorker
 
-CANCEL_TRIES = 20
+# A few tries prove the worker stops each cancelled job and goes on to the next one; the
+# latency figure over many tries is a measurement, not a test: FORGESYTE_TEST_CANCEL_TRIES=20
+# runs it (the median and max are printed).
+CANCEL_TRIES = int(os.environ.get("FORGESYTE_TEST_CANCEL_TRIES", "3"))
 CANCEL_DEADLINE_S = 5.0  # the contract: cancelled and stopped within 5 s
 SLOW_FRAMES = 150  # x 0.2 s per frame: 30 s, far longer than any try
 
@@ -100,7 +104,7 @@ def _wait(predicate: object, timeout_s: float, what: str) -> None:
 
 @pytest.mark.parametrize("store", ["duckdb"], indirect=True)
 @pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
-def test_cancel_stops_running_jobs_within_5_s_over_20_tries(
+def test_cancel_stops_running_jobs_within_5_s_try_after_try(
     store: JobStore,
     storage_backend: StorageBackend,
     enqueue: Enqueue,
