@@ -29,6 +29,7 @@ from forgesyte.video.service import (
     VideoFilePipelineService,
     select_frames,
 )
+from tests.segments.videos import write_keyframed_video
 from tests.support.videos import faststart_mp4, truncated_mp4, write_counter_video
 from tests.video.crafted import (
     concat_playlist,
@@ -290,3 +291,21 @@ def test_one_converter_gives_to_ndarray_pixels_whatever_the_frames() -> None:
     assert len({image.ctypes.data for image in images}) == len(images)
     images[0][:] = 0
     assert np.array_equal(images[4], frames[4].to_ndarray(format="bgr24"))
+
+
+def test_a_leading_frame_of_an_open_gop_reaches_back_into_the_run_before(
+    tmp_path: Path,
+) -> None:
+    """MPEG-4 with B-frames: keyframe packet 28 is shown as frame 30, and frames 28-29
+    come after it in decode order but need the P-frames before it. Frame 30 is wanted
+    first in decode order, so frame 28's run must reach back and join the earlier run."""
+    video = write_keyframed_video(tmp_path / "open-gop.mp4", 95)
+    sampling = SamplingOptions(sample_fps=12.0)
+    reference = full_decode(video)
+    keeper = Keeper()
+    results = VideoFilePipelineService(keeper).run(video, sampling)
+    wanted = expected_frames(reference, sampling)
+    assert 28 in wanted and 30 in wanted
+    assert [f.frame_index for f in results.frames] == wanted
+    for got, index in zip(keeper.frames, wanted, strict=True):
+        assert np.array_equal(got, reference[index][2]), f"frame {index} differs"

@@ -261,12 +261,16 @@ def plan_decoding(index: PacketIndex, frame_indices: list[int]) -> DecodePlan:
     """
     keyframes = np.flatnonzero(index.keyframe)
     wanted = {int(index.shown_order[i]): i for i in frame_indices}
-    runs: list[tuple[int, int]] = []
-    for packet in sorted(wanted):
+    spans: list[tuple[int, int]] = []
+    for packet in wanted:
         position = int(np.searchsorted(keyframes, packet, side="right")) - 1
         while position > 0 and index.pts[keyframes[position]] > index.pts[packet]:
             position -= 1
-        start = int(keyframes[position]) if position >= 0 else 0
+        spans.append((int(keyframes[position]) if position >= 0 else 0, packet))
+    # by start: a leading frame of an open GOP starts before the keyframe decoded ahead
+    # of it, so its span may reach back into an earlier run
+    runs: list[tuple[int, int]] = []
+    for start, packet in sorted(spans):
         if runs and start <= runs[-1][1] + 1:
             runs[-1] = (runs[-1][0], max(runs[-1][1], packet))
         else:
