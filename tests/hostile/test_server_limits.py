@@ -270,21 +270,33 @@ def test_an_upload_past_its_deadline_gets_408_and_nothing_is_kept(
 def test_one_upload_over_the_concurrent_limit_gets_429(
     limits_server: ServerProcess, small_video: bytes
 ) -> None:
-    held = [RawUpload(limits_server, body_size=len(small_video) + 64) for _ in range(2)]
-    try:
-        for upload in held:  # both are under way: their first file bytes have arrived
-            upload.sock.sendall(small_video[:64])
-        deadline = time.monotonic() + 5
-        while True:  # the server reads both bodies' heads before the next request gets in
-            response = submit(limits_server.url, small_video, headers=AUTH)
-            if response.status_code == 429 or time.monotonic() > deadline:
-                break
-        assert response.status_code == 429, response.text
-        assert int(response.headers["Retry-After"]) > 0
-    finally:
-        for upload in held:
-            upload.close()
-    accepted = submit(limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_grey")
+    """Two uploads hold both slots; a third gets 429. The holds last at most the 3 s upload
+    deadline, so on a busy machine an attempt may find them not yet started or already
+    expired: each attempt starts two fresh holds, until one third upload meets both."""
+    deadline = time.monotonic() + 60
+    while True:
+        held = [RawUpload(limits_server, body_size=len(small_video) + 64) for _ in range(2)]
+        try:
+            for upload in held:  # both are under way: their first file bytes have arrived
+                upload.sock.sendall(small_video[:64])
+            response = submit(
+                limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_grey"
+            )
+        finally:
+            for upload in held:
+                upload.close()
+        if response.status_code == 429 or time.monotonic() > deadline:
+            break
+        assert response.status_code == 200, response.text
+    assert response.status_code == 429, response.text
+    assert int(response.headers["Retry-After"]) > 0
+    assert "uploads are already under way" in response.json()["detail"]
+    # the holds are closed: their slots come back once the server sees them go
+    deadline = time.monotonic() + 30
+    while True:
+        accepted = submit(limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_grey")
+        if accepted.status_code != 429 or time.monotonic() > deadline:
+            break
     assert accepted.status_code == 200, accepted.text
 
 

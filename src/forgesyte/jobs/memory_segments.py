@@ -55,20 +55,7 @@ class InMemorySegmentsMixin:
             ):
                 return False
             self._segments[job_id] = [
-                SegmentRecord(
-                    job_id=job_id,
-                    seq=seq,
-                    first_frame=span.first_frame,
-                    end_frame=span.end_frame,
-                    frames=span.frames,
-                    status=SegmentStatus.PENDING,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    attempts=0,
-                    frames_done=0,
-                    error_message=None,
-                )
-                for seq, span in enumerate(spans)
+                SegmentRecord.pending(job_id, seq, span) for seq, span in enumerate(spans)
             ]
             return True
 

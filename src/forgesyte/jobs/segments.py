@@ -50,17 +50,22 @@ class SegmentRecord:
     first_frame: int
     end_frame: int
     frames: int
-    status: SegmentStatus
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    attempts: int
-    frames_done: int
-    error_message: str | None
+    status: SegmentStatus = SegmentStatus.PENDING
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    frames_done: int = 0
+    error_message: str | None = None
 
     @property
     def span(self) -> SegmentSpan:
         """Where the segment lies."""
         return SegmentSpan(self.first_frame, self.end_frame, self.frames)
+
+    @classmethod
+    def pending(cls, job_id: uuid.UUID, seq: int, span: SegmentSpan) -> SegmentRecord:
+        """A segment just written: pending, never claimed, nothing done (the defaults)."""
+        return cls(job_id, seq, span.first_frame, span.end_frame, span.frames)
 
 
 @dataclass(frozen=True)

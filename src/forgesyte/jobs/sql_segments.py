@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,23 +31,13 @@ _SEGMENTS = JobSegment.__table__
 # a segment's holder keeps going while its job is running or back in the queue (its
 # coordinator was lost); a cancelled or failed job stops it
 _JOB_ALIVE = [JobStatus.RUNNING.value, JobStatus.PENDING.value]
+_RECORD_FIELDS = tuple(field.name for field in fields(SegmentRecord))
 
 
 def segment_from_row(row: Row[Any]) -> SegmentRecord:
-    """Snapshot a Core row of the job_segments table."""
-    return SegmentRecord(
-        job_id=row.job_id,
-        seq=row.seq,
-        first_frame=row.first_frame,
-        end_frame=row.end_frame,
-        frames=row.frames,
-        status=SegmentStatus(row.status),
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        attempts=row.attempts,
-        frames_done=row.frames_done,
-        error_message=row.error_message,
-    )
+    """Snapshot a Core row of the job_segments table (a column per record field)."""
+    values = {name: getattr(row, name) for name in _RECORD_FIELDS}
+    return SegmentRecord(**{**values, "status": SegmentStatus(row.status)})
 
 
 class SqlSegmentsMixin:
@@ -93,14 +84,8 @@ class SqlSegmentsMixin:
                     insert(JobSegment),
                     [
                         {
-                            "job_id": job_id,
-                            "seq": seq,
-                            "first_frame": span.first_frame,
-                            "end_frame": span.end_frame,
-                            "frames": span.frames,
+                            **asdict(SegmentRecord.pending(job_id, seq, span)),
                             "status": SegmentStatus.PENDING.value,
-                            "attempts": 0,
-                            "frames_done": 0,
                             "updated_at": now,
                         }
                         for seq, span in enumerate(spans)
