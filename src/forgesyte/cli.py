@@ -22,7 +22,6 @@ from forgesyte.client_cli import (  # noqa: F401  (the client verbs' helpers, re
     option_flag,
     submit_fields,
 )
-from forgesyte.db.engine import DatabaseLockedError, display_url
 from forgesyte.settings import (
     Settings,
     analysis_threads,
@@ -51,7 +50,15 @@ def _configure_logging(level: str, command: str) -> None:
         raise SystemExit(2) from None
 
 
+def _display_url(url: str) -> str:
+    from forgesyte.db.engine import display_url
+
+    return display_url(url)
+
+
 def _build_runtime_or_exit(settings: Settings) -> Any:
+    # the server modules (SQLAlchemy, FastAPI) load here, not for the client verbs
+    from forgesyte.db.engine import DatabaseLockedError
     from forgesyte.runtime import build_runtime
 
     try:
@@ -207,7 +214,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         workers,
-        display_url(settings.resolved_database_url()),
+        _display_url(settings.resolved_database_url()),
     )
     try:
         _Server(config).run()
@@ -242,6 +249,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Schema migrations on demand."""
+    from forgesyte.db.engine import DatabaseLockedError
     from forgesyte.db.migrate import run_schema_command
 
     url = Settings().resolved_database_url()
