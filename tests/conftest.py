@@ -9,6 +9,7 @@ does for databases: local storage and a fresh bucket on the real S3-compatible s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,27 @@ pytest_plugins = [
 
 SCORE_TEXT = "SCORE 2-1"
 HALF_TIME_TEXT = "HALF TIME"
+
+
+@pytest.fixture(autouse=True)
+def root_logging() -> Iterator[None]:
+    """Put the root and RapidOCR loggers back as they were after each test.
+
+    A test that runs `forgesyte` in-process (`cli.main`) installs a handler on the
+    captured stderr of that test; left in place, later tests' log lines met a closed file.
+    """
+    root = logging.getLogger()
+    ocr = logging.getLogger("RapidOCR")
+    saved = (list(root.handlers), root.level, list(ocr.handlers), ocr.level, ocr.propagate)
+    yield
+    for handler in root.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    ocr.handlers[:] = saved[2]
+    ocr.setLevel(saved[3])
+    ocr.propagate = saved[4]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,24 +79,6 @@ def test_access_lines_name_the_job_of_their_path() -> None:
     assert "job_id" not in json.loads(JsonFormatter().format(health))
 
 
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """Put the root and RapidOCR loggers back as they were after the test."""
-    root = logging.getLogger()
-    ocr = logging.getLogger("RapidOCR")
-    saved = (list(root.handlers), root.level, list(ocr.handlers), ocr.level, ocr.propagate)
-    yield
-    for handler in root.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    ocr.handlers[:] = saved[2]
-    ocr.setLevel(saved[3])
-    ocr.propagate = saved[4]
-
-
-@pytest.mark.usefixtures("root_logging")
 def test_configure_writes_stderr_and_the_file_and_tames_rapidocr(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

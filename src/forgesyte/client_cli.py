@@ -13,8 +13,10 @@ file, server unreachable, key refused, request refused as bad).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
+import select
 import sys
 import time
 import urllib.error
@@ -38,6 +40,7 @@ EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 FINISHED = ("completed", "failed", "cancelled")
 POLL_INTERVAL_S = 0.5
 REQUEST_TIMEOUT_S = 60.0
+CONTINUE_WAIT_S = 3.0  # how long an upload waits for "100 Continue" before sending anyway
 UPLOAD_CHUNK_BYTES = 256 * 1024
 USAGE_STATUSES = (400, 401, 403, 413, 422)  # the request itself is wrong: exit 2
 
@@ -86,6 +89,61 @@ class Client:
         """A request whose answer is JSON."""
         with self.request(method, path, **kwargs) as response:
             return json.load(response)
+
+    def upload(self, path: str, body: Iterator[bytes], headers: dict[str, str]) -> Any:
+        """POST a large body with ``Expect: 100-continue``; the answer's JSON.
+
+        The server refuses a bad key, a body over its limit or a full house before it reads
+        a byte of the body, and then closes the connection: sent at once, the body would
+        end in a broken pipe that hides the answer. So the body follows only the server's
+        "100 Continue" (or, from a server that ignores Expect, after CONTINUE_WAIT_S).
+        """
+        parts = urllib.parse.urlsplit(self.url)
+        connection_type = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        connection = connection_type(parts.netloc, timeout=REQUEST_TIMEOUT_S)
+        try:
+            connection.putrequest("POST", parts.path + path)
+            for name, value in headers.items():
+                connection.putheader(name, value)
+            if self.api_key:
+                connection.putheader("Authorization", f"Bearer {self.api_key}")
+            connection.putheader("Expect", "100-continue")
+            connection.endheaders()
+            refusal = _early_answer(connection)
+            if refusal is None:
+                for chunk in body:
+                    connection.send(chunk)
+                response = connection.getresponse()
+                status, answer = response.status, response.read()
+            else:
+                status, answer = refusal
+        except (OSError, http.client.HTTPException) as exc:
+            raise ClientError(f"cannot reach {self.url}: {exc}", EXIT_USAGE) from None
+        finally:
+            connection.close()
+        if status >= 400:
+            code = EXIT_USAGE if status in USAGE_STATUSES else EXIT_JOB_FAILED
+            raise ClientError(f"HTTP {status}: {_detail(answer)}", code)
+        return json.loads(answer)
+
+
+def _early_answer(connection: http.client.HTTPConnection) -> tuple[int, bytes] | None:
+    """After an upload's headers: None to send the body, or the server's early answer."""
+    sock = connection.sock
+    readable, _, _ = select.select([sock], [], [], CONTINUE_WAIT_S)
+    if not readable:
+        return None  # no word from the server: send the body (RFC 9110, 10.1.1)
+    with sock.makefile("rb", buffering=0) as reader:  # unbuffered: reads no more than this
+        line = reader.readline(65537)
+        version, _, rest = line.decode("latin-1").partition(" ")
+        if not version.startswith("HTTP/") or not rest[:3].isdigit():
+            raise http.client.BadStatusLine(line.decode("latin-1"))
+        fields = http.client.parse_headers(reader)
+        if rest[:3] == "100":
+            return None
+        return int(rest[:3]), reader.read(int(fields.get("Content-Length", "0")))
 
 
 def _detail(body: bytes) -> str:
@@ -326,10 +384,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
         body, length, content_type = _multipart_stream(
             path, fields, lambda sent: bar.advance(task, sent)
         )
-        created = client.json(
-            "POST",
+        created = client.upload(
             "/v1/video/submit",
-            body=body,
+            body,
             headers={"Content-Type": content_type, "Content-Length": str(length)},
         )
     job_id = created["job_id"]

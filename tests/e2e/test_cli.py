@@ -264,13 +264,20 @@ def test_the_api_key_comes_from_the_flag_or_the_environment(
     tmp_path: Path, score_video: Path
 ) -> None:
     server = ServerProcess(
-        tmp_path / "keyed", workers=1, env={"FORGESYTE_API_KEY": "cli-key"}
+        tmp_path / "keyed",
+        workers=1,
+        env={"FORGESYTE_API_KEY": "cli-key", "FORGESYTE_MAX_UPLOAD_MB": "8"},
     ).start()
+    # 16 MB: the server answers before reading it, so sent at once it met a broken pipe
+    large = tmp_path / "large.mp4"
+    large.write_bytes(score_video.read_bytes() + bytes(16 * 1024 * 1024))
     try:
         refused = _forgesyte("submit", str(score_video), url=server.url)
         assert refused.returncode == 2 and "HTTP 401" in refused.stderr
-        wrong = _forgesyte("submit", str(score_video), "--api-key", "nope", url=server.url)
-        assert wrong.returncode == 2
+        wrong = _forgesyte("submit", str(large), "--api-key", "nope", url=server.url)
+        assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr, wrong.stderr
+        too_large = _forgesyte("submit", str(large), url=server.url, api_key="cli-key")
+        assert too_large.returncode == 2 and "HTTP 413" in too_large.stderr, too_large.stderr
         by_env = _forgesyte(
             "submit",
             str(score_video),

@@ -21,13 +21,14 @@ def _submit(page: Page, video: Path, pipeline_id: str, **options: str) -> str:
     page.get_by_label("Pipeline", exact=True).select_option(pipeline_id)
     for name, value in options.items():
         page.locator(f"#option-{name}").fill(value)
-    before = set(page.locator("#jobs li").evaluate_all("items => items.map(i => i.dataset.jobId)"))
-    page.get_by_role("button", name="Analyse").click()
+    # the id from the upload's own answer: other tests' jobs also reach the shared list
+    with page.expect_response(lambda r: "/v1/video/submit" in r.url) as upload:
+        page.get_by_role("button", name="Analyse").click()
     expect(page.locator("#upload-text")).to_have_text("uploaded")
     expect(page.locator("#upload-progress")).to_have_js_property("value", 100)
-    after = page.locator("#jobs li").evaluate_all("items => items.map(i => i.dataset.jobId)")
-    (job_id,) = set(after) - before
-    return str(job_id)
+    job_id = str(upload.value.json()["job_id"])
+    expect(_job(page, job_id)).to_be_visible()
+    return job_id
 
 
 def _job(page: Page, job_id: str):  # type: ignore[no-untyped-def]
