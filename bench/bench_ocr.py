@@ -93,3 +93,66 @@ def ocr_speed(frames: int, width: int, height: int, rounds: int) -> OcrSpeed:
         for side in sides if round_index % 2 == 0 else sides[::-1]:
             side.measure(decoded, words)
     return speed
+
+
+def _read_frames_timed(
+    path: str, frames: int, share: tuple[int, int, int], start: Any, seconds: Any
+) -> None:
+    """A spawned reader: ocr.read on the first `frames` frames of path; `share` is
+    (first, step, threads): every step-th of them from `first`, with `threads` threads."""
+    first, step, threads = share
+    decoded = local.read_frames(Path(path))[:frames][first::step]
+    tool = plugin(PluginConfig(analysis_threads=threads)).tools["read"]
+    tool.load()
+    tool.run(decoded[0], {"image": decoded[0]})  # warm, like a server's child
+    start.wait()
+    began = time.perf_counter()
+    for frame in decoded:
+        tool.run(frame, {"image": frame})
+    seconds.put(time.perf_counter() - began)
+
+
+@dataclass
+class CoreScaling:
+    """Seconds for OCR to read the same frames three ways, without a server."""
+
+    two_threads_s: float  # one process, two threads: what `--workers 1` gives a job
+    one_thread_s: float  # one process, one thread, alone
+    side_by_side_s: float  # two one-thread processes at once, even and odd frames
+
+    @property
+    def second_thread_gain(self) -> float:
+        """How much faster one process reads with its second thread."""
+        return self.one_thread_s / self.two_threads_s
+
+    @property
+    def ceiling(self) -> float:
+        """The best `--workers 2` against `--workers 1` ratio these cores allow OCR."""
+        return self.side_by_side_s / self.two_threads_s
+
+
+def core_scaling_round(path: Path, frames: int) -> CoreScaling:
+    """One round of CoreScaling on the first `frames` frames of a video.
+
+    Alternate frames give the two side-by-side processes the same amount of text.
+    """
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    seconds: Any = spawn.Queue()
+    results: list[float] = []
+    for shares in ([(0, 1, 2)], [(0, 1, 1)], [(0, 2, 1), (1, 2, 1)]):
+        start = spawn.Barrier(len(shares))
+        readers = [
+            spawn.Process(
+                target=_read_frames_timed, args=(str(path), frames, share, start, seconds)
+            )
+            for share in shares
+        ]
+        for reader in readers:
+            reader.start()
+        times = [seconds.get() for _ in readers]
+        for reader in readers:
+            reader.join()
+        results.append(max(times))
+    return CoreScaling(*results)
