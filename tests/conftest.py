@@ -27,6 +27,7 @@ from tests.support.stores import DATABASES, ENGINE_FIXTURES
 from tests.support.videos import write_text_video
 
 pytest_plugins = [
+    "pytester",  # tests/tools/test_no_skips.py runs pytest in-process
     "tests.support.fixtures",
     "tests.support.no_skips",
     "tests.support.http_reuse",

@@ -12,6 +12,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     hidden = sum(len(reporter.stats.get(kind, [])) for kind in ("skipped", "xfailed", "xpassed"))
     if hidden and exitstatus == 0:
+        reporter.write("\n")  # the progress line (-q) ends without one
         reporter.write_line(
             f"FAILED: {hidden} test(s) skipped or xfailed; every test must run and pass",
             red=True,

@@ -1,26 +1,14 @@
-"""The suite's rule that a skipped or xfailed test fails the run."""
+"""The suite's rule that a skipped or xfailed test fails the run.
+
+Each case runs pytest in this process (pytester), with the rule's plugin as the suite
+loads it: a new interpreter per case cost about 10 s of CPU under the suite's load.
+"""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_pytest(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
-    test_file = tmp_path / "test_sample.py"
-    test_file.write_text(body)
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.support.no_skips", "-q", str(test_file)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+RULE = ("-p", "tests.support.no_skips", "-p", "no:cacheprovider", "-q")
 
 
 @pytest.mark.parametrize(
@@ -32,12 +20,15 @@ def run_pytest(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
     ],
     ids=["skip-mark", "skip-call", "xfail"],
 )
-def test_a_skip_or_xfail_fails_the_run(tmp_path: Path, body: str) -> None:
-    done = run_pytest(tmp_path, "def test_ok():\n    pass\n\n" + body)
-    assert done.returncode == 1, done.stdout
-    assert "skipped or xfailed" in done.stdout
+def test_a_skip_or_xfail_fails_the_run(pytester: pytest.Pytester, body: str) -> None:
+    pytester.makepyfile(test_sample="def test_ok():\n    pass\n\n" + body)
+    done = pytester.runpytest_inprocess(*RULE)
+    assert done.ret == pytest.ExitCode.TESTS_FAILED, done.stdout.str()
+    done.stdout.fnmatch_lines(["FAILED: 1 test(s) skipped or xfailed; every test must run*"])
 
 
-def test_a_clean_run_passes(tmp_path: Path) -> None:
-    done = run_pytest(tmp_path, "def test_ok():\n    assert 1 + 1 == 2\n")
-    assert done.returncode == 0, done.stdout
+def test_a_clean_run_passes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sample="def test_ok():\n    assert 1 + 1 == 2\n")
+    done = pytester.runpytest_inprocess(*RULE)
+    assert done.ret == pytest.ExitCode.OK, done.stdout.str()
+    done.assert_outcomes(passed=1)
