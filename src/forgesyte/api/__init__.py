@@ -1,6 +1,5 @@
-"""The HTTP API: app factory and one router per resource."""
+"""The HTTP API: the app factory (api/app.py) and one router per resource (api/routes/).
 
-from forgesyte.api.app import create_app
-from forgesyte.api.context import AppContext
-
-__all__ = ["AppContext", "create_app"]
+Nothing is re-exported here: the `worker` command imports api/context.py, and loading
+the app (FastAPI, every route) there cost it a second of start-up.
+"""

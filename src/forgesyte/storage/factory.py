@@ -6,7 +6,6 @@ from pathlib import Path
 
 from forgesyte.storage.base import Storage
 from forgesyte.storage.local import LocalStorage
-from forgesyte.storage.s3 import S3Storage
 
 
 def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
@@ -14,5 +13,7 @@ def open_storage(url: str, *, s3_endpoint_url: str | None = None) -> Storage:
     if url.startswith("file://"):
         return LocalStorage(Path(url.removeprefix("file://")))
     if url.startswith("s3://"):
+        from forgesyte.storage.s3 import S3Storage  # boto3 costs 0.4 s: only when asked for
+
         return S3Storage.from_url(url, endpoint_url=s3_endpoint_url)
     raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket/prefix")
