@@ -134,6 +134,25 @@ def test_a_cancel_stops_every_segment(store: JobStore) -> None:
     assert store.release_segment(job.job_id, 0, "w0")  # handing back stays possible
 
 
+def test_pending_work_is_a_pending_job_or_a_running_jobs_pending_segment(
+    store: JobStore,
+) -> None:
+    assert not store.has_pending_work()  # empty
+    store.create(new_job())
+    assert store.has_pending_work()  # a job waits
+    job = store.claim_next("coordinator", LEASE_S)
+    assert job is not None and not store.has_pending_work()  # running, not split
+    assert store.add_segments(job.job_id, "coordinator", SPANS)
+    assert store.has_pending_work()  # its segments wait
+    for worker in ("w0", "w1", "w2"):
+        assert store.claim_segment(worker, LEASE_S) is not None
+    assert not store.has_pending_work()  # every segment is held
+    assert store.release_segment(job.job_id, 1, "w1")
+    assert store.has_pending_work()  # one is back
+    store.cancel(job.job_id)
+    assert not store.has_pending_work()  # a cancelled job's segments wait for nobody
+
+
 def test_segments_outlive_a_lost_coordinator(store: JobStore, clock: SteppingClock) -> None:
     job = split_job(store)
     assert store.claim_segment("w0", LEASE_S) is not None

@@ -64,6 +64,21 @@ class InMemorySegmentsMixin:
         with self._lock:
             return list(self._segments.get(job_id, []))
 
+    def has_pending_work(self) -> bool:
+        """Whether a pending job, or a pending segment of a running job, waits."""
+        with self._lock:
+            return any(
+                job.status is JobStatus.PENDING
+                or (
+                    job.status is JobStatus.RUNNING
+                    and any(
+                        segment.status is SegmentStatus.PENDING
+                        for segment in self._segments.get(job.job_id, ())
+                    )
+                )
+                for job in self._jobs.values()
+            )
+
     def claim_segment(
         self, worker_id: str, lease_seconds: float, job_id: uuid.UUID | None = None
     ) -> SegmentRecord | None:

@@ -51,6 +51,20 @@ class SqlSegmentsMixin:
         """A new session on the store's engine."""
         raise NotImplementedError
 
+    def has_pending_work(self) -> bool:
+        """Whether a pending job, or a pending segment of a running job, waits (one read)."""
+        jobs = Job.__table__
+        waiting = select(
+            exists().where(jobs.c.status == JobStatus.PENDING.value)
+            | exists().where(
+                _SEGMENTS.c.status == SegmentStatus.PENDING.value,
+                jobs.c.job_id == _SEGMENTS.c.job_id,
+                jobs.c.status == JobStatus.RUNNING.value,
+            )
+        )
+        with self.engine.connect() as connection:
+            return bool(connection.execute(waiting).scalar())
+
     def _held_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> Any:
         return and_(
             JobSegment.job_id == job_id,

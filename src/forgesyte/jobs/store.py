@@ -255,6 +255,14 @@ class JobStore(SegmentStore, Protocol):
 
     # -- the worker side -----------------------------------------------------------------
 
+    def has_pending_work(self) -> bool:
+        """Whether a pending job, or a pending segment of a running job, waits for a worker.
+
+        One read: idle workers ask it on every poll and try the claims (writes, several
+        times its cost) only when it says yes.
+        """
+        ...
+
     def claim_next(self, worker_id: str, lease_seconds: float) -> JobRecord | None:
         """Claim the oldest pending job (by created_at) for this worker, or None if none.
 

@@ -102,9 +102,12 @@ class Worker:
             while not self.stop_event.is_set():
                 self._recover_expired()
                 seen = self.wakeup.generation() if self.wakeup is not None else 0
-                if self.segment_work.claim_and_run():  # a split job's segments come first
-                    continue
-                job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
+                # one read per idle poll; the claims are writes, several times its cost
+                job = None
+                if self.store.has_pending_work():
+                    if self.segment_work.claim_and_run():  # a split job's segments first
+                        continue
+                    job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
                 if job is None:
                     if burst:
                         break
