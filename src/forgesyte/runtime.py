@@ -15,7 +15,7 @@ from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.retention import ORPHAN_MIN_AGE_S, Housekeeper, remove_orphans
-from forgesyte.settings import Settings
+from forgesyte.settings import Settings, comma_separated
 from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.webhooks.sender import WebhookSender
 from forgesyte.workers.executor import AnalysisExecutor
@@ -38,6 +38,7 @@ class Runtime:
     wakeup: JobWakeup
     child_memory_mb: int | None = None  # set by the worker pool: the cap in force
     child_env_keep: tuple[str, ...] = ()  # extra variables the children get
+    preload: tuple[str, ...] = ("ocr_only",)  # pipelines each child loads at its start
 
     def close(self) -> None:
         """Release the job store's database connections."""
@@ -89,6 +90,7 @@ class Runtime:
                 else settings.child_memory_mb
             ),
             child_env_keep=self.child_env_keep,
+            preload=self.preload,
             plugin_config=plugin_config,
             max_frame_pixels=settings.max_frame_pixels,
         )
@@ -162,11 +164,11 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         registry=registry,
         catalog=catalog,
     )
-    keep = tuple(name.strip() for name in settings.child_env_keep.split(",") if name.strip())
     return Runtime(
         settings=settings,
         context=context,
         plugin_config=plugin_config,
         wakeup=wakeup,
-        child_env_keep=keep,
+        child_env_keep=comma_separated(settings.child_env_keep),
+        preload=comma_separated(settings.preload_pipelines),
     )

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Comma-separated names of extra environment variables analysis children "
         "get (plugin settings); never secrets.",
     )
+    preload_pipelines: str = Field(
+        default="ocr_only",
+        description="Comma-separated pipelines each analysis child loads when it starts, so "
+        "their first job does not wait for models; empty: every pipeline loads at its "
+        "first job.",
+    )
     max_frame_pixels: int = Field(
         default=8192 * 4320,
         ge=1,
@@ -149,6 +155,11 @@ class Settings(BaseSettings):
 def default_worker_count() -> int:
     """The number of worker loops `serve` runs when not told: one per core."""
     return os.cpu_count() or 1
+
+
+def comma_separated(text: str) -> tuple[str, ...]:
+    """The names in a comma-separated setting, without blanks."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def analysis_threads(configured: int | None, workers: int) -> int:

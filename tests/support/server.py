@@ -18,6 +18,10 @@ import httpx
 
 FORGESYTE = str(Path(sys.executable).parent / "forgesyte")
 TESTKIT_PIPELINES = Path(__file__).resolve().parents[1] / "plugin_dist" / "pipelines"
+# the suite's servers load models at a pipeline's first job, not when a child starts: most
+# tests run testkit pipelines, and OCR models cost each child 2 s of CPU (a test that
+# needs a warm child sets FORGESYTE_PRELOAD_PIPELINES itself)
+TEST_ENV = {"FORGESYTE_PIPELINES_DIR": str(TESTKIT_PIPELINES), "FORGESYTE_PRELOAD_PIPELINES": ""}
 
 
 def free_port() -> int:
@@ -66,7 +70,7 @@ class ServerProcess(_StoppableProcess):
         env = {
             **os.environ,
             "FORGESYTE_DATA_DIR": str(self.data_dir),
-            "FORGESYTE_PIPELINES_DIR": str(TESTKIT_PIPELINES),
+            **TEST_ENV,
             **self.env,
         }
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +182,7 @@ class WorkerProcess(_StoppableProcess):
 
     def launch(self) -> WorkerProcess:
         """Start the process; do not wait for it."""
-        env = {**os.environ, "FORGESYTE_PIPELINES_DIR": str(TESTKIT_PIPELINES), **self.env}
+        env = {**os.environ, **TEST_ENV, **self.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

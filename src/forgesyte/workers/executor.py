@@ -195,6 +195,11 @@ class AnalysisExecutor:
         self._conn: Connection | None = None
 
     @property
+    def preload(self) -> tuple[str, ...]:
+        """The pipelines each of its children loads before the first request."""
+        return tuple(self._preload)
+
+    @property
     def child_pid(self) -> int | None:
         """The pid of the current child, if one runs."""
         return self._process.pid if self._process is not None else None

@@ -1,0 +1,45 @@
+"""FORGESYTE_PRELOAD_PIPELINES: what an analysis child loads before its first job."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from forgesyte.runtime import build_runtime
+from forgesyte.settings import Settings
+from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.protocol import ChildReady
+from tests.support.server import TESTKIT_PIPELINES
+
+
+def test_the_setting_reaches_every_workers_child(tmp_path: Path) -> None:
+    assert Settings().preload_pipelines == "ocr_only"  # the default: OCR is warm
+    for text, preload in ((" ocr_only , testkit_grey,", ("ocr_only", "testkit_grey")), ("", ())):
+        runtime = build_runtime(Settings(data_dir=tmp_path / "data", preload_pipelines=text))
+        try:
+            assert runtime.preload == preload
+            worker = runtime.make_worker(threading.Event())
+            assert worker.executor.preload == preload
+        finally:
+            runtime.close()
+
+
+def _libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.parametrize(("preload", "loaded"), [(("ocr_only",), True), ((), False)])
+def test_a_child_loads_the_preloaded_pipelines_models_before_its_first_job(
+    preload: tuple[str, ...], loaded: bool
+) -> None:
+    executor = AnalysisExecutor(
+        pipelines_dir=str(TESTKIT_PIPELINES), preload=preload, timeout_s=60.0
+    )
+    try:
+        assert isinstance(executor.start(), ChildReady)
+        assert executor.child_pid is not None
+        assert ("onnxruntime" in _libraries(executor.child_pid)) is loaded
+    finally:
+        executor.stop()
