@@ -123,22 +123,24 @@ def score_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # run out), slowest first. They run before all others, so that pytest-xdist (see
 # scripts/run_tests.sh) spreads them over its processes instead of leaving one process
 # to finish a long file alone at the end. Only the order changes.
-SLOW_FILES = (
-    "tests/e2e/test_cli.py",
-    "tests/scaleout/test_multiprocess.py",
-    "tests/faults/test_server_killed.py",
-    "tests/scaleout/test_cancel.py",
-    "tests/faults/test_graceful_shutdown.py",
-    "tests/scaleout/test_metrics_replicas.py",
-    "tests/web/test_page.py",
-    "tests/workers/test_cancel_running.py",
-    "tests/webhooks/test_kill_restart.py",
-    "tests/hostile/test_decoder_inputs.py",
-    "tests/results/test_live_server.py",
-    "tests/faults/test_isolation.py",
-    "tests/hostile/test_fuzzing.py",
+SLOW_FILES = (  # longest first (per file or XDIST_GROUPS group, from --durations=0)
+    "tests/e2e/test_cli.py",  # with test_lifecycle.py: 118 s
+    "tests/hostile/test_server_limits.py",  # the latency group: 85 s
+    "tests/results/test_job_storing.py",
     "tests/workers/test_worker.py",
-    "tests/test_logs.py",
+    "tests/faults/test_server_killed.py",
+    "tests/segments/test_split_jobs.py",
+    "tests/scaleout/test_multiprocess.py",
+    "tests/faults/test_isolation.py",  # the hostile_server group: 42 s
+    "tests/web/test_page.py",
+    "tests/scaleout/test_metrics_replicas.py",
+    "tests/faults/test_graceful_shutdown.py",
+    "tests/jobs/test_store_contract.py",
+    "tests/jobs/test_store_job_management.py",
+    "tests/hostile/test_fuzzing.py",
+    "tests/scaleout/test_s3_uploads.py",
+    "tests/scaleout/test_split_across_processes.py",
+    "tests/webhooks/test_delivery.py",
 )
 
 # Under pytest-xdist (scripts/run_tests.sh: `--dist loadfile`) each file's tests run in
