@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+import duckdb_engine
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import registry
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -25,6 +27,24 @@ CONFLICT_BACKOFF_CAP_S = 0.1  # seconds
 
 # PostgreSQL's "try the transaction again" states: serialization_failure, deadlock_detected
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+class CachingDuckDBDialect(duckdb_engine.Dialect):
+    """duckdb_engine's dialect with SQLAlchemy's compiled-statement cache turned on.
+
+    duckdb_engine declares ``supports_statement_cache = False`` (as third-party dialects
+    did by default when SQLAlchemy 1.4 made them declare it), so every statement was
+    compiled again at each execution: 1-2 ms of CPU per query on this project's queries,
+    the idle workers' poll among them. Its SQL comes from SQLAlchemy's PostgreSQL
+    compiler, which is cache-safe; duckdb_engine adds only an identifier preparer and a
+    TRY_CAST construct, both pure functions of the statement.
+    """
+
+    supports_statement_cache = True
+
+
+registry.register("duckdb.cached", __name__, "CachingDuckDBDialect")
+DUCKDB_DRIVER = "duckdb+cached"
 
 
 class DatabaseLockedError(RuntimeError):
@@ -39,7 +59,12 @@ def create_db_engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # one connection per API thread (AnyIO's pool has 40) plus the workers: none is dropped
-        engine = create_engine(url, pool_size=48, max_overflow=16, pool_pre_ping=False)
+        engine = create_engine(
+            parsed.set(drivername=DUCKDB_DRIVER),
+            pool_size=48,
+            max_overflow=16,
+            pool_pre_ping=False,
+        )
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     if parsed.get_backend_name() == "postgresql":
