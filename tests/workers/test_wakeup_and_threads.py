@@ -89,6 +89,71 @@ def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
     assert not thread.is_alive()
 
 
+class _CountedStore(InMemoryJobStore):
+    """Counts the idle looks for work (has_pending_work)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    def has_pending_work(self) -> bool:
+        """Count, then answer."""
+        self.looks += 1
+        return super().has_pending_work()
+
+
+def test_idle_workers_of_a_process_look_once_per_interval_between_them(
+    local_storage: LocalStorage, tmp_path: Path
+) -> None:
+    store = _CountedStore()
+    wakeup = _WatchedWakeup()  # not a listener: jobs created here come as from elsewhere
+    stop = threading.Event()
+    interval_s = 0.2
+    workers = [
+        Worker(
+            store,
+            local_storage,
+            AnalysisExecutor(pipelines_dir=str(TESTKIT_PIPELINES), preload=(), timeout_s=60.0),
+            worker_config(poll_interval_s=interval_s),
+            stop,
+            wakeup=wakeup,
+        )
+        for _ in range(3)
+    ]
+    threads = [threading.Thread(target=worker.run) for worker in workers]
+    for thread in threads:
+        thread.start()
+    try:
+        assert wakeup.waiting.wait(120), "no worker ever waited for a job"
+        time.sleep(0.5)  # every child is up; the workers only poll now
+        before, idle_s = store.looks, 2.0
+        time.sleep(idle_s)
+        looks = store.looks - before
+        # three workers looking each would make 30 looks; one per interval makes 10
+        # (fewer when the machine is loaded: the looks still go on)
+        assert 4 <= looks <= 13, looks
+        job_id = uuid.uuid4()  # a job no notification announces: found by the next look
+        store.create(
+            NewJob(
+                job_id=job_id,
+                pipeline_id="testkit_noop",
+                options={"frame_stride": 1, "max_frames": None},
+                input_path=video_key(job_id),
+            )
+        )
+        created = time.monotonic()
+        while (record := store.get(job_id)) is not None and record.status is JobStatus.PENDING:
+            # one interval and a look; the margin is for a loaded machine
+            assert time.monotonic() - created < 5 * interval_s, "not claimed by the next look"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        wakeup.notify()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+
+
 def test_analysis_threads_share_the_cores_unless_configured() -> None:
     cores = os.cpu_count() or 1
     assert analysis_threads(None, cores) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class JobWakeup:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._generation = 0
+        self._found_nothing: tuple[int, float] | None = None  # (generation, monotonic time)
 
     def generation(self) -> int:
         """The number of notifications so far."""
@@ -84,6 +86,20 @@ class JobWakeup:
         """A store listener: wake the workers when a job became claimable."""
         if change.status is JobStatus.PENDING:
             self.notify()
+
+    def found_nothing(self, seen: int) -> None:
+        """A worker of this process looked, at generation `seen`, and found no work."""
+        with self._condition:
+            if seen == self._generation:
+                self._found_nothing = (seen, time.monotonic())
+
+    def since_nothing_found(self, seen: int) -> float | None:
+        """Seconds since a worker of this process found no work with nothing notified
+        since (generation `seen`); None when no such look stands."""
+        with self._condition:
+            if self._found_nothing is None or self._found_nothing[0] != seen:
+                return None
+            return time.monotonic() - self._found_nothing[1]
 
     def wait(self, seen: int, timeout_s: float) -> bool:
         """Wait until a notification after generation `seen`, or timeout_s; True if notified."""

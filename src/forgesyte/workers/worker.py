@@ -69,7 +69,8 @@ class Worker:
     stop_event asks the worker to stop claiming; the running job may finish within
     shutdown_grace_s of that, else it is handed back to pending. An idle worker waits
     poll_interval_s between claims, or less when `wakeup` (a listener of the store) says a
-    job was enqueued.
+    job was enqueued; the workers sharing a `wakeup` look for work once per
+    poll_interval_s between them.
     """
 
     store: JobStore
@@ -102,6 +103,12 @@ class Worker:
             while not self.stop_event.is_set():
                 self._recover_expired()
                 seen = self.wakeup.generation() if self.wakeup is not None else 0
+                looked_lately = self._looked_lately(seen)
+                if looked_lately is not None:  # another worker here just looked: no work
+                    if burst:
+                        break
+                    self._idle(seen, looked_lately)
+                    continue
                 # one read per idle poll; the claims are writes, several times its cost
                 job = None
                 if self.store.has_pending_work():
@@ -109,9 +116,11 @@ class Worker:
                         continue
                     job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
                 if job is None:
+                    if self.wakeup is not None:
+                        self.wakeup.found_nothing(seen)
                     if burst:
                         break
-                    self._idle(seen)
+                    self._idle(seen, self.config.poll_interval_s)
                     continue
                 if self.process(job):
                     finished += 1
@@ -119,12 +128,26 @@ class Worker:
             self.executor.stop()
         return finished
 
-    def _idle(self, seen: int) -> None:
-        """Wait for the next claim: a poll interval, cut short by a wake-up or a stop."""
+    def _looked_lately(self, seen: int) -> float | None:
+        """Seconds until this process's next look for work, when a worker of it found
+        none less than a poll interval ago (and nothing was notified since); else None.
+
+        So the idle workers of one process look once per poll interval between them,
+        not once each, and a job from another process still waits at most one interval.
+        """
         if self.wakeup is None:
-            self.stop_event.wait(self.config.poll_interval_s)
+            return None
+        since = self.wakeup.since_nothing_found(seen)
+        if since is None or since >= self.config.poll_interval_s:
+            return None
+        return self.config.poll_interval_s - since
+
+    def _idle(self, seen: int, timeout_s: float) -> None:
+        """Wait for the next claim: timeout_s, cut short by a wake-up or a stop."""
+        if self.wakeup is None:
+            self.stop_event.wait(timeout_s)
         else:
-            self.wakeup.wait(seen, self.config.poll_interval_s)
+            self.wakeup.wait(seen, timeout_s)
 
     def _recover_expired(self) -> None:
         now = time.monotonic()
