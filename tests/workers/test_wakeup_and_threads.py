@@ -48,6 +48,16 @@ class _WatchedWakeup(JobWakeup):
         return super().wait(seen, timeout_s)
 
 
+def _noop_job(job_id: uuid.UUID) -> NewJob:
+    """A testkit_noop job of every frame, its video under the job's key."""
+    return NewJob(
+        job_id=job_id,
+        pipeline_id="testkit_noop",
+        options={"frame_stride": 1, "max_frames": None},
+        input_path=video_key(job_id),
+    )
+
+
 def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
     memory_store: InMemoryJobStore, local_storage: LocalStorage, tmp_path: Path
 ) -> None:
@@ -66,14 +76,7 @@ def test_an_enqueue_wakes_an_idle_worker_long_before_its_poll(
         video = write_counter_video(tmp_path / "one.mp4", 1)
         job_id = uuid.uuid4()
         local_storage.put_bytes(video_key(job_id), video.read_bytes())
-        store.create(
-            NewJob(
-                job_id=job_id,
-                pipeline_id="testkit_noop",
-                options={"frame_stride": 1, "max_frames": None},
-                input_path=video_key(job_id),
-            )
-        )
+        store.create(_noop_job(job_id))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             record = store.get(job_id)
@@ -133,14 +136,7 @@ def test_idle_workers_of_a_process_look_once_per_interval_between_them(
         # (fewer when the machine is loaded: the looks still go on)
         assert 4 <= looks <= 13, looks
         job_id = uuid.uuid4()  # a job no notification announces: found by the next look
-        store.create(
-            NewJob(
-                job_id=job_id,
-                pipeline_id="testkit_noop",
-                options={"frame_stride": 1, "max_frames": None},
-                input_path=video_key(job_id),
-            )
-        )
+        store.create(_noop_job(job_id))
         created = time.monotonic()
         while (record := store.get(job_id)) is not None and record.status is JobStatus.PENDING:
             # one interval and a look; the margin is for a loaded machine
