@@ -123,8 +123,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_env_names(cls, value: str) -> str:
         """Every name in child_env_keep is an environment variable name."""
-        for name in (part.strip() for part in value.split(",")):
-            if name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        for name in comma_separated(value):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ValueError(f"not an environment variable name: {name!r}")
         return value
 

@@ -6,6 +6,9 @@ test server, and the FORGESYTE_* settings that point every process at them.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from sqlalchemy import Engine
 
 from forgesyte.db.engine import create_db_engine
-from tests.support.server import TESTKIT_PIPELINES
+from tests.support.server import FORGESYTE, TESTKIT_PIPELINES, ServerProcess, WorkerProcess
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,6 +48,44 @@ class ScaleOutDeployment:
                 str(item["Key"]).removeprefix(f"{S3_PREFIX}/") for item in page.get("Contents", [])
             )
         return sorted(keys)
+
+    def upgrade_schema(self, env: dict[str, str]) -> str:
+        """Run `forgesyte db upgrade` with these settings; its output (it must succeed)."""
+        upgraded = subprocess.run(
+            [FORGESYTE, "db", "upgrade"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        return upgraded.stdout
+
+    @contextlib.contextmanager
+    def api_and_workers(
+        self, api_dir: Path, env: dict[str, str], processes: int, concurrency: int = 1
+    ) -> Iterator[tuple[ServerProcess, list[WorkerProcess]]]:
+        """The schema migrated, `serve --workers 0`, and `processes` `worker` processes of
+        `concurrency` loops each, every analysis child loaded; all killed afterwards."""
+        upgraded = self.upgrade_schema(env)
+        assert "schema revision: 0003_job_segments" in upgraded
+        api = ServerProcess(api_dir, workers=0, env=env)
+        workers = [
+            WorkerProcess(self.logs / f"worker-{index}.log", concurrency, env)
+            for index in range(processes)
+        ]
+        try:
+            for worker in workers:
+                worker.launch()
+            api.start()
+            for worker in workers:
+                worker.wait_started().wait_idle()
+            yield api, workers
+        finally:
+            for worker in workers:
+                worker.kill()
+            api.kill()
 
     def unfinished_uploads(self) -> list[str]:
         """Keys of multipart uploads started and neither completed nor aborted."""

@@ -4,9 +4,7 @@ database alone, stops the child within 5 s, keeps nothing and takes the next job
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 
 from tests.scaleout.conftest import ScaleOutDeployment
-from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, submit
+from tests.support.server import ServerProcess, WorkerProcess, submit
 from tests.support.videos import write_counter_video
 
 pytestmark = pytest.mark.e2e  # real forgesyte processes
@@ -31,25 +29,8 @@ def api_and_worker(
 ) -> Iterator[tuple[ServerProcess, WorkerProcess]]:
     """The schema migrated, `serve --workers 0`, and one `worker` process with one loop."""
     env = {**deployment.env, "FORGESYTE_LEASE_SECONDS": "30"}
-    upgraded = subprocess.run(
-        [FORGESYTE, "db", "upgrade"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert upgraded.returncode == 0, upgraded.stderr
-    api = ServerProcess(tmp_path / "api", workers=0, env=env)
-    worker = WorkerProcess(deployment.logs / "worker.log", 1, env)
-    try:
-        worker.launch()
-        api.start()
-        worker.wait_started().wait_idle()
-        yield api, worker
-    finally:
-        worker.kill()
-        api.kill()
+    with deployment.api_and_workers(tmp_path / "api", env, 1) as (api, workers):
+        yield api, workers[0]
 
 
 def _status(url: str, job_id: str) -> dict[str, object]:

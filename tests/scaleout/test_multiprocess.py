@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -25,7 +24,7 @@ from sqlalchemy import select
 
 from forgesyte.jobs.models import Job, JobStatus
 from tests.scaleout.conftest import ScaleOutDeployment
-from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, submit
+from tests.support.server import ServerProcess, WorkerProcess, submit
 from tests.support.videos import write_counter_video
 
 # real forgesyte processes; starting six warm analysis children takes minutes on a busy machine
@@ -84,32 +83,10 @@ def processes(
         "FORGESYTE_LEASE_SECONDS": str(LEASE_SECONDS),
         "FORGESYTE_SHUTDOWN_GRACE_S": "5",
     }
-    upgraded = subprocess.run(
-        [FORGESYTE, "db", "upgrade"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert upgraded.returncode == 0, upgraded.stderr
-    assert "schema revision: 0003_job_segments" in upgraded.stdout
-    api = ServerProcess(tmp_path / "api", workers=0, env=env)
-    workers = [
-        WorkerProcess(deployment.logs / f"worker-{index}.log", CONCURRENCY, env)
-        for index in range(WORKER_PROCESSES)
-    ]
-    try:
-        for worker in workers:
-            worker.launch()
-        api.start()
-        for worker in workers:
-            worker.wait_started().wait_idle()
-        yield api, workers
-    finally:
-        for worker in workers:
-            worker.kill()
-        api.kill()
+    with deployment.api_and_workers(
+        tmp_path / "api", env, WORKER_PROCESSES, CONCURRENCY
+    ) as running:
+        yield running
 
 
 def _logs(workers: list[WorkerProcess]) -> str:

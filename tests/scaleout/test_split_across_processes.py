@@ -4,8 +4,6 @@ merged results hold every frame once, in frame order."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from sqlalchemy import select
 from forgesyte.jobs.models import JobSegment, SegmentStatus
 from tests.scaleout.conftest import ScaleOutDeployment
 from tests.segments.videos import write_keyframed_video
-from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, WorkerProcess, submit, wait_for_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -34,28 +32,8 @@ def api_and_workers(
         "FORGESYTE_LEASE_SECONDS": "10",
         "FORGESYTE_SEGMENT_FRAMES": str(SEGMENT_FRAMES),
     }
-    upgraded = subprocess.run(
-        [FORGESYTE, "db", "upgrade"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert upgraded.returncode == 0, upgraded.stderr
-    api = ServerProcess(deployment.logs / "api", workers=0, env=env)
-    workers = [WorkerProcess(deployment.logs / f"worker{i}.log", 1, env) for i in range(2)]
-    try:
-        for worker in workers:
-            worker.launch()
-        api.start()
-        for worker in workers:
-            worker.wait_started().wait_idle()
-        yield api, workers
-    finally:
-        for worker in workers:
-            worker.kill()
-        api.kill()
+    with deployment.api_and_workers(deployment.logs / "api", env, 2) as running:
+        yield running
 
 
 def test_two_worker_processes_share_one_split_job(
