@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -173,22 +177,69 @@ def test_submit_sends_only_the_options_set(
     assert "cannot be combined" in capsys.readouterr().err
 
 
-def _forgesyte(
-    *argv: str, url: str | None = None, api_key: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the real `forgesyte` command; the server and key come from the environment."""
+@dataclass(frozen=True)
+class CommandRun:
+    """What one `forgesyte` command printed, and its exit code."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _client_env(url: str | None, api_key: str | None) -> dict[str, str]:
+    """The environment without FORGESYTE_* variables, then the server and key if given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORGESYTE_")}
     if url is not None:
         env["FORGESYTE_URL"] = url
     if api_key is not None:
         env["FORGESYTE_API_KEY"] = api_key
-    return subprocess.run([FORGESYTE, *argv], env=env, capture_output=True, text=True, timeout=180)
+    return env
+
+
+def _forgesyte_process(
+    *argv: str, url: str | None = None, api_key: str | None = None
+) -> CommandRun:
+    """Run the installed `forgesyte` console script in its own process."""
+    done = subprocess.run(
+        [FORGESYTE, *argv],
+        env=_client_env(url, api_key),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    return CommandRun(done.returncode, done.stdout, done.stderr)
+
+
+def _forgesyte(*argv: str, url: str | None = None, api_key: str | None = None) -> CommandRun:
+    """Run `forgesyte` in this process (its `main`), as the console script would.
+
+    The environment, standard output (with its byte buffer) and standard error are the
+    command's own for the call, and the exit code is what the script would exit with.
+    A process costs a second of CPU with coverage; `_forgesyte_process` keeps one real run
+    of the script in each test that checks what a user sees.
+    """
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="")
+    stderr = io.StringIO()
+    with (
+        mock.patch.dict(os.environ, _client_env(url, api_key), clear=True),
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        try:
+            returncode = main(list(argv))
+        except SystemExit as exited:
+            code = exited.code
+            returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    stdout.flush()
+    written = stdout.buffer
+    assert isinstance(written, io.BytesIO)
+    return CommandRun(returncode, written.getvalue().decode("utf-8"), stderr.getvalue())
 
 
 def test_submit_wait_shows_progress_on_stderr_and_a_summary_then_the_timeline(
     live_server: ServerProcess, score_video: Path
 ) -> None:
-    done = _forgesyte(
+    done = _forgesyte_process(
         "submit", str(score_video), "--wait", "--frame-stride", "5", url=live_server.url
     )
     assert done.returncode == 0, done.stderr
@@ -274,7 +325,7 @@ def test_the_api_key_comes_from_the_flag_or_the_environment(
     try:
         refused = _forgesyte("submit", str(score_video), url=server.url)
         assert refused.returncode == 2 and "HTTP 401" in refused.stderr
-        wrong = _forgesyte("submit", str(large), "--api-key", "nope", url=server.url)
+        wrong = _forgesyte_process("submit", str(large), "--api-key", "nope", url=server.url)
         assert wrong.returncode == 2 and "HTTP 401" in wrong.stderr, wrong.stderr
         too_large = _forgesyte("submit", str(large), url=server.url, api_key="cli-key")
         assert too_large.returncode == 2 and "HTTP 413" in too_large.stderr, too_large.stderr
