@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from forgesyte.cli import main
 from forgesyte.logs import (
     AccessLogFields,
     JsonFormatter,
@@ -105,6 +106,7 @@ def test_configure_writes_stderr_and_the_file_and_tames_rapidocr(
 WRITER = """
 import logging, sys
 from pathlib import Path
+from forgesyte.cli import main
 from forgesyte.logs import JsonFormatter, SharedRotatingFileHandler
 handler = SharedRotatingFileHandler(Path(sys.argv[1]), int(sys.argv[2]), 100)
 handler.setFormatter(JsonFormatter())
@@ -152,37 +154,42 @@ def test_a_file_renamed_away_is_reopened(tmp_path: Path) -> None:
     assert [json.loads(x)["event"] for x in moved] == ["before"]
 
 
-def _run_forgesyte(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [FORGESYTE, *args],
-        env={**os.environ, "FORGESYTE_DATA_DIR": str(tmp_path / "data"), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_the_log_file_is_in_the_data_dir_unless_set_elsewhere_or_off(tmp_path: Path) -> None:
+def test_the_log_file_is_in_the_data_dir_unless_set_elsewhere_or_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `forgesyte db ...` in this process: each logging set-up is undone after the test
+    monkeypatch.setenv("FORGESYTE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("FORGESYTE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FORGESYTE_LOG_FILE", raising=False)
     default = tmp_path / "data" / "forgesyte.log"
-    done = _run_forgesyte(tmp_path, "db", "upgrade")
-    assert done.returncode == 0, done.stderr
+    assert main(["db", "upgrade"]) == 0
     written = [json.loads(line) for line in default.read_text().splitlines()]
     assert any(e["logger"].startswith("alembic") for e in written)  # the upgrade's lines
-    assert [json.loads(line) for line in done.stderr.splitlines()] == written
+    assert [json.loads(line) for line in capsys.readouterr().err.splitlines()] == written
 
     elsewhere = tmp_path / "logs" / "ops.log"
-    assert (
-        _run_forgesyte(tmp_path, "db", "current", FORGESYTE_LOG_FILE=str(elsewhere)).returncode == 0
-    )
+    monkeypatch.setenv("FORGESYTE_LOG_FILE", str(elsewhere))
+    assert main(["db", "current"]) == 0
     assert elsewhere.is_file()
 
     default.unlink()
-    assert _run_forgesyte(tmp_path, "db", "current", FORGESYTE_LOG_FILE="").returncode == 0
+    monkeypatch.setenv("FORGESYTE_LOG_FILE", "")
+    assert main(["db", "current"]) == 0
     assert not default.exists()
 
 
 def test_a_log_file_that_cannot_be_written_stops_the_start_with_one_line(tmp_path: Path) -> None:
-    done = _run_forgesyte(tmp_path, "serve", FORGESYTE_LOG_FILE=str(tmp_path))  # a folder
+    done = subprocess.run(  # the real command: the start stops before anything is served
+        [FORGESYTE, "serve"],
+        env={
+            **os.environ,
+            "FORGESYTE_DATA_DIR": str(tmp_path / "data"),
+            "FORGESYTE_LOG_FILE": str(tmp_path),  # a folder
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().startswith(f"forgesyte: cannot write the log file {tmp_path}")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -4,12 +4,14 @@ and the storage sweep against abandoned S3 multipart uploads on the moto server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,49 +75,67 @@ def test_an_empty_api_key_refuses_to_start(tmp_path: Path) -> None:
     ]
 
 
-@pytest.fixture
-def broken_pipelines(tmp_path: Path) -> Path:
+@dataclass(frozen=True)
+class PublicServer:
+    """The shared public server of this module: its URL, log file, data folder, pipelines."""
+
+    url: str
+    log_file: Path
+    data_dir: Path
+    pipelines: Path
+
+
+def _broken_pipelines(root: Path) -> Path:
     """A pipelines folder with one good file and four that cannot be pipelines."""
-    folder = tmp_path / "pipelines"
+    folder = root / "pipelines"
     folder.mkdir()
     (folder / "good.json").write_text(PIPELINE)
     (folder / "latin1.json").write_bytes(b'{"id": "caf\xe9"}')
     (folder / "folder.json").mkdir()
-    (folder / "dangling.json").symlink_to(tmp_path / "nowhere.json")
+    (folder / "dangling.json").symlink_to(root / "nowhere.json")
     (folder / "bad.json").write_text('{"id": ')
     return folder
 
 
-@pytest.fixture
-def public_server(tmp_path: Path, broken_pipelines: Path) -> Iterator[tuple[str, str]]:
-    """A server on 0.0.0.0 with no key, the broken folder and a 1 PiB upload limit."""
+@pytest.fixture(scope="module")
+def public_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PublicServer]:
+    """One server for this module's tests (each only reads it, or is refused by it).
+
+    It binds 0.0.0.0 with no key, reads the broken pipelines folder and has a 1 PiB
+    upload limit.
+    """
+    root = tmp_path_factory.mktemp("public")
+    server = PublicServer(
+        url="",
+        log_file=root / "server.log",
+        data_dir=root / "data",
+        pipelines=_broken_pipelines(root),
+    )
     env = {
-        "FORGESYTE_PIPELINES_DIR": str(broken_pipelines),
+        "FORGESYTE_PIPELINES_DIR": str(server.pipelines),
         "FORGESYTE_MAX_UPLOAD_MB": str(1 << 30),  # more than any test disk has free
-        "FORGESYTE_LOG_FILE": str(tmp_path / "server.log"),
+        "FORGESYTE_LOG_FILE": str(server.log_file),
     }
-    process, port = _serve(tmp_path / "data", "0.0.0.0", env)
+    process, port = _serve(server.data_dir, "0.0.0.0", env)
     try:
         _wait_healthy(process, port)
-        yield f"http://127.0.0.1:{port}", str(tmp_path / "server.log")
+        yield dataclasses.replace(server, url=f"http://127.0.0.1:{port}")
     finally:
         process.terminate()
         process.communicate(timeout=60)
 
 
-def test_a_public_bind_without_a_key_warns(public_server: tuple[str, str]) -> None:
-    _, log_file = public_server
-    assert "serving on 0.0.0.0 with no FORGESYTE_API_KEY" in Path(log_file).read_text()
+def test_a_public_bind_without_a_key_warns(public_server: PublicServer) -> None:
+    assert "serving on 0.0.0.0 with no FORGESYTE_API_KEY" in public_server.log_file.read_text()
 
 
 def test_unreadable_pipeline_files_are_refused_with_their_reason(
-    public_server: tuple[str, str], broken_pipelines: Path
+    public_server: PublicServer,
 ) -> None:
-    url, _ = public_server
-    body = httpx.get(f"{url}/v1/pipelines", timeout=10).json()
+    body = httpx.get(f"{public_server.url}/v1/pipelines", timeout=10).json()
     refused = body["refused_pipelines"]
     assert all(source.startswith("pipelines_dir/") for source in refused)
-    assert str(broken_pipelines) not in json.dumps(refused)  # no server path is shown
+    assert str(public_server.pipelines) not in json.dumps(refused)  # no server path is shown
     reasons = {Path(source).name: reason for source, reason in refused.items()}
     assert "not UTF-8 text" in reasons["latin1.json"]
     assert "not a regular file" in reasons["folder.json"]
@@ -126,14 +146,13 @@ def test_unreadable_pipeline_files_are_refused_with_their_reason(
 
 
 def test_too_little_free_disk_for_the_size_limit_gets_507(
-    public_server: tuple[str, str], tmp_path: Path
+    public_server: PublicServer, tmp_path: Path
 ) -> None:
-    url, _ = public_server
     video = write_counter_video(tmp_path / "v.mp4", 5, size_wh=(96, 64)).read_bytes()
-    response = submit(url, video)
+    response = submit(public_server.url, video)
     assert response.status_code == 507, response.text
     assert "free disk space" in response.json()["detail"]
-    assert not list((tmp_path / "data" / "storage").rglob("*.mp4*"))
+    assert not list((public_server.data_dir / "storage").rglob("*.mp4*"))
 
 
 def test_the_sweep_aborts_abandoned_s3_multipart_uploads(
