@@ -260,7 +260,10 @@ def s3_server() -> Iterator[S3Server]:
     root = Path(tempfile.mkdtemp(prefix="forgesyte-s3-"))
     log = root / "moto.log"
     port = free_port()
-    env = {**os.environ, **FAKE_AWS_ENV}
+    # moto is not ours: no coverage measurement in it (the suite's runs set
+    # COVERAGE_PROCESS_CONFIG for every Python subprocess, and tracing slows moto down)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    env.update(FAKE_AWS_ENV)
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     with log.open("wb") as log_handle:
         process = subprocess.Popen(
