@@ -145,10 +145,12 @@ SLOW_FILES = (  # longest first (per file or XDIST_GROUPS group, from --duration
 
 # Under pytest-xdist (scripts/run_tests.sh: `--dist loadfile`) each file's tests run in
 # one process, so its module-scoped servers start once. The files named here run in one
-# process per group: those sharing a session-scoped server (tests/e2e/conftest.py,
-# tests/faults/conftest.py), so that it starts once; and those asserting latencies
-# (cancel within 5 s, answers within 3 s, /healthz p99 under a flood, a decoder bomb's
-# end), so that they never run side by side and load each other.
+# process per group: those sharing a package-scoped server (tests/e2e/conftest.py,
+# tests/faults/conftest.py), so that it starts once and stops when the process leaves
+# that folder (an idle server polls for work: left up, it costs CPU all session long);
+# and those asserting latencies (cancel within 5 s, answers within 3 s, /healthz p99
+# under a flood, a decoder bomb's end), so that they never run side by side and load
+# each other.
 XDIST_GROUPS = {
     "tests/e2e/test_cli.py": "live_server",
     "tests/e2e/test_lifecycle.py": "live_server",

@@ -9,9 +9,10 @@ import pytest
 from tests.support.server import ServerProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """`forgesyte serve` with two workers on a free port; stopped with SIGTERM at the end."""
+    """`forgesyte serve` with two workers on a free port; stopped with SIGTERM after
+    this folder's last test (an idle server still polls for work)."""
     server = ServerProcess(tmp_path_factory.mktemp("server"), workers=2).start()
     yield server
     code = server.terminate()

@@ -41,7 +41,7 @@ def start_server() -> Iterator[StartServer]:
         server.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One worker, a 2 MiB upload limit, a 4 s job timeout and a 400 MiB child memory cap."""
     server = ServerProcess(tmp_path_factory.mktemp("hostile"), workers=1, env=HOSTILE_ENV)

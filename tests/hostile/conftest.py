@@ -16,7 +16,7 @@ from tests.video.crafted import frame_count_bomb_mp4, write_h264_video
 HOSTILE_DECODE_ENV = {"FORGESYTE_MAX_UPLOAD_MB": "8", "FORGESYTE_JOB_TIMEOUT_S": "60"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def decode_server(
     tmp_path_factory: pytest.TempPathFactory, hostile_files: dict[str, Path]
 ) -> Iterator[ServerProcess]:

@@ -40,14 +40,14 @@ UI_TIMEOUT_MS = 60_000  # a job's whole run on a shared two-core machine fits in
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's driver for the session."""
+    """Playwright's driver for this folder's tests."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """The system Chromium, headless."""
     if not Path(CHROMIUM).is_file():
@@ -57,7 +57,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """`forgesyte serve` without an API key (two workers, the testkit pipelines too)."""
     server = ServerProcess(tmp_path_factory.mktemp("web"), workers=2).start()
@@ -65,7 +65,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     server.terminate()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """`forgesyte serve` with FORGESYTE_API_KEY set."""
     server = ServerProcess(
