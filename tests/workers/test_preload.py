@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from forgesyte.runtime import build_runtime
 from forgesyte.settings import Settings
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.protocol import ChildReady
-from tests.support.server import TESTKIT_PIPELINES
+from tests.support.server import FORGESYTE, TESTKIT_PIPELINES
 
 
 def test_the_setting_reaches_every_workers_child(tmp_path: Path) -> None:
@@ -43,3 +45,21 @@ def test_a_child_loads_the_preloaded_pipelines_models_before_its_first_job(
         assert ("onnxruntime" in _libraries(executor.child_pid)) is loaded
     finally:
         executor.stop()
+
+
+def test_the_installed_script_run_again_in_a_child_loads_no_command_module() -> None:
+    # spawn runs the parent's main script again in every analysis child, as __mp_main__
+    # (multiprocessing.spawn._fixup_main_from_path): that must not import the command
+    command_modules = ("forgesyte.cli", "forgesyte.client_cli", "forgesyte.settings")
+    probe = (
+        "import runpy, sys\n"
+        f"runpy.run_path({FORGESYTE!r}, run_name='__mp_main__')\n"
+        f"print(sorted(name for name in {command_modules!r} if name in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    # and the script still runs the command
+    helped = subprocess.run([FORGESYTE, "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "serve" in helped.stdout
