@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import statistics
 import sys
@@ -613,6 +614,11 @@ def main() -> int:
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     keys = set(args.only.replace(",", ""))
+    # RapidOCR warns on every frame without text (rows d and i run it here): the bench
+    # prints its table only. Its logger adds a coloured stderr handler unless it has one.
+    rapidocr_log = logging.getLogger("RapidOCR")
+    rapidocr_log.addHandler(logging.NullHandler())
+    rapidocr_log.propagate = False
     started = time.perf_counter()
     print(
         f"forgesyte bench ({'quick' if args.quick else 'full'}); {os.cpu_count()} cores, "
