@@ -170,6 +170,30 @@ def test_segments_outlive_a_lost_coordinator(store: JobStore, clock: SteppingClo
     assert store.segments(job.job_id)[0].status is SegmentStatus.DONE
 
 
+def test_a_split_jobs_progress_follows_its_segments_through_a_lost_coordinator(
+    store: JobStore, clock: SteppingClock
+) -> None:
+    job = split_job(store)
+    assert store.claim_segment("w0", LEASE_S) is not None
+    clock.advance(LEASE_S / 2)
+    assert store.set_segment_progress(job.job_id, 0, "w0", 20, LEASE_S)  # 20 of 100 frames
+    clock.advance(LEASE_S * 0.75)  # the coordinator's lease ran out, the segment's did not
+    assert store.recover_expired(max_attempts=3).requeued == [job.job_id]
+    waiting = store.get(job.job_id)
+    assert waiting is not None and waiting.status is JobStatus.PENDING
+    assert waiting.progress == 20.0  # what its segments did, not a restart's 0
+    assert store.set_segment_progress(job.job_id, 0, "w0", 25, LEASE_S)  # work goes on
+    waiting = store.get(job.job_id)
+    assert waiting is not None and (waiting.status, waiting.progress) == (JobStatus.PENDING, 25.0)
+    reclaimed = store.claim_next("next-coordinator", LEASE_S)
+    assert reclaimed is not None and reclaimed.job_id == job.job_id
+    assert reclaimed.progress == 25.0
+    assert store.release(job.job_id, "next-coordinator")  # handed back at a shutdown
+    handed_back = store.get(job.job_id)
+    assert handed_back is not None and handed_back.progress == 25.0
+    # (a job that is not split starts again from 0: test_store_contract.py)
+
+
 def test_an_expired_segment_is_retried_then_failed(store: JobStore, clock: SteppingClock) -> None:
     job = split_job(store)
     assert store.claim_segment("w0", LEASE_S) is not None

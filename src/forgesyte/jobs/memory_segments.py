@@ -127,7 +127,8 @@ class InMemorySegmentsMixin:
     def set_segment_progress(
         self, job_id: uuid.UUID, seq: int, worker_id: str, frames_done: int, lease_seconds: float
     ) -> bool:
-        """Record frames done and renew the lease; the running job's progress follows."""
+        """Record frames done and renew the lease; the job's progress follows (running,
+        or pending again after its coordinator was lost)."""
         with self._lock:
             segment = self._held(job_id, seq, worker_id)
             if segment is None or not self._alive(job_id):
@@ -140,11 +141,10 @@ class InMemorySegmentsMixin:
                     lease_expires_at=now + timedelta(seconds=lease_seconds),
                 )
             )
-            job = self._jobs[job_id]
-            if job.status is JobStatus.RUNNING:
-                progress = job_progress(self._segments[job_id])
-                self._jobs[job_id] = dataclasses.replace(job, progress=progress, updated_at=now)
-        self._changes.publish(job_id, JobStatus.RUNNING)
+            job = self._jobs[job_id]  # alive: pending or running
+            progress = job_progress(self._segments[job_id])
+            self._jobs[job_id] = dataclasses.replace(job, progress=progress, updated_at=now)
+        self._changes.publish(job_id, job.status)
         return True
 
     def _end_segment(self, job_id: uuid.UUID, seq: int, worker_id: str, **changes: object) -> bool:

@@ -14,7 +14,7 @@ from forgesyte.jobs import rules, stats
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.memory_segments import InMemorySegmentsMixin
 from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, WebhookState, utcnow
-from forgesyte.jobs.segments import SegmentRecord
+from forgesyte.jobs.segments import SegmentRecord, job_progress
 from forgesyte.jobs.store import (
     DuplicateIdempotencyKeyError,
     JobFinishedError,
@@ -278,7 +278,7 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
                 worker_id=worker_id,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempts=oldest.attempts + 1,
-                progress=0.0,
+                progress=self._restart_progress(oldest.job_id),
             )
         self._changes.publish(claimed.job_id, claimed.status)
         return claimed
@@ -292,9 +292,17 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
             values = dict(change.values)
             if change.uncount_attempt:
                 values["attempts"] = job.attempts - 1
+            if change.status is JobStatus.PENDING:  # handed back
+                values["progress"] = self._restart_progress(job_id)
             self._replace(job, self._clock(), status=change.status, **values)
         self._changes.publish(job_id, change.status)
         return True
+
+    def _restart_progress(self, job_id: uuid.UUID) -> float:
+        """The progress of a job going back to pending or claimed again (the lock held):
+        0 for a job that runs from the start, its segments' for a split job."""
+        segments = self._segments.get(job_id)
+        return job_progress(segments) if segments else 0.0
 
     def _replace(self, job: JobRecord, now: datetime, **values: Any) -> JobRecord:
         """Store a changed copy of job (the lock held), sharing nothing with values; return
@@ -322,6 +330,8 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
                 if job.status is not JobStatus.RUNNING or lease is None or lease >= now:
                     continue
                 status, values = rules.expired_lease_outcome(job.attempts, max_attempts)
+                if status is JobStatus.PENDING:
+                    values["progress"] = self._restart_progress(job.job_id)
                 self._replace(job, now, status=status, **values)
                 (failed if status is JobStatus.FAILED else requeued).append(job.job_id)
         for job_id in requeued:

@@ -73,6 +73,26 @@ class SqlSegmentsMixin:
         with self.engine.connect() as connection:
             return connection.execute(waiting).first() is not None
 
+    def _follow_segments(self, session: Session, job_id: uuid.UUID, now: datetime) -> float | None:
+        """Set a split job's progress from its segments, in session's transaction; return
+        it, or None for a job that is not split (its progress is left alone).
+
+        A split job's progress follows its segments whatever its status: a lost
+        coordinator's job waiting to be claimed again, or handed back, keeps what its
+        segments have done, instead of the 0 a job run again from the start gets.
+        """
+        rows = session.execute(select(_SEGMENTS).where(_SEGMENTS.c.job_id == job_id)).all()
+        if not rows:
+            return None
+        progress = job_progress([segment_from_row(row) for row in rows])
+        session.execute(
+            update(Job)
+            .where(Job.job_id == job_id)
+            .values(progress=progress, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return progress
+
     def _held_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> Any:
         return and_(
             JobSegment.job_id == job_id,
@@ -207,9 +227,10 @@ class SqlSegmentsMixin:
     def set_segment_progress(
         self, job_id: uuid.UUID, seq: int, worker_id: str, frames_done: int, lease_seconds: float
     ) -> bool:
-        """Record frames done and renew the lease; the running job's progress follows."""
+        """Record frames done and renew the lease; the job's progress follows (running,
+        or pending again after its coordinator was lost)."""
 
-        def run() -> bool:
+        def run() -> JobStatus | None:
             now = self._clock()
             with self.session() as session, session.begin():
                 result = session.execute(
@@ -223,21 +244,16 @@ class SqlSegmentsMixin:
                     .execution_options(synchronize_session=False)
                 )
                 if result.rowcount != 1:  # type: ignore[attr-defined]
-                    return False
-                rows = session.execute(select(_SEGMENTS).where(_SEGMENTS.c.job_id == job_id))
-                progress = job_progress([segment_from_row(row) for row in rows])
-                session.execute(
-                    update(Job)
-                    .where(Job.job_id == job_id, Job.status == JobStatus.RUNNING.value)
-                    .values(progress=progress, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-            return True
+                    return None
+                self._follow_segments(session, job_id, now)  # the job is pending or running
+                status = session.execute(select(Job.status).where(Job.job_id == job_id))
+                return JobStatus(status.scalar_one())
 
-        held = retry_on_conflict(run)
-        if held:
-            self._changes.publish(job_id, JobStatus.RUNNING)
-        return held
+        job_status = retry_on_conflict(run)
+        if job_status is None:
+            return False
+        self._changes.publish(job_id, job_status)
+        return True
 
     def finish_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
         """Mark a held segment done; False when not held or its job stopped."""

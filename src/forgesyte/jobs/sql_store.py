@@ -91,13 +91,25 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
         """Close the engine's connections."""
         self.engine.dispose()
 
-    def _update_returning(self, statement: Update) -> JobRecord | None:
-        """Run an UPDATE of at most one job in its own transaction; the job as updated."""
+    def _update_returning(
+        self, statement: Update, *, follow_segments: bool = False
+    ) -> JobRecord | None:
+        """Run an UPDATE of at most one job in its own transaction; the job as updated.
+
+        follow_segments: a split job's progress is then set from its segments.
+        """
         with self.session() as session, session.begin():
             row = session.scalars(
                 statement.returning(Job).execution_options(synchronize_session=False)
             ).first()
-            return record_from_row(row) if row is not None else None
+            if row is None:
+                return None
+            record = record_from_row(row)
+            if follow_segments:
+                progress = self._follow_segments(session, record.job_id, record.updated_at)
+                if progress is not None:
+                    record = dataclasses.replace(record, progress=progress)
+            return record
 
     # -- the API side -----------------------------------------------------------------
 
@@ -394,11 +406,11 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                     worker_id=worker_id,
                     lease_expires_at=now + timedelta(seconds=lease_seconds),
                     attempts=Job.attempts + 1,
-                    progress=0.0,
+                    progress=0.0,  # run from the start; a split job's follows its segments
                     updated_at=now,
                 )
             )
-            return self._update_returning(statement)
+            return self._update_returning(statement, follow_segments=True)
 
         claimed = retry_on_conflict(claim)
         if claimed is not None:
@@ -412,6 +424,7 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             values["attempts"] = Job.attempts - 1
 
         def run() -> bool:
+            now = self._clock()
             statement = (
                 update(Job)
                 .where(
@@ -419,11 +432,15 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                     Job.status == JobStatus.RUNNING.value,
                     Job.worker_id == held_by,
                 )
-                .values(status=change.status.value, updated_at=self._clock(), **values)
+                .values(status=change.status.value, updated_at=now, **values)
                 .execution_options(synchronize_session=False)
             )
             with self.session() as session, session.begin():
-                return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
+                if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+                    return False
+                if change.status is JobStatus.PENDING:  # handed back
+                    self._follow_segments(session, job_id, now)
+                return True
 
         held = retry_on_conflict(run)
         if held:
@@ -469,8 +486,13 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                         .values(status=status.value, updated_at=now, **values)
                         .execution_options(synchronize_session=False)
                     )
-                    if result.rowcount == 1:  # type: ignore[attr-defined]
-                        (failed if status is JobStatus.FAILED else requeued).append(job_id)
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        continue
+                    if status is JobStatus.FAILED:
+                        failed.append(job_id)
+                    else:
+                        requeued.append(job_id)
+                        self._follow_segments(session, job_id, now)
             return RecoveryReport(requeued, failed)
 
         report = retry_on_conflict(sweep)
