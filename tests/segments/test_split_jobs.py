@@ -17,7 +17,13 @@ from forgesyte.jobs.memory_store import InMemoryJobStore
 from forgesyte.jobs.models import JobStatus, SegmentStatus
 from forgesyte.jobs.segments import SegmentSpan
 from forgesyte.jobs.store import JobStore, NewJob
-from forgesyte.storage.base import results_key, segment_results_key, timeline_key
+from forgesyte.storage.base import (
+    Storage,
+    results_key,
+    segment_results_key,
+    timeline_key,
+    video_key,
+)
 from forgesyte.video.segments import plan_segments
 from forgesyte.video.service import SamplingOptions
 from forgesyte.workers.worker import Worker
@@ -114,6 +120,49 @@ def test_two_workers_share_one_job(
     assert owners == {worker.worker_id for worker in workers}, "both workers took segments"
     assert progress == sorted(progress) and progress[-1] == 100.0
     assert any(0 < value < 100 for value in progress), "progress rose over the segments"
+
+
+class CountingStorage:
+    """A storage that counts its local copies and notes where each was."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self.copied: list[str] = []
+        self.paths: list[Path] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._storage, name)
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """Count the copy, then hand it over."""
+        self.copied.append(key)
+        with self._storage.local_copy(key) as path:
+            self.paths.append(path)
+            yield path
+
+
+@pytest.mark.parametrize("storage_backend", ["local", "s3"], indirect=True)
+def test_a_worker_copies_a_split_jobs_video_once(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    keyframed_video: Path,
+) -> None:
+    job_id = enqueue(keyframed_video, "testkit_grey", max_frames=48)
+    worker = make_worker(config=worker_config(segment_frames=SPLIT, lease_seconds=10))
+    counting = CountingStorage(storage_backend.storage)
+    worker.storage = counting  # type: ignore[assignment]
+    assert worker.run(burst=True) == 1
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED, record
+    segments = store.segments(job_id)
+    assert len(segments) >= 3 and {s.lease_owner for s in segments} == {worker.worker_id}
+    # the coordinator's run and every segment used one copy (S3: one download, not four)
+    assert counting.copied == [video_key(job_id)]
+    if storage_backend.name == "s3":  # given back when the worker went idle
+        assert not any(path.exists() for path in counting.paths)
 
 
 class LosingStore(InMemoryJobStore):

@@ -62,6 +62,15 @@ class WorkerConfig:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class KeptVideo:
+    """A local copy of a job's video that a worker keeps between uses (`Worker.local_video`)."""
+
+    key: str
+    path: Path
+    held: contextlib.ExitStack  # closing it gives the copy back to storage
+
+
 @dataclass(eq=False)
 class Worker:
     """Claims jobs from the store and runs each in its executor's child process.
@@ -83,6 +92,7 @@ class Worker:
     hold_check_interval_s: float = field(default=HOLD_CHECK_INTERVAL_S, init=False)
     _stop_requested_at: float | None = field(default=None, init=False)
     _last_recovery: float = field(default=0.0, init=False)
+    _kept_video: KeptVideo | None = field(default=None, init=False)
     segment_work: SegmentWork = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +126,7 @@ class Worker:
                         continue
                     job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
                 if job is None:
+                    self.release_video()  # idle: keep no copy of a video
                     if self.wakeup is not None:
                         self.wakeup.found_nothing(seen)
                     if burst:
@@ -125,6 +136,7 @@ class Worker:
                 if self.process(job):
                     finished += 1
         finally:
+            self.release_video()
             self.executor.stop()
         return finished
 
@@ -276,10 +288,10 @@ class Worker:
         delay = STORAGE_RETRY_DELAY_S
         for attempt in range(STORAGE_READ_RETRIES):
             try:
-                with self.storage.local_copy(job.input_path) as video_path:
-                    return self._run_child(
-                        job, str(video_path), lease, scratch_dir, frame_span=frame_span
-                    )
+                video_path = self.local_video(job)
+                return self._run_child(
+                    job, str(video_path), lease, scratch_dir, frame_span=frame_span
+                )
             except FileNotFoundError:
                 raise  # a missing video stays missing: no retry
             except StorageError:
@@ -289,6 +301,29 @@ class Worker:
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def local_video(self, job: JobRecord) -> Path:
+        """A local copy of the job's video, kept until this worker needs another video,
+        goes idle or stops (`release_video`).
+
+        So a worker that runs a split job's segments one after another (the coordinator
+        and its segments, or several segments) downloads the video from S3 once, not
+        once per segment; local storage hands out its own file.
+        """
+        kept = self._kept_video
+        if kept is not None and kept.key == job.input_path:
+            return kept.path
+        self.release_video()  # one copy per worker at a time
+        with contextlib.ExitStack() as held:
+            path = held.enter_context(self.storage.local_copy(job.input_path))
+            self._kept_video = KeptVideo(job.input_path, path, held.pop_all())
+        return path
+
+    def release_video(self) -> None:
+        """Give back the kept copy of a video, if any."""
+        kept, self._kept_video = self._kept_video, None
+        if kept is not None:
+            kept.held.close()
 
     def _run_child(
         self,
