@@ -87,7 +87,7 @@ class SqlSegmentsMixin:
         progress = job_progress([segment_from_row(row) for row in rows])
         session.execute(
             update(Job)
-            .where(Job.job_id == job_id)
+            .where(Job.job_id == job_id, Job.status.in_(_JOB_ALIVE))  # never an ended job's
             .values(progress=progress, updated_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -126,7 +126,6 @@ class Worker:
                         continue
                     job = self.store.claim_next(self.worker_id, self.config.lease_seconds)
                 if job is None:
-                    self.release_video()  # idle: keep no copy of a video
                     if self.wakeup is not None:
                         self.wakeup.found_nothing(seen)
                     if burst:
@@ -156,6 +155,7 @@ class Worker:
 
     def _idle(self, seen: int, timeout_s: float) -> None:
         """Wait for the next claim: timeout_s, cut short by a wake-up or a stop."""
+        self.release_video()  # idle: keep no copy of a video
         if self.wakeup is None:
             self.stop_event.wait(timeout_s)
         else:
