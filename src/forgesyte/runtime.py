@@ -38,7 +38,7 @@ class Runtime:
     wakeup: JobWakeup
     child_memory_mb: int | None = None  # set by the worker pool: the cap in force
     child_env_keep: tuple[str, ...] = ()  # extra variables the children get
-    preload: tuple[str, ...] = ("ocr_only",)  # pipelines each child loads at its start
+    preload: tuple[str, ...] = ()  # pipelines each child loads at its start (build_runtime)
 
     def close(self) -> None:
         """Release the job store's database connections."""

@@ -27,7 +27,7 @@ from forgesyte.storage.base import (
 from forgesyte.video.segments import plan_segments
 from forgesyte.video.service import SamplingOptions
 from forgesyte.workers.worker import Worker
-from tests.support.storages import StorageBackend
+from tests.support.storages import StorageBackend, StorageWrapper
 from tests.workers.conftest import Enqueue, MakeWorker, worker_config
 
 SPLIT = 12  # frames per segment in these tests (95 frames: several segments)
@@ -122,16 +122,13 @@ def test_two_workers_share_one_job(
     assert any(0 < value < 100 for value in progress), "progress rose over the segments"
 
 
-class CountingStorage:
+class CountingStorage(StorageWrapper):
     """A storage that counts its local copies and notes where each was."""
 
     def __init__(self, storage: Storage) -> None:
-        self._storage = storage
+        super().__init__(storage)
         self.copied: list[str] = []
         self.paths: list[Path] = []
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._storage, name)
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

@@ -19,7 +19,7 @@ from forgesyte.storage.base import Storage
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.protocol import AnalysisFailed, ChildReady, FailureReason
 from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
-from tests.support.storages import StorageBackend
+from tests.support.storages import StorageBackend, StorageWrapper
 from tests.support.videos import (
     garbage_after_ftyp_mp4,
     header_only_mp4,
@@ -280,7 +280,7 @@ def test_a_child_that_cannot_start_hands_the_job_back_then_fails_it(
     assert "could not start" in record.error_message and "2 attempts" in record.error_message
 
 
-class SlowDownload:
+class SlowDownload(StorageWrapper):
     """Storage whose downloads take `periods` lease periods, while other workers sweep.
 
     While a download waits, it does what every other worker does: sweeps the expired leases
@@ -288,15 +288,12 @@ class SlowDownload:
     """
 
     def __init__(self, storage: Storage, store: JobStore, lease_seconds: float, periods: int):
-        self._storage = storage
+        super().__init__(storage)
         self._store = store
         self._lease_seconds = lease_seconds
         self._periods = periods
         self.requeued: list[uuid.UUID] = []
         self.downloads = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._storage, name)
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
