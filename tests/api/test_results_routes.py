@@ -6,6 +6,7 @@ the worker does, then read through the API on each database and each storage.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
@@ -18,11 +19,12 @@ import pytest
 import webvtt
 from fastapi.testclient import TestClient
 
-from forgesyte.api.routes import preview as preview_route
+from forgesyte.api import context as app_context
 from forgesyte.jobs.store import JobStore
 from forgesyte.results.storing import StagedUpload
 from forgesyte.results.writer import FrameResultsWriter
 from forgesyte.storage.base import results_key, timeline_key
+from forgesyte.submission.errors import RetryLater
 from tests.api.conftest import MakeClient
 from tests.support.storages import StorageBackend
 
@@ -260,17 +262,15 @@ def test_a_job_stored_as_one_document_before_json_lines_still_answers(
 def test_previews_past_the_concurrency_limit_get_429_with_retry_after(
     client: TestClient, score_job: uuid.UUID
 ) -> None:
-    taken = 0
-    while preview_route._preview_slots.acquire(blocking=False):
-        taken += 1
-    try:
-        assert taken == preview_route.MAX_CONCURRENT_PREVIEWS
+    slots = client.app.state.context.preview_slots  # type: ignore[attr-defined]
+    with contextlib.ExitStack() as held:
+        for _ in range(app_context.MAX_CONCURRENT_PREVIEWS):
+            held.enter_context(slots.hold())
+        with pytest.raises(RetryLater):  # every slot is taken
+            held.enter_context(slots.hold())
         busy = client.get(f"/v1/video/preview/{score_job}", params={"frame_index": 10})
         assert busy.status_code == 429
-        assert busy.headers["Retry-After"] == str(preview_route.PREVIEW_RETRY_AFTER_S)
+        assert busy.headers["Retry-After"] == str(app_context.PREVIEW_RETRY_AFTER_S)
         assert "previews are being drawn" in busy.json()["detail"]
-    finally:
-        for _ in range(taken):
-            preview_route._preview_slots.release()
     again = client.get(f"/v1/video/preview/{score_job}", params={"frame_index": 10})
     assert again.status_code == 200

@@ -27,7 +27,6 @@ from starlette.requests import Request
 from forgesyte.api import upload
 from forgesyte.api.app import create_app
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import RequestTimeout
 from forgesyte.jobs.models import Job, JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobRecord, JobStore, NewJob
@@ -37,6 +36,7 @@ from forgesyte.runtime import sweep_storage
 from forgesyte.settings import Settings
 from forgesyte.storage.base import StorageError, video_key
 from forgesyte.storage.local import LocalStorage
+from forgesyte.submission.errors import UploadStalled
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.worker import STORAGE_READ_RETRIES, Worker, WorkerConfig
 from tests.faults.helpers import BOUNDARY, assert_no_leak, file_part_prologue
@@ -249,7 +249,7 @@ def test_a_stalled_upload_is_dropped_after_the_idle_timeout(
     started = time.monotonic()
     # a thread of its own: the session's Playwright driver (tests/web) may have left a
     # running event loop on this one, where asyncio.run refuses to start
-    with ThreadPoolExecutor(1) as thread, pytest.raises(RequestTimeout, match="stalled"):
+    with ThreadPoolExecutor(1) as thread, pytest.raises(UploadStalled, match="stalled"):
         thread.submit(
             asyncio.run, upload.receive_upload(Request(scope, receive), writer, 1 << 20)
         ).result()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -171,6 +172,15 @@ def test_put_bytes_open_exists_delete(backend: Backend) -> None:
 
 def test_delete_of_a_missing_key_is_fine(backend: Backend) -> None:
     backend.storage.delete(video_key(uuid.uuid4()))
+
+
+def test_free_bytes_is_the_local_disk_s_and_none_on_s3(backend: Backend, tmp_path: Path) -> None:
+    free = backend.storage.free_bytes()
+    if backend.name == "s3":
+        assert free is None  # a bucket has no disk to fill
+        return
+    assert not (tmp_path / "store").exists()  # answered before the first write makes it
+    assert free is not None and 0 < free <= shutil.disk_usage(tmp_path).total
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from forgesyte.api.routes import (
     timeline,
     video_submit,
 )
-from forgesyte.api.status_cache import StatusCache
 
 
 def create_app(context: AppContext) -> FastAPI:
@@ -32,9 +31,8 @@ def create_app(context: AppContext) -> FastAPI:
             "Self-hosted video analysis: submit an MP4, poll the job, fetch per-frame results."
         ),
     )
-    app.state.context = context
-    app.state.status_cache = StatusCache(context.settings.status_cache_s)
-    context.store.add_change_listener(app.state.status_cache.on_change)
+    app.state.context = context  # the one thing kept on the app: see api/deps.py
+    context.store.add_change_listener(context.status_cache.on_change)
     install_error_handlers(app)
     if context.settings.cors_origins:
         app.add_middleware(

@@ -1,15 +1,26 @@
-"""Route dependencies as Annotated aliases."""
+"""What the routes share: dependencies as Annotated aliases, the completed-job lookup,
+storage reads (a storage failure is a 503, translated here only) and the document routes."""
 
 from __future__ import annotations
 
 import hmac
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, BinaryIO, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import NotFound, Unauthorized
+from forgesyte.api.errors import NotFound, ServiceUnavailable, Unauthorized
+from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.store import JobRecord
+from forgesyte.results.reading import open_lines
+from forgesyte.storage.base import StorageError
+
+T = TypeVar("T")
 
 
 async def get_context(request: Request) -> AppContext:
@@ -34,9 +45,51 @@ async def require_api_key(request: Request, context: ContextDep) -> None:
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
 
 
+def v1_router(tag: str = "jobs") -> APIRouter:
+    """A router for routes under /v1, every one behind the API key."""
+    return APIRouter(prefix="/v1", tags=[tag], dependencies=[Depends(require_api_key)])
+
+
 def parse_job_id(job_id: str) -> uuid.UUID:
     """A job id from the path; a malformed one is an unknown job."""
     try:
         return uuid.UUID(job_id)
     except ValueError:
         raise NotFound(f"job {job_id} not found") from None
+
+
+async def completed_job(context: AppContext, job_id: str) -> JobRecord:
+    """The completed job, or a 404 that says whether it is unknown, failed or not done yet."""
+    job = await run_in_threadpool(context.store.get, parse_job_id(job_id))
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    if job.status is JobStatus.FAILED:
+        raise NotFound(f"job {job_id} failed, so it has no results: {job.error_message}")
+    if job.status is not JobStatus.COMPLETED or job.output_path is None:
+        raise NotFound(f"job {job_id} is {job.status.value}; results exist once it is completed")
+    return job
+
+
+async def open_results(context: AppContext, job: JobRecord) -> BinaryIO:
+    """A completed job's results as JSON Lines (older whole documents converted), or 503."""
+    key = job.output_path
+    assert key is not None  # completed_job checked it
+    return await read_storage(lambda: open_lines(context.storage.open(key), key))
+
+
+async def read_storage(action: Callable[..., T], *args: Any) -> T:
+    """Run a storage read in the thread pool; a storage failure is a 503 that names nothing."""
+    try:
+        return await run_in_threadpool(action, *args)
+    except (StorageError, OSError) as exc:
+        raise ServiceUnavailable("the results could not be read from storage") from exc
+
+
+def document_route(
+    router: APIRouter, path: str, model: type[BaseModel], media_type: str, format_name: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """GET path on router: a completed job's document, as model in JSON or (asked for with
+    `format`) in media_type; 404 for an unknown or not completed job."""
+    ok = {"content": {media_type: {}}, "description": f"JSON, or {format_name}"}
+    not_completed = {"description": "Unknown job, or a job that is not completed"}
+    return router.get(path, response_model=model, responses={404: not_completed, 200: ok})

@@ -1,4 +1,5 @@
-"""Typed API errors, turned into JSON responses in one place; nothing internal leaks."""
+"""Errors turned into JSON responses in one place; nothing internal leaks. The routes raise
+the ApiErrors below, the submit service its refusals; STATUSES gives each its status."""
 
 from __future__ import annotations
 
@@ -9,75 +10,55 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from forgesyte.submission import errors as refusal
+
 log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """An error with an HTTP status and a client-facing detail."""
-
-    status_code = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    """An error a route raises; its message is the client-facing detail."""
 
 
 class BadRequest(ApiError):
     """The request is malformed or asks for something that does not exist."""
 
-    status_code = 400
-
 
 class Unauthorized(ApiError):
     """No valid API key."""
-
-    status_code = 401
 
 
 class NotFound(ApiError):
     """The job does not exist, or has no results yet."""
 
-    status_code = 404
-
-
-class RequestTimeout(ApiError):
-    """The client stopped sending the request body."""
-
-    status_code = 408
-
 
 class Conflict(ApiError):
-    """The idempotency key was used with other parameters."""
-
-    status_code = 409
-
-
-class PayloadTooLarge(ApiError):
-    """The upload exceeds the size limit."""
-
-    status_code = 413
+    """The job's state does not allow it: cancelling an ended job, deleting a running one."""
 
 
 class ServiceUnavailable(ApiError):
     """Storage or the database cannot take the request now."""
 
-    status_code = 503
+
+STATUSES: dict[type[Exception], int] = {
+    BadRequest: 400,
+    refusal.InvalidSubmission: 400,
+    Unauthorized: 401,  # answered with WWW-Authenticate: Bearer
+    NotFound: 404,
+    refusal.UploadStalled: 408,
+    Conflict: 409,
+    refusal.IdempotencyConflict: 409,
+    refusal.UploadTooLarge: 413,
+    refusal.RetryLater: 429,  # answered with Retry-After
+    ServiceUnavailable: 503,
+    refusal.StorageRefused: 503,
+    refusal.CouldNotRecord: 503,
+    refusal.NotEnoughSpace: 507,
+}
 
 
-class TooManyRequests(ApiError):
-    """Too many uploads are under way; the client may retry after `retry_after_s`."""
-
-    status_code = 429
-
-    def __init__(self, detail: str, retry_after_s: int) -> None:
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
-
-
-class InsufficientStorage(ApiError):
-    """The server's disk has too little free space for an upload of the size limit."""
-
-    status_code = 507
+def status_of(error: Exception) -> int:
+    """The status of an ApiError or a SubmissionRefused: that of its nearest type in STATUSES."""
+    return next((STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES), 500)
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -91,12 +72,14 @@ def _validation_detail(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     """Map typed errors to JSON responses; never show a stack trace or a path."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _refused(_request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        if isinstance(exc, TooManyRequests):
+        if isinstance(exc, refusal.RetryLater):
             headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
+
+    app.add_exception_handler(ApiError, _refused)
+    app.add_exception_handler(refusal.SubmissionRefused, _refused)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

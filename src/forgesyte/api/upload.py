@@ -1,7 +1,8 @@
 """Streaming multipart upload: the file part goes to storage chunk by chunk as it arrives.
 
 Nothing is held whole in memory. The size limit is enforced while the body streams in,
-and nothing becomes visible in storage until the caller commits the writer.
+and nothing becomes visible in storage until the caller commits the writer: the submit
+service (forgesyte.submission), which hands its writer over for this to fill.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from forgesyte.api.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceUnavailable
-from forgesyte.storage import StorageError, StorageWriter
+from forgesyte.api.errors import BadRequest
+from forgesyte.storage import StorageWriter
+from forgesyte.submission.errors import InvalidSubmission, UploadStalled, UploadTooLarge
+from forgesyte.submission.service import Upload
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +38,8 @@ ENVELOPE_BYTES = 64 * 1024  # what the multipart envelope and form fields may ad
 IDLE_TIMEOUT_S = 60.0  # seconds without a byte from the client before an upload is dropped
 
 
-class UploadAborted(Exception):
-    """The client went away before the upload ended."""
-
-
-def _too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the upload exceeds the limit of {max_bytes / (1 << 20):g} MiB")
+def _too_large(max_bytes: int) -> UploadTooLarge:
+    return UploadTooLarge(f"the upload exceeds the limit of {max_bytes / (1 << 20):g} MiB")
 
 
 def looks_like_mp4(head: bytes) -> bool:
@@ -61,15 +60,6 @@ class _PartState:
     header_value: bytearray = field(default_factory=bytearray)
     headers: dict[str, bytes] = field(default_factory=dict)
     value: bytearray = field(default_factory=bytearray)
-
-
-@dataclass
-class ReceivedUpload:
-    """What the body held: the small form fields and the file, written but not committed."""
-
-    fields: dict[str, str]
-    writer: StorageWriter
-    size: int
 
 
 class _Receiver:
@@ -186,32 +176,19 @@ def _boundary(request: Request) -> bytes:
     return params[b"boundary"]
 
 
-def _upload_error(exc: Exception) -> Exception:
-    """The error a failed upload reports: an ApiError, UploadAborted, or exc itself."""
-    if isinstance(exc, ClientDisconnect):
-        return UploadAborted("the client disconnected during the upload")
-    if isinstance(exc, StorageError):
-        # the reason can name the bucket or a key: it goes to the log, not to the client
-        log.warning("storage refused an upload: %s", exc.reason)
-        return ServiceUnavailable("storage is not accepting uploads; nothing was kept")
-    if isinstance(exc, ParseError):
-        return BadRequest("malformed multipart body")
-    return exc
-
-
 async def _next_chunk(chunks: Any, deadline: float, timeout_s: float) -> bytes | None:
-    """The body's next chunk (None at its end); RequestTimeout past the deadline or idle."""
+    """The body's next chunk (None at its end); UploadStalled past the deadline or idle."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise RequestTimeout(f"the upload did not finish within {timeout_s:g} s")
+        raise UploadStalled(f"the upload did not finish within {timeout_s:g} s")
     try:
         chunk: bytes = await asyncio.wait_for(anext(chunks), min(IDLE_TIMEOUT_S, remaining))
     except StopAsyncIteration:
         return None
     except TimeoutError:
         if time.monotonic() >= deadline:
-            raise RequestTimeout(f"the upload did not finish within {timeout_s:g} s") from None
-        raise RequestTimeout(
+            raise UploadStalled(f"the upload did not finish within {timeout_s:g} s") from None
+        raise UploadStalled(
             f"the upload stalled: nothing arrived for {IDLE_TIMEOUT_S:g} s"
         ) from None
     return chunk
@@ -219,7 +196,7 @@ async def _next_chunk(chunks: Any, deadline: float, timeout_s: float) -> bytes |
 
 async def receive_upload(
     request: Request, writer: StorageWriter, max_bytes: int, timeout_s: float = 600.0
-) -> ReceivedUpload:
+) -> Upload:
     """Stream the multipart body into writer; abort the writer on any error.
 
     The multipart parser runs in a worker thread, so a body built to be slow to parse
@@ -228,9 +205,8 @@ async def receive_upload(
     whatever happens before it commits.
 
     Raises BadRequest (not multipart, no file, empty, not MP4, a part over a limit),
-    PayloadTooLarge, RequestTimeout (past timeout_s, or nothing arrived for
-    IDLE_TIMEOUT_S), ServiceUnavailable (storage write failed) or UploadAborted (client
-    went away).
+    UploadTooLarge, UploadStalled (past timeout_s, or nothing arrived for IDLE_TIMEOUT_S),
+    InvalidSubmission (the client went away) or the writer's StorageError.
     """
     receiver = _Receiver(max_bytes)
     deadline = time.monotonic() + timeout_s
@@ -257,7 +233,7 @@ async def receive_upload(
                 await run_in_threadpool(writer.write, data)
         await run_in_threadpool(parser.finalize)
         if time.monotonic() > deadline:
-            raise RequestTimeout(f"the upload did not finish within {timeout_s:g} s")
+            raise UploadStalled(f"the upload did not finish within {timeout_s:g} s")
         if not receiver.file_seen:
             raise BadRequest("the multipart field 'file' is missing")
         if not receiver.file_done:
@@ -268,8 +244,10 @@ async def receive_upload(
     except Exception as exc:
         with contextlib.suppress(Exception):  # the error that led here is the one to report
             await run_in_threadpool(writer.abort)
-        translated = _upload_error(exc)
-        if translated is exc:
-            raise
-        raise translated from exc
-    return ReceivedUpload(fields=receiver.fields, writer=writer, size=receiver.size)
+        if isinstance(exc, ClientDisconnect):
+            log.info("the client disconnected during an upload")
+            raise InvalidSubmission("the client disconnected during the upload") from exc
+        if isinstance(exc, ParseError):
+            raise BadRequest("malformed multipart body") from exc
+        raise  # a refusal already, or the writer's StorageError: the submit service's to report
+    return Upload(fields=receiver.fields, size=receiver.size)

@@ -68,6 +68,10 @@ class Storage(Protocol):
         Mtimes are POSIX timestamps. Names that are not server-built keys are left out.
         """
 
+    def free_bytes(self) -> int | None:
+        """Free space for new objects, in bytes; None where there is no disk to fill (S3)
+        or its free space cannot be read."""
+
 
 def video_key(job_id: UUID) -> str:
     """The storage key of a job's uploaded video."""

@@ -359,6 +359,10 @@ class S3Storage:
             raise storage_error(exc, "list", self._where(prefix)) from None
         return found
 
+    def free_bytes(self) -> None:
+        """None: a bucket has no disk to fill, and an upload streams past the local one."""
+        return None
+
 
 def make_client(endpoint_url: str | None = None) -> S3Client:
     """An S3 client from boto3's usual credential sources.

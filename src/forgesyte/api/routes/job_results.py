@@ -6,79 +6,27 @@ is written as the lines are read, so the API never holds a job's results whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, BinaryIO, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
-from fastapi.types import DecoratedCallable
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from forgesyte.api.context import AppContext
-from forgesyte.api.deps import ContextDep, parse_job_id, require_api_key
-from forgesyte.api.errors import NotFound, ServiceUnavailable
+from forgesyte.api.deps import ContextDep, completed_job, document_route, open_results, v1_router
 from forgesyte.api.schemas import JobResultsOut
-from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
-from forgesyte.results.reading import (
-    MAX_PAGE_LIMIT,
-    Page,
-    open_lines,
-    stream_document,
-    stream_lines,
-)
-from forgesyte.storage.base import Storage, StorageError
+from forgesyte.results.reading import MAX_PAGE_LIMIT, Page, stream_document, stream_lines
+from forgesyte.storage.base import StorageError
 
-router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = v1_router()
 
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
-NOT_COMPLETED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown job, or a job that is not completed"}
-}
-
-
-def document_route(
-    router: APIRouter, path: str, model: type[BaseModel], media_type: str, format_name: str
-) -> Callable[[DecoratedCallable], DecoratedCallable]:
-    """GET path on router: a completed job's document, as model in JSON or (asked for with
-    `format`) in media_type; 404 for an unknown or not completed job."""
-    ok = {"content": {media_type: {}}, "description": f"JSON, or {format_name}"}
-    return router.get(path, response_model=model, responses={**NOT_COMPLETED_RESPONSES, 200: ok})
-
-
-T = TypeVar("T")
 
 
 def iso_utc(moment: datetime) -> str:
     """ISO 8601 in UTC with a Z suffix, as the status endpoint writes it."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-async def completed_job(context: AppContext, job_id: str) -> JobRecord:
-    """The completed job, or a 404 that says whether it is unknown, failed or not done yet."""
-    job = await run_in_threadpool(context.store.get, parse_job_id(job_id))
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
-    if job.status is JobStatus.FAILED:
-        raise NotFound(f"job {job_id} failed, so it has no results: {job.error_message}")
-    if job.status is not JobStatus.COMPLETED or job.output_path is None:
-        raise NotFound(f"job {job_id} is {job.status.value}; results exist once it is completed")
-    return job
-
-
-def open_results(storage: Storage, key: str) -> BinaryIO:
-    """A job's stored results as JSON Lines (older jobs' whole documents converted)."""
-    return open_lines(storage.open(key), key)
-
-
-async def read_storage(action: Callable[..., T], *args: Any) -> T:
-    """Run a storage read in the thread pool; a storage failure is a 503 that names nothing."""
-    try:
-        return await run_in_threadpool(action, *args)
-    except (StorageError, OSError) as exc:
-        raise ServiceUnavailable("the results could not be read from storage") from exc
 
 
 def _guarded(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -125,8 +73,7 @@ async def job_results(
     """
     job = await completed_job(context, job_id)
     page = Page(offset, limit)
-    assert job.output_path is not None  # completed_job checked it
-    handle = await read_storage(open_results, context.storage, job.output_path)
+    handle = await open_results(context, job)
     if format == "jsonl":
         return StreamingResponse(_guarded(stream_lines(handle, page)), media_type=NDJSON_MEDIA_TYPE)
     document = stream_document(handle, results_header(job, page), page)

@@ -10,12 +10,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from forgesyte.api.deps import ContextDep, parse_job_id, require_api_key
+from forgesyte.api.deps import ContextDep, parse_job_id, v1_router
 from forgesyte.api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from forgesyte.api.schemas import JobStatusOut
 from forgesyte.jobs.models import JobStatus
@@ -23,7 +23,7 @@ from forgesyte.jobs.store import JobFinishedError, JobPageCursor, JobRecord, Job
 from forgesyte.retention import remove_job
 from forgesyte.storage.base import StorageError
 
-router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = v1_router()
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200

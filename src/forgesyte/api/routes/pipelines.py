@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-
-from forgesyte.api.deps import ContextDep, require_api_key
+from forgesyte.api.deps import ContextDep, v1_router
 from forgesyte.api.schemas import PipelineOut, PipelinesOut
 
-router = APIRouter(prefix="/v1", tags=["pipelines"], dependencies=[Depends(require_api_key)])
+router = v1_router("pipelines")
 
 
 @router.get("/pipelines", response_model=PipelinesOut)

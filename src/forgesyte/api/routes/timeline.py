@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Annotated, BinaryIO, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 from fastapi.responses import Response, StreamingResponse
 
-from forgesyte.api.deps import ContextDep, require_api_key
+from forgesyte.api.deps import ContextDep, completed_job, document_route, read_storage, v1_router
 from forgesyte.api.errors import NotFound
-from forgesyte.api.routes.job_results import completed_job, document_route, read_storage
 from forgesyte.api.schemas import TimelineOut
 from forgesyte.results.encoding import encode_json
 from forgesyte.results.reading import LEGACY_DOCUMENT_SUFFIX
 from forgesyte.results.vtt import write_vtt
 from forgesyte.storage.base import timeline_key
 
-router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = v1_router()
 
 VTT_MEDIA_TYPE = "text/vtt"
 CHUNK_BYTES = 64 * 1024  # read from storage this much at a time
@@ -39,12 +38,6 @@ def _with_job_id(job_id: str, handle: BinaryIO) -> Iterator[bytes]:
             yield chunk
     finally:
         handle.close()
-
-
-def _load(handle: BinaryIO) -> dict[str, Any]:
-    with handle:
-        timeline: dict[str, Any] = json.load(handle)
-    return timeline
 
 
 @document_route(router, "/video/timeline/{job_id}", TimelineOut, VTT_MEDIA_TYPE, "WebVTT")
@@ -66,7 +59,8 @@ async def job_timeline(
         return StreamingResponse(
             _with_job_id(str(job.job_id), handle), media_type="application/json"
         )
-    timeline = await read_storage(_load, handle)
+    with handle:
+        timeline = await read_storage(json.load, handle)
     fps = float((job.result_summary or {}).get("video", {}).get("fps") or 0.0)
     stride = int(job.options.get("frame_stride") or 1)
     frame_interval_s = stride / fps if fps > 0 else 0.0

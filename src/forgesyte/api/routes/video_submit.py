@@ -1,22 +1,60 @@
-"""POST /v1/video/submit: the HTTP side of a submit; api/submission.py does the work."""
+"""POST /v1/video/submit: the HTTP side of a submit; forgesyte.submission does the work,
+filling its storage writer with api/upload.py's multipart reader."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import Header, Request
 
-from forgesyte.api import submission
-from forgesyte.api.deps import ContextDep, require_api_key
+from forgesyte.api.deps import ContextDep, v1_router
 from forgesyte.api.schemas import JobCreatedOut
+from forgesyte.api.upload import FILE_FIELD, receive_upload
+from forgesyte.jobs.options import JobOptions
+from forgesyte.pipelines.catalog import DEFAULT_PIPELINE_ID
+from forgesyte.submission.service import (
+    CALLBACK_FIELD,
+    PIPELINE_FIELD,
+    SUBMIT_FIELDS,
+    SubmitRequest,
+)
 
-router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = v1_router()
+
+
+def submit_openapi() -> dict[str, Any]:
+    """The OpenAPI of a submit beyond its signature: the multipart body and query options.
+
+    Derived from JobOptions, so a new option is documented where it is defined.
+    """
+    fields = {
+        PIPELINE_FIELD: {"type": "string", "description": f"Default: {DEFAULT_PIPELINE_ID}"},
+        **JobOptions.form_schema(),
+        CALLBACK_FIELD: {
+            "type": "string",
+            "format": "uri",
+            "description": "POSTed a signed event when the job ends (see the webhooks docs)",
+        },
+    }
+    body = {
+        "type": "object",
+        "required": [FILE_FIELD],
+        "properties": {FILE_FIELD: {"type": "string", "format": "binary"}, **fields},
+    }
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in fields.items()
+        ],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": body}}},
+    }
 
 
 @router.post(
     "/video/submit",
     response_model=JobCreatedOut,
-    openapi_extra=submission.submit_openapi(),
+    openapi_extra=submit_openapi(),
     responses={
         400: {"description": "Not an MP4, unknown pipeline, or a bad option"},
         401: {"description": "No valid API key (when one is configured)"},
@@ -41,5 +79,13 @@ async def submit_video(
     The pipeline and the options may come as query parameters or form fields; the query
     wins.
     """
-    job_id = await submission.submit_video(context, request, idempotency_key)
+    query = {k: v for k, v in request.query_params.items() if k in SUBMIT_FIELDS}
+    settings = context.settings
+    fill = partial(
+        receive_upload,
+        request,
+        max_bytes=settings.max_upload_bytes,
+        timeout_s=settings.upload_timeout_s,
+    )
+    job_id = await context.submissions.submit(SubmitRequest(query, idempotency_key), fill)
     return JobCreatedOut(job_id=job_id)
