@@ -13,7 +13,7 @@ import pytest
 import webvtt
 
 from forgesyte.cli import clock, format_timeline, main
-from tests.support.server import ServerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, run_job
 from tests.support.videos import write_text_video
 
 GATE_TEXTS = ["GATE 7 OPEN"] * 6 + [""] * 4 + ["EXIT"] * 4  # 10 fps, 1.4 s
@@ -29,12 +29,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def gate_job(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
     video = write_text_video(tmp_path_factory.mktemp("v") / "gate.mp4", GATE_TEXTS)
-    response = submit(server.url, video.read_bytes(), pipeline_id="ocr_only", frame_stride=2)
-    assert response.status_code == 200, response.text
-    job_id: str = response.json()["job_id"]
-    status, _ = wait_for_end(server.url, job_id, timeout_s=180)
-    assert status["status"] == "completed", status
-    return job_id
+    status = run_job(
+        server.url, video.read_bytes(), timeout_s=180, pipeline_id="ocr_only", frame_stride=2
+    )
+    assert status.status == "completed", status
+    return status.job_id
 
 
 def test_clock_and_format() -> None:
