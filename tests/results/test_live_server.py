@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import webvtt
 
-from forgesyte.cli import clock, format_timeline, main
+from forgesyte.cli import main
+from forgesyte.client import Timeline
+from forgesyte.client_commands import clock, format_timeline
 from tests.support.server import ServerProcess, run_job
 from tests.support.videos import write_text_video
 
@@ -38,25 +40,39 @@ def gate_job(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) ->
 
 def test_clock_and_format() -> None:
     assert clock(2.0) == "00:02.0" and clock(5.44) == "00:05.4" and clock(3725.0) == "62:05.0"
-    timeline = {
-        "text": [{"text": "GATE 7 OPEN", "start_s": 2.0, "end_s": 5.4}],
-        "objects": [
-            {
-                "track_id": 1,
-                "class_name": "car",
-                "start_s": 0.0,
-                "end_s": 1.0,
-                "frames": 3,
-                "confidence": 0.8765,
-            }
-        ],
-    }
+    span = {"first_frame": 0, "last_frame": 10, "frames": 3}
+    timeline = Timeline.from_json(
+        {
+            "job_id": "j",
+            "text": [
+                {
+                    "text": "GATE 7 OPEN",
+                    "start_s": 2.0,
+                    "end_s": 5.4,
+                    "confidence": 0.9,
+                    "box": [[0, 0], [1, 0], [1, 1], [0, 1]],
+                    **span,
+                }
+            ],
+            "objects": [
+                {
+                    "track_id": 1,
+                    "class_name": "car",
+                    "start_s": 0.0,
+                    "end_s": 1.0,
+                    "confidence": 0.8765,
+                    "box": [0, 0, 1, 1],
+                    **span,
+                }
+            ],
+        }
+    )
     assert format_timeline(timeline) == [
         "00:02.0\u201300:05.4  GATE 7 OPEN",
         "",
         "00:00.0\u201300:01.0  #1 car  (3 frames, best 0.88)",
     ]
-    assert format_timeline({"text": [], "objects": []}) == ["no text", "", "no objects"]
+    assert format_timeline(Timeline(job_id="j")) == ["no text", "", "no objects"]
 
 
 def test_timeline_cli_vtt_and_preview_on_a_real_server(
