@@ -1,8 +1,8 @@
 """``Client``, a ForgeSyte server seen from Python, and ``Job``, one of its jobs.
 
-Every URL path of the public API that a client calls is spelled here and nowhere else
-among the clients: the command line, the smoke test, the bench and the tests go through
-these methods.
+The API's paths are spelled here for every caller of the library: the command line,
+the smoke test, the bench, the load test and the tests' helpers go through these
+methods, and wait for a job with the one loop there is, ``Job.wait``.
 """
 
 from __future__ import annotations
