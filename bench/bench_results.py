@@ -116,7 +116,7 @@ def long_results(
             sampler.join()
         if len(sizes) != concurrent or len(set(sizes)) != 1:
             raise RuntimeError(f"the concurrent answers differ in size: {sizes}")
-        count = httpx.get(url, params={"limit": 1}, timeout=60).json()["frames_analysed"]
+        count = server.client.job(job_id).results_page(limit=1).frames_analysed
         if count != frames:
             raise RuntimeError(f"the job analysed {count} frames, not {frames}")
         return LongResults(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 from bench_local import TESTKIT_PIPELINES
+
+from forgesyte.client import Backoff, Client, JobStatus
 
 FORGESYTE = str(Path(sys.executable).parent / "forgesyte")
 
@@ -42,7 +45,7 @@ class Server:
         self._tmp = tempfile.TemporaryDirectory(prefix="forgesyte-bench-")
         self.data_dir = Path(self._tmp.name)
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = httpx.Client(timeout=30)
+        self.client = Client(self.url, api_key="")  # this thread's; other threads make their own
 
     def __enter__(self) -> Server:
         env = {
@@ -66,7 +69,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_text()}")
             try:
-                if self.client.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -95,27 +98,23 @@ class Server:
         return (self.data_dir / "server.log").read_text(errors="replace")[-4000:]
 
     def submit(self, video: bytes, pipeline_id: str, **options: Any) -> str:
-        """POST a video; return the job id."""
-        response = self.client.post(
-            f"{self.url}/v1/video/submit",
-            params={"pipeline_id": pipeline_id, **{k: str(v) for k, v in options.items()}},
-            files={"file": ("video.mp4", video, "video/mp4")},
-        )
-        response.raise_for_status()
-        job_id: str = response.json()["job_id"]
-        return job_id
+        """Submit a video with the client; return the job id."""
+        return self.client.submit(io.BytesIO(video), pipeline_id=pipeline_id, **options).id
 
-    def wait(self, job_id: str, poll_s: float = 0.005, timeout_s: float = 600) -> dict[str, Any]:
-        """Poll until the job ends; return its last status (raise if it failed)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status: dict[str, Any] = self.client.get(f"{self.url}/v1/video/status/{job_id}").json()
-            if status["status"] == "completed":
-                return status
-            if status["status"] == "failed":
-                raise RuntimeError(f"job {job_id} failed: {status.get('error_message')}")
-            time.sleep(poll_s)
-        raise RuntimeError(f"job {job_id} did not end in {timeout_s} s")
+    def wait(
+        self,
+        job_id: str,
+        poll_s: float = 0.005,
+        timeout_s: float = 600,
+        client: Client | None = None,
+    ) -> JobStatus:
+        """Wait (the client's wait, polling every poll_s: the latencies are read to that)
+        until the job ends; its final status (raise unless it completed)."""
+        every = Backoff(first_s=poll_s, factor=1.0, max_s=poll_s)
+        final = (client or self.client).job(job_id).wait(timeout_s, poll=every)
+        if final.status != "completed":
+            raise RuntimeError(f"job {job_id} {final.status}: {final.error_message}")
+        return final
 
     def run_job(self, video: bytes, pipeline_id: str, poll_s: float = 0.005) -> float:
         """Submit and wait; return seconds from submit to completed, as the client sees them."""
@@ -127,7 +126,12 @@ class Server:
         """Submit `count` jobs together; return seconds until the last one completed."""
         start = time.perf_counter()
         job_ids = [self.submit(video, pipeline_id) for _ in range(count)]
-        threads = [threading.Thread(target=self.wait, args=(job_id, poll_s)) for job_id in job_ids]
+
+        def follow(job_id: str) -> None:
+            with Client(self.url, api_key="") as client:  # a Client serves one thread
+                self.wait(job_id, poll_s, client=client)
+
+        threads = [threading.Thread(target=follow, args=(job_id,)) for job_id in job_ids]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -146,16 +150,8 @@ def latency(server: Server, video: bytes, jobs: int) -> tuple[list[float], list[
         start = time.perf_counter()
         status = server.wait(server.submit(video, "testkit_noop"))
         client_side.append(time.perf_counter() - start)
-        created = _parse(status["created_at"])
-        updated = _parse(status["updated_at"])
-        server_side.append(updated - created)
+        server_side.append((status.updated_at - status.created_at).total_seconds())
     return client_side, server_side
-
-
-def _parse(stamp: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def children_cpu_s(pid: int) -> float:

@@ -3,8 +3,9 @@
 Default scenario: start a private `forgesyte serve --workers 2` on a free loopback port with a
 temporary data folder, make a tiny MP4, then for `--duration` seconds run `--pollers` clients
 polling GET /v1/video/status/{id} of submitted jobs back to back and `--submitters` clients
-submitting that MP4 (pipeline `ocr_only`, `max_frames=1`). Afterwards wait (bounded) until every
-submitted job has ended and check each one exists and ended `completed`.
+submitting that MP4 (pipeline `ocr_only`, `max_frames=1`) with the Python client
+(forgesyte.client). Afterwards wait (bounded; the client's wait) until every submitted job
+has ended and check each one exists and ended `completed`.
 
 Targets: zero errors, zero lost jobs, every job completed, status p99 under 50 ms.
 Exit status: 0 on PASS, 1 on FAIL, 2 on a setup problem (bad URL, server would not start).
@@ -21,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import ipaddress
 import os
 import random
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,8 +44,9 @@ import cv2
 import httpx
 import numpy as np
 
+from forgesyte.client import ApiError, Client, ServerUnreachable, WaitTimeout
+
 STATUS_P99_TARGET_MS = 50.0
-TERMINAL = frozenset({"completed", "failed"})
 KNOWN_STATES = frozenset({"pending", "running", "completed", "failed"})
 
 
@@ -206,7 +208,19 @@ class LoadConfig:
     pipeline_id: str
     max_frames: int
     request_timeout_s: float
-    headers: dict[str, str]
+    api_key: str | None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The key as the pollers send it."""
+        return {"X-API-Key": self.api_key} if self.api_key else {}
+
+    def client(self) -> Client:
+        """A client of the server that tries each request once: the load test counts every
+        refusal and connection error instead of retrying it away."""
+        return Client(
+            self.base_url, self.api_key or "", timeout_s=self.request_timeout_s, attempts=1
+        )
 
 
 ERROR_BACKOFF_S = 0.05  # pause after a failed request, so a dead server is not hammered
@@ -218,35 +232,32 @@ def _error_kind(exc: BaseException) -> str:
 
 
 async def _submit_once(
-    client: httpx.AsyncClient, config: LoadConfig, stats: Stats, record: bool = True
+    client: Client, config: LoadConfig, stats: Stats, record: bool = True
 ) -> bool:
-    """Submit the video once; record the latency and the job id; False on any error."""
-    params = {"pipeline_id": config.pipeline_id, "max_frames": str(config.max_frames)}
-    files = {"file": ("load.mp4", config.video, "video/mp4")}
+    """Submit the video once (the client, in a thread: it blocks); record the latency and
+    the job id; False on any error."""
     stats.requests += 1
     started = time.perf_counter()
     try:
-        response = await client.post("/v1/video/submit", params=params, files=files)
-    except httpx.HTTPError as exc:
-        stats.errors[f"submit {_error_kind(exc)}"] += 1
+        job = await asyncio.to_thread(
+            client.submit,
+            io.BytesIO(config.video),
+            pipeline_id=config.pipeline_id,
+            max_frames=config.max_frames,
+        )
+    except ServerUnreachable as exc:
+        stats.errors[f"submit {_error_kind(exc)}: {exc.detail}"] += 1
         return False
-    elapsed = time.perf_counter() - started
+    except ApiError as exc:
+        stats.errors[f"submit HTTP {exc.status_code}"] += 1
+        return False
     if record:
-        stats.submit_latency_s.append(elapsed)
-    if response.status_code != 200:
-        stats.errors[f"submit HTTP {response.status_code}"] += 1
-        return False
-    try:
-        stats.job_ids.append(str(response.json()["job_id"]))
-    except (ValueError, KeyError, TypeError):
-        stats.errors["submit 200 without a job_id"] += 1
-        return False
+        stats.submit_latency_s.append(time.perf_counter() - started)
+    stats.job_ids.append(job.id)
     return True
 
 
-async def _submitter(
-    client: httpx.AsyncClient, config: LoadConfig, stats: Stats, deadline: float
-) -> None:
+async def _submitter(client: Client, config: LoadConfig, stats: Stats, deadline: float) -> None:
     """One client submitting a job every submit interval until the deadline or the cap."""
     first = True
     while time.monotonic() < deadline and stats.requests < config.max_requests:
@@ -337,34 +348,17 @@ async def _loop_lag_monitor(stats: Stats, deadline: float, tick_s: float = 0.01)
         stats.loop_lag_s.append(max(0.0, time.perf_counter() - started - tick_s))
 
 
-_SHARED_TLS = ssl.create_default_context()  # one context: building one per client costs ~40 ms
-
-
-def _client(config: LoadConfig, connections: int) -> httpx.AsyncClient:
-    """An AsyncClient holding at most `connections` keep-alive connections."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(
-        base_url=config.base_url,
-        headers=config.headers,
-        limits=limits,
-        timeout=httpx.Timeout(config.request_timeout_s, pool=config.request_timeout_s),
-        trust_env=False,
-        verify=_SHARED_TLS,
-    )
-
-
 async def run_load(config: LoadConfig) -> tuple[Stats, float]:
     """Run the load phase; return the stats and its wall-clock length in seconds.
 
     Each simulated client owns one keep-alive connection, like a real client would. The
-    submitters use httpx (multipart); the pollers a lean GET client (see
-    _KeepAliveConnection), so the generator's own CPU does not inflate the latencies.
+    submitters use the Python client (one each; its upload streams the file and asks
+    first); the pollers a lean GET client (see _KeepAliveConnection), so the generator's own
+    CPU does not inflate the latencies.
     """
     stats = Stats()
-    clients = [_client(config, 1) for _ in range(max(config.submitters, 1))]
-    async with AsyncExitStack() as stack:
-        for client in clients:
-            await stack.enter_async_context(client)
+    with ExitStack() as stack:
+        clients = [stack.enter_context(config.client()) for _ in range(max(config.submitters, 1))]
         await _submit_once(clients[0], config, stats, record=False)  # pollers need one id
         if not stats.job_ids:
             raise SetupError(f"the first submission failed: {dict(stats.errors)}")
@@ -393,47 +387,36 @@ class JobOutcome:
     wait_s: float = 0.0
 
 
-async def wait_for_jobs(
-    config: LoadConfig, job_ids: Sequence[str], timeout_s: float, concurrency: int = 16
-) -> JobOutcome:
-    """Poll every job until it is completed or failed, or timeout_s passes."""
+def wait_for_jobs(config: LoadConfig, job_ids: Sequence[str], timeout_s: float) -> JobOutcome:
+    """Wait for each job to end (the client's wait, retrying reads), all within timeout_s.
+
+    Once the time is up, each job left is looked at once more: unfinished if it has not
+    ended by then.
+    """
     outcome = JobOutcome()
-    open_ids = list(dict.fromkeys(job_ids))
     started = time.monotonic()
     deadline = started + timeout_s
-    gate = asyncio.Semaphore(concurrency)
-    async with _client(config, concurrency) as client:
-
-        async def check(job_id: str) -> bool:
-            """True once the job has a final answer."""
-            async with gate:
-                try:
-                    response = await client.get(f"/v1/video/status/{job_id}")
-                except httpx.HTTPError:
-                    return False
-            if response.status_code == 404:
+    with Client(
+        config.base_url, config.api_key or "", timeout_s=config.request_timeout_s
+    ) as client:
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                final = client.job(job_id).wait(timeout=max(0.0, deadline - time.monotonic()))
+            except WaitTimeout:
+                outcome.unfinished += 1
+                continue
+            except ApiError as exc:
+                if exc.status_code != 404:
+                    raise
                 outcome.lost += 1
-                return True
-            if response.status_code != 200:
-                return False
-            body = response.json()
-            state = body.get("status")
-            if state not in KNOWN_STATES:
-                outcome.odd[str(state)] += 1
-            if state == "completed":
+                continue
+            if final.status not in KNOWN_STATES:
+                outcome.odd[final.status] += 1
+            if final.status == "completed":
                 outcome.completed += 1
-            elif state == "failed":
+            elif final.status == "failed":
                 outcome.failed += 1
-                outcome.failures.append(f"{job_id}: {body.get('error_message')}")
-            return state in TERMINAL
-
-        while open_ids:
-            done = await asyncio.gather(*(check(job_id) for job_id in open_ids))
-            open_ids = [job_id for job_id, ended in zip(open_ids, done, strict=True) if not ended]
-            if not open_ids or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.5)
-    outcome.unfinished = len(open_ids)
+                outcome.failures.append(f"{job_id}: {final.error_message}")
     outcome.wait_s = time.monotonic() - started
     return outcome
 
@@ -561,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pipeline-id", default="ocr_only")
     parser.add_argument("--max-frames", type=int, default=1)
     parser.add_argument(
-        "--api-key", default=os.environ.get("FORGESYTE_API_KEY"), help="sent as X-API-Key"
+        "--api-key", default=os.environ.get("FORGESYTE_API_KEY"), help="the server's API key"
     )
     return parser
 
@@ -619,7 +602,7 @@ def _run(args: argparse.Namespace, scratch_dir: Path) -> int:
             pipeline_id=args.pipeline_id,
             max_frames=args.max_frames,
             request_timeout_s=args.request_timeout,
-            headers={"X-API-Key": args.api_key} if args.api_key else {},
+            api_key=args.api_key,
         )
         print(
             f"load: {args.pollers} pollers + {args.submitters} submitters for "
@@ -634,7 +617,7 @@ def _run(args: argparse.Namespace, scratch_dir: Path) -> int:
             if server_cpu_end is not None:
                 cpu["server"] = server_cpu_end - server_cpu_start
         print(f"waiting up to {args.drain_timeout:g} s for {len(stats.job_ids)} jobs ...")
-        outcome = asyncio.run(wait_for_jobs(config, stats.job_ids, args.drain_timeout))
+        outcome = wait_for_jobs(config, stats.job_ids, args.drain_timeout)
         passed = report(config, stats, elapsed, outcome, cpu)
         job_trouble = outcome.failed or outcome.lost or outcome.unfinished
         if server is not None and (stats.errors or job_trouble):

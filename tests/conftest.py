@@ -153,6 +153,7 @@ SLOW_FILES = (  # longest first (per file or XDIST_GROUPS group, from --duration
 # each other.
 XDIST_GROUPS = {
     "tests/e2e/test_cli.py": "live_server",
+    "tests/e2e/test_client.py": "live_server",
     "tests/e2e/test_lifecycle.py": "live_server",
     "tests/faults/test_api_guard.py": "hostile_server",
     "tests/faults/test_hostile_input.py": "hostile_server",

@@ -1,4 +1,5 @@
-"""The `forgesyte` command: serve, worker, db; the client verbs live in forgesyte.client_cli."""
+"""The `forgesyte` command: serve, worker, db; the client verbs live in
+forgesyte.client_commands."""
 
 from __future__ import annotations
 
@@ -14,14 +15,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any
 
-from forgesyte.client_cli import (  # noqa: F401  (the client verbs' helpers, re-exported)
-    add_client_commands,
-    add_option_flags,
-    clock,
-    format_timeline,
-    option_flag,
-    submit_fields,
-)
+from forgesyte.client_commands import add_client_commands
 from forgesyte.settings import (
     Settings,
     analysis_threads,

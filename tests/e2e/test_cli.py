@@ -9,17 +9,17 @@ import json
 import os
 import re
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-import httpx
 import pytest
 
-from forgesyte.cli import build_parser, main, option_flag, submit_fields
+from forgesyte.cli import build_parser, main
+from forgesyte.client import option_fields
+from forgesyte.client_commands import option_flag, submit_options
 from forgesyte.jobs.options import JobOptions
-from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess
+from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, wait_for_end
 from tests.support.videos import write_counter_video
 
 
@@ -70,23 +70,14 @@ def test_client_commands_and_the_locked_duckdb_message(
         == 0
     )
     sampled_job_id = capsys.readouterr().out.strip()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert main(["status", "--json", "--url", url, job_id]) == 0
-        status = json.loads(capsys.readouterr().out)
-        if status["status"] == "completed":
-            break
-        time.sleep(0.2)
-    assert status["status"] == "completed"
+    assert wait_for_end(url, job_id, 60)[0].status == "completed"
+    assert main(["status", "--json", "--url", url, job_id]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "completed"
     assert main(["results", "--url", url, job_id]) == 0
     results = json.loads(capsys.readouterr().out)
     assert len(results["results"]) == 20
     assert results["options"] == JobOptions().to_json()
-    while time.monotonic() < deadline:
-        assert main(["status", "--json", "--url", url, sampled_job_id]) == 0
-        if json.loads(capsys.readouterr().out)["status"] == "completed":
-            break
-        time.sleep(0.2)
+    assert wait_for_end(url, sampled_job_id, 60)[0].status == "completed"
     assert main(["results", "--url", url, sampled_job_id]) == 0
     sampled = json.loads(capsys.readouterr().out)
     assert sampled["options"] == {
@@ -165,8 +156,11 @@ def test_submit_sends_only_the_options_set(
     args = build_parser().parse_args(
         ["submit", "--sample-fps", "2", "--no-skip-unchanged", "clip.mp4"]
     )
-    assert submit_fields(args) == {"sample_fps": "2.0", "skip_unchanged": "false"}
-    assert JobOptions.from_form(submit_fields(args)) == JobOptions(sample_fps=2.0)
+    assert submit_options(args) == {"sample_fps": 2.0, "skip_unchanged": False}
+    # what the client sends for them, read back as the server reads it
+    sent = option_fields(submit_options(args))
+    assert sent == {"sample_fps": "2.0", "skip_unchanged": "false"}
+    assert JobOptions.from_form(sent) == JobOptions(sample_fps=2.0)
     # a combination the model refuses is refused before anything is uploaded
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not read")
@@ -303,6 +297,8 @@ def test_exit_codes_failed_job_unknown_job_and_no_server(
     nobody = _forgesyte("status", "00000000-0000-0000-0000-000000000000", url="http://127.0.0.1:9")
     assert nobody.returncode == 2
     assert "cannot reach http://127.0.0.1:9" in nobody.stderr
+    not_http = _forgesyte("status", "00000000-0000-0000-0000-000000000000", url="ftp://host")
+    assert not_http.returncode == 2 and "not an http(s) URL" in not_http.stderr
 
     missing = _forgesyte("submit", "/nonexistent/clip.mp4", url=live_server.url)
     assert missing.returncode == 2 and "no such file" in missing.stderr
@@ -371,13 +367,8 @@ def test_jobs_cancel_and_delete(live_server: ServerProcess, tmp_path: Path) -> N
     cancelled = _forgesyte("cancel", job_id, url=url)
     assert cancelled.returncode == 0, cancelled.stderr
     assert cancelled.stdout.startswith(f"job {job_id} ")
-    deadline = time.monotonic() + 30
-    # wait over HTTP (a `forgesyte status` process per poll costs a second of CPU each)
-    while httpx.get(f"{url}/v1/video/status/{job_id}", timeout=10).json()["status"] != (
-        "cancelled"
-    ):
-        assert time.monotonic() < deadline, "the job was not cancelled within 30 s"
-        time.sleep(0.2)
+    # wait with the library (a `forgesyte status` process per poll costs a second of CPU)
+    assert wait_for_end(url, job_id, 30)[0].status == "cancelled"
     assert _forgesyte("status", job_id, url=url).returncode == 1  # cancelled: not ok
     again = _forgesyte("cancel", job_id, url=url)
     assert again.returncode == 1 and "HTTP 409" in again.stderr

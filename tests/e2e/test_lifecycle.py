@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import HALF_TIME_TEXT, SCORE_TEXT
-from tests.support.server import ServerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, run_job, submit_video, wait_for_end
 from tests.support.videos import (
     garbage_after_ftyp_mp4,
     header_only_mp4,
@@ -24,12 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_ocr_job_reads_the_right_text_at_the_right_frames(
     live_server: ServerProcess, score_video: Path
 ) -> None:
-    response = submit(live_server.url, score_video.read_bytes(), frame_stride=5)
-    assert response.status_code == 200
-    job_id = response.json()["job_id"]
+    job_id = submit_video(live_server.url, score_video.read_bytes(), frame_stride=5)
     status, progress = wait_for_end(live_server.url, job_id)
-    assert status["status"] == "completed", status
-    assert status["progress"] == 100.0
+    assert status.status == "completed", status
+    assert status.progress == 100.0
     assert progress == sorted(progress), "progress never goes back"
     results = httpx.get(f"{live_server.url}/v1/video/results/{job_id}", timeout=10).json()
     frames = results["results"]
@@ -49,20 +47,21 @@ def test_corrupt_videos_fail_and_the_next_good_job_completes(
         truncated_mp4(good, tmp_path / "truncated.mp4", 0.5),
         garbage_after_ftyp_mp4(tmp_path / "garbage.mp4"),
     ]
-    bad_ids = []
-    for path in broken:
-        response = submit(live_server.url, path.read_bytes(), pipeline_id="testkit_grey")
-        assert response.status_code == 200, response.text
-        bad_ids.append(response.json()["job_id"])
-    good_response = submit(live_server.url, good.read_bytes(), pipeline_id="testkit_grey")
+    bad_ids = [
+        submit_video(live_server.url, path.read_bytes(), pipeline_id="testkit_grey")
+        for path in broken
+    ]
+    good_id = submit_video(live_server.url, good.read_bytes(), pipeline_id="testkit_grey")
     for job_id in bad_ids:
         status, _ = wait_for_end(live_server.url, job_id)
-        assert status["status"] == "failed"
-        assert status["error_message"].startswith("video could not be decoded")
+        assert status.status == "failed"
+        assert status.error_message and status.error_message.startswith(
+            "video could not be decoded"
+        )
         results = httpx.get(f"{live_server.url}/v1/video/results/{job_id}", timeout=10)
         assert results.status_code == 404 and "failed" in results.json()["detail"]
-    status, _ = wait_for_end(live_server.url, good_response.json()["job_id"])
-    assert status["status"] == "completed"
+    status, _ = wait_for_end(live_server.url, good_id)
+    assert status.status == "completed"
     health = httpx.get(f"{live_server.url}/healthz", timeout=10).json()
     assert health["status"] == "ok"
 
@@ -100,13 +99,9 @@ def test_user_pipelines_and_a_third_party_plugin_run_in_a_real_server(
     assert ids["testkit_grey"]["available"] is True  # from FORGESYTE_PIPELINES_DIR
     assert ids["testkit_grey"]["nodes"][0]["plugin_type"] == "testkit"  # entry-point plugin
     video = write_counter_video(tmp_path / "v.mp4", 60, fps=30.0)
-    response = submit(live_server.url, video.read_bytes(), pipeline_id="testkit_grey", sample_fps=4)
-    assert response.status_code == 200, response.text
-    status, _ = wait_for_end(live_server.url, response.json()["job_id"])
-    assert status["status"] == "completed"
-    results = httpx.get(
-        f"{live_server.url}/v1/video/results/{response.json()['job_id']}", timeout=10
-    ).json()
+    status = run_job(live_server.url, video.read_bytes(), pipeline_id="testkit_grey", sample_fps=4)
+    assert status.status == "completed"
+    results = httpx.get(f"{live_server.url}/v1/video/results/{status.job_id}", timeout=10).json()
     assert [f["frame_index"] for f in results["results"]] == [0, 8, 15, 23, 30, 38, 45, 53]
     assert all(isinstance(f["result"]["grey"], float) for f in results["results"])
 
@@ -114,14 +109,10 @@ def test_user_pipelines_and_a_third_party_plugin_run_in_a_real_server(
 def test_an_out_of_the_box_detector_pipeline_runs(
     live_server: ServerProcess, score_video: Path
 ) -> None:
-    response = submit(
+    status = run_job(
         live_server.url, score_video.read_bytes(), pipeline_id="people_detect", max_frames=3
     )
-    assert response.status_code == 200, response.text
-    status, _ = wait_for_end(live_server.url, response.json()["job_id"])
-    assert status["status"] == "completed", status
-    results = httpx.get(
-        f"{live_server.url}/v1/video/results/{response.json()['job_id']}", timeout=10
-    ).json()
+    assert status.status == "completed", status
+    results = httpx.get(f"{live_server.url}/v1/video/results/{status.job_id}", timeout=10).json()
     assert len(results["results"]) == 3
     assert all(f["result"] == {"people": []} for f in results["results"])

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from forgesyte.client import JobStatus as Ended  # a job's status answer
 from forgesyte.jobs.models import JobStatus
 from tests.support.metrics import scrape
-from tests.support.server import ServerProcess, submit
+from tests.support.server import ServerProcess, submit_video, wait_for_end
 from tests.support.videos import header_only_mp4, write_counter_video
 
 pytestmark = pytest.mark.e2e
@@ -36,35 +35,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def jobs(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def jobs(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ended]:
     """The final status of each job, by job id: two completed noop jobs and a failed one."""
     folder = tmp_path_factory.mktemp("videos")
     good = write_counter_video(folder / "good.mp4", FRAMES, size_wh=(32, 24)).read_bytes()
     bad = header_only_mp4(folder / "bad.mp4").read_bytes()
-    job_ids = []
-    for video in (good, good, bad):
-        answer = submit(server.url, video, headers=HEADERS, pipeline_id="testkit_noop")
-        assert answer.status_code == 200, answer.text
-        job_ids.append(answer.json()["job_id"])
-    return {job_id: _wait_for_end(server.url, job_id) for job_id in job_ids}
+    job_ids = [
+        submit_video(server.url, video, api_key=API_KEY, pipeline_id="testkit_noop")
+        for video in (good, good, bad)
+    ]
+    return {
+        job_id: wait_for_end(server.url, job_id, 180.0, api_key=API_KEY)[0] for job_id in job_ids
+    }
 
 
-def _wait_for_end(url: str, job_id: str, timeout_s: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = httpx.get(
-            f"{url}/v1/video/status/{job_id}", headers=HEADERS, timeout=10
-        ).json()
-        if status["status"] in ("completed", "failed"):
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not end in {timeout_s} s")
-
-
-def _seconds(status: dict[str, Any]) -> float:
-    created = datetime.fromisoformat(status["created_at"].replace("Z", "+00:00"))
-    updated = datetime.fromisoformat(status["updated_at"].replace("Z", "+00:00"))
-    return (updated - created).total_seconds()
+def _seconds(status: Ended) -> float:
+    return (status.updated_at - status.created_at).total_seconds()
 
 
 def test_metrics_need_the_api_key(server: ServerProcess) -> None:
@@ -77,7 +63,7 @@ def test_metrics_need_the_api_key(server: ServerProcess) -> None:
 
 
 def test_metrics_count_the_jobs_the_server_ran(
-    server: ServerProcess, jobs: dict[str, dict[str, Any]]
+    server: ServerProcess, jobs: dict[str, Ended]
 ) -> None:
     metrics = scrape(server.url, API_KEY)
     health = httpx.get(f"{server.url}/healthz", timeout=10).json()["jobs"]
@@ -94,7 +80,7 @@ def test_metrics_count_the_jobs_the_server_ran(
 
     # the duration histogram: one series per (pipeline, final status), the jobs' own times
     for final in ("completed", "failed"):
-        ended = [s for s in jobs.values() if s["status"] == final]
+        ended = [s for s in jobs.values() if s.status == final]
         labels = {"pipeline_id": "testkit_noop", "status": final}
         count = metrics.value("forgesyte_job_duration_seconds_count", **labels)
         assert count == len(ended)
@@ -118,7 +104,7 @@ def test_metrics_count_the_jobs_the_server_ran(
             "frames_analysed"
         ]
         for job_id, status in jobs.items()
-        if status["status"] == "completed"
+        if status.status == "completed"
     )
     assert analysed == 2 * FRAMES
     assert metrics.value("forgesyte_frames_analysed_total") == analysed
@@ -138,7 +124,7 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def test_logs_are_json_lines_and_job_lines_carry_the_job_id(
-    server: ServerProcess, jobs: dict[str, dict[str, Any]]
+    server: ServerProcess, jobs: dict[str, Ended]
 ) -> None:
     log_file = server.data_dir / "forgesyte.log"  # the default: <data dir>/forgesyte.log
     entries = _json_lines(log_file)
@@ -149,7 +135,7 @@ def test_logs_are_json_lines_and_job_lines_carry_the_job_id(
         events = " | ".join(e["event"] for e in about)
         assert f"job {job_id}: accepted" in events
         assert f"job {job_id}: claimed by" in events
-        assert f"job {job_id}: {status['status']}" in events
+        assert f"job {job_id}: {status.status}" in events
         # the API's access lines for this job's routes carry it too
         assert any(
             e["logger"] == "uvicorn.access" and e.get("job_id") == job_id for e in entries

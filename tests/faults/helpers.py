@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 
+from forgesyte.client import JobStatus
 from forgesyte.db.engine import create_db_engine
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobRecord
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_until
 
 BOUNDARY = "faultsboundary7d1c"
 LEAK_MARKERS = ("Traceback", 'File "', "/tmp", "/work", "site-packages", ".py")
@@ -96,18 +97,14 @@ def wait_for_status(
     *,
     min_progress: float = 0.0,
     timeout_s: float = 60.0,
-) -> dict[str, Any]:
-    """Poll a job until it has the wanted status (and at least min_progress)."""
-    deadline = time.monotonic() + timeout_s
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status = status_of(server, job_id).json()
-        if status["status"] == wanted and status["progress"] >= min_progress:
-            return status
-        if status["status"] in ("completed", "failed") and wanted != status["status"]:
-            break
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never reached {wanted}/{min_progress}: {status}")
+) -> JobStatus:
+    """Follow a job until it has the wanted status (and at least min_progress)."""
+    return wait_until(
+        server.url,
+        job_id,
+        lambda status: status.status == wanted and status.progress >= min_progress,
+        timeout_s=timeout_s,
+    )
 
 
 def results_of(server: ServerProcess, job_id: str) -> dict[str, Any]:

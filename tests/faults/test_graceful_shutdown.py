@@ -18,7 +18,7 @@ from tests.faults.helpers import (
     wait_for_status,
     wait_until_gone,
 )
-from tests.support.server import submit, wait_for_end
+from tests.support.server import submit_video, wait_for_end
 
 GRACE_S = 2.0
 EXIT_MARGIN_S = 6.0  # uvicorn's own shutdown, killing the child, handing back, interpreter exit
@@ -34,8 +34,7 @@ def test_sigterm_mid_job_exits_0_in_time_and_a_restart_completes_the_job(
 ) -> None:
     data_dir = tmp_path / "data"
     server = start_server(data_dir, **SHUTDOWN_ENV)
-    response = submit(server.url, small_video.read_bytes(), pipeline_id="testkit_sleep")
-    job_id = response.json()["job_id"]
+    job_id = submit_video(server.url, small_video.read_bytes(), pipeline_id="testkit_sleep")
     wait_for_status(server, job_id, "running", min_progress=5)
     assert server.process is not None
     family = children_of(server.process.pid)
@@ -58,6 +57,6 @@ def test_sigterm_mid_job_exits_0_in_time_and_a_restart_completes_the_job(
 
     restarted = start_server(data_dir, FORGESYTE_TESTKIT_SLEEP_S="0.05")
     status, _ = wait_for_end(restarted.url, job_id, timeout_s=90)
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     assert_every_frame_once(results_of(restarted, job_id), 30)
     assert_no_orphans(restarted)

@@ -138,12 +138,12 @@ def test_a_hostile_file_is_refused_or_fails_cleanly_and_leaves_nothing(
         assert response.status_code == 200, response.text
         job_id = response.json()["job_id"]
         status, _ = wait_for_end(hostile_server.url, job_id, timeout_s=60)
-        if expected == CLAMPED and status["status"] == "completed":
+        if expected == CLAMPED and status.status == "completed":
             assert_every_frame_once(results_of(hostile_server, job_id), FRAMES)
         else:
-            assert status["status"] == "failed", status
-            assert status["error_message"].startswith(UNDECODABLE), status
-            assert_no_leak(status["error_message"], hostile_server.data_dir)
+            assert status.status == "failed", status
+            assert status.error_message.startswith(UNDECODABLE), status
+            assert_no_leak(status.error_message, hostile_server.data_dir)
         assert sum(job_counts(hostile_server).values()) == rows_before + 1
     assert httpx.get(f"{hostile_server.url}/healthz", timeout=10).json()["status"] == "ok"
     assert_no_orphans(hostile_server)

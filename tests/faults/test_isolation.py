@@ -13,7 +13,7 @@ from tests.faults.helpers import (
     assert_no_orphans,
     results_of,
 )
-from tests.support.server import ServerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, submit_video, wait_for_end
 
 
 @pytest.mark.parametrize(
@@ -32,16 +32,16 @@ def test_a_runaway_pipeline_fails_its_job_and_the_next_job_is_fine(
     hostile_server: ServerProcess, small_video: Path, pipeline_id: str, message: str
 ) -> None:
     video = small_video.read_bytes()
-    bad = submit(hostile_server.url, video, pipeline_id=pipeline_id).json()["job_id"]
-    good = submit(hostile_server.url, video, pipeline_id="testkit_grey").json()["job_id"]
+    bad = submit_video(hostile_server.url, video, pipeline_id=pipeline_id)
+    good = submit_video(hostile_server.url, video, pipeline_id="testkit_grey")
     status, _ = wait_for_end(hostile_server.url, bad, timeout_s=60)
-    assert status["status"] == "failed", status
-    assert message in status["error_message"]
-    assert_no_leak(status["error_message"], hostile_server.data_dir)
+    assert status.status == "failed", status
+    assert message in status.error_message
+    assert_no_leak(status.error_message, hostile_server.data_dir)
     health = httpx.get(f"{hostile_server.url}/healthz", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
     status, _ = wait_for_end(hostile_server.url, good, timeout_s=90)
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     assert_every_frame_once(results_of(hostile_server, good), 30)
     assert hostile_server.process is not None and hostile_server.process.poll() is None
     assert_no_orphans(hostile_server)

@@ -24,7 +24,7 @@ from tests.faults.helpers import (
     wait_for_status,
     wait_until_gone,
 )
-from tests.support.server import submit, wait_for_end
+from tests.support.server import submit_video, wait_for_end
 
 # a short lease, so a restarted server reclaims the job at once; 30 frames of 0.2 s each
 KILL_ENV = {"FORGESYTE_LEASE_SECONDS": "2", "FORGESYTE_TESTKIT_SLEEP_S": "0.2"}
@@ -33,9 +33,7 @@ KILL_ENV = {"FORGESYTE_LEASE_SECONDS": "2", "FORGESYTE_TESTKIT_SLEEP_S": "0.2"}
 def _kill_mid_job(start: StartServer, data_dir: Path, video: Path, **env: str) -> str:
     """Start a server, run a testkit_sleep job until it is under way, then kill -9 the server."""
     server = start(data_dir, **env)
-    response = submit(server.url, video.read_bytes(), pipeline_id="testkit_sleep")
-    assert response.status_code == 200, response.text
-    job_id: str = response.json()["job_id"]
+    job_id = submit_video(server.url, video.read_bytes(), pipeline_id="testkit_sleep")
     wait_for_status(server, job_id, "running", min_progress=10)
     assert server.process is not None
     family = children_of(server.process.pid)
@@ -53,8 +51,7 @@ def test_a_job_killed_with_its_server_runs_again_and_completes_once(
 ) -> None:
     data_dir = tmp_path / "data"
     server = start_server(data_dir, **KILL_ENV)
-    response = submit(server.url, small_video.read_bytes(), pipeline_id="testkit_sleep")
-    job_id = response.json()["job_id"]
+    job_id = submit_video(server.url, small_video.read_bytes(), pipeline_id="testkit_sleep")
     wait_for_status(server, job_id, "running", min_progress=10)
     # an upload in flight when the server dies leaves its temporary file behind
     with socket.create_connection(("127.0.0.1", server.port)) as upload:
@@ -78,7 +75,7 @@ def test_a_job_killed_with_its_server_runs_again_and_completes_once(
     restarted = start_server(data_dir, **KILL_ENV)
     assert temporary_files(restarted) == [], "the start-up sweep removes stale temporary files"
     status, _ = wait_for_end(restarted.url, job_id, timeout_s=90)
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     assert_every_frame_once(results_of(restarted, job_id), 30)
     assert_no_orphans(restarted)
     assert restarted.terminate() == 0
@@ -93,8 +90,8 @@ def test_a_job_whose_attempts_ran_out_fails_saying_its_worker_was_lost(
     job_id = _kill_mid_job(start_server, data_dir, small_video, **env)
     restarted = start_server(data_dir, **env)
     status, _ = wait_for_end(restarted.url, job_id, timeout_s=90)
-    assert status["status"] == "failed", status
-    assert status["error_message"] == (
+    assert status.status == "failed", status
+    assert status.error_message == (
         "the worker running this job was lost 1 time (lease expired each time); "
         "giving up after 1 attempt"
     )

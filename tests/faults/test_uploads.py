@@ -160,7 +160,7 @@ def test_retried_submits_make_one_job(hostile_server: ServerProcess, small_video
     (job_id,) = job_ids
     assert first_answer.status == 200 and job_id.encode() in first_answer.body
     status, _ = wait_for_end(hostile_server.url, job_id)
-    assert status["status"] == "completed"
+    assert status.status == "completed"
     headers = {"Idempotency-Key": key}
     again = submit(hostile_server.url, video, headers=headers, pipeline_id="testkit_grey")
     assert again.json()["job_id"] == job_id

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import ServerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, run_job
 from tests.support.videos import write_counter_video
 from tests.video.crafted import frame_count_bomb_mp4, write_h264_video
 
@@ -29,11 +29,9 @@ def decode_server(
     )
     server.start()
     try:
-        response = submit(
-            server.url, hostile_files["honest"].read_bytes(), pipeline_id="testkit_grey"
-        )
-        status, _ = wait_for_end(server.url, response.json()["job_id"], timeout_s=180)
-        assert status["status"] == "completed", status
+        honest = hostile_files["honest"].read_bytes()
+        status = run_job(server.url, honest, timeout_s=180, pipeline_id="testkit_grey")
+        assert status.status == "completed", status
         yield server
         code = server.terminate()
         assert code == 0, f"exit code {code} on SIGTERM:\n{server.log_text()}"

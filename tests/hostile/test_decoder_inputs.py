@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess, submit, wait_for_end
+from forgesyte.client import JobStatus
+from tests.support.server import ServerProcess, submit, submit_video, wait_for_end
 from tests.video.crafted import concat_playlist, ftyp_then_concat_playlist, hls_playlist
 
 TERMINAL_WITHIN_S = 10.0  # a hostile file ends within this (the old code hung or read on)
@@ -21,21 +22,20 @@ HUGE_REASON = (
 )
 
 
-def run_job(server: ServerProcess, data: bytes, **options: Any) -> tuple[dict[str, Any], float]:
+def run_job(server: ServerProcess, data: bytes, **options: Any) -> tuple[JobStatus, float]:
     """Submit and wait (past the bound, so a slow job shows its real time): status, seconds."""
     started = time.monotonic()
-    response = submit(server.url, data, pipeline_id="testkit_grey", **options)
-    assert response.status_code == 200, response.text
-    status, _ = wait_for_end(server.url, response.json()["job_id"], timeout_s=90)
+    job_id = submit_video(server.url, data, pipeline_id="testkit_grey", **options)
+    status, _ = wait_for_end(server.url, job_id, timeout_s=90)
     elapsed = time.monotonic() - started
-    print(f"{options or 'defaults'}: {status['status']} in {elapsed:.2f} s")
+    print(f"{options or 'defaults'}: {status.status} in {elapsed:.2f} s")
     return status, elapsed
 
 
 def assert_worker_free(server: ServerProcess, honest: Path) -> None:
     """The next honest job completes promptly: nothing is left blocking the worker."""
     status, elapsed = run_job(server, honest.read_bytes())
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     assert elapsed < TERMINAL_WITHIN_S
 
 
@@ -51,11 +51,11 @@ def test_a_frame_count_bomb_ends_in_seconds(
     assert len(bomb) < 4096
     status, elapsed = run_job(decode_server, bomb, **options)
     assert elapsed < TERMINAL_WITHIN_S, f"{status} after {elapsed:.1f} s"
-    if status["status"] == "failed":
-        assert status["error_message"].startswith("video could not be decoded: "), status
-        assert "declared frames" in status["error_message"]
+    if status.status == "failed":
+        assert status.error_message.startswith("video could not be decoded: "), status
+        assert "declared frames" in status.error_message
     else:
-        assert status["status"] == "completed", status
+        assert status.status == "completed", status
     assert_worker_free(decode_server, hostile_files["honest"])
 
 
@@ -63,18 +63,17 @@ def test_huge_frames_fail_with_their_size(
     decode_server: ServerProcess, hostile_files: dict[str, Path]
 ) -> None:
     status, elapsed = run_job(decode_server, hostile_files["huge"].read_bytes())
-    assert status["status"] == "failed", status
-    assert status["error_message"] == HUGE_REASON
+    assert status.status == "failed", status
+    assert status.error_message == HUGE_REASON
     assert elapsed < TERMINAL_WITHIN_S
     assert_worker_free(decode_server, hostile_files["honest"])
 
 
 def _victim(server: ServerProcess, honest: Path) -> tuple[str, Path]:
     """Another user's completed job: its id and where its video is stored."""
-    response = submit(server.url, honest.read_bytes(), pipeline_id="testkit_grey")
-    job_id = response.json()["job_id"]
+    job_id = submit_video(server.url, honest.read_bytes(), pipeline_id="testkit_grey")
     status, _ = wait_for_end(server.url, job_id, timeout_s=60)
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     stored = server.data_dir / "storage" / "videos" / f"{job_id}.mp4"
     assert stored.is_file()
     return job_id, stored
@@ -107,10 +106,10 @@ def test_a_playlist_never_reads_another_jobs_video(
     playlist_job = response.json()["job_id"]
     status, _ = wait_for_end(decode_server.url, playlist_job, timeout_s=60)
     elapsed = time.monotonic() - started
-    print(f"{name}: {status['status']} in {elapsed:.2f} s")
-    assert status["status"] == "failed", f"the playlist job read a video: {status}"
-    assert status["error_message"].startswith("video could not be decoded: "), status
-    assert str(decode_server.data_dir) not in status["error_message"]
+    print(f"{name}: {status.status} in {elapsed:.2f} s")
+    assert status.status == "failed", f"the playlist job read a video: {status}"
+    assert status.error_message.startswith("video could not be decoded: "), status
+    assert str(decode_server.data_dir) not in status.error_message
     results = httpx.get(f"{decode_server.url}/v1/video/results/{playlist_job}", timeout=10)
     assert results.status_code == 404  # no frames, from the named file or any other
     assert elapsed < TERMINAL_WITHIN_S

@@ -13,13 +13,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from forgesyte.settings import machine_memory_mb
-from tests.support.server import ServerProcess, submit
+from tests.support.server import ServerProcess, run_job, submit, submit_video, wait_for_end
 from tests.support.videos import write_counter_video
 from tests.video.crafted import concat_playlist
 
@@ -64,19 +63,6 @@ def small_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """Ten tiny frames: a cheap honest job."""
     folder = tmp_path_factory.mktemp("hostile-limits-video")
     return write_counter_video(folder / "small.mp4", 10, size_wh=(96, 64)).read_bytes()
-
-
-def wait_for_end(server_url: str, job_id: str, timeout_s: float) -> tuple[dict[str, Any], None]:
-    """Poll a job (with the API key) until it is completed or failed; its last status."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status: dict[str, Any] = httpx.get(
-            f"{server_url}/v1/video/status/{job_id}", headers=AUTH, timeout=10
-        ).json()
-        if status.get("status") in ("completed", "failed"):
-            return status, None
-        assert time.monotonic() < deadline, f"job {job_id} did not end: {status}"
-        time.sleep(0.1)
 
 
 def full_log(server: ServerProcess) -> str:
@@ -320,9 +306,10 @@ def _descendants(pid: int) -> list[int]:
 
 
 def test_no_child_process_sees_a_secret(limits_server: ServerProcess, small_video: bytes) -> None:
-    response = submit(limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_grey")
-    status, _ = wait_for_end(limits_server.url, response.json()["job_id"], timeout_s=120)
-    assert status["status"] == "completed", status
+    status = run_job(
+        limits_server.url, small_video, timeout_s=120, api_key=API_KEY, pipeline_id="testkit_grey"
+    )
+    assert status.status == "completed", status
     assert limits_server.process is not None
     children = _descendants(limits_server.process.pid)
     commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children}
@@ -344,27 +331,31 @@ def test_the_derived_memory_cap_is_reported_and_enforced(
     cap = health["child_memory_mb"]
     assert cap in (CHILD_CAP_MB, CHILD_CAP_MB + 1), health  # rounding of the fraction
     assert f"each analysis child may use {cap} MiB of memory" in full_log(limits_server)
-    hog = submit(limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_hog_memory")
-    good = submit(limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_grey")
+    url = limits_server.url
+    hog = submit_video(url, small_video, api_key=API_KEY, pipeline_id="testkit_hog_memory")
+    good = submit_video(url, small_video, api_key=API_KEY, pipeline_id="testkit_grey")
     started = time.monotonic()
-    status, _ = wait_for_end(limits_server.url, hog.json()["job_id"], timeout_s=60)
-    print(f"memory hog: {status['status']} in {time.monotonic() - started:.2f} s")
-    assert status["status"] == "failed", status
-    assert f"over the memory cap of {cap} MiB, and was stopped" in status["error_message"]
-    status, _ = wait_for_end(limits_server.url, good.json()["job_id"], timeout_s=90)
-    assert status["status"] == "completed", status
+    status, _ = wait_for_end(url, hog, timeout_s=60, api_key=API_KEY)
+    print(f"memory hog: {status.status} in {time.monotonic() - started:.2f} s")
+    assert status.status == "failed", status
+    assert f"over the memory cap of {cap} MiB, and was stopped" in status.error_message
+    status, _ = wait_for_end(url, good, timeout_s=90, api_key=API_KEY)
+    assert status.status == "completed", status
 
 
 def test_a_plugin_error_names_the_plugin_and_keeps_its_text_in_the_log(
     limits_server: ServerProcess, small_video: bytes
 ) -> None:
-    response = submit(
-        limits_server.url, small_video, headers=AUTH, pipeline_id="testkit_missing_key"
+    status = run_job(
+        limits_server.url,
+        small_video,
+        timeout_s=60,
+        api_key=API_KEY,
+        pipeline_id="testkit_missing_key",
     )
-    job_id = response.json()["job_id"]
-    status, _ = wait_for_end(limits_server.url, job_id, timeout_s=60)
-    assert status["status"] == "failed", status
-    message = status["error_message"]
+    job_id = status.job_id
+    assert status.status == "failed", status
+    message = status.error_message
     assert message == (
         "plugin testkit.missing_key failed (KeyError); the server log has the details"
     )

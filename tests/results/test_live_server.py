@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import webvtt
 
-from forgesyte.cli import clock, format_timeline, main
-from tests.support.server import ServerProcess, submit, wait_for_end
+from forgesyte.cli import main
+from forgesyte.client import Timeline
+from forgesyte.client_commands import clock, format_timeline
+from tests.support.server import ServerProcess, run_job
 from tests.support.videos import write_text_video
 
 GATE_TEXTS = ["GATE 7 OPEN"] * 6 + [""] * 4 + ["EXIT"] * 4  # 10 fps, 1.4 s
@@ -29,35 +31,48 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def gate_job(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> str:
     video = write_text_video(tmp_path_factory.mktemp("v") / "gate.mp4", GATE_TEXTS)
-    response = submit(server.url, video.read_bytes(), pipeline_id="ocr_only", frame_stride=2)
-    assert response.status_code == 200, response.text
-    job_id: str = response.json()["job_id"]
-    status, _ = wait_for_end(server.url, job_id, timeout_s=180)
-    assert status["status"] == "completed", status
-    return job_id
+    status = run_job(
+        server.url, video.read_bytes(), timeout_s=180, pipeline_id="ocr_only", frame_stride=2
+    )
+    assert status.status == "completed", status
+    return status.job_id
 
 
 def test_clock_and_format() -> None:
     assert clock(2.0) == "00:02.0" and clock(5.44) == "00:05.4" and clock(3725.0) == "62:05.0"
-    timeline = {
-        "text": [{"text": "GATE 7 OPEN", "start_s": 2.0, "end_s": 5.4}],
-        "objects": [
-            {
-                "track_id": 1,
-                "class_name": "car",
-                "start_s": 0.0,
-                "end_s": 1.0,
-                "frames": 3,
-                "confidence": 0.8765,
-            }
-        ],
-    }
+    span = {"first_frame": 0, "last_frame": 10, "frames": 3}
+    timeline = Timeline.from_json(
+        {
+            "job_id": "j",
+            "text": [
+                {
+                    "text": "GATE 7 OPEN",
+                    "start_s": 2.0,
+                    "end_s": 5.4,
+                    "confidence": 0.9,
+                    "box": [[0, 0], [1, 0], [1, 1], [0, 1]],
+                    **span,
+                }
+            ],
+            "objects": [
+                {
+                    "track_id": 1,
+                    "class_name": "car",
+                    "start_s": 0.0,
+                    "end_s": 1.0,
+                    "confidence": 0.8765,
+                    "box": [0, 0, 1, 1],
+                    **span,
+                }
+            ],
+        }
+    )
     assert format_timeline(timeline) == [
         "00:02.0\u201300:05.4  GATE 7 OPEN",
         "",
         "00:00.0\u201300:01.0  #1 car  (3 frames, best 0.88)",
     ]
-    assert format_timeline({"text": [], "objects": []}) == ["no text", "", "no objects"]
+    assert format_timeline(Timeline(job_id="j")) == ["no text", "", "no objects"]
 
 
 def test_timeline_cli_vtt_and_preview_on_a_real_server(

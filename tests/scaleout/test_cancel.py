@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from forgesyte.client import Backoff, Client
 from tests.scaleout.conftest import ScaleOutDeployment
-from tests.support.server import ServerProcess, WorkerProcess, submit
+from tests.support.server import ServerProcess, WorkerProcess, submit_video, wait_until
 from tests.support.videos import write_counter_video
 
 pytestmark = pytest.mark.e2e  # real forgesyte processes
@@ -33,19 +34,17 @@ def api_and_worker(
         yield api, workers[0]
 
 
-def _status(url: str, job_id: str) -> dict[str, object]:
-    body: dict[str, object] = httpx.get(f"{url}/v1/video/status/{job_id}", timeout=10).json()
-    return body
+POLL = Backoff(first_s=0.02, factor=1.0, max_s=0.02)  # the latencies are read to 0.02 s
 
 
 def _wait(url: str, job_id: str, wanted: str, timeout_s: float, progressed: bool = False) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = _status(url, job_id)
-        if status["status"] == wanted and (not progressed or float(str(status["progress"])) > 0):
-            return
-        assert time.monotonic() < deadline, f"job {job_id} never {wanted}: {status}"
-        time.sleep(0.02)
+    wait_until(
+        url,
+        job_id,
+        lambda status: status.status == wanted and (not progressed or status.progress > 0),
+        timeout_s=timeout_s,
+        poll=POLL,
+    )
 
 
 def test_a_worker_in_another_process_stops_a_cancelled_job(
@@ -56,11 +55,7 @@ def test_a_worker_in_another_process_stops_a_cancelled_job(
 ) -> None:
     api, worker = api_and_worker
     video = write_counter_video(tmp_path / "slow.mp4", SLOW_FRAMES).read_bytes()
-    ids = []
-    for _ in range(TRIES + 1):
-        response = submit(api.url, video, pipeline_id="testkit_sleep")
-        assert response.status_code == 200, response.text
-        ids.append(response.json()["job_id"])
+    ids = [submit_video(api.url, video, pipeline_id="testkit_sleep") for _ in range(TRIES + 1)]
     latencies = []
     for index in range(TRIES):
         _wait(api.url, ids[index], "running", 90.0, progressed=True)
@@ -69,7 +64,8 @@ def test_a_worker_in_another_process_stops_a_cancelled_job(
         assert response.status_code == 200 and response.json()["status"] == "cancelled"
         _wait(api.url, ids[index + 1], "running", 30.0)  # the worker moved on
         latencies.append(time.monotonic() - started)
-        assert _status(api.url, ids[index])["status"] == "cancelled"
+        with Client(api.url) as client:
+            assert client.job(ids[index]).status().status == "cancelled"
     assert httpx.post(f"{api.url}/v1/video/cancel/{ids[-1]}", timeout=10).status_code == 200
     assert max(latencies) < CANCEL_DEADLINE_S, latencies
     assert deployment.object_keys("results") == []  # a cancelled job keeps no results

@@ -12,12 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 
 from tests.scaleout.conftest import ScaleOutDeployment
 from tests.support.metrics import scrape
-from tests.support.server import ServerProcess, WorkerProcess, submit
+from tests.support.server import ServerProcess, WorkerProcess, submit_video, wait_for_end
 from tests.support.videos import write_counter_video
 
 pytestmark = pytest.mark.e2e  # real forgesyte processes
@@ -48,11 +47,9 @@ def test_every_replica_reports_the_jobs_of_the_whole_deployment(
     worker: WorkerProcess | None = None
     try:
         video = write_counter_video(tmp_path / "v.mp4", FRAMES, size_wh=(32, 24)).read_bytes()
-        job_ids = []
-        for _ in range(JOBS):
-            answer = submit(submitter.url, video, pipeline_id="testkit_noop")
-            assert answer.status_code == 200, answer.text
-            job_ids.append(answer.json()["job_id"])
+        job_ids = [
+            submit_video(submitter.url, video, pipeline_id="testkit_noop") for _ in range(JOBS)
+        ]
 
         # no worker yet: the replica that took no submit sees the queue
         queued = scrape(other.url)
@@ -72,18 +69,8 @@ def test_every_replica_reports_the_jobs_of_the_whole_deployment(
         assert later.value("forgesyte_queue_depth") == JOBS
 
         worker = WorkerProcess(tmp_path / "worker.log", env=deployment.env).start()
-        _wait_for(
-            "every job to complete",
-            lambda: (
-                True
-                if all(
-                    httpx.get(f"{submitter.url}/v1/video/status/{j}", timeout=10).json()["status"]
-                    == "completed"
-                    for j in job_ids
-                )
-                else None
-            ),
-        )
+        for job_id in job_ids:
+            assert wait_for_end(submitter.url, job_id, WAIT_S)[0].status == "completed"
 
         by_replica = [scrape(server.url) for server in (submitter, other)]
         for metrics in by_replica:

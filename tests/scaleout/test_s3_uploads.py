@@ -88,7 +88,7 @@ def test_an_upload_streams_to_s3_in_parts_and_the_results_are_written_there(
     assert seen == {"key": video_key, "visible_objects": 0}, "nothing visible before commit"
 
     status, _ = wait_for_end(server.url, job_id, timeout_s=60)
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     stored = deployment.s3.get_object(Bucket=deployment.bucket, Key=video_key)
     assert stored["ETag"].strip('"').endswith("-3"), "uploaded as three parts"
     assert stored["Body"].read() == video

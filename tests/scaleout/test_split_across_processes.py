@@ -14,7 +14,7 @@ from sqlalchemy import select
 from forgesyte.jobs.models import JobSegment, SegmentStatus
 from tests.scaleout.conftest import ScaleOutDeployment
 from tests.segments.videos import write_keyframed_video
-from tests.support.server import ServerProcess, WorkerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, WorkerProcess, submit_video, wait_for_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -43,11 +43,9 @@ def test_two_worker_processes_share_one_split_job(
 ) -> None:
     api, _ = api_and_workers
     video = write_keyframed_video(tmp_path / "long.mp4", FRAMES).read_bytes()
-    response = submit(api.url, video, pipeline_id="testkit_sleep")
-    assert response.status_code == 200, response.text
-    job_id = response.json()["job_id"]
+    job_id = submit_video(api.url, video, pipeline_id="testkit_sleep")
     status, seen = wait_for_end(api.url, job_id, timeout_s=180.0)
-    assert status["status"] == "completed", status
+    assert status.status == "completed", status
     assert any(0 < value < 100 for value in seen), "progress rose over the segments"
     with deployment.engine.connect() as connection:
         segments = connection.execute(

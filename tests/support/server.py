@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from forgesyte.client import Backoff, Client, JobStatus
 
 FORGESYTE = str(Path(sys.executable).parent / "forgesyte")
 TESTKIT_PIPELINES = Path(__file__).resolve().parents[1] / "plugin_dist" / "pipelines"
@@ -112,7 +115,8 @@ class ServerProcess(_StoppableProcess):
 def submit(
     url: str, video: bytes, *, timeout_s: float = 30.0, headers: Any = None, **params: Any
 ) -> httpx.Response:
-    """POST a video to /v1/video/submit."""
+    """POST a video to /v1/video/submit as it is, for tests of the server's answer to the
+    request itself (refusals, limits, idempotency); submit_video and run_job for the rest."""
     return httpx.post(
         f"{url}/v1/video/submit",
         params={k: str(v) for k, v in params.items()},
@@ -122,19 +126,69 @@ def submit(
     )
 
 
+# the tests look as often as they did before the client's backoff: a job's end is seen
+# within 0.1 s, not up to 2 s later
+TEST_POLL = Backoff(first_s=0.1, factor=1.0, max_s=0.1)
+
+
+def submit_video(url: str, video: bytes, *, api_key: str | None = None, **params: Any) -> str:
+    """Submit a video through the client (pipeline_id, callback_url, options); its job id."""
+    with Client(url, api_key) as client:
+        return client.submit(io.BytesIO(video), **params).id
+
+
 def wait_for_end(
-    url: str, job_id: str, timeout_s: float = 120.0, poll_s: float = 0.1
-) -> tuple[dict[str, Any], list[float]]:
-    """Poll a job until completed or failed; return its last status and the progress seen."""
+    url: str, job_id: str, timeout_s: float = 120.0, *, api_key: str | None = None
+) -> tuple[JobStatus, list[float]]:
+    """Follow a job with the client's wait until it ends; its final status and the progress
+    seen at each poll. WaitTimeout after timeout_s."""
     seen: list[float] = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = httpx.get(f"{url}/v1/video/status/{job_id}", timeout=10).json()
-        seen.append(float(status["progress"]))
-        if status["status"] in ("completed", "failed"):
-            return status, seen
-        time.sleep(poll_s)
-    raise AssertionError(f"job {job_id} did not end in {timeout_s} s; last status {status}")
+    with Client(url, api_key) as client:
+        final = client.job(job_id).wait(
+            timeout_s, lambda status: seen.append(status.progress), poll=TEST_POLL
+        )
+    return final, seen
+
+
+def run_job(
+    url: str, video: bytes, *, timeout_s: float = 120.0, api_key: str | None = None, **params: Any
+) -> JobStatus:
+    """Submit a video through the client and wait for the job's end; its final status."""
+    job_id = submit_video(url, video, api_key=api_key, **params)
+    return wait_for_end(url, job_id, timeout_s, api_key=api_key)[0]
+
+
+class _Reached(Exception):
+    """Ends a wait early: the status a test waited for."""
+
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(status.status)
+        self.status = status
+
+
+def wait_until(
+    url: str,
+    job_id: str,
+    reached: Callable[[JobStatus], bool],
+    *,
+    timeout_s: float = 60.0,
+    api_key: str | None = None,
+    poll: Backoff = TEST_POLL,
+) -> JobStatus:
+    """Follow a job with the client's wait until reached(status) holds (e.g. running and
+    under way); that status. AssertionError if the job ends first, WaitTimeout after
+    timeout_s."""
+
+    def check(status: JobStatus) -> None:
+        if reached(status):
+            raise _Reached(status)
+
+    try:
+        with Client(url, api_key) as client:
+            final = client.job(job_id).wait(timeout_s, check, poll=poll)
+    except _Reached as got:
+        return got.status
+    raise AssertionError(f"job {job_id} ended {final.status} before the state waited for")
 
 
 _WAITING_FOR_A_JOB = "unix_stream_read_generic"

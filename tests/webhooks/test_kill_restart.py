@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import ServerProcess, submit, wait_for_end
+from tests.support.server import ServerProcess, run_job
 from tests.support.videos import write_counter_video
 from tests.webhooks.receiver import Receiver, running_receiver
 from tests.webhooks.test_signing_and_guard import SECRET, documented_verify
@@ -36,11 +36,9 @@ def test_a_pending_delivery_survives_kill_9(
     server = ServerProcess(tmp_path / "server", workers=1, env=env).start()
     try:
         video = write_counter_video(tmp_path / "grey.mp4", 6).read_bytes()
-        response = submit(server.url, video, pipeline_id="testkit_grey", callback_url=receiver.url)
-        assert response.status_code == 200, response.text
-        job_id = response.json()["job_id"]
-        final, _ = wait_for_end(server.url, job_id)
-        assert final["status"] == "completed"
+        final = run_job(server.url, video, pipeline_id="testkit_grey", callback_url=receiver.url)
+        assert final.status == "completed"
+        job_id = final.job_id
         refused = receiver.wait_for(1)  # the receiver answered 500: the delivery is pending
         # the server recorded the failed attempt (its retry is scheduled): killed in flight,
         # the attempt would instead be due again when its claim lapses (3 timeouts + 5 s)

@@ -50,7 +50,12 @@ def test_a_child_loads_the_preloaded_pipelines_models_before_its_first_job(
 def test_the_installed_script_run_again_in_a_child_loads_no_command_module() -> None:
     # spawn runs the parent's main script again in every analysis child, as __mp_main__
     # (multiprocessing.spawn._fixup_main_from_path): that must not import the command
-    command_modules = ("forgesyte.cli", "forgesyte.client_cli", "forgesyte.settings")
+    command_modules = (
+        "forgesyte.cli",
+        "forgesyte.client_commands",
+        "forgesyte.client",
+        "forgesyte.settings",
+    )
     probe = (
         "import runpy, sys\n"
         f"runpy.run_path({FORGESYTE!r}, run_name='__mp_main__')\n"
