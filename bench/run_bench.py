@@ -20,6 +20,8 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
   p  one long ocr_only job (split at keyframes into segments) on --workers 2 against --workers 1
      (with what OCR alone gets from a second thread and from a second core, for reference)
+  t  object tracks at 1, 2 and 10 analysed frames a second: the greedy IoU tracker against
+     MotionTracker, MOTA and IDF1 on made scenes and on the bundled detector's boxes
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import bench_objects as objects
 import bench_ocr
 import bench_results as long_results
 import bench_server as served
+import bench_tracking as tracking
 import bench_videos as videos
 
 from forgesyte.video.service import SamplingOptions
@@ -586,6 +589,33 @@ def split_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def tracking_rows(quick: bool) -> list[Row]:
+    """Row t: the timeline's greedy IoU tracker against MotionTracker, same detections.
+
+    MOTA (1 - (missed + false + identity switches) / true boxes) and IDF1 (the share of
+    boxes given to each object's one best track) at IoU 0.5; made scenes' detections have
+    5 % noise, 10 % missed, 10 % under the threshold (flagged low; the IoU tracker never
+    sees them) and clutter.
+    """
+    _note("t: object tracks at 1, 2 and 10 fps, IoU tracker vs MotionTracker")
+    rows: list[Row] = []
+    for compared in tracking.comparisons(quick):
+        old, new = compared.old, compared.new
+        rows.append(
+            Row(
+                "t",
+                f"{compared.label}, {compared.rate:g} fps",
+                f"MOTA {new.mota:.2f} IDF1 {new.idf1:.2f}, {new.id_switches} sw, "
+                f"{new.tracks} tracks",
+                f"IoU: MOTA {old.mota:.2f} IDF1 {old.idf1:.2f}, {old.id_switches} sw, "
+                f"{old.tracks} tracks",
+                "IDF1 > IoU's",
+                new.idf1 > old.idf1,
+            )
+        )
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -604,7 +634,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimops", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopst", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--compare-threads",
@@ -646,6 +676,8 @@ def main() -> int:
         rows += long_results_rows(plan)
     if "p" in keys:
         rows += split_rows(plan)
+    if "t" in keys:
+        rows += tracking_rows(args.quick)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})
