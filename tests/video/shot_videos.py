@@ -7,6 +7,7 @@ Shared by tests/video/test_shots.py and the bench (bench/bench_shots.py).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,7 @@ class Edit:
         return path
 
 
+@functools.cache
 def _photo(name: str) -> np.ndarray:
     photo = cv2.imread(str(DARKNET_PHOTOS / name))
     if photo is None:
