@@ -52,6 +52,7 @@ import bench_tracking as tracking
 import bench_videos as videos
 
 from forgesyte.video.service import SamplingOptions
+from forgesyte.video.shots import SHOT_FRAME_WIDTH
 
 RESOLUTIONS = ((640, 360), (1280, 720))
 
@@ -673,7 +674,7 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
             rows.append(
                 Row(
                     "v",
-                    f"  every frame, {shots.SHOT_FRAME_WIDTH} px grey: {name}",
+                    f"  every frame, {SHOT_FRAME_WIDTH} px grey: {name}",
                     f"{_median([t[0] for t in timings[name]]):.2f} s",
                     f"{ratio:.2f} x full (cpu {cpu:.2f} x)",
                 )
