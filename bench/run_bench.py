@@ -20,6 +20,10 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
   p  one long ocr_only job (split at keyframes into segments) on --workers 2 against --workers 1
      (with what OCR alone gets from a second thread and from a second core, for reference)
+  t  object tracks at 1, 2 and 10 analysed frames a second: the greedy IoU tracker against
+     MotionTracker, MOTA and IDF1 on made scenes and on the bundled detector's boxes
+  v  shots: cut precision, recall and F1 (one frame) on made edits; every frame decoded small
+     and grey against a full decode of every frame (1280x720, 30 s)
 """
 
 from __future__ import annotations
@@ -43,9 +47,12 @@ import bench_objects as objects
 import bench_ocr
 import bench_results as long_results
 import bench_server as served
+import bench_shots as shots
+import bench_tracking as tracking
 import bench_videos as videos
 
 from forgesyte.video.service import SamplingOptions
+from forgesyte.video.shots import SHOT_FRAME_WIDTH
 
 RESOLUTIONS = ((640, 360), (1280, 720))
 
@@ -586,6 +593,95 @@ def split_rows(plan: Plan) -> list[Row]:
     ]
 
 
+def tracking_rows(quick: bool) -> list[Row]:
+    """Row t: the timeline's greedy IoU tracker against MotionTracker, same detections.
+
+    MOTA (1 - (missed + false + identity switches) / true boxes) and IDF1 (the share of
+    boxes given to each object's one best track) at IoU 0.5; made scenes' detections have
+    5 % noise, 10 % missed, 10 % under the threshold (flagged low; the IoU tracker never
+    sees them) and clutter.
+    """
+    _note("t: object tracks at 1, 2 and 10 fps, IoU tracker vs MotionTracker")
+    rows: list[Row] = []
+    for compared in tracking.comparisons(quick):
+        old, new = compared.old, compared.new
+        rows.append(
+            Row(
+                "t",
+                f"{compared.label}, {compared.rate:g} fps",
+                f"MOTA {new.mota:.2f} IDF1 {new.idf1:.2f}, {new.id_switches} sw, "
+                f"{new.tracks} tracks",
+                f"IoU: MOTA {old.mota:.2f} IDF1 {old.idf1:.2f}, {old.id_switches} sw, "
+                f"{old.tracks} tracks",
+                "IDF1 > IoU's",
+                new.idf1 > old.idf1,
+            )
+        )
+    return rows
+
+
+def shot_rows(plan: Plan, quick: bool) -> list[Row]:
+    """Row v: cuts found on made edits; the cost of the every-frame grey decode.
+
+    The decode rounds interleave, in a rotating order: a full decode of every frame to
+    BGR (row s's baseline, the codec's default slice threads), the grey decode with the
+    same threads, with FFmpeg's frame threads too ("AUTO"), and the grey decode feeding
+    the ShotDetector (default threads). Each ratio is the median of the ratios within a
+    round; the CPU ratio is what the work costs whatever else runs on the machine.
+    """
+    _note("v: shots on made edits")
+    found = shots.cut_scores(quick)
+    rows = [
+        Row(
+            "v",
+            f"cuts on made edits ({found.true + found.missed} joins), one-frame tolerance",
+            f"P {found.precision:.3f} R {found.recall:.3f} F1 {found.f1:.3f}",
+            f"{found.found} found, {found.missed} missed",
+            "F1 >= 0.9",
+            found.f1 >= 0.9,
+        )
+    ]
+    for label, path in (
+        ("H.264 x264 defaults", decoding.h264_video(1280, 720, SAMPLED_SECONDS)),
+        ("mp4v, GOP 12", videos.moving_video(1280, 720, SAMPLED_SECONDS)),
+    ):
+        _note(f"v: every frame small and grey, 1280x720 {label}, {plan.rounds} rounds")
+        measures: dict[str, Callable[[], tuple[float, float]]] = {
+            "full": lambda p=path: decoding.decode_every_frame(p),
+            "grey": lambda p=path: shots.grey_decode(p, "SLICE", detect=False),
+            "grey AUTO": lambda p=path: shots.grey_decode(p, "AUTO", detect=False),
+            "grey + shots": lambda p=path: shots.grey_decode(p, "SLICE", detect=True),
+        }
+        names = list(measures)
+        timings: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        for round_index in range(plan.rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                timings[name].append(measures[name]())
+        full = timings["full"]
+        rows.append(
+            Row(
+                "v",
+                f"full decode of every frame to BGR, 1280x720 {label}",
+                f"{_median([t[0] for t in full]):.2f} s",
+                "",
+                "(baseline)",
+            )
+        )
+        for name in names[1:]:
+            ratio = _median([t[0] / f[0] for t, f in zip(timings[name], full, strict=True)])
+            cpu = _median([t[1] / f[1] for t, f in zip(timings[name], full, strict=True)])
+            rows.append(
+                Row(
+                    "v",
+                    f"  every frame, {SHOT_FRAME_WIDTH} px grey: {name}",
+                    f"{_median([t[0] for t in timings[name]]):.2f} s",
+                    f"{ratio:.2f} x full (cpu {cpu:.2f} x)",
+                )
+            )
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -604,7 +700,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimops", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopstv", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--compare-threads",
@@ -646,6 +742,10 @@ def main() -> int:
         rows += long_results_rows(plan)
     if "p" in keys:
         rows += split_rows(plan)
+    if "t" in keys:
+        rows += tracking_rows(args.quick)
+    if "v" in keys:
+        rows += shot_rows(plan, args.quick)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})
