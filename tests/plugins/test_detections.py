@@ -123,7 +123,7 @@ def test_normalised_is_what_to_json_writes_and_the_text_lines_follow_their_box()
     assert read.normalised().text_lines == (TextLines(), TextLines([line]))
     assert [item["text_lines"] for item in read.to_json()] == [[], [line.to_json()]]
     assert read.clipped((4, 4)).text_lines == (TextLines(),)  # the second box is outside
-    with pytest.raises(ValueError, match="1 sets of text lines"):
+    with pytest.raises(ValueError, match="detection columns disagree"):
         found.with_text_lines([TextLines()])
 
 

@@ -97,10 +97,10 @@ def test_a_model_with_free_input_size_gets_640(make_yolo_model: YoloModelFactory
 def test_the_session_loads_once(make_yolo_model: YoloModelFactory) -> None:
     tool = YoloDetect(make_yolo_model(yolo_output([candidate(1, 1, 1, 1, {}, 1)])))
     tool.load()
-    session = tool._session
+    session = tool.session
     tool.run(frame_640x360(), {})
     tool.load()
-    assert tool._session is session
+    assert tool.session is session
 
 
 def test_unavailable_without_a_model(tmp_path: Path) -> None:

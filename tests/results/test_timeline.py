@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from forgesyte.plugins.detections import Detections, is_detection
@@ -9,11 +10,11 @@ from forgesyte.plugins.values import TextLine
 from forgesyte.results.timeline import (
     ObjectTracker,
     Sighting,
+    TimelineBuilder,
     frame_observations,
     iou,
     normalise_text,
     text_similarity,
-    timeline_of,
 )
 
 BOX = [[10.0, 10.0], [90.0, 10.0], [90.0, 30.0], [10.0, 30.0]]
@@ -34,6 +35,14 @@ def entries(frames: list[list[dict[str, Any]]], stride: int = 1, fps: float = 10
         {"frame_index": i * stride, "timestamp_s": i * stride / fps, "result": {"ocr": items}}
         for i, items in enumerate(frames)
     ]
+
+
+def timeline_of(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The timeline of frame entries, fed in order."""
+    builder = TimelineBuilder()
+    for entry in entries:
+        builder.add(entry)
+    return builder.build()
 
 
 def test_normalising_folds_case_and_spaces() -> None:

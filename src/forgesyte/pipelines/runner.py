@@ -63,16 +63,18 @@ class PipelineRunner:
     def run(self, frame: Frame) -> dict[str, Any]:
         """Run every node on the frame; return {output node id: output}.
 
-        Outputs are handed on and returned as the tools returned them (typed values or
-        JSON, see `Tool.run`; a tool without `takes_typed_values` gets a typed value as
-        JSON). A tool that raises gives PluginError naming it (whatever it raised).
+        Outputs are returned as the tools returned them (typed or JSON, see `Tool.run`).
+        A tool that raises gives PluginError naming it (whatever it raised).
         """
         outputs: dict[str, Any] = {}
         for node_id in self._order:
             wiring, tool = self._wiring[node_id], self._tools[node_id]
             inputs: dict[str, Any] = {t: outputs[source] for source, t in wiring}
-            if not tool.takes_typed_values:
-                inputs = {t: _as_json(value) for t, value in inputs.items()}
+            if not tool.takes_typed_values:  # a tool written for JSON: typed values' JSON
+                inputs = {
+                    t: json_ready(v) if isinstance(v, JsonConvertible) else v
+                    for t, v in inputs.items()
+                }
             if not wiring:
                 inputs[IMAGE_TYPE] = frame
             try:
@@ -80,8 +82,3 @@ class PipelineRunner:
             except Exception as exc:
                 raise PluginError(*self._names[node_id], exc) from exc
         return {node_id: outputs[node_id] for node_id in self.definition.output_nodes}
-
-
-def _as_json(value: Any) -> Any:
-    """A typed value as JSON, for a tool written for JSON; anything else as it is."""
-    return json_ready(value) if isinstance(value, JsonConvertible) else value

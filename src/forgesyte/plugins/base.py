@@ -33,10 +33,8 @@ class PluginConfig:
 class Tool(ABC):
     """One analysis step. Subclasses declare their types and implement run().
 
-    takes_typed_values: a tool that sets it gets its predecessors' outputs as they returned
-    them (`Detections`, `TextLines`...); others (a separately installed plugin's, written
-    for JSON) get a typed value's JSON (``to_json()``), plain data as it was returned.
-    """
+    A tool gets typed inputs (`Detections`...) only if it sets takes_typed_values; any other
+    (written for JSON) gets their ``to_json()``, plain data as it was returned."""
 
     name: ClassVar[str]
     input_types: ClassVar[tuple[str, ...]]
@@ -54,10 +52,9 @@ class Tool(ABC):
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
         """Analyse one frame; inputs maps each predecessor's output type to its output.
 
-        Returns typed values (anything with ``to_json()``: `plugins.values.JsonConvertible`,
-        e.g. `Detections`, `TextLines`), JSON-ready data (dicts, lists, str, int, float,
-        bool, None), or JSON holding typed values; JSON is made once, when the frame's
-        entry is written.
+        Returns typed values (`plugins.values.JsonConvertible`: `Detections`, `TextLines`),
+        JSON-ready data (dicts, lists, str, int, float, bool, None), or a mix: made JSON
+        once, when the frame's entry is written.
         """
 
 

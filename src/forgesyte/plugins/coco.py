@@ -1,4 +1,4 @@
-"""COCO's 80 object class names: what the bundled detector and COCO-trained YOLO models find."""
+"""COCO's 80 class names, in the order (class ids) of the bundled and COCO-trained models."""
 
 COCO_CLASS_NAMES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -13,4 +13,3 @@ COCO_CLASS_NAMES: tuple[str, ...] = (
     "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
     "toothbrush",
 )  # fmt: skip
-"""The 80 COCO class names, in the order of Ultralytics' COCO-trained models (class ids)."""

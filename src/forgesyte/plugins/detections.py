@@ -1,14 +1,9 @@
 """The shared detection type: boxes in frame pixels, each with a class and a confidence.
 
-Every detector tool (``objects.detect``, ``yolo.detect``, the ``opencv`` tools) gives the
-output type ``"detections"``: a `Detections` value (column arrays, as in Roboflow's
-supervision) built by named constructors (`Detections.from_yolo_output`,
-`Detections.from_opencv_rects`) and handed on `normalised`. ``ocr.read`` hands it on with
-the text lines read inside each box (`Detections.with_text_lines`). As JSON
-(`Detections.to_json`, made once, when the frame is stored) it is a list of ``{"xyxy":
-[x1, y1, x2, y2], "confidence", "class_id", "class_name"}`` (plus ``"text_lines"`` once
-read), sorted by confidence (highest first), then by box, so the same frame always gives
-the same bytes. `is_detection` is the one definition of a detection in JSON.
+Every detector tool gives ``"detections"``: a `Detections` value (column arrays, as in
+Roboflow's supervision), handed on `normalised`; ``ocr.read`` adds the text read in each
+box. Its JSON is a list of ``{"xyxy": [x1, y1, x2, y2], "confidence", "class_id",
+"class_name"}`` (and ``"text_lines"``) sorted by confidence (highest first), then box.
 """
 
 from __future__ import annotations
@@ -34,31 +29,22 @@ IntArray = npt.NDArray[np.int64]
 def is_detection(item: Any) -> bool:
     """Whether a JSON item is a detection: the one definition, the `Detections` type's.
 
-    A detection is an object with an ``xyxy`` of four numbers and a string ``class_name``;
-    its ``confidence`` (a number) and ``class_id`` (an integer) are 0 when absent. Other keys
-    may follow (``text_lines``, a plugin's own).
+    An object with an ``xyxy`` of four numbers and a string ``class_name``; ``confidence`` (a
+    number) and ``class_id`` (an integer) are 0 when absent; other keys may follow.
     """
-    if not isinstance(item, dict):
+    if not isinstance(item, dict) or not isinstance(item.get("class_name"), str):
         return False
     box, class_id = item.get("xyxy"), item.get("class_id", 0)
-    return (
-        isinstance(box, list)
-        and len(box) == 4
-        and all(map(is_number, box))
-        and isinstance(item.get("class_name"), str)
-        and is_number(item.get("confidence", 0))
-        and isinstance(class_id, int)
-        and not isinstance(class_id, bool)
-    )
+    numbers = isinstance(box, list) and len(box) == 4 and all(map(is_number, box))
+    return numbers and is_number(item.get("confidence", 0)) and type(class_id) is int
 
 
 @dataclass(frozen=True)
 class Detections:
     """N detections as columns: ``xyxy`` (N x 4), ``confidence`` (N), ``class_id`` (N).
 
-    ``class_names`` holds one name per detection; ``text_lines`` the lines read inside each
-    box, once ``ocr.read`` has read them (None before). Coordinates are pixels of whatever
-    image the detector saw until mapped back (`Letterbox.to_frame`, `clipped`).
+    ``class_names``: one name per detection; ``text_lines``: the lines read in each box, once
+    read (None before). Boxes are in the pixels the detector saw until `Letterbox.to_frame`.
     """
 
     xyxy: FloatArray
@@ -70,16 +56,11 @@ class Detections:
     def __post_init__(self) -> None:
         count = len(self.class_names)
         read = count if self.text_lines is None else len(self.text_lines)
-        if (
-            self.xyxy.shape != (count, 4)
-            or self.confidence.shape != (count,)
-            or self.class_id.shape != (count,)
-            or read != count
-        ):
+        shapes = self.xyxy.shape, self.confidence.shape, self.class_id.shape, read
+        if shapes != ((count, 4), (count,), (count,), count):
             raise ValueError(
-                f"detection columns disagree: xyxy {self.xyxy.shape}, confidence "
-                f"{self.confidence.shape}, class_id {self.class_id.shape}, "
-                f"{count} class names, {read} sets of text lines"
+                f"detection columns disagree: xyxy, confidence, class_id, sets of text lines "
+                f"{shapes}, {count} class names"
             )
 
     def __len__(self) -> int:
@@ -93,15 +74,13 @@ class Detections:
     @classmethod
     def from_json(cls, items: Sequence[Mapping[str, Any]]) -> Detections:
         """Detections from JSON items that each are one (`is_detection`), in their order."""
-        read = any("text_lines" in item for item in items)
+        lines = tuple(TextLines.from_json(item.get("text_lines")) for item in items)
         return cls(
-            xyxy=np.array([item["xyxy"] for item in items], dtype=np.float64).reshape(-1, 4),
-            confidence=np.array([item.get("confidence", 0) for item in items], dtype=np.float64),
-            class_id=np.array([item.get("class_id", 0) for item in items], dtype=np.int64),
-            class_names=tuple(item["class_name"] for item in items),
-            text_lines=(
-                tuple(TextLines.from_json(i.get("text_lines")) for i in items) if read else None
-            ),
+            np.array([item["xyxy"] for item in items], dtype=np.float64).reshape(-1, 4),
+            np.array([item.get("confidence", 0) for item in items], dtype=np.float64),
+            np.array([item.get("class_id", 0) for item in items], dtype=np.int64),
+            tuple(item["class_name"] for item in items),
+            lines if any("text_lines" in item for item in items) else None,
         )
 
     @classmethod
@@ -140,12 +119,8 @@ class Detections:
         half_wh = cxcywh[:, 2:] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half_wh, cxcywh[:, :2] + half_wh], axis=1)
         kept = class_wise_nms(xyxy, confidence, class_id, iou_threshold)[:max_detections]
-        return cls(
-            xyxy=xyxy[kept],
-            confidence=confidence[kept],
-            class_id=class_id[kept],
-            class_names=tuple(class_names[i] for i in class_id[kept]),
-        )
+        names = tuple(class_names[i] for i in class_id[kept])
+        return cls(xyxy[kept], confidence[kept], class_id[kept], names)
 
     @classmethod
     def from_opencv_rects(
@@ -169,24 +144,14 @@ class Detections:
             if scores.shape != (count,):
                 raise ValueError(f"{count} rectangles but {scores.size} confidences")
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        return cls(
-            xyxy=xyxy,
-            confidence=scores,
-            class_id=np.full(count, class_id, dtype=np.int64),
-            class_names=(class_name,) * count,
-        )
+        return cls(xyxy, scores, np.full(count, class_id, dtype=np.int64), (class_name,) * count)
 
-    def _take(self, rows: npt.NDArray[Any]) -> Detections:
+    def take(self, rows: npt.NDArray[Any]) -> Detections:
         """The detections at these indices (in their order) or where this mask is True."""
-        picked = np.arange(len(self))[rows].tolist()
-        lines = self.text_lines
-        return Detections(
-            self.xyxy[rows],
-            self.confidence[rows],
-            self.class_id[rows],
-            tuple(self.class_names[i] for i in picked),
-            None if lines is None else tuple(lines[i] for i in picked),
-        )
+        picked, lines = np.arange(len(self))[rows].tolist(), self.text_lines
+        names = tuple(self.class_names[i] for i in picked)
+        lines = None if lines is None else tuple(lines[i] for i in picked)
+        return Detections(self.xyxy[rows], self.confidence[rows], self.class_id[rows], names, lines)
 
     def clipped(self, resolution_wh: tuple[int, int]) -> Detections:
         """Clip boxes to an image of this width and height; drop boxes left with no area."""
@@ -195,24 +160,20 @@ class Detections:
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        return replace(self, xyxy=xyxy)._take(keep)
+        return replace(self, xyxy=xyxy).take(keep)
 
     def normalised(self) -> Detections:
-        """Boxes rounded to BOX_DIGITS and confidences to CONFIDENCE_DIGITS (as Python rounds),
-        sorted by confidence (highest first), then box, class id and name: the form a
-        detector hands on, so the next tool reads inside the boxes that are stored."""
+        """Rounded (BOX_DIGITS, CONFIDENCE_DIGITS) and sorted by confidence (highest first),
+        box, class id, name: as a detector hands them on, so later tools see what is stored."""
         xyxy = [[round(v, BOX_DIGITS) for v in box] for box in self.xyxy.tolist()]
         confidence = [round(score, CONFIDENCE_DIGITS) for score in self.confidence.tolist()]
         class_id, names = self.class_id.tolist(), self.class_names
         order = sorted(
             range(len(self)), key=lambda i: (-confidence[i], xyxy[i], class_id[i], names[i])
         )
-        rounded = replace(
-            self,
-            xyxy=np.array(xyxy, dtype=np.float64).reshape(-1, 4),
-            confidence=np.array(confidence, dtype=np.float64),
-        )
-        return rounded._take(np.array(order, dtype=np.int64))
+        boxes = np.array(xyxy, dtype=np.float64).reshape(-1, 4)
+        rounded = replace(self, xyxy=boxes, confidence=np.array(confidence, dtype=np.float64))
+        return rounded.take(np.array(order, dtype=np.int64))
 
     def with_text_lines(self, text_lines: Sequence[TextLines]) -> Detections:
         """The same detections, each with the text lines read inside its box."""
@@ -221,15 +182,10 @@ class Detections:
     def to_json(self) -> list[dict[str, Any]]:
         """The detections `normalised`, as JSON; with ``text_lines`` once read."""
         found = self.normalised()
-        items: list[dict[str, Any]] = [
-            {"xyxy": box, "confidence": score, "class_id": class_id, "class_name": name}
-            for box, score, class_id, name in zip(
-                found.xyxy.tolist(),
-                found.confidence.tolist(),
-                found.class_id.tolist(),
-                found.class_names,
-                strict=True,
-            )
+        columns = found.xyxy.tolist(), found.confidence.tolist(), found.class_id.tolist()
+        items = [
+            dict(zip(("xyxy", "confidence", "class_id", "class_name"), row, strict=True))
+            for row in zip(*columns, found.class_names, strict=True)
         ]
         for item, lines in zip(items, found.text_lines or (), strict=False):
             item["text_lines"] = lines.to_json()

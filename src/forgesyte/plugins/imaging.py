@@ -11,8 +11,7 @@ import numpy as np
 from forgesyte.plugins.base import Frame
 from forgesyte.plugins.detections import Detections
 
-PAD_VALUE = 114
-"""Grey used to fill the letterbox border, as in Ultralytics."""
+PAD_VALUE = 114  # grey of the letterbox border, as in Ultralytics
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,7 @@ class Letterbox:
     frame_wh: tuple[int, int]
 
     def to_frame(self, found: Detections) -> Detections:
-        """Detections in model-input pixels mapped back to the frame, ``(xy - pad) / scale``,
-        and clipped to it."""
+        """Detections in model-input pixels mapped back, ``(xy - pad) / scale``, and clipped."""
         pad = np.array(self.pad_xy * 2, dtype=np.float64)
         return replace(found, xyxy=(found.xyxy - pad) / self.scale).clipped(self.frame_wh)
 

@@ -15,9 +15,8 @@ the confidence threshold survive, then per-class NMS (`class_wise_nms`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -54,8 +53,7 @@ DEFAULT_MAX_DETECTIONS = 100
 FloatArray = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """The two outputs of one stride: class scores and box-distance bins."""
 
     stride: int
@@ -135,14 +133,10 @@ class ObjectsDetect(OnnxDetector):
             raise RuntimeError(f"objects.detect: unexpected model input {model_input.shape}")
         self._heads = self._match_heads(session.get_outputs())
         self._centres = np.concatenate([cell_centres(head.stride) for head in self._heads])
-        self._strides = np.concatenate(
-            [
-                np.full((INPUT_SIZE // head.stride) ** 2, head.stride, dtype=np.float32)
-                for head in self._heads
-            ]
-        )
-        self._input_name = model_input.name
-        self._session = session
+        strides = np.array([head.stride for head in self._heads], dtype=np.float32)
+        self._strides = np.repeat(strides, (INPUT_SIZE // strides.astype(np.int64)) ** 2)
+        self.input_name = model_input.name
+        self.session = session
 
     @staticmethod
     def _match_heads(outputs: Any) -> tuple[Head, ...]:
@@ -161,10 +155,8 @@ class ObjectsDetect(OnnxDetector):
 
     def infer(self, tensor: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The bare model call: all heads' scores (M x 80) and distance bins (M x 44)."""
-        names = [head.scores_name for head in self._heads] + [
-            head.boxes_name for head in self._heads
-        ]
-        outputs = self._session.run(names, {self._input_name: tensor})
+        names = [h.scores_name for h in self._heads] + [h.boxes_name for h in self._heads]
+        outputs = self.session.run(names, {self.input_name: tensor})
         count = len(self._heads)
         scores = np.concatenate([output[0] for output in outputs[:count]])
         bins = np.concatenate([output[0] for output in outputs[count:]])
@@ -183,12 +175,8 @@ class ObjectsDetect(OnnxDetector):
         classes = class_id[keep].astype(np.int64)
         kept = class_wise_nms(xyxy64, confidence64, classes, self.iou_threshold)
         kept = kept[: self.max_detections]
-        return Detections(
-            xyxy=xyxy64[kept],
-            confidence=confidence64[kept],
-            class_id=classes[kept],
-            class_names=tuple(COCO_CLASS_NAMES[i] for i in classes[kept]),
-        )
+        names = tuple(COCO_CLASS_NAMES[i] for i in classes[kept])
+        return Detections(xyxy64[kept], confidence64[kept], classes[kept], names)
 
     def detect(self, frame: Frame) -> Detections:
         """Run the model on a frame; detections in frame pixels."""

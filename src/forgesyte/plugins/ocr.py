@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, cast
 
 import cv2
@@ -116,9 +116,7 @@ def warm_up_image() -> Frame:
     return cast(Frame, image)
 
 
-def crop_box(
-    xyxy: Sequence[float], resolution_wh: tuple[int, int]
-) -> tuple[int, int, int, int] | None:
+def crop_box(xyxy: list[float], resolution_wh: tuple[int, int]) -> tuple[int, int, int, int] | None:
     """The pixel rectangle (x1, y1, x2, y2) read for a detection box, or None if empty.
 
     The box is widened on each side by max(CROP_MARGIN_PX, CROP_MARGIN_FRACTION of its
@@ -138,17 +136,11 @@ def crop_box(
 
 
 class OcrRead(Tool):
-    """`ocr.read`: every text line in the frame, or in each detection's box.
+    """`ocr.read`: every text line in the frame (`TextLines`), or in each detection's box.
 
-    Output (type ``ocr_lines``) has one of two shapes:
-
-    - as an entry node (input ``image``): `TextLines`, each line's box four corners in frame
-      pixels (JSON: a list of ``{"text", "confidence", "box"}``, box ``[[x, y], ...]``);
-    - after a detector (input ``detections``): the detections, in their order, each with
-      the lines read inside its box (widened by a small margin, see `crop_box`), boxes in
-      frame pixels: `Detections.with_text_lines` for typed detections; for a plain JSON
-      list (a separately installed detector's) the list as given, each item gaining
-      ``"text_lines"``.
+    After a detector (input ``detections``) it gives the detections, each with the lines
+    read inside its box plus a margin (see `crop_box`): `Detections.with_text_lines`, or,
+    for plain JSON (a separate plugin's detector), its items, each gaining "text_lines".
     """
 
     name = "read"
@@ -215,7 +207,7 @@ class OcrRead(Tool):
             for text, score, box in zip(output.txts, output.scores, output.boxes, strict=True)
         )
 
-    def read_inside(self, frame: Frame, xyxy: Sequence[float]) -> TextLines:
+    def read_inside(self, frame: Frame, xyxy: list[float]) -> TextLines:
         """Read the text inside one box (plus margin); line boxes in frame pixels.
 
         The crop is read as it is: the detector no longer enlarges its input, and RapidOCR

@@ -1,17 +1,14 @@
 """The values tools hand each other, and how they become JSON: once, when a frame is stored.
 
-A tool returns typed values (`Detections`, `TextLines`, anything `JsonConvertible`), plain
-JSON-ready data (what a separately installed plugin returns), or a mix; `json_ready` makes
-JSON of either. Tools report boxes in frame pixels rounded to BOX_DIGITS decimals and
-confidences rounded to CONFIDENCE_DIGITS, as the values they hand on, so the next tool
-sees what is stored.
+A tool returns typed values (`TextLines`, `Detections`: `JsonConvertible`), plain JSON (a
+separate plugin's) or a mix; boxes and confidences handed on are rounded as stored.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 BOX_DIGITS = 1  # decimals of a box coordinate, in pixels
@@ -22,19 +19,15 @@ CONFIDENCE_DIGITS = 4  # decimals of a confidence
 class JsonConvertible(Protocol):
     """A typed value: ``to_json()`` gives its JSON-ready data (which may hold more of them)."""
 
-    def to_json(self) -> Any:
-        """The value as JSON-ready data."""
+    def to_json(self) -> Any: ...
 
 
 def json_ready(value: Any, float_digits: int | None = None) -> Any:
-    """The value as plain JSON data: each `JsonConvertible` replaced by its ``to_json()``,
-    tuples made lists, keys made strings, recursively. With float_digits, floats are
-    rounded to that many decimals and non-finite ones become None (what is stored)."""
-    if isinstance(value, float):
-        if float_digits is None:
-            return value
+    """The value as plain JSON: each `JsonConvertible` made its ``to_json()``, tuples lists,
+    keys strings, recursively; with float_digits, floats rounded (non-finite ones None)."""
+    if isinstance(value, float) and float_digits is not None:
         return round(value, float_digits) if math.isfinite(value) else None
-    if isinstance(value, str | int) or value is None:
+    if isinstance(value, str | int | float) or value is None:
         return value
     if isinstance(value, dict):
         return {str(key): json_ready(item, float_digits) for key, item in value.items()}
@@ -50,16 +43,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-Point = tuple[float, float]
-
-
 @dataclass(frozen=True)
 class TextLine:
     """One line of text read in a frame: ``box`` is its corners ``(x, y)`` in frame pixels."""
 
     text: str
     confidence: float
-    box: tuple[Point, ...]
+    box: tuple[tuple[float, float], ...]
 
     @classmethod
     def rounded(cls, text: str, confidence: float, box: Sequence[Sequence[float]]) -> TextLine:
@@ -68,44 +58,31 @@ class TextLine:
         return cls(text, round(float(confidence), CONFIDENCE_DIGITS), corners)
 
     def placed_in(self, rect: tuple[int, int, int, int]) -> TextLine:
-        """The line read in a crop of the frame at rect ``(x1, y1, x2, y2)``, in frame pixels:
-        corners shifted by the crop's corner, kept inside it, rounded."""
-        left, top, right, bottom = rect
-        corners = tuple(
-            (
-                round(min(max(x + left, left), right), BOX_DIGITS),
-                round(min(max(y + top, top), bottom), BOX_DIGITS),
-            )
-            for x, y in self.box
-        )
-        return TextLine(self.text, self.confidence, corners)
+        """The line read in a crop at ``(x1, y1, x2, y2)``, in frame pixels, inside the crop."""
+        x1, y1, x2, y2 = rect
+
+        def place(v: float, low: int, high: int) -> float:
+            return round(min(max(v + low, low), high), BOX_DIGITS)
+
+        return replace(self, box=tuple((place(x, x1, x2), place(y, y1, y2)) for x, y in self.box))
 
     @classmethod
     def from_json(cls, item: Any) -> TextLine | None:
-        """The line a JSON item is, or None if it is none: the one definition of a text line.
-
-        A text line is an object with a string ``text`` and a ``box`` of ``[x, y]`` number
-        pairs; its ``confidence``, a number, is 0 when absent. Numbers stay as stored.
-        """
+        """The line a JSON item is, or None: the one definition of a text line. An object with
+        a string ``text``, a ``box`` of ``[x, y]`` number pairs and a number ``confidence``
+        (0 when absent); numbers stay as stored."""
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             return None
         box, confidence = item.get("box"), item.get("confidence", 0.0)
         if not isinstance(box, list) or not is_number(confidence):
             return None
-        if not all(
-            isinstance(point, list) and len(point) == 2 and all(map(is_number, point))
-            for point in box
-        ):
-            return None
-        return cls(item["text"], confidence, tuple((x, y) for x, y in box))
+        if all(isinstance(p, list) and len(p) == 2 and all(map(is_number, p)) for p in box):
+            return cls(item["text"], confidence, tuple((x, y) for x, y in box))
+        return None
 
     def to_json(self) -> dict[str, Any]:
         """``{"text", "confidence", "box"}``, box as ``[[x, y], ...]``."""
-        return {
-            "text": self.text,
-            "confidence": self.confidence,
-            "box": [[x, y] for x, y in self.box],
-        }
+        return {"text": self.text, "confidence": self.confidence, "box": list(map(list, self.box))}
 
 
 class TextLines(tuple[TextLine, ...]):

@@ -116,9 +116,9 @@ class YoloDetect(OnnxDetector):
         height, width = _fixed_dim(shape[2]), _fixed_dim(shape[3])
         self.input_wh = (width, height) if width and height else DEFAULT_INPUT_WH
         self._input_dtype = np.float16 if model_input.type == "tensor(float16)" else np.float32
-        self._input_name = model_input.name
+        self.input_name = model_input.name
         self.class_names = self._class_names(session, session.get_outputs()[0].shape)
-        self._session = session
+        self.session = session
 
     def _class_names(self, session: Any, output_shape: Sequence[Any]) -> tuple[str, ...]:
         metadata = session.get_modelmeta().custom_metadata_map
@@ -149,7 +149,7 @@ class YoloDetect(OnnxDetector):
         self.load()
         image, fit = letterbox(frame, self.input_wh)
         tensor = to_input_tensor(image).astype(self._input_dtype, copy=False)
-        output, *_rest = self._session.run(None, {self._input_name: tensor})
+        output, *_rest = self.session.run(None, {self.input_name: tensor})
         found = Detections.from_yolo_output(
             output,
             self.class_names,

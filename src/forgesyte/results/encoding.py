@@ -1,8 +1,7 @@
 """One serialiser for everything stored: sorted keys, no spaces, UTF-8, fixed float rounding.
 
 The same video, pipeline and options therefore give byte-identical results and timeline.
-Typed values (`forgesyte.plugins.values.JsonConvertible`: detections, text lines...) are
-made JSON here, once, beside plain JSON.
+Typed values (detections, text lines: `forgesyte.plugins.values`) are made JSON here, once.
 """
 
 from __future__ import annotations
@@ -15,20 +14,11 @@ from forgesyte.plugins.values import json_ready
 FLOAT_DIGITS = 6  # every float stored is rounded to this many decimals
 
 
-def stored_form(value: Any) -> Any:
-    """The value as it is stored: plain JSON, floats rounded to FLOAT_DIGITS (non-finite
-    ones None): what a reader of the stored bytes gets back."""
-    return json_ready(value, FLOAT_DIGITS)
-
-
-def encode_stored(stored: Any) -> bytes:
-    """Serialise a value in its `stored_form`: sorted keys, no spaces, UTF-8."""
-    return json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def encode_json(value: Any) -> bytes:
-    """Serialise deterministically: `stored_form`, then `encode_stored`."""
-    return encode_stored(stored_form(value))
+    """Serialise deterministically: typed values made JSON (`json_ready`), sorted keys, no
+    spaces, floats rounded to FLOAT_DIGITS (non-finite ones null), UTF-8."""
+    ready = json_ready(value, FLOAT_DIGITS)
+    return json.dumps(ready, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def encode_line(entry: dict[str, Any]) -> bytes:

@@ -64,12 +64,8 @@ def draw_results(image: Image, result: dict[str, Any]) -> Image:
     as the timeline reads them (`frame_observations`)."""
     lines, detections = frame_observations(result)
     thickness = max(1, image.shape[0] // 360)
-    for box, confidence, name in zip(
-        detections.xyxy.tolist(),
-        detections.confidence.tolist(),
-        detections.class_names,
-        strict=True,
-    ):
+    boxes, scores = detections.xyxy.tolist(), detections.confidence.tolist()
+    for box, confidence, name in zip(boxes, scores, detections.class_names, strict=True):
         x1, y1, x2, y2 = (round(v) for v in box)
         cv2.rectangle(image, (x1, y1), (x2, y2), OBJECT_COLOUR, thickness)
         _label(image, f"{name} {confidence:.2f}", x1, y1, OBJECT_COLOUR)

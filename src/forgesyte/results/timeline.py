@@ -3,11 +3,8 @@
 `TimelineBuilder.add` takes stored frame entries (``{"frame_index", "timestamp_s",
 "result"}`` as JSON) in frame order; `build` gives ``{"text": [...], "objects": [...]}``
 sorted by start_s, then text / track_id. Memory grows with the number of segments and
-tracks, not of frames.
-
-Each entry's result is read through `frame_observations`, the one reader of stored
-observations (the preview draws what it reads): `TextLine` values (``ocr.read``'s lines and
-the lines read inside detections) and `Detections` (whatever detector gave them).
+tracks, not of frames. Results are read by `frame_observations` (the preview's reader too):
+`TextLine`s (``ocr.read``'s, and those read inside detections) and `Detections`.
 
 The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow's
 ``trackers`` requires the GUI ``opencv-python`` beside our headless OpenCV, and
@@ -17,7 +14,7 @@ The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow'
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
 
@@ -26,9 +23,7 @@ from rapidfuzz import fuzz
 from forgesyte.plugins.detections import Detections, is_detection
 from forgesyte.plugins.values import CONFIDENCE_DIGITS, TextLine, TextLines, json_ready
 
-TEXT_SIMILARITY = (
-    0.8  # similarity (see text_similarity) at which two normalised readings are the same line
-)
+TEXT_SIMILARITY = 0.8  # text_similarity at which two normalised readings are the same line
 MAX_MISSED_FRAMES = 1  # analysed frames a line or object may miss without ending
 TRACK_IOU = 0.3  # box overlap at which a detection continues a track
 
@@ -95,7 +90,8 @@ class _Run:
         self.confidence, self.box = confidence, box
         return True
 
-    def span(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """The run as a timeline entry (subclasses add what they follow)."""
         return {
             "start_s": self.first.timestamp_s,
             "end_s": self.last.timestamp_s,
@@ -106,10 +102,6 @@ class _Run:
             "box": json_ready(self.box),
         }
 
-    def to_json(self) -> dict[str, Any]:
-        """The run as a timeline entry."""
-        return self.span()
-
 
 @dataclass
 class _Segment(_Run):
@@ -117,7 +109,7 @@ class _Segment(_Run):
     text: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, **self.span()}
+        return {"text": self.text, **super().to_json()}
 
 
 @dataclass
@@ -127,7 +119,7 @@ class _Track(_Run):
     xyxy: list[float] = field(default_factory=list)  # the last box, matched on
 
     def to_json(self) -> dict[str, Any]:
-        return {"track_id": self.track_id, "class_name": self.class_name, **self.span()}
+        return {"track_id": self.track_id, "class_name": self.class_name, **super().to_json()}
 
 
 def frame_observations(result: Mapping[str, Any]) -> tuple[TextLines, Detections]:
@@ -208,22 +200,14 @@ class TextSegmenter(_RunFollower[_Segment]):
 
     def add(self, at: Sighting, lines: Sequence[TextLine]) -> None:
         """Feed one analysed frame's text lines."""
-        readings = [(normalise_text(line.text), line) for line in lines]
-        readings = [(key, line) for key, line in readings if key]
-        used_readings: set[int] = set()
-        used_segments: set[int] = set()
+        readings = [(key, line) for line in lines if (key := normalise_text(line.text))]
+        used_readings, used_segments = set[int](), set[int]()
         # exact readings first (the common case, and cheap), then the near ones
         waiting: dict[str, list[int]] = {}
         for s, segment in enumerate(self._open):
             waiting.setdefault(segment.key, []).append(s)
-        matches: list[tuple[int, int]] = []
-        for r, (key, _line) in enumerate(readings):
-            candidates = waiting.get(key)
-            if candidates:
-                s = candidates.pop(0)
-                used_readings.add(r)
-                used_segments.add(s)
-                matches.append((r, s))
+        exact = [(-1.0, r, s) for r, (key, _) in enumerate(readings) for s in waiting.get(key, ())]
+        matches = greedy_matches(exact, 1.0, used_readings, used_segments)
         pairs = sorted(
             (-text_similarity(key, self._open[s].key, TEXT_SIMILARITY), r, s)
             for r, (key, _line) in enumerate(readings)
@@ -240,9 +224,9 @@ class TextSegmenter(_RunFollower[_Segment]):
         for r, (key, line) in enumerate(readings):
             if r not in used_readings:
                 text = _SPACES.sub(" ", line.text).strip()
-                self._open.append(
-                    _Segment.first_seen(at, float(line.confidence), line.box, key=key, text=text)
-                )
+                confidence = float(line.confidence)
+                segment = _Segment.first_seen(at, confidence, line.box, key=key, text=text)
+                self._open.append(segment)
         self._close_unseen(at.ordinal)
 
 
@@ -271,8 +255,7 @@ class ObjectTracker(_RunFollower[_Track]):
             for t, track in enumerate(self._open)
             if track.class_name == names[d]
         )
-        used_detections: set[int] = set()
-        used_tracks: set[int] = set()
+        used_detections, used_tracks = set[int](), set[int]()
         for d, t in greedy_matches(pairs, TRACK_IOU, used_detections, used_tracks):
             track = self._open[t]
             track.xyxy = boxes[d]
@@ -307,11 +290,3 @@ class TimelineBuilder:
     def build(self) -> dict[str, Any]:
         """The timeline: ``{"text": [...], "objects": [...]}``."""
         return {"text": self.text.finish(), "objects": self.objects.finish()}
-
-
-def timeline_of(entries: Iterator[dict[str, Any]]) -> dict[str, Any]:
-    """The timeline of a sequence of frame entries (for tests and tools)."""
-    builder = TimelineBuilder()
-    for entry in entries:
-        builder.add(entry)
-    return builder.build()
