@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,31 +59,38 @@ class ReadsTyped(Reads):
     takes_typed_values = True
 
 
-PIPELINE = """{
-  "id": "handing", "entry_nodes": ["finds", "pair"], "output_nodes": ["finds", "json", "typed"],
-  "nodes": [
-    {"id": "finds", "plugin_type": "t", "tool_type": "finds",
-     "input_types": ["image"], "output_types": ["detections"]},
-    {"id": "pair", "plugin_type": "t", "tool_type": "pair",
-     "input_types": ["image"], "output_types": ["pair"]},
-    {"id": "json", "plugin_type": "t", "tool_type": "reads_json",
-     "input_types": ["detections", "pair"], "output_types": ["seen"]},
-    {"id": "typed", "plugin_type": "t", "tool_type": "reads_typed",
-     "input_types": ["detections", "pair"], "output_types": ["seen"]}
-  ],
-  "edges": [{"from_node": "finds", "to_node": "json"}, {"from_node": "pair", "to_node": "json"},
-            {"from_node": "finds", "to_node": "typed"}, {"from_node": "pair", "to_node": "typed"}]
-}"""
+def node(node_id: str, takes: list[str], gives: str) -> dict[str, Any]:
+    """A node of the test plugin `t` whose tool has the node's id."""
+    return {"id": node_id, "plugin_type": "t", "tool_type": node_id, "input_types": takes,
+            "output_types": [gives]}  # fmt: skip
+
+
+PIPELINE = {
+    "id": "handing",
+    "entry_nodes": ["finds", "pair"],
+    "output_nodes": ["finds", "reads_json", "reads_typed"],
+    "nodes": [
+        node("finds", ["image"], "detections"),
+        node("pair", ["image"], "pair"),
+        node("reads_json", ["detections", "pair"], "seen"),
+        node("reads_typed", ["detections", "pair"], "seen"),
+    ],
+    "edges": [
+        {"from_node": source, "to_node": reader}
+        for source in ("finds", "pair")
+        for reader in ("reads_json", "reads_typed")
+    ],
+}
 
 
 def test_typed_values_go_to_tools_that_take_them_and_their_json_to_the_others() -> None:
     tools: list[Tool] = [Finds(), Pair(), ReadsJson(), ReadsTyped()]
     registry = PluginRegistry(plugins={"t": SimplePlugin("t", tools)})
-    runner = PipelineRunner(parse_definition(PIPELINE, "handing.json"), registry)
+    runner = PipelineRunner(parse_definition(json.dumps(PIPELINE), "handing.json"), registry)
     outputs = runner.run(np.zeros((8, 8, 3), np.uint8))
     found = outputs["finds"]
     assert isinstance(found, Detections)  # returned as the tool returned it
-    assert outputs["json"] == outputs["typed"] == 1
+    assert outputs["reads_json"] == outputs["reads_typed"] == 1
     assert SEEN["reads_typed"]["detections"] is found
     assert SEEN["reads_json"]["detections"] == found.to_json()
     assert SEEN["reads_json"]["detections"][0]["class_name"] == "thing"

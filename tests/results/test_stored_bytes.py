@@ -18,9 +18,10 @@ are serialised shows here as a changed byte:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -40,29 +41,42 @@ EXPECTED = Path(__file__).parent / "stored_bytes"
 FPS = 10
 
 
-class JsonBoxes(Tool):
-    """A detector as a separate plugin writes one: plain JSON, its own order, an extra key."""
+class ReturnsJson(Tool):
+    """A tool as a separate plugin writes one: it returns plain JSON (its `value`)."""
 
-    name = "boxes"
     input_types = ("image",)
-    output_types = ("detections",)
+    value: ClassVar[tuple[Any, ...]]
 
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        return [
-            {
-                "xyxy": [500.0, 20.0, 600.0, 80.0],
-                "confidence": 0.5,
-                "class_id": 1,
-                "class_name": "x",
-            },
-            {
-                "xyxy": [220.0, 150.0, 420.0, 195.0],
-                "confidence": 0.9,
-                "class_id": 0,
-                "class_name": "licence_plate",
-                "track": 7,
-            },
-        ]
+        return copy.deepcopy(list(self.value))
+
+
+class JsonBoxes(ReturnsJson):
+    """A detector's JSON detections, in its own order, with a key of its own."""
+
+    name = "boxes"
+    output_types = ("detections",)
+    value = (
+        {"xyxy": [500.0, 20.0, 600.0, 80.0], "confidence": 0.5, "class_id": 1, "class_name": "x"},
+        {"xyxy": [220.0, 150.0, 420.0, 195.0], "confidence": 0.9, "class_id": 0,
+         "class_name": "licence_plate", "track": 7},
+    )  # fmt: skip
+
+
+class Odd(ReturnsJson):
+    """Items the timeline ignores, and a line and a detection without a confidence."""
+
+    name = "odd"
+    output_types = ("odd",)
+    value = (
+        {"label": "not an observation"},
+        3,
+        "text",
+        {"text": "NO BOX", "confidence": 0.5},
+        {"xyxy": [1.0, 2.0, 3.0], "class_name": "three numbers"},
+        {"text": "NO SCORE", "box": [[0, 0], [10, 0], [10, 5], [0, 5]]},
+        {"xyxy": [5.0, 5.0, 50.0, 50.0], "class_name": "thing"},
+    )
 
 
 class Summary(Tool):
@@ -75,25 +89,6 @@ class Summary(Tool):
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
         found = inputs["detections"]
         return {"count": len(found), "names": [item["class_name"] for item in found]}
-
-
-class Odd(Tool):
-    """Items the timeline ignores, and a line and a detection without a confidence."""
-
-    name = "odd"
-    input_types = ("image",)
-    output_types = ("odd",)
-
-    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        return [
-            {"label": "not an observation"},
-            3,
-            "text",
-            {"text": "NO BOX", "confidence": 0.5},
-            {"xyxy": [1.0, 2.0, 3.0], "class_name": "three numbers"},
-            {"text": "NO SCORE", "box": [[0, 0], [10, 0], [10, 5], [0, 5]]},
-            {"xyxy": [5.0, 5.0, 50.0, 50.0], "class_name": "thing"},
-        ]
 
 
 THIRD_PARTY_PIPELINE = """{
