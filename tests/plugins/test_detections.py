@@ -133,6 +133,7 @@ DETECTION = {"xyxy": [1, 2, 3.5, 4], "confidence": 0.5, "class_id": 2, "class_na
 def test_one_definition_of_a_detection_in_json() -> None:
     assert is_detection(DETECTION)
     assert is_detection({"xyxy": [1, 2, 3, 4], "class_name": "a", "own_key": 1})
+    assert is_detection({**DETECTION, "confidence": None, "class_id": None})  # NaN: null
     for not_one in (
         {**DETECTION, "xyxy": [0, 0, 1]},
         {**DETECTION, "xyxy": [0, 0, True, 1]},
@@ -159,6 +160,8 @@ def test_detections_from_json_keep_their_order_and_read_their_text_lines() -> No
     assert found.class_names == ("a", "a")
     assert found.text_lines == (TextLines(), TextLines([TextLine.from_json(line)]))
     assert Detections.from_json([DETECTION]).text_lines is None
+    nulls = Detections.from_json([{**DETECTION, "confidence": None, "class_id": None}])
+    assert (nulls.confidence.tolist(), nulls.class_id.tolist()) == ([0.0], [0])
     assert len(Detections.from_json([])) == 0
 
 

@@ -25,6 +25,8 @@ def test_one_definition_of_a_text_line_in_json() -> None:
     assert line == TextLine("GATE 7", 0.9, ((10, 20), (90.5, 20), (90.5, 40), (10, 40)))
     assert line.to_json() == {"text": "GATE 7", "confidence": 0.9, "box": BOX}  # as stored
     assert TextLine.from_json({"text": "NO SCORE", "box": []}) == TextLine("NO SCORE", 0.0, ())
+    nan_stored = {"text": "NAN", "box": [], "confidence": None}  # a NaN is stored as null
+    assert TextLine.from_json(nan_stored) == TextLine("NAN", 0.0, ())
     for not_one in (
         {"text": "NO BOX", "confidence": 0.5},
         {"text": 7, "box": BOX},

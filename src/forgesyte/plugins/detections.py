@@ -30,13 +30,13 @@ def is_detection(item: Any) -> bool:
     """Whether a JSON item is a detection: the one definition, the `Detections` type's.
 
     An object with an ``xyxy`` of four numbers and a string ``class_name``; ``confidence`` (a
-    number) and ``class_id`` (an integer) are 0 when absent; other keys may follow.
+    number) and ``class_id`` (an integer) are 0 when absent or null; other keys may follow.
     """
     if not isinstance(item, dict) or not isinstance(item.get("class_name"), str):
         return False
-    box, class_id = item.get("xyxy"), item.get("class_id", 0)
+    box, class_id = item.get("xyxy"), item.get("class_id") or 0
     numbers = isinstance(box, list) and len(box) == 4 and all(map(is_number, box))
-    return numbers and is_number(item.get("confidence", 0)) and type(class_id) is int
+    return numbers and is_number(item.get("confidence") or 0) and type(class_id) is int
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,8 @@ class Detections:
         lines = tuple(TextLines.from_json(item.get("text_lines")) for item in items)
         return cls(
             np.array([item["xyxy"] for item in items], dtype=np.float64).reshape(-1, 4),
-            np.array([item.get("confidence", 0) for item in items], dtype=np.float64),
-            np.array([item.get("class_id", 0) for item in items], dtype=np.int64),
+            np.array([item.get("confidence") or 0 for item in items], dtype=np.float64),
+            np.array([item.get("class_id") or 0 for item in items], dtype=np.int64),
             tuple(item["class_name"] for item in items),
             lines if any("text_lines" in item for item in items) else None,
         )

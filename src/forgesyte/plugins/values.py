@@ -70,10 +70,10 @@ class TextLine:
     def from_json(cls, item: Any) -> TextLine | None:
         """The line a JSON item is, or None: the one definition of a text line. An object with
         a string ``text``, a ``box`` of ``[x, y]`` number pairs and a number ``confidence``
-        (0 when absent); numbers stay as stored."""
+        (0 when absent or null); numbers stay as stored."""
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             return None
-        box, confidence = item.get("box"), item.get("confidence", 0.0)
+        box, confidence = item.get("box"), item.get("confidence") or 0.0
         if not isinstance(box, list) or not is_number(confidence):
             return None
         if all(isinstance(p, list) and len(p) == 2 and all(map(is_number, p)) for p in box):
