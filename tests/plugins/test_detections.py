@@ -141,7 +141,7 @@ def test_one_definition_of_a_detection_in_json() -> None:
         {**DETECTION, "class_name": None},
         {k: v for k, v in DETECTION.items() if k != "class_name"},
         {**DETECTION, "confidence": "high"},
-        {**DETECTION, "class_id": 1.5},
+        {**DETECTION, "class_id": "1"},
         {**DETECTION, "class_id": True},
         ["box"],
     ):
@@ -162,6 +162,7 @@ def test_detections_from_json_keep_their_order_and_read_their_text_lines() -> No
     assert Detections.from_json([DETECTION]).text_lines is None
     nulls = Detections.from_json([{**DETECTION, "confidence": None, "class_id": None}])
     assert (nulls.confidence.tolist(), nulls.class_id.tolist()) == ([0.0], [0])
+    assert Detections.from_json([{**DETECTION, "class_id": 3.0}]).class_id.tolist() == [3]
     assert len(Detections.from_json([])) == 0
 
 

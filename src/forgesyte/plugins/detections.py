@@ -29,14 +29,14 @@ IntArray = npt.NDArray[np.int64]
 def is_detection(item: Any) -> bool:
     """Whether a JSON item is a detection: the one definition, the `Detections` type's.
 
-    An object with an ``xyxy`` of four numbers and a string ``class_name``; ``confidence`` (a
-    number) and ``class_id`` (an integer) are 0 when absent or null; other keys may follow.
+    An object with an ``xyxy`` of four numbers and a string ``class_name``; ``confidence`` and
+    ``class_id`` (numbers) are 0 when absent or null; other keys may follow.
     """
     if not isinstance(item, dict) or not isinstance(item.get("class_name"), str):
         return False
-    box, class_id = item.get("xyxy"), item.get("class_id") or 0
-    numbers = isinstance(box, list) and len(box) == 4 and all(map(is_number, box))
-    return numbers and is_number(item.get("confidence") or 0) and type(class_id) is int
+    box = item.get("xyxy")
+    numbers = [item.get("confidence") or 0, item.get("class_id") or 0]
+    return isinstance(box, list) and len(box) == 4 and all(map(is_number, [*box, *numbers]))
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Detections:
         return cls(
             np.array([item["xyxy"] for item in items], dtype=np.float64).reshape(-1, 4),
             np.array([item.get("confidence") or 0 for item in items], dtype=np.float64),
-            np.array([item.get("class_id") or 0 for item in items], dtype=np.int64),
+            np.array([item.get("class_id") or 0 for item in items], np.float64).astype(np.int64),
             tuple(item["class_name"] for item in items),
             lines if any("text_lines" in item for item in items) else None,
         )
