@@ -201,6 +201,6 @@ def skip_unchanged_run(
     start = time.perf_counter()
     results = service.run(path, SamplingOptions(sample_fps=sample_fps, skip_unchanged=skip))
     seconds = time.perf_counter() - start
-    texts = [" ".join(line["text"] for line in f.result["ocr"]) for f in results.frames]
+    texts = [" ".join(line.text for line in f.result["ocr"]) for f in results.frames]
     analysed = sum(1 for f in results.frames if f.reused_from is None)
     return seconds, texts, analysed

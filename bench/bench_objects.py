@@ -10,8 +10,8 @@ import cv2
 import bench_local as local
 from bench_videos import CACHE_DIR, FPS, _write
 from forgesyte.plugins.base import Frame
+from forgesyte.plugins.imaging import letterbox
 from forgesyte.plugins.objects import INPUT_SIZE, ObjectsDetect, to_input_tensor
-from forgesyte.plugins.yolo import letterbox
 from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
 
 PHOTO = Path("/usr/share/darknet/data/dog.jpg")

@@ -78,7 +78,7 @@ def ocr_speed(frames: int, width: int, height: int, rounds: int) -> OcrSpeed:
     engine: Any = RapidOCR(params={"Global.log_level": "warning"})  # defaults, quiet logs
 
     def read_tool(frame: Frame) -> list[str]:
-        return [line["text"] for line in tool.run(frame, {"image": frame})]
+        return [line.text for line in tool.run(frame, {"image": frame})]
 
     def read_defaults(frame: Frame) -> list[str]:
         return list(engine(frame).txts or ())

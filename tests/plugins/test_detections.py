@@ -9,8 +9,10 @@ from forgesyte.plugins.detections import (
     Detections,
     box_iou,
     class_wise_nms,
+    is_detection,
     parse_detections,
 )
+from forgesyte.plugins.values import TextLine, TextLines
 
 from .synthetic import candidate, yolo_output
 
@@ -104,26 +106,72 @@ def test_from_yolo_output_caps_the_count() -> None:
     assert found.xyxy[:, 0].tolist() == [38.0, 28.0]
 
 
-def test_unletterboxed_and_clipped() -> None:
-    found = Detections.from_opencv_rects(
-        [[10, 10, 20, 20], [0, 0, 4, 4], [50, 20, 30, 10]], "x", confidence=[0.9, 0.8, 0.7]
+def test_normalised_is_what_to_json_writes_and_the_text_lines_follow_their_box() -> None:
+    found = Detections(
+        xyxy=np.array([[5.04, 1, 2, 3], [0, 0, 1, 1]], dtype=np.float64),
+        confidence=np.array([0.5, 0.98765], dtype=np.float64),
+        class_id=np.array([1, 3], dtype=np.int64),
+        class_names=("b", "d"),
     )
-    mapped = found.unletterboxed(0.5, (10, 0)).clipped((100, 50))
-    # (0, 0, 4, 4) maps to x in -20..-12: clipped to no width, dropped.
-    assert mapped.xyxy.tolist() == [[0.0, 20.0, 40.0, 50.0], [80.0, 40.0, 100.0, 50.0]]
-    assert mapped.confidence.tolist() == [0.9, 0.7]
+    normalised = found.normalised()
+    assert normalised.xyxy.tolist() == [[0.0, 0.0, 1.0, 1.0], [5.0, 1.0, 2.0, 3.0]]
+    assert normalised.confidence.tolist() == [0.9877, 0.5]
+    assert normalised.class_names == ("d", "b") and normalised.text_lines is None
+    assert found.to_json() == normalised.to_json() == normalised.normalised().to_json()
+    line = TextLine("AB 12", 0.9, ((1.0, 1.0), (2.0, 1.0), (2.0, 2.0), (1.0, 2.0)))
+    read = found.with_text_lines([TextLines([line]), TextLines()])
+    assert read.normalised().text_lines == (TextLines(), TextLines([line]))
+    assert [item["text_lines"] for item in read.to_json()] == [[], [line.to_json()]]
+    assert read.clipped((4, 4)).text_lines == (TextLines(),)  # the second box is outside
+    with pytest.raises(ValueError, match="detection columns disagree"):
+        found.with_text_lines([TextLines()])
 
 
-def test_parse_detections_checks_boxes_and_keeps_extra_keys() -> None:
-    item = {"xyxy": [1, 2, 3.5, 4], "confidence": 0.5, "class_id": 0, "class_name": "a", "k": 1}
-    parsed = parse_detections([item])
-    assert parsed == [item]
-    assert parsed[0] is not item
+DETECTION = {"xyxy": [1, 2, 3.5, 4], "confidence": 0.5, "class_id": 2, "class_name": "a"}
+
+
+def test_one_definition_of_a_detection_in_json() -> None:
+    assert is_detection(DETECTION)
+    assert is_detection({"xyxy": [1, 2, 3, 4], "class_name": "a", "own_key": 1})
+    assert is_detection({**DETECTION, "confidence": None, "class_id": None})  # NaN: null
+    for not_one in (
+        {**DETECTION, "xyxy": [0, 0, 1]},
+        {**DETECTION, "xyxy": [0, 0, True, 1]},
+        {**DETECTION, "xyxy": "0 0 1 1"},
+        {**DETECTION, "class_name": None},
+        {k: v for k, v in DETECTION.items() if k != "class_name"},
+        {**DETECTION, "confidence": "high"},
+        {**DETECTION, "class_id": "1"},
+        {**DETECTION, "class_id": True},
+        ["box"],
+    ):
+        assert not is_detection(not_one), not_one
+
+
+def test_detections_from_json_keep_their_order_and_read_their_text_lines() -> None:
+    line = {"text": "KX 4718", "confidence": 0.99, "box": [[0, 0], [9, 0], [9, 4], [0, 4]]}
+    items = [
+        {"xyxy": [1, 2, 3, 4], "class_name": "a"},
+        {**DETECTION, "text_lines": [line, {"text": "no box"}]},
+    ]
+    found = Detections.from_json(items)
+    assert found.xyxy.tolist() == [[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.5, 4.0]]
+    assert found.confidence.tolist() == [0.0, 0.5] and found.class_id.tolist() == [0, 2]
+    assert found.class_names == ("a", "a")
+    assert found.text_lines == (TextLines(), TextLines([TextLine.from_json(line)]))
+    assert Detections.from_json([DETECTION]).text_lines is None
+    nulls = Detections.from_json([{**DETECTION, "confidence": None, "class_id": None}])
+    assert (nulls.confidence.tolist(), nulls.class_id.tolist()) == ([0.0], [0])
+    assert Detections.from_json([{**DETECTION, "class_id": 3.0}]).class_id.tolist() == [3]
+    assert len(Detections.from_json([])) == 0
+
+
+def test_parse_detections_refuses_what_is_no_detection_and_keeps_the_items() -> None:
+    item = {**DETECTION, "k": 1}
+    assert parse_detections([item]) == [item]
     with pytest.raises(ValueError, match="must be a list"):
-        parse_detections({"xyxy": [0, 0, 1, 1]})
-    with pytest.raises(ValueError, match="detection 1 has no xyxy box"):
+        parse_detections(DETECTION)
+    with pytest.raises(ValueError, match="detection 1 has no xyxy box of four numbers"):
         parse_detections([item, {"xyxy": [0, 0, 1]}])
-    with pytest.raises(ValueError, match="detection 0 has no xyxy box"):
-        parse_detections([{"xyxy": [0, 0, True, 1]}])
-    with pytest.raises(ValueError, match="detection 0 has no xyxy box"):
-        parse_detections(["box"])
+    with pytest.raises(ValueError, match="detection 0 has no xyxy box of four numbers"):
+        parse_detections([{"xyxy": [0, 0, 1, 1]}])  # no class_name

@@ -38,8 +38,8 @@ def detector() -> ObjectsDetect:
 
 
 def found(detector: ObjectsDetect, frame: Frame) -> list[dict[str, object]]:
-    """The detector's JSON output on a frame."""
-    result: list[dict[str, object]] = detector.run(frame, {"image": None})
+    """The detector's output on a frame (`Detections`), as JSON."""
+    result: list[dict[str, object]] = detector.run(frame, {"image": None}).to_json()
     return result
 
 

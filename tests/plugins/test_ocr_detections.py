@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from forgesyte.plugins.detections import Detections
 from forgesyte.plugins.ocr import OcrRead, crop_box
 
 from .synthetic import draw_plate, plate_frame
@@ -33,6 +34,8 @@ def test_crop_box_adds_a_margin_and_clips_to_the_frame() -> None:
 def test_malformed_detections_are_refused_before_reading() -> None:
     with pytest.raises(ValueError, match="detection 0 has no xyxy box"):
         OcrRead().run(plate_frame(), {"detections": [{"box": [1, 2, 3, 4]}]})
+    with pytest.raises(ValueError, match="detection 1 has no xyxy box"):
+        OcrRead().run(plate_frame(), {"detections": [PLATE, {"xyxy": [1, 2, 3, 4]}]})
 
 
 def test_reads_only_inside_each_detection() -> None:
@@ -53,6 +56,7 @@ def test_reads_only_inside_each_detection() -> None:
     detections = [PLATE, empty, outside]
     given = copy.deepcopy(detections)
 
+    # plain JSON, as a separately installed detector gives it: kept as it is, key and order
     result = OcrRead().run(frame, {"detections": detections})
 
     assert detections == given  # the input is not changed
@@ -69,6 +73,11 @@ def test_reads_only_inside_each_detection() -> None:
     assert 210 <= min(xs) <= 235 and 380 <= max(xs) <= 430
     assert 146 <= min(ys) <= 165 and 185 <= max(ys) <= 199
 
+    # typed detections, as the built-in detectors give them: the same lines, typed
+    typed = OcrRead().run(frame, {"detections": Detections.from_json(given).normalised()})
+    assert isinstance(typed, Detections) and typed.text_lines is not None
+    assert [lines.to_json() for lines in typed.text_lines] == [plate_lines, [], []]
+
 
 def test_reads_a_small_plate_with_its_box_in_frame_pixels() -> None:
     # a plate a third of the size: a crop under 30 px high, which RapidOCR pads itself
@@ -79,14 +88,15 @@ def test_reads_a_small_plate_with_its_box_in_frame_pixels() -> None:
     frame[300:324, 500:596] = small
     detection = {**PLATE, "xyxy": [508.0, 302.0, 588.0, 322.0]}
 
-    (result,) = OcrRead().run(frame, {"detections": [detection]})
+    result = OcrRead().run(frame, {"detections": Detections.from_json([detection])})
 
-    (line,) = result["text_lines"]
-    assert line["text"] == "A123BC77"
+    assert result.text_lines is not None
+    ((line,),) = result.text_lines
+    assert line.text == "A123BC77"
     rect = crop_box(detection["xyxy"], (640, 360))
     assert rect is not None
     left, top, right, bottom = rect
-    xs = [x for x, _ in line["box"]]
-    ys = [y for _, y in line["box"]]
+    xs = [x for x, _ in line.box]
+    ys = [y for _, y in line.box]
     assert left <= min(xs) <= 515 and 575 <= max(xs) <= right
     assert top <= min(ys) <= 310 and 315 <= max(ys) <= bottom

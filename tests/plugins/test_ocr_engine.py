@@ -20,6 +20,7 @@ from forgesyte.plugins.ocr import (
     plugin,
     session_options,
 )
+from forgesyte.plugins.values import TextLines
 
 # (words, font, scale, thickness, baseline y) of each line, for a 480 x 270 frame
 LINES = (
@@ -86,11 +87,11 @@ def test_no_recognition_when_nothing_is_detected() -> None:
 
     tool._engine.text_rec = Counting()
     try:
-        assert tool.run(np.full((360, 640, 3), 128, np.uint8), {"image": None}) == []
+        assert tool.run(np.full((360, 640, 3), 128, np.uint8), {"image": None}) == TextLines()
         assert recognised == []
         frame = np.full((360, 640, 3), 255, np.uint8)
         cv2.putText(frame, "HELLO", (40, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, (0, 0, 0), 4)
-        assert [line["text"] for line in tool.run(frame, {"image": None})] == ["HELLO"]
+        assert [line.text for line in tool.run(frame, {"image": None})] == ["HELLO"]
         assert recognised == [1]
     finally:
         tool._engine.text_rec = recogniser
@@ -146,12 +147,12 @@ def test_word_accuracy_matches_rapidocr_defaults(tmp_path: Path) -> None:
     total = ours = theirs = 0
     for frame, (_, words) in zip(decoded, made, strict=True):
         lines = tool.run(frame, {"image": None})
-        ours += words_read([line["text"] for line in lines], words)
+        ours += words_read([line.text for line in lines], words)
         theirs += words_read(list(defaults(frame).txts or ()), words)
         total += len(words)
         for line in lines:  # boxes: four corners inside the frame
-            assert len(line["box"]) == 4
-            assert all(0 <= x <= 480 and 0 <= y <= 270 for x, y in line["box"])
+            assert len(line.box) == 4
+            assert all(0 <= x <= 480 and 0 <= y <= 270 for x, y in line.box)
     assert total == 28
     assert ours / total >= 0.95
     assert ours / total >= theirs / total - 0.02

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
 
 from forgesyte.plugins.base import Frame
+from forgesyte.plugins.detections import Detections
 from forgesyte.plugins.opencv_detect import (
     HaarCascadeTool,
     haarcascades_dir,
@@ -40,9 +40,9 @@ def test_the_plugin_has_four_tools_that_run_out_of_the_box() -> None:
 def test_detector_finds_the_drawn_object(
     tool_name: str, draw: Callable[[], Frame], drawn_box: list[float], class_name: str
 ) -> None:
-    found: list[dict[str, Any]] = TOOLS[tool_name].run(draw(), {"image": None})
-    assert len(found) == 1
-    (detection,) = found
+    found = TOOLS[tool_name].run(draw(), {"image": None})
+    assert isinstance(found, Detections) and len(found) == 1
+    (detection,) = found.to_json()
     assert set(detection) == {"xyxy", "confidence", "class_id", "class_name"}
     assert (detection["class_id"], detection["class_name"]) == (0, class_name)
     assert 0.5 < detection["confidence"] < 1.0
@@ -68,7 +68,8 @@ def test_detector_finds_the_drawn_object(
     ids=["black", "white", "tiny"],
 )
 def test_nothing_found_on_an_empty_frame(tool_name: str, frame: Frame) -> None:
-    assert TOOLS[tool_name].run(frame, {}) == []
+    found = TOOLS[tool_name].run(frame, {})
+    assert len(found) == 0 and found.to_json() == []
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ def test_nothing_found_on_an_empty_frame(tool_name: str, frame: Frame) -> None:
 def test_detectors_do_not_fire_on_the_other_drawings(
     tool_name: str, other: Callable[[], Frame]
 ) -> None:
-    assert TOOLS[tool_name].run(other(), {}) == []
+    assert len(TOOLS[tool_name].run(other(), {})) == 0
 
 
 def test_score_to_confidence_is_logistic() -> None:

@@ -61,7 +61,7 @@ def test_yolo_detect_then_read(
     entry = load_catalog(registry).pipelines["yolo_ocr"]
     runner = PipelineRunner(entry.definition, registry)
     runner.load()
-    (found,) = runner.run(plate_frame())["ocr"]
+    (found,) = runner.run(plate_frame())["ocr"].to_json()
     text = [line["text"] for line in found.pop("text_lines")]
     assert found == {
         "xyxy": [220.0, 150.0, 420.0, 195.0],
@@ -77,7 +77,7 @@ def test_plates_then_read_runs_out_of_the_box(monkeypatch: pytest.MonkeyPatch) -
     registry = discover_plugins()
     runner = PipelineRunner(load_catalog(registry).pipelines["plates_ocr"].definition, registry)
     runner.load()
-    (plate,) = runner.run(plate_frame())["ocr"]
+    (plate,) = runner.run(plate_frame())["ocr"].to_json()
     assert plate["class_name"] == "licence_plate"
     assert [line["text"] for line in plate["text_lines"]] == ["A123BC77"]
 
@@ -86,6 +86,6 @@ def test_people_detect_runs_out_of_the_box() -> None:
     registry = discover_plugins()
     runner = PipelineRunner(load_catalog(registry).pipelines["people_detect"].definition, registry)
     runner.load()
-    (person,) = runner.run(person_frame())["people"]
+    (person,) = runner.run(person_frame())["people"].to_json()
     assert person["class_name"] == "person"
-    assert runner.run(plate_frame()) == {"people": []}
+    assert len(runner.run(plate_frame())["people"]) == 0

@@ -1,4 +1,4 @@
-"""`yolo.detect` on tiny ONNX models built by the tests: decoding, NMS, letterbox, names."""
+"""`yolo.detect` on tiny ONNX models built by the tests: decoding, NMS, mapping back, names."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 
 from forgesyte.plugins.base import PluginConfig
-from forgesyte.plugins.yolo import (
-    COCO_CLASS_NAMES,
-    YoloDetect,
-    letterbox,
-    parse_class_names,
-    plugin,
-    to_input_tensor,
-)
+from forgesyte.plugins.coco import COCO_CLASS_NAMES
+from forgesyte.plugins.yolo import YoloDetect, parse_class_names, plugin, to_input_tensor
 
 from .conftest import YoloModelFactory
 from .synthetic import candidate, yolo_output
@@ -26,25 +20,6 @@ NAMES = "{0: 'cat', 1: 'dog', 2: 'plate'}"
 def frame_640x360(bgr: tuple[int, int, int] = (30, 60, 90)) -> np.ndarray:
     """A uniform 640 x 360 BGR frame."""
     return np.full((360, 640, 3), bgr, dtype=np.uint8)
-
-
-def test_letterbox_keeps_aspect_and_pads_grey() -> None:
-    image, fit = letterbox(frame_640x360(), (64, 64))
-    assert image.shape == (64, 64, 3)
-    assert fit.scale == 0.1
-    assert fit.pad_xy == (0, 14)
-    assert (image[:14] == 114).all() and (image[50:] == 114).all()
-    assert (image[14:50] == (30, 60, 90)).all()
-
-
-def test_letterbox_rounds_odd_padding_like_ultralytics() -> None:
-    image, fit = letterbox(np.zeros((100, 50, 3), np.uint8), (64, 64))
-    # 50 x 100 -> 32 x 64; 32 columns of padding, 16 each side.
-    assert fit.scale == 0.64 and fit.pad_xy == (16, 0)
-    image, fit = letterbox(np.zeros((10, 33, 3), np.uint8), (64, 64))
-    # 33 x 10 -> 64 x 19 (19.39 rounded); 45 rows of padding: 22 above, 23 below.
-    assert fit.pad_xy == (0, 22)
-    assert (image[:22] == 114).all() and (image[41:] == 114).all() and (image[22:41] == 0).all()
 
 
 def test_input_tensor_is_rgb_chw_in_0_to_1() -> None:
@@ -74,7 +49,7 @@ def test_detect_thresholds_suppresses_and_maps_back_to_the_frame(
     tool.load()
     assert tool.input_wh == (64, 64)
     assert tool.class_names == ("cat", "dog", "plate")
-    found = tool.run(frame_640x360(), {"image": None})
+    found = tool.run(frame_640x360(), {"image": None}).to_json()
     assert {tuple(d) for d in found} == {("xyxy", "confidence", "class_id", "class_name")}
     assert [(d["xyxy"], d["confidence"], d["class_id"], d["class_name"]) for d in found] == [
         ([120.0, 120.0, 280.0, 200.0], 0.9, 0, "cat"),
@@ -90,14 +65,14 @@ def test_the_model_sees_the_letterboxed_frame_in_rgb(make_yolo_model: YoloModelF
     # frame gives 36 rows of R = 1.0 and 28 rows of grey padding (114 / 255) out of 64.
     output = yolo_output([candidate(32, 32, 10, 10, {}, 1)])
     tool = YoloDetect(make_yolo_model(output, names="{0: 'red'}", red_mean_at=(4, 0)))
-    (found,) = tool.run(frame_640x360((0, 0, 255)), {})
+    (found,) = tool.run(frame_640x360((0, 0, 255)), {}).to_json()
     assert found["confidence"] == round((36 + 28 * 114 / 255) / 64, 4) == 0.7581
-    assert tool.run(frame_640x360((255, 0, 0)), {}) == []  # blue: R mean 0.2, below 0.25
+    assert len(tool.run(frame_640x360((255, 0, 0)), {})) == 0  # blue: R mean 0.2, below 0.25
 
 
 def test_coco_names_by_default(make_yolo_model: YoloModelFactory) -> None:
     output = yolo_output([candidate(32, 32, 10, 10, {2: 0.8}, 80)])
-    (found,) = YoloDetect(make_yolo_model(output)).run(frame_640x360(), {})
+    (found,) = YoloDetect(make_yolo_model(output)).run(frame_640x360(), {}).to_json()
     assert (found["class_id"], found["class_name"]) == (2, "car")
     assert len(COCO_CLASS_NAMES) == 80
 
@@ -113,7 +88,7 @@ def test_generic_names_for_a_model_without_names_or_80_classes(
 def test_a_model_with_free_input_size_gets_640(make_yolo_model: YoloModelFactory) -> None:
     output = yolo_output([candidate(320, 320, 100, 50, {0: 0.5}, 1)])
     tool = YoloDetect(make_yolo_model(output, input_hw=("height", "width"), names="{0: 'a'}"))
-    (found,) = tool.run(frame_640x360(), {})
+    (found,) = tool.run(frame_640x360(), {}).to_json()
     assert tool.input_wh == (640, 640)
     # Scale 1, 140 rows of padding on top.
     assert found["xyxy"] == [270.0, 155.0, 370.0, 205.0]
@@ -122,10 +97,10 @@ def test_a_model_with_free_input_size_gets_640(make_yolo_model: YoloModelFactory
 def test_the_session_loads_once(make_yolo_model: YoloModelFactory) -> None:
     tool = YoloDetect(make_yolo_model(yolo_output([candidate(1, 1, 1, 1, {}, 1)])))
     tool.load()
-    session = tool._session
+    session = tool.session
     tool.run(frame_640x360(), {})
     tool.load()
-    assert tool._session is session
+    assert tool.session is session
 
 
 def test_unavailable_without_a_model(tmp_path: Path) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from forgesyte.plugins.detections import Detections, is_detection
+from forgesyte.plugins.values import TextLine
 from forgesyte.results.timeline import (
     ObjectTracker,
+    Sighting,
+    TimelineBuilder,
     frame_observations,
     iou,
     normalise_text,
     text_similarity,
-    timeline_of,
 )
 
 BOX = [[10.0, 10.0], [90.0, 10.0], [90.0, 30.0], [10.0, 30.0]]
@@ -31,6 +35,14 @@ def entries(frames: list[list[dict[str, Any]]], stride: int = 1, fps: float = 10
         {"frame_index": i * stride, "timestamp_s": i * stride / fps, "result": {"ocr": items}}
         for i, items in enumerate(frames)
     ]
+
+
+def timeline_of(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The timeline of frame entries, fed in order."""
+    builder = TimelineBuilder()
+    for entry in entries:
+        builder.add(entry)
+    return builder.build()
 
 
 def test_normalising_folds_case_and_spaces() -> None:
@@ -86,7 +98,24 @@ def test_detections_text_lines_count_as_text() -> None:
     plate = {**detection([0.0, 0.0, 50.0, 20.0], name="plate"), "text_lines": [line("AB12 CDE")]}
     result = {"plates": [plate], "other": "not a list", "empty": []}
     lines, detections = frame_observations(result)
-    assert [item["text"] for item in lines] == ["AB12 CDE"] and detections == [plate]
+    assert [item.text for item in lines] == ["AB12 CDE"] and detections.to_json() == [plate]
+
+
+def test_observations_are_read_by_the_definitions_of_the_value_types() -> None:
+    no_class = {"xyxy": [1.0, 2.0, 3.0, 4.0], "confidence": 0.5}
+    both = {**line("BOTH"), **detection([0.0, 0.0, 1.0, 1.0])}
+    result = {
+        "a": [line("FIRST"), no_class, {"text": "NO BOX"}, {**detection([1.0, 1.0, 2.0, 2.0])}],
+        "b": [both, 7, None, {"text": 5, "box": BOX}, {"xyxy": ["1", 2, 3, 4], "class_name": "x"}],
+    }
+    lines, detections = frame_observations(result)
+    assert [item.text for item in lines] == ["FIRST", "BOTH"]  # a line first, if it is one
+    assert detections.xyxy.tolist() == [[1.0, 1.0, 2.0, 2.0]]
+    assert not is_detection(no_class)  # no class: no detection, for the tracker or ocr.read
+    for items in result.values():
+        for item in items:
+            found = frame_observations({"n": [item]})[1]
+            assert len(found) == (is_detection(item) and TextLine.from_json(item) is None)
 
 
 def test_tracker_follows_a_moving_object_and_keeps_two_apart() -> None:
@@ -115,10 +144,14 @@ def test_tracker_follows_a_moving_object_and_keeps_two_apart() -> None:
 
 def test_tracker_opens_a_track_for_a_jump_and_closes_after_a_gap() -> None:
     tracker = ObjectTracker()
-    tracker.add(0, 0, 0.0, [detection([0.0, 0.0, 10.0, 10.0])])
-    tracker.add(1, 1, 0.1, [detection([100.0, 100.0, 110.0, 110.0])])  # far: a new object
-    tracker.add(2, 2, 0.2, [])
-    tracker.add(3, 3, 0.3, [detection([0.0, 0.0, 10.0, 10.0])])  # first closed two frames ago
+    frames = [
+        [detection([0.0, 0.0, 10.0, 10.0])],
+        [detection([100.0, 100.0, 110.0, 110.0])],  # far: a new object
+        [],
+        [detection([0.0, 0.0, 10.0, 10.0])],  # first closed two frames ago
+    ]
+    for i, found in enumerate(frames):
+        tracker.add(Sighting(i, i / 10, i), Detections.from_json(found))
     tracks = tracker.finish()
     assert [(t["track_id"], t["first_frame"], t["last_frame"]) for t in tracks] == [
         (1, 0, 0),

@@ -7,6 +7,7 @@ from typing import Any
 from forgesyte.pipelines.model import PipelineDefinition
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, Tool
 from forgesyte.plugins.registry import PluginRegistry
+from forgesyte.plugins.values import JsonConvertible, json_ready
 
 
 class PluginError(Exception):
@@ -62,16 +63,22 @@ class PipelineRunner:
     def run(self, frame: Frame) -> dict[str, Any]:
         """Run every node on the frame; return {output node id: output}.
 
+        Outputs are returned as the tools returned them (typed or JSON, see `Tool.run`).
         A tool that raises gives PluginError naming it (whatever it raised).
         """
         outputs: dict[str, Any] = {}
         for node_id in self._order:
-            wiring = self._wiring[node_id]
+            wiring, tool = self._wiring[node_id], self._tools[node_id]
             inputs: dict[str, Any] = {t: outputs[source] for source, t in wiring}
+            if not tool.takes_typed_values:  # a tool written for JSON: typed values' JSON
+                inputs = {
+                    t: json_ready(v) if isinstance(v, JsonConvertible) else v
+                    for t, v in inputs.items()
+                }
             if not wiring:
                 inputs[IMAGE_TYPE] = frame
             try:
-                outputs[node_id] = self._tools[node_id].run(frame, inputs)
+                outputs[node_id] = tool.run(frame, inputs)
             except Exception as exc:
                 raise PluginError(*self._names[node_id], exc) from exc
         return {node_id: outputs[node_id] for node_id in self.definition.output_nodes}

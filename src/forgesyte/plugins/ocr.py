@@ -9,10 +9,8 @@ import cv2
 import numpy as np
 
 from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
-from forgesyte.plugins.detections import DETECTIONS_TYPE, parse_detections
-
-CONFIDENCE_DIGITS = 4
-BOX_DIGITS = 1
+from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections, parse_detections
+from forgesyte.plugins.values import TextLine, TextLines
 
 CROP_MARGIN_PX = 4
 CROP_MARGIN_FRACTION = 0.05
@@ -118,10 +116,6 @@ def warm_up_image() -> Frame:
     return cast(Frame, image)
 
 
-def _round_box(points: Any) -> list[list[float]]:
-    return [[round(float(x), BOX_DIGITS), round(float(y), BOX_DIGITS)] for x, y in points]
-
-
 def crop_box(xyxy: list[float], resolution_wh: tuple[int, int]) -> tuple[int, int, int, int] | None:
     """The pixel rectangle (x1, y1, x2, y2) read for a detection box, or None if empty.
 
@@ -142,20 +136,17 @@ def crop_box(xyxy: list[float], resolution_wh: tuple[int, int]) -> tuple[int, in
 
 
 class OcrRead(Tool):
-    """`ocr.read`: every text line in the frame as {text, confidence, box}.
+    """`ocr.read`: every text line in the frame (`TextLines`), or in each detection's box.
 
-    Output (type ``ocr_lines``) has one of two shapes:
-
-    - as an entry node (input ``image``): a list of lines ``{"text", "confidence", "box"}``,
-      ``box`` being four ``[x, y]`` corners in frame pixels;
-    - after a detector (input ``detections``): the detections list, in its order, each
-      detection extended with ``"text_lines"``: the lines read inside its box (widened by a
-      small margin, see `crop_box`), with boxes in frame pixels.
+    After a detector (input ``detections``) it gives the detections, each with the lines
+    read inside its box plus a margin (see `crop_box`): `Detections.with_text_lines`, or,
+    for plain JSON (a separate plugin's detector), its items, each gaining "text_lines".
     """
 
     name = "read"
     input_types = (IMAGE_TYPE, DETECTIONS_TYPE)
     output_types = ("ocr_lines",)
+    takes_typed_values = True
 
     def __init__(
         self,
@@ -202,7 +193,7 @@ class OcrRead(Tool):
             engine(warm_up_image())
             self._engine = engine
 
-    def read_lines(self, image: Frame) -> list[dict[str, Any]]:
+    def read_lines(self, image: Frame) -> TextLines:
         """Run OCR on an image and return its lines in reading order.
 
         When the detector finds no text, RapidOCR stops there: no recognition call.
@@ -210,18 +201,13 @@ class OcrRead(Tool):
         self.load()
         output = self._engine(image)
         if output.txts is None or output.boxes is None or output.scores is None:
-            return []
-        lines = [
-            {
-                "text": str(text),
-                "confidence": round(float(score), CONFIDENCE_DIGITS),
-                "box": _round_box(box),
-            }
+            return TextLines()
+        return TextLines(
+            TextLine.rounded(str(text), score, box)
             for text, score, box in zip(output.txts, output.scores, output.boxes, strict=True)
-        ]
-        return lines
+        )
 
-    def read_inside(self, frame: Frame, xyxy: list[float]) -> list[dict[str, Any]]:
+    def read_inside(self, frame: Frame, xyxy: list[float]) -> TextLines:
         """Read the text inside one box (plus margin); line boxes in frame pixels.
 
         The crop is read as it is: the detector no longer enlarges its input, and RapidOCR
@@ -230,27 +216,22 @@ class OcrRead(Tool):
         height, width = frame.shape[:2]
         rect = crop_box(xyxy, (width, height))
         if rect is None:
-            return []
+            return TextLines()
         left, top, right, bottom = rect
         lines = self.read_lines(np.ascontiguousarray(frame[top:bottom, left:right]))
-        for line in lines:
-            line["box"] = [
-                [
-                    round(min(max(x + left, left), right), BOX_DIGITS),
-                    round(min(max(y + top, top), bottom), BOX_DIGITS),
-                ]
-                for x, y in line["box"]
-            ]
-        return lines
+        return TextLines(line.placed_in(rect) for line in lines)
 
     def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
         """Read the whole frame, or the inside of each detection when detections are given."""
         if DETECTIONS_TYPE not in inputs:
             return self.read_lines(frame)
-        detections = parse_detections(inputs[DETECTIONS_TYPE])
-        for detection in detections:
-            detection["text_lines"] = self.read_inside(frame, detection["xyxy"])
-        return detections
+        given = inputs[DETECTIONS_TYPE]
+        if isinstance(given, Detections):
+            return given.with_text_lines([self.read_inside(frame, b) for b in given.xyxy.tolist()])
+        return [
+            {**item, "text_lines": self.read_inside(frame, item["xyxy"]).to_json()}
+            for item in parse_detections(given)
+        ]
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:

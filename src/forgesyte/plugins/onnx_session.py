@@ -43,15 +43,5 @@ class OnnxDetector(DetectorTool):
         self.iou_threshold = iou_threshold
         self.max_detections = max_detections
         self.threads = threads
-        self._session: Any = None
-        self._input_name = ""
-
-    @property
-    def session(self) -> Any:
-        """The loaded ONNX Runtime session (after load())."""
-        return self._session
-
-    @property
-    def input_name(self) -> str:
-        """The model input's name (after load())."""
-        return self._input_name
+        self.session: Any = None  # the ONNX Runtime session, after load()
+        self.input_name = ""  # its input's name

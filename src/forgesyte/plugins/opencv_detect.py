@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import cv2
 import numpy as np
@@ -41,12 +41,6 @@ def score_to_confidence(scores: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def haarcascades_dir() -> Path:
     """The folder of Haar cascade files that opencv-python ships (``cv2.data.haarcascades``)."""
     return Path(importlib.import_module("cv2.data").haarcascades)
-
-
-def _gray(frame: Frame) -> Frame:
-    if frame.ndim == 2:
-        return frame
-    return cast(Frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
 
 
 class HaarCascadeTool(DetectorTool):
@@ -79,17 +73,15 @@ class HaarCascadeTool(DetectorTool):
     def detect(self, frame: Frame) -> Detections:
         """Run the cascade on the frame (in grey); detections in frame pixels."""
         self.load()
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         rects, _levels, weights = self._cascade.detectMultiScale3(
-            _gray(frame),
+            gray,
             scaleFactor=HAAR_SCALE_FACTOR,
             minNeighbors=HAAR_MIN_NEIGHBORS,
             outputRejectLevels=True,
-        )
-        if len(rects) == 0:
-            return Detections.empty()
-        return Detections.from_opencv_rects(
-            rects, self.class_name, confidence=score_to_confidence(weights)
-        )
+        )  # nothing found: empty tuples, i.e. no detections
+        scores = score_to_confidence(weights)
+        return Detections.from_opencv_rects(rects, self.class_name, confidence=scores)
 
 
 class Faces(HaarCascadeTool):
@@ -139,11 +131,8 @@ class People(DetectorTool):
         if width < win_w or height < win_h:
             return Detections.empty()
         rects, weights = self._hog.detectMultiScale(frame, scale=HOG_SCALE)
-        if len(rects) == 0:
-            return Detections.empty()
-        return Detections.from_opencv_rects(
-            rects, self.class_name, confidence=score_to_confidence(weights)
-        )
+        scores = score_to_confidence(weights)
+        return Detections.from_opencv_rects(rects, self.class_name, confidence=scores)
 
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.coco import COCO_CLASS_NAMES
 from forgesyte.plugins.detections import Detections
+from forgesyte.plugins.imaging import letterbox
 from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
 
 DEFAULT_INPUT_WH = (640, 640)
@@ -30,58 +30,6 @@ LAYOUT_HINT = (
     "1 x (4 + classes) x candidates (Ultralytics detection export; NMS-free "
     "end-to-end exports are not supported)"
 )
-
-PAD_VALUE = 114
-"""Grey used to fill the letterbox border, as in Ultralytics."""
-
-COCO_CLASS_NAMES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
-    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
-    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
-    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
-    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
-    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
-    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
-    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
-    "toothbrush",
-)  # fmt: skip
-"""The 80 COCO class names, in the order of Ultralytics' COCO-trained models."""
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """How a frame was fitted into the model input: ``input = frame * scale + pad``."""
-
-    scale: float
-    pad_xy: tuple[int, int]
-    frame_wh: tuple[int, int]
-
-    def to_frame(self, found: Detections) -> Detections:
-        """Detections in model-input pixels mapped back to the frame, clipped to it."""
-        return found.unletterboxed(self.scale, self.pad_xy).clipped(self.frame_wh)
-
-
-def letterbox(frame: Frame, input_wh: tuple[int, int]) -> tuple[Frame, Letterbox]:
-    """Resize a frame to fit input_wh keeping its aspect ratio, centred on a grey border.
-
-    Rounding follows Ultralytics, so a model sees the same pixels as under `yolo predict`.
-    """
-    height, width = frame.shape[:2]
-    input_w, input_h = input_wh
-    scale = min(input_w / width, input_h / height)
-    new_w, new_h = round(width * scale), round(height * scale)
-    pad_w, pad_h = (input_w - new_w) / 2, (input_h - new_h) / 2
-    left, right = round(pad_w - 0.1), round(pad_w + 0.1)
-    top, bottom = round(pad_h - 0.1), round(pad_h + 0.1)
-    resized = frame
-    if (new_w, new_h) != (width, height):
-        resized = cast(Frame, cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
-    padded = cv2.copyMakeBorder(
-        resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
-    )
-    return cast(Frame, padded), Letterbox(scale, (left, top), (width, height))
 
 
 def to_input_tensor(image: Frame) -> npt.NDArray[np.float32]:
@@ -168,9 +116,9 @@ class YoloDetect(OnnxDetector):
         height, width = _fixed_dim(shape[2]), _fixed_dim(shape[3])
         self.input_wh = (width, height) if width and height else DEFAULT_INPUT_WH
         self._input_dtype = np.float16 if model_input.type == "tensor(float16)" else np.float32
-        self._input_name = model_input.name
+        self.input_name = model_input.name
         self.class_names = self._class_names(session, session.get_outputs()[0].shape)
-        self._session = session
+        self.session = session
 
     def _class_names(self, session: Any, output_shape: Sequence[Any]) -> tuple[str, ...]:
         metadata = session.get_modelmeta().custom_metadata_map
@@ -201,7 +149,7 @@ class YoloDetect(OnnxDetector):
         self.load()
         image, fit = letterbox(frame, self.input_wh)
         tensor = to_input_tensor(image).astype(self._input_dtype, copy=False)
-        output, *_rest = self._session.run(None, {self._input_name: tensor})
+        output, *_rest = self.session.run(None, {self.input_name: tensor})
         found = Detections.from_yolo_output(
             output,
             self.class_names,

@@ -1,33 +1,24 @@
 """One serialiser for everything stored: sorted keys, no spaces, UTF-8, fixed float rounding.
 
 The same video, pipeline and options therefore give byte-identical results and timeline.
+Typed values (detections, text lines: `forgesyte.plugins.values`) are made JSON here, once.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
+
+from forgesyte.plugins.values import json_ready
 
 FLOAT_DIGITS = 6  # every float stored is rounded to this many decimals
 
 
-def _rounded(value: Any) -> Any:
-    """The value with every float rounded to FLOAT_DIGITS (non-finite floats become None)."""
-    if isinstance(value, float):
-        return round(value, FLOAT_DIGITS) if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(key): _rounded(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(item) for item in value]
-    return value
-
-
 def encode_json(value: Any) -> bytes:
-    """Serialise deterministically: sorted keys, no spaces, rounded floats, UTF-8."""
-    return json.dumps(
-        _rounded(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+    """Serialise deterministically: typed values made JSON (`json_ready`), sorted keys, no
+    spaces, floats rounded to FLOAT_DIGITS (non-finite ones null), UTF-8."""
+    ready = json_ready(value, FLOAT_DIGITS)
+    return json.dumps(ready, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def encode_line(entry: dict[str, Any]) -> bytes:

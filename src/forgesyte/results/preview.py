@@ -60,20 +60,21 @@ def _label(image: Image, text: str, x: float, y: float, colour: tuple[int, int, 
 
 
 def draw_results(image: Image, result: dict[str, Any]) -> Image:
-    """Draw a frame's detections (box, class, confidence) and text lines (box, text) on it."""
+    """Draw a frame's detections (box, class, confidence) and text lines (box, text) on it,
+    as the timeline reads them (`frame_observations`)."""
     lines, detections = frame_observations(result)
     thickness = max(1, image.shape[0] // 360)
-    for detection in detections:
-        x1, y1, x2, y2 = (round(float(v)) for v in detection["xyxy"])
+    boxes, scores = detections.xyxy.tolist(), detections.confidence.tolist()
+    for box, confidence, name in zip(boxes, scores, detections.class_names, strict=True):
+        x1, y1, x2, y2 = (round(v) for v in box)
         cv2.rectangle(image, (x1, y1), (x2, y2), OBJECT_COLOUR, thickness)
-        confidence = float(detection.get("confidence") or 0.0)
-        _label(image, f"{detection['class_name']} {confidence:.2f}", x1, y1, OBJECT_COLOUR)
+        _label(image, f"{name} {confidence:.2f}", x1, y1, OBJECT_COLOUR)
     for line in lines:
-        points = np.array(line["box"], dtype=np.float64).reshape(-1, 2).round().astype(np.int32)
+        points = np.array(line.box, dtype=np.float64).reshape(-1, 2).round().astype(np.int32)
         if len(points) < 2:
             continue
         cv2.polylines(image, [points], True, TEXT_COLOUR, thickness)
-        _label(image, str(line["text"]), points[:, 0].min(), points[:, 1].min(), TEXT_COLOUR)
+        _label(image, line.text, points[:, 0].min(), points[:, 1].min(), TEXT_COLOUR)
     return image
 
 

@@ -1,12 +1,10 @@
 """The video-level timeline: text segments and object tracks, built incrementally.
 
-`TimelineBuilder.add` takes frame entries (``{"frame_index", "timestamp_s", "result"}``)
-in frame order; `build` gives ``{"text": [...], "objects": [...]}`` sorted by start_s, then
-text / track_id. Memory grows with the number of segments and tracks, not of frames.
-
-Text lines are any list items ``{"text", "confidence", "box"}`` in an output node (``ocr.read``)
-or in a detection's ``text_lines``. Detections are any list items ``{"xyxy", "confidence",
-"class_name"}`` (see forgesyte.plugins.detections), whatever detector gave them.
+`TimelineBuilder.add` takes stored frame entries (``{"frame_index", "timestamp_s",
+"result"}`` as JSON) in frame order; `build` gives ``{"text": [...], "objects": [...]}``
+sorted by start_s, then text / track_id. Memory grows with the number of segments and
+tracks, not of frames. Results are read by `frame_observations` (the preview's reader too):
+`TextLine`s (``ocr.read``'s, and those read inside detections) and `Detections`.
 
 The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow's
 ``trackers`` requires the GUI ``opencv-python`` beside our headless OpenCV, and
@@ -16,18 +14,18 @@ The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow'
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self, TypeVar
 
 from rapidfuzz import fuzz
 
-TEXT_SIMILARITY = (
-    0.8  # similarity (see text_similarity) at which two normalised readings are the same line
-)
+from forgesyte.plugins.detections import Detections, is_detection
+from forgesyte.plugins.values import CONFIDENCE_DIGITS, TextLine, TextLines, json_ready
+
+TEXT_SIMILARITY = 0.8  # text_similarity at which two normalised readings are the same line
 MAX_MISSED_FRAMES = 1  # analysed frames a line or object may miss without ending
 TRACK_IOU = 0.3  # box overlap at which a detection continues a track
-CONFIDENCE_DIGITS = 4
 
 _SPACES = re.compile(r"\s+")
 
@@ -92,7 +90,8 @@ class _Run:
         self.confidence, self.box = confidence, box
         return True
 
-    def span(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
+        """The run as a timeline entry (subclasses add what they follow)."""
         return {
             "start_s": self.first.timestamp_s,
             "end_s": self.last.timestamp_s,
@@ -100,12 +99,8 @@ class _Run:
             "last_frame": self.last.frame_index,
             "frames": self.frames,
             "confidence": round(self.confidence, CONFIDENCE_DIGITS),
-            "box": self.box,
+            "box": json_ready(self.box),
         }
-
-    def to_json(self) -> dict[str, Any]:
-        """The run as a timeline entry."""
-        return self.span()
 
 
 @dataclass
@@ -114,7 +109,7 @@ class _Segment(_Run):
     text: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, **self.span()}
+        return {"text": self.text, **super().to_json()}
 
 
 @dataclass
@@ -124,43 +119,27 @@ class _Track(_Run):
     xyxy: list[float] = field(default_factory=list)  # the last box, matched on
 
     def to_json(self) -> dict[str, Any]:
-        return {"track_id": self.track_id, "class_name": self.class_name, **self.span()}
+        return {"track_id": self.track_id, "class_name": self.class_name, **super().to_json()}
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
+def frame_observations(result: Mapping[str, Any]) -> tuple[TextLines, Detections]:
+    """The text lines and detections in one frame's stored result: the one reader of them.
 
-
-def _is_text_line(item: Any) -> bool:
-    return isinstance(item, dict) and isinstance(item.get("text"), str) and "box" in item
-
-
-def _is_detection(item: Any) -> bool:
-    return (
-        isinstance(item, dict)
-        and isinstance(item.get("xyxy"), list)
-        and len(item["xyxy"]) == 4
-        and isinstance(item.get("class_name"), str)
-    )
-
-
-def frame_observations(
-    result: dict[str, Any],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The text lines and detections in one frame's result (output nodes in id order)."""
-    lines: list[dict[str, Any]] = []
-    detections: list[dict[str, Any]] = []
+    Output nodes in id order, items in list order; a detection's text lines where it
+    stands. Items that are neither (`TextLine.from_json`, `is_detection`) are ignored.
+    """
+    lines: list[TextLine] = []
+    found: list[dict[str, Any]] = []
     for node_id in sorted(result):
         value = result[node_id]
-        if not isinstance(value, list):
-            continue
-        for item in value:
-            if _is_text_line(item):
-                lines.append(item)
-            elif _is_detection(item):
-                detections.append(item)
-                lines.extend(line for line in item.get("text_lines") or () if _is_text_line(line))
-    return lines, detections
+        for item in value if isinstance(value, list) else ():
+            line = TextLine.from_json(item)
+            if line is not None:
+                lines.append(line)
+            elif is_detection(item):
+                found.append(item)
+                lines.extend(TextLines.from_json(item.get("text_lines")))
+    return TextLines(lines), Detections.from_json(found)
 
 
 RunT = TypeVar("RunT", bound=_Run)
@@ -219,24 +198,16 @@ class TextSegmenter(_RunFollower[_Segment]):
 
     order = ("start_s", "text", "first_frame")
 
-    def add(self, ordinal: int, frame_index: int, timestamp_s: float, lines: list[Any]) -> None:
+    def add(self, at: Sighting, lines: Sequence[TextLine]) -> None:
         """Feed one analysed frame's text lines."""
-        readings = [(normalise_text(line["text"]), line) for line in lines]
-        readings = [(key, line) for key, line in readings if key]
-        used_readings: set[int] = set()
-        used_segments: set[int] = set()
+        readings = [(key, line) for line in lines if (key := normalise_text(line.text))]
+        used_readings, used_segments = set[int](), set[int]()
         # exact readings first (the common case, and cheap), then the near ones
         waiting: dict[str, list[int]] = {}
         for s, segment in enumerate(self._open):
             waiting.setdefault(segment.key, []).append(s)
-        matches: list[tuple[int, int]] = []
-        for r, (key, _line) in enumerate(readings):
-            candidates = waiting.get(key)
-            if candidates:
-                s = candidates.pop(0)
-                used_readings.add(r)
-                used_segments.add(s)
-                matches.append((r, s))
+        exact = [(-1.0, r, s) for r, (key, _) in enumerate(readings) for s in waiting.get(key, ())]
+        matches = greedy_matches(exact, 1.0, used_readings, used_segments)
         pairs = sorted(
             (-text_similarity(key, self._open[s].key, TEXT_SIMILARITY), r, s)
             for r, (key, _line) in enumerate(readings)
@@ -245,20 +216,18 @@ class TextSegmenter(_RunFollower[_Segment]):
             if s not in used_segments
         )
         matches += greedy_matches(pairs, TEXT_SIMILARITY, used_readings, used_segments)
-        at = Sighting(frame_index, timestamp_s, ordinal)
         for r, s in matches:
             key, line = readings[r]
             segment = self._open[s]
-            if segment.seen_again(at, _number(line.get("confidence")), line["box"]):
-                segment.key, segment.text = key, _SPACES.sub(" ", line["text"]).strip()
+            if segment.seen_again(at, float(line.confidence), line.box):
+                segment.key, segment.text = key, _SPACES.sub(" ", line.text).strip()
         for r, (key, line) in enumerate(readings):
             if r not in used_readings:
-                text = _SPACES.sub(" ", line["text"]).strip()
-                confidence = _number(line.get("confidence"))
-                self._open.append(
-                    _Segment.first_seen(at, confidence, line["box"], key=key, text=text)
-                )
-        self._close_unseen(ordinal)
+                text = _SPACES.sub(" ", line.text).strip()
+                confidence = float(line.confidence)
+                segment = _Segment.first_seen(at, confidence, line.box, key=key, text=text)
+                self._open.append(segment)
+        self._close_unseen(at.ordinal)
 
 
 class ObjectTracker(_RunFollower[_Track]):
@@ -276,35 +245,29 @@ class ObjectTracker(_RunFollower[_Track]):
         super().__init__()
         self._next_id = 1
 
-    def add(
-        self, ordinal: int, frame_index: int, timestamp_s: float, detections: list[Any]
-    ) -> None:
+    def add(self, at: Sighting, detections: Detections) -> None:
         """Feed one analysed frame's detections."""
-        boxes = [[_number(v) for v in detection["xyxy"]] for detection in detections]
+        boxes, names = detections.xyxy.tolist(), detections.class_names
+        confidence = detections.confidence.tolist()
         pairs = sorted(
             (-iou(box, track.xyxy), d, t)
             for d, box in enumerate(boxes)
             for t, track in enumerate(self._open)
-            if track.class_name == detections[d]["class_name"]
+            if track.class_name == names[d]
         )
-        used_detections: set[int] = set()
-        used_tracks: set[int] = set()
-        at = Sighting(frame_index, timestamp_s, ordinal)
+        used_detections, used_tracks = set[int](), set[int]()
         for d, t in greedy_matches(pairs, TRACK_IOU, used_detections, used_tracks):
             track = self._open[t]
             track.xyxy = boxes[d]
-            track.seen_again(at, _number(detections[d].get("confidence")), detections[d]["xyxy"])
-        for d, detection in enumerate(detections):
+            track.seen_again(at, confidence[d], boxes[d])
+        for d, box in enumerate(boxes):
             if d not in used_detections:
-                confidence = _number(detection.get("confidence"))
-                name = detection["class_name"]
                 track = _Track.first_seen(
-                    at, confidence, detection["xyxy"], track_id=self._next_id, class_name=name
+                    at, confidence[d], box, track_id=self._next_id, class_name=names[d], xyxy=box
                 )
-                track.xyxy = boxes[d]
                 self._open.append(track)
                 self._next_id += 1
-        self._close_unseen(ordinal)
+        self._close_unseen(at.ordinal)
 
 
 class TimelineBuilder:
@@ -316,23 +279,14 @@ class TimelineBuilder:
         self._ordinal = 0
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Feed one frame entry (in frame order)."""
-        frame_index = int(entry["frame_index"])
-        timestamp_s = float(entry["timestamp_s"])
+        """Feed one stored frame entry (in frame order)."""
+        at = Sighting(int(entry["frame_index"]), float(entry["timestamp_s"]), self._ordinal)
         result = entry.get("result")
         lines, detections = frame_observations(result if isinstance(result, dict) else {})
-        self.text.add(self._ordinal, frame_index, timestamp_s, lines)
-        self.objects.add(self._ordinal, frame_index, timestamp_s, detections)
+        self.text.add(at, lines)
+        self.objects.add(at, detections)
         self._ordinal += 1
 
     def build(self) -> dict[str, Any]:
         """The timeline: ``{"text": [...], "objects": [...]}``."""
         return {"text": self.text.finish(), "objects": self.objects.finish()}
-
-
-def timeline_of(entries: Iterator[dict[str, Any]]) -> dict[str, Any]:
-    """The timeline of a sequence of frame entries (for tests and tools)."""
-    builder = TimelineBuilder()
-    for entry in entries:
-        builder.add(entry)
-    return builder.build()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,24 +25,25 @@ class FrameResultsWriter:
         self.timeline_path = folder / TIMELINE_FILE_NAME
         self._handle: BinaryIO = self.results_path.open("wb")
         self._timeline = TimelineBuilder()
+        self.frames = 0
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Write one frame entry (frame order) and feed it to the timeline."""
-        self._handle.write(encode_line(entry))
-        self._timeline.add(entry)
+        """Write one frame entry (frame order): its values are made JSON here, once."""
+        self.add_line(encode_line(entry))
+
+    def add_line(self, line: bytes) -> None:
+        """Write one stored line (frame order); the timeline reads it back, as stored."""
+        self._handle.write(line)
+        self._timeline.add(json.loads(line))
+        self.frames += 1
 
     def finish(self) -> None:
         """Close the results file and write the timeline file."""
         self._handle.close()
-        timeline = self._timeline.build()
-        self.timeline_path.write_bytes(encode_json(timeline))
-
-    def close(self) -> None:
-        """Close the results file (if `finish` was not reached)."""
-        self._handle.close()
+        self.timeline_path.write_bytes(encode_json(self._timeline.build()))
 
     def __enter__(self) -> FrameResultsWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._handle.close()  # if `finish` was not reached

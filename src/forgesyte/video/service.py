@@ -165,7 +165,7 @@ class FrameResult:
     reused_from: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready entry of the results list."""
+        """The entry of the results list; typed values in it become JSON when it is written."""
         entry: dict[str, Any] = {
             "frame_index": self.frame_index,
             "timestamp_s": self.timestamp_s,
