@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from forgesyte.api.context import AppContext
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.sql_store import SqlJobStore
-from forgesyte.jobs.store import JobStore
+from forgesyte.jobs.store import JobHousekeeping
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
@@ -108,7 +108,7 @@ class Runtime:
 
 
 def sweep_storage(
-    store: JobStore, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
+    store: JobHousekeeping, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
 ) -> list[str]:
     """Remove what a killed process can leave in storage; return the removed keys and paths.
 

@@ -28,7 +28,8 @@ from forgesyte.api import upload
 from forgesyte.api.app import create_app
 from forgesyte.api.context import AppContext
 from forgesyte.api.errors import RequestTimeout
-from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobRecord, JobStore, NewJob
 from forgesyte.pipelines.catalog import load_catalog

@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgesyte.jobs.models import JobStatus
-from forgesyte.jobs.segments import SegmentRecord, SegmentSpan, SegmentStatus
+from forgesyte.jobs.models import JobStatus, SegmentStatus
+from forgesyte.jobs.segments import SegmentRecord, SegmentSpan
 from forgesyte.jobs.store import JobRecord, JobStore
 from forgesyte.results.merging import merge_segment_results
 from forgesyte.results.storing import StagedUpload
