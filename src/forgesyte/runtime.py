@@ -19,7 +19,8 @@ from forgesyte.settings import Settings, comma_separated
 from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.webhooks.sender import WebhookSender
 from forgesyte.workers.executor import AnalysisExecutor
-from forgesyte.workers.worker import Worker, WorkerConfig
+from forgesyte.workers.job_run import WorkerConfig
+from forgesyte.workers.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ from forgesyte.settings import Settings
 from forgesyte.storage.base import StorageError, video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor
-from forgesyte.workers.worker import STORAGE_READ_RETRIES, Worker, WorkerConfig
+from forgesyte.workers.job_run import STORAGE_READ_RETRIES
+from forgesyte.workers.worker import Worker, WorkerConfig
 from tests.faults.helpers import BOUNDARY, assert_no_leak, file_part_prologue
 from tests.support.server import TESTKIT_PIPELINES
 

@@ -23,7 +23,7 @@ def test_the_setting_reaches_every_workers_child(tmp_path: Path) -> None:
         try:
             assert runtime.preload == preload
             worker = runtime.make_worker(threading.Event())
-            assert worker.executor.preload == preload
+            assert worker.runner.executor.preload == preload
         finally:
             runtime.close()
 
