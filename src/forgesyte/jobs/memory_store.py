@@ -74,7 +74,7 @@ class InMemoryJobStore(rules.JobStoreRules):
                 raise ValueError(f"job {new.job_id} exists already")
             if new.idempotency_key is not None and new.idempotency_key in self._by_key:
                 raise records.DuplicateIdempotencyKeyError(new.idempotency_key)
-            now = self._clock()
+            now = self.clock()
             record = _copy(rules.pending_record(new, now))  # shares nothing with the caller's
             self._jobs[new.job_id] = record
             if new.idempotency_key is not None:
@@ -82,7 +82,7 @@ class InMemoryJobStore(rules.JobStoreRules):
             if new.callback_url is not None:
                 self._webhooks[new.job_id] = _Webhook(new.callback_url, uuid.uuid4(), now)
             snapshot = _copy(record)
-        self._changes.publish(record.job_id, record.status)
+        self.changes.publish(record.job_id, record.status)
         return snapshot
 
     def get(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -172,9 +172,9 @@ class InMemoryJobStore(rules.JobStoreRules):
             if job.status not in ACTIVE_STATUSES:
                 raise records.JobFinishedError(job.status)
             cancelled = self._replace(
-                job, self._clock(), status=JobStatus.CANCELLED, lease_expires_at=None
+                job, self.clock(), status=JobStatus.CANCELLED, lease_expires_at=None
             )
-        self._changes.publish(job_id, JobStatus.CANCELLED)
+        self.changes.publish(job_id, JobStatus.CANCELLED)
         return cancelled
 
     def delete(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -190,7 +190,7 @@ class InMemoryJobStore(rules.JobStoreRules):
             self._segments.pop(job_id, None)
             if job.idempotency_key is not None:
                 self._by_key.pop(job.idempotency_key, None)
-        self._changes.publish(job_id, job.status)  # caches of this job must forget it
+        self.changes.publish(job_id, job.status)  # caches of this job must forget it
         return _copy(job)
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
@@ -209,7 +209,7 @@ class InMemoryJobStore(rules.JobStoreRules):
     def claim_webhooks(self, limit: int, retry_after_s: float) -> list[WebhookDelivery]:
         """Claim up to limit due deliveries of finished jobs, one attempt counted each."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             due = sorted(
                 (
                     (hook.next_attempt_at, job_id)
@@ -268,13 +268,13 @@ class InMemoryJobStore(rules.JobStoreRules):
             if not pending:
                 return None
             oldest = min(pending, key=lambda job: (job.created_at, job.job_id))
-            now = self._clock()
+            now = self.clock()
             status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
             values["progress"] = self.restart_progress(oldest.job_id)
             claimed = self._replace(
                 oldest, now, status=status, attempts=oldest.attempts + 1, **values
             )
-        self._changes.publish(claimed.job_id, claimed.status)
+        self.changes.publish(claimed.job_id, claimed.status)
         return claimed
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
@@ -288,8 +288,8 @@ class InMemoryJobStore(rules.JobStoreRules):
                 values["attempts"] = job.attempts - 1
             if change.status is JobStatus.PENDING:  # handed back
                 values["progress"] = self.restart_progress(job_id)
-            self._replace(job, self._clock(), status=change.status, **values)
-        self._changes.publish(job_id, change.status)
+            self._replace(job, self.clock(), status=change.status, **values)
+        self.changes.publish(job_id, change.status)
         return True
 
     def _replace(self, job: JobRecord, now: datetime, **values: Any) -> JobRecord:
@@ -312,7 +312,7 @@ class InMemoryJobStore(rules.JobStoreRules):
         requeued: list[uuid.UUID] = []
         failed: list[uuid.UUID] = []
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             for job in list(self._jobs.values()):
                 lease = job.lease_expires_at
                 if job.status is not JobStatus.RUNNING or lease is None or lease >= now:
@@ -323,9 +323,9 @@ class InMemoryJobStore(rules.JobStoreRules):
                 self._replace(job, now, status=status, **values)
                 (failed if status is JobStatus.FAILED else requeued).append(job.job_id)
         for job_id in requeued:
-            self._changes.publish(job_id, JobStatus.PENDING)
+            self.changes.publish(job_id, JobStatus.PENDING)
         for job_id in failed:
-            self._changes.publish(job_id, JobStatus.FAILED)
+            self.changes.publish(job_id, JobStatus.FAILED)
         return records.RecoveryReport(requeued, failed)
 
     # -- segments of split jobs -------------------------------------------------------
@@ -406,7 +406,7 @@ class InMemoryJobStore(rules.JobStoreRules):
             for job in jobs:
                 for segment in self._segments[job.job_id]:
                     if segment.status is SegmentStatus.PENDING:
-                        lease = self._clock() + timedelta(seconds=lease_seconds)
+                        lease = self.clock() + timedelta(seconds=lease_seconds)
                         status, values = rules.claimed_segment(worker_id, lease)
                         claimed = dataclasses.replace(
                             segment, status=status, attempts=segment.attempts + 1, **values
@@ -439,16 +439,16 @@ class InMemoryJobStore(rules.JobStoreRules):
             job = self._jobs[job_id]  # active: pending or running
             progress = job_progress(self._segments[job_id])
             self._jobs[job_id] = dataclasses.replace(
-                job, progress=progress, updated_at=self._clock()
+                job, progress=progress, updated_at=self.clock()
             )
-        self._changes.publish(job_id, job.status)
+        self.changes.publish(job_id, job.status)
         return True
 
     def recover_expired_segments(self, max_attempts: int) -> SegmentRecovery:
         """Requeue running segments whose lease expired, or fail those out of attempts."""
         recovery = SegmentRecovery([], [])
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             for segments in self._segments.values():
                 for segment in segments:
                     lease = segment.lease_expires_at

@@ -124,14 +124,14 @@ class JobStoreRules(abc.ABC):
     """
 
     def __init__(self, *, clock: Clock, on_change: JobListener | None) -> None:
-        self._clock = clock
-        self._changes = JobChangeFeed()
+        self.clock = clock
+        self.changes = JobChangeFeed()
         if on_change is not None:
-            self._changes.subscribe(on_change)
+            self.changes.subscribe(on_change)
 
     def add_change_listener(self, listener: JobListener) -> None:
         """Call listener(JobChange) after this store changes a job (same process only)."""
-        self._changes.subscribe(listener)
+        self.changes.subscribe(listener)
 
     @abc.abstractmethod
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: HeldChange) -> bool:
@@ -150,7 +150,7 @@ class JobStoreRules(abc.ABC):
         change.job_follows, the job's progress follows and its listeners hear of it."""
 
     def _lease_until(self, lease_seconds: float) -> datetime:
-        return self._clock() + timedelta(seconds=lease_seconds)
+        return self.clock() + timedelta(seconds=lease_seconds)
 
     # -- a held job ----------------------------------------------------------------------
 

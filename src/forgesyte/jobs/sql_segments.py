@@ -142,7 +142,7 @@ class SqlSegments(SqlStoreBase):
         """Split a running job held by worker_id into pending segments, once."""
 
         def run() -> bool:
-            now = self._clock()
+            now = self.clock()
             with self.session() as session, session.begin():
                 held = session.execute(
                     select(Job.job_id).where(
@@ -185,7 +185,7 @@ class SqlSegments(SqlStoreBase):
         """Claim the oldest running job's lowest pending segment, or None."""
 
         def claim() -> SegmentRecord | None:
-            now = self._clock()
+            now = self.clock()
             candidate = (
                 select(JobSegment.job_id, JobSegment.seq)
                 .join(Job, Job.job_id == JobSegment.job_id)
@@ -249,7 +249,7 @@ class SqlSegments(SqlStoreBase):
             held = and_(held, _job_active(job_id))
 
         def run() -> tuple[bool, JobStatus | None]:
-            now = self._clock()
+            now = self.clock()
             statement = (
                 update(JobSegment)
                 .where(held)
@@ -267,12 +267,12 @@ class SqlSegments(SqlStoreBase):
 
         changed, job_status = retry_on_conflict(run)
         if job_status is not None:
-            self._changes.publish(job_id, job_status)
+            self.changes.publish(job_id, job_status)
         return changed
 
     def recover_expired_segments(self, max_attempts: int) -> SegmentRecovery:
         """Requeue running segments whose lease expired, or fail those out of attempts."""
-        now = self._clock()
+        now = self.clock()
 
         def sweep() -> SegmentRecovery:
             recovery = SegmentRecovery([], [])

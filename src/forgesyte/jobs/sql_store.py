@@ -82,7 +82,7 @@ class SqlJobStore(SqlSegments):
 
     def create(self, new: records.NewJob) -> JobRecord:
         """Insert a pending job; being in the table is being in the queue."""
-        now = self._clock()
+        now = self.clock()
         pending = rules.pending_record(new, now)
         row = Job(**{**dataclasses.asdict(pending), "status": pending.status.value})
 
@@ -109,7 +109,7 @@ class SqlJobStore(SqlSegments):
             if new.idempotency_key is not None:
                 raise records.DuplicateIdempotencyKeyError(new.idempotency_key) from exc
             raise
-        self._changes.publish(record.job_id, record.status)
+        self.changes.publish(record.job_id, record.status)
         return record
 
     def get(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -237,7 +237,7 @@ class SqlJobStore(SqlSegments):
                 .values(
                     status=JobStatus.CANCELLED.value,
                     lease_expires_at=None,
-                    updated_at=self._clock(),
+                    updated_at=self.clock(),
                 )
             )
             return self._update_returning(statement)
@@ -248,7 +248,7 @@ class SqlJobStore(SqlSegments):
             if current is None:
                 return None
             raise records.JobFinishedError(current.status)
-        self._changes.publish(job_id, JobStatus.CANCELLED)
+        self.changes.publish(job_id, JobStatus.CANCELLED)
         return cancelled
 
     def delete(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -274,7 +274,7 @@ class SqlJobStore(SqlSegments):
             if current is None:
                 return None
             raise records.JobRunningError(str(job_id))
-        self._changes.publish(job_id, removed.status)  # caches of this job must forget it
+        self.changes.publish(job_id, removed.status)  # caches of this job must forget it
         return removed
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
@@ -294,7 +294,7 @@ class SqlJobStore(SqlSegments):
         """Claim up to limit due deliveries of finished jobs, one attempt counted each."""
 
         def claim() -> list[WebhookDelivery]:
-            now = self._clock()
+            now = self.clock()
             due = (
                 select(
                     JobWebhook.job_id,
@@ -353,7 +353,7 @@ class SqlJobStore(SqlSegments):
             statement = (
                 update(JobWebhook)
                 .where(_latest_claim(delivery.job_id, delivery.attempt))
-                .values(updated_at=self._clock(), **values)
+                .values(updated_at=self.clock(), **values)
                 .execution_options(synchronize_session=False)
             )
             with self.session() as session, session.begin():
@@ -380,7 +380,7 @@ class SqlJobStore(SqlSegments):
         """
 
         def claim() -> JobRecord | None:
-            now = self._clock()
+            now = self.clock()
             status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
             candidate = (
                 select(Job.job_id)
@@ -402,7 +402,7 @@ class SqlJobStore(SqlSegments):
 
         claimed = retry_on_conflict(claim)
         if claimed is not None:
-            self._changes.publish(claimed.job_id, claimed.status)
+            self.changes.publish(claimed.job_id, claimed.status)
         return claimed
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
@@ -412,7 +412,7 @@ class SqlJobStore(SqlSegments):
             values["attempts"] = Job.attempts - 1
 
         def run() -> bool:
-            now = self._clock()
+            now = self.clock()
             statement = (
                 update(Job)
                 .where(
@@ -432,7 +432,7 @@ class SqlJobStore(SqlSegments):
 
         held = retry_on_conflict(run)
         if held:
-            self._changes.publish(job_id, change.status)
+            self.changes.publish(job_id, change.status)
         return held
 
     def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
@@ -449,7 +449,7 @@ class SqlJobStore(SqlSegments):
 
     def recover_expired(self, max_attempts: int) -> records.RecoveryReport:
         """Return jobs whose lease expired to pending, or fail them when attempts ran out."""
-        now = self._clock()
+        now = self.clock()
 
         def sweep() -> records.RecoveryReport:
             requeued: list[uuid.UUID] = []
@@ -485,7 +485,7 @@ class SqlJobStore(SqlSegments):
 
         report = retry_on_conflict(sweep)
         for job_id in report.requeued:
-            self._changes.publish(job_id, JobStatus.PENDING)
+            self.changes.publish(job_id, JobStatus.PENDING)
         for job_id in report.failed:
-            self._changes.publish(job_id, JobStatus.FAILED)
+            self.changes.publish(job_id, JobStatus.FAILED)
         return report
