@@ -9,20 +9,15 @@ import ipaddress
 import logging
 import signal
 import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from forgesyte.client_commands import add_client_commands
-from forgesyte.settings import (
-    Settings,
-    analysis_threads,
-    child_memory_cap_mb,
-    default_worker_count,
-    machine_memory_mb,
-)
+from forgesyte.settings import Settings, default_worker_count
+
+if TYPE_CHECKING:
+    from forgesyte.runtime import Runtime
 
 log = logging.getLogger("forgesyte")
 
@@ -50,83 +45,16 @@ def _display_url(url: str) -> str:
     return display_url(url)
 
 
-def _build_runtime_or_exit(settings: Settings) -> Any:
+def _build_runtime_or_exit(settings: Settings, workers: int) -> Runtime:
     # the server modules (SQLAlchemy, FastAPI) load here, not for the client verbs
     from forgesyte.db.engine import DatabaseLockedError
     from forgesyte.runtime import build_runtime
 
     try:
-        return build_runtime(settings)
+        return build_runtime(settings, workers=workers)
     except DatabaseLockedError as exc:
         print(f"forgesyte: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-class _WorkerPool:
-    """Worker threads, each with its own analysis child, sharing one stop event.
-
-    Before any child starts, the threads an analysis child may use are settled (the
-    analysis_threads setting, else cores // workers), handed to each child's plugins and put
-    in the environment the children inherit, so that workers running side by side do not
-    oversubscribe the cores.
-    """
-
-    def __init__(self, runtime: Any, count: int) -> None:
-        from forgesyte.workers.executor import limit_child_threads
-
-        threads = analysis_threads(runtime.settings.analysis_threads, count)
-        limit_child_threads(threads)
-        settings = runtime.settings
-        memory_mb = child_memory_cap_mb(
-            settings.child_memory_mb, settings.child_memory_fraction, count
-        )
-        if count:
-            runtime.child_memory_mb = runtime.context.child_memory_mb = memory_mb
-            log.info("each analysis child may use %d thread(s)", threads)
-            log.info(
-                "each analysis child may use %d MiB of memory (%s); one over it is stopped",
-                memory_mb,
-                (
-                    "FORGESYTE_CHILD_MEMORY_MB"
-                    if settings.child_memory_mb is not None
-                    else f"{settings.child_memory_fraction:g} of {machine_memory_mb()} MiB / "
-                    f"{count} worker(s)"
-                ),
-            )
-        self.stop_event = threading.Event()
-        self.runtime = runtime
-        self.background: list[threading.Thread] = []
-        self.workers = [
-            runtime.make_worker(self.stop_event, index, analysis_threads=threads)
-            for index in range(count)
-        ]
-        self.threads = [
-            threading.Thread(target=self._run, args=(worker,), name=f"worker-{index}", daemon=True)
-            for index, worker in enumerate(self.workers)
-        ]
-
-    @staticmethod
-    def _run(worker: Any) -> None:
-        while not worker.stop_event.is_set():
-            try:
-                worker.run()
-            except Exception:
-                log.exception("worker %s crashed; restarting it", worker.worker_id)
-                worker.stop_event.wait(1.0)
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-        self.background = self.runtime.start_background(self.stop_event)
-
-    def stop(self, timeout_s: float) -> None:
-        self.stop_event.set()
-        for worker in self.workers:
-            if worker.wakeup is not None:
-                worker.wakeup.notify()  # idle workers see the stop now, not at their next poll
-        deadline = time.monotonic() + timeout_s
-        for thread in self.threads + self.background:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _is_loopback(host: str) -> bool:
@@ -162,15 +90,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from forgesyte.api.app import create_app
+    from forgesyte.workers.pool import WorkerPool
 
     settings = Settings()
     if not _serve_checks(settings, args.host):
         return 2
     # the API and the workers share this process and its job store: enqueueing a job wakes
     # an idle worker at once (Runtime.wakeup), instead of leaving the job for its next poll
-    runtime = _build_runtime_or_exit(settings)
     workers = default_worker_count() if args.workers is None else args.workers
-    pool = _WorkerPool(runtime, workers)
+    runtime = _build_runtime_or_exit(settings, workers)
+    pool = WorkerPool(runtime, workers)
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -220,9 +149,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run worker loops only (PostgreSQL deployments)."""
+    from forgesyte.workers.pool import WorkerPool
+
     settings = Settings()
-    runtime = _build_runtime_or_exit(settings)
-    pool = _WorkerPool(runtime, args.concurrency)
+    runtime = _build_runtime_or_exit(settings, args.concurrency)
+    pool = WorkerPool(runtime, args.concurrency)
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         if pool.stop_event.is_set():

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from forgesyte.jobs.models import JobStatus, utcnow
-from forgesyte.jobs.store import JobFinishedError, JobRecord, JobRunningError, JobStore
+from forgesyte.jobs.store import JobFinishedError, JobHousekeeping, JobRecord, JobRunningError
 from forgesyte.storage.base import (
     Storage,
     StorageError,
@@ -67,7 +67,7 @@ def owned_folders() -> list[str]:
     return sorted({build(probe).split("/", 1)[0] for build in JOB_KEY_BUILDERS} | {SEGMENT_FOLDER})
 
 
-def remove_job(store: JobStore, storage: Storage, job_id: uuid.UUID) -> JobRecord | None:
+def remove_job(store: JobHousekeeping, storage: Storage, job_id: uuid.UUID) -> JobRecord | None:
     """Remove a job that is not running: its storage objects, then its row.
 
     Returns the removed job, or None if there is none. Raises JobRunningError for a running
@@ -90,7 +90,7 @@ def remove_job(store: JobStore, storage: Storage, job_id: uuid.UUID) -> JobRecor
 
 
 def remove_expired_jobs(
-    store: JobStore,
+    store: JobHousekeeping,
     storage: Storage,
     retention_days: float,
     *,
@@ -125,7 +125,7 @@ def _job_id_of(key: str) -> uuid.UUID | None:
 
 
 def remove_orphans(
-    store: JobStore,
+    store: JobHousekeeping,
     storage: Storage,
     *,
     min_age_s: float = ORPHAN_MIN_AGE_S,
@@ -176,7 +176,7 @@ class Housekeeper:
     twice is harmless).
     """
 
-    store: JobStore
+    store: JobHousekeeping
     storage: Storage
     _: KW_ONLY
     interval_s: float

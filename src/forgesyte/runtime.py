@@ -10,16 +10,17 @@ from dataclasses import dataclass, replace
 from forgesyte.api.context import AppContext
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.sql_store import SqlJobStore
-from forgesyte.jobs.store import JobStore
+from forgesyte.jobs.store import JobHousekeeping
 from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.retention import ORPHAN_MIN_AGE_S, Housekeeper, remove_orphans
-from forgesyte.settings import Settings, comma_separated
+from forgesyte.settings import Settings, child_memory_cap_mb, comma_separated, machine_memory_mb
 from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.webhooks.sender import WebhookSender
 from forgesyte.workers.executor import AnalysisExecutor
-from forgesyte.workers.worker import Worker, WorkerConfig
+from forgesyte.workers.job_run import WorkerConfig
+from forgesyte.workers.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ class Runtime:
     context: AppContext
     plugin_config: PluginConfig
     wakeup: JobWakeup
-    child_memory_mb: int | None = None  # set by the worker pool: the cap in force
     child_env_keep: tuple[str, ...] = ()  # extra variables the children get
     preload: tuple[str, ...] = ()  # pipelines each child loads at its start (build_runtime)
 
@@ -84,11 +84,7 @@ class Runtime:
         executor = AnalysisExecutor(
             pipelines_dir=str(settings.pipelines_dir) if settings.pipelines_dir else None,
             timeout_s=settings.job_timeout_s,
-            memory_cap_mb=(
-                self.child_memory_mb
-                if self.child_memory_mb is not None
-                else settings.child_memory_mb
-            ),
+            memory_cap_mb=self.context.child_memory_mb,  # set once, by build_runtime
             child_env_keep=self.child_env_keep,
             preload=self.preload,
             plugin_config=plugin_config,
@@ -108,7 +104,7 @@ class Runtime:
 
 
 def sweep_storage(
-    store: JobStore, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
+    store: JobHousekeeping, storage: Storage, *, min_age_s: float = ORPHAN_MIN_AGE_S
 ) -> list[str]:
     """Remove what a killed process can leave in storage; return the removed keys and paths.
 
@@ -130,10 +126,32 @@ def sweep_storage(
     return removed
 
 
-def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime:
+def child_memory_cap(settings: Settings, workers: int) -> int | None:
+    """Each analysis child's memory cap in this process (logged); None with no workers."""
+    if not workers:
+        return None
+    memory_mb = child_memory_cap_mb(
+        settings.child_memory_mb, settings.child_memory_fraction, workers
+    )
+    log.info(
+        "each analysis child may use %d MiB of memory (%s); one over it is stopped",
+        memory_mb,
+        (
+            "FORGESYTE_CHILD_MEMORY_MB"
+            if settings.child_memory_mb is not None
+            else f"{settings.child_memory_fraction:g} of {machine_memory_mb()} MiB / "
+            f"{workers} worker(s)"
+        ),
+    )
+    return memory_mb
+
+
+def build_runtime(settings: Settings, *, workers: int, upgrade_schema: bool = True) -> Runtime:
     """Connect to the database (upgrading its schema), storage, and load plugins and pipelines.
 
-    Raises DatabaseLockedError when the DuckDB file is held by another process.
+    `workers` is how many worker loops this process will run: the analysis children's
+    memory cap is their share, set here once. Raises DatabaseLockedError when the DuckDB
+    file is held by another process.
     """
     store = SqlJobStore.open(settings.resolved_database_url(), upgrade_schema=upgrade_schema)
     wakeup = JobWakeup()
@@ -163,6 +181,7 @@ def build_runtime(settings: Settings, *, upgrade_schema: bool = True) -> Runtime
         storage=storage,
         registry=registry,
         catalog=catalog,
+        child_memory_mb=child_memory_cap(settings, workers),
     )
     return Runtime(
         settings=settings,

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.engine.default import CACHE_HIT
 
 from forgesyte.db.engine import CachingDuckDBDialect, create_db_engine
-from forgesyte.jobs.models import Job, JobStatus
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import JobStatus
 
 
 def test_duckdb_statements_are_compiled_once(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from forgesyte.cli import main
 from forgesyte.db.engine import DatabaseLockedError, display_url, is_lost_race, retry_on_conflict
 from forgesyte.db.migrate import current_revision, open_engine, run_schema_command
-from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 
 HEAD = "0003_job_segments"

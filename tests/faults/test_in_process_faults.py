@@ -27,7 +27,8 @@ from starlette.requests import Request
 from forgesyte.api import upload
 from forgesyte.api.app import create_app
 from forgesyte.api.context import AppContext
-from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobRecord, JobStore, NewJob
 from forgesyte.pipelines.catalog import load_catalog
@@ -38,7 +39,8 @@ from forgesyte.storage.base import StorageError, video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.submission.errors import UploadStalled
 from forgesyte.workers.executor import AnalysisExecutor
-from forgesyte.workers.worker import STORAGE_READ_RETRIES, Worker, WorkerConfig
+from forgesyte.workers.job_run import STORAGE_READ_RETRIES
+from forgesyte.workers.worker import Worker, WorkerConfig
 from tests.faults.helpers import BOUNDARY, assert_no_leak, file_part_prologue
 from tests.support.server import TESTKIT_PIPELINES
 

@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, text
 
-from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobPageCursor
 from tests.support.stores import ENGINE_FIXTURES

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from forgesyte.jobs import stats
-from forgesyte.jobs.models import Job, JobStatus, utcnow
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 
 # the SQL store's queries; the in-memory store's answers are in the contract suite
@@ -55,7 +55,7 @@ def test_durations_are_cumulative_histograms_per_pipeline_and_final_status(
     _insert(store, JobStatus.PENDING, took_s=1.0)  # unfinished jobs are not in the histogram
     _insert(store, JobStatus.RUNNING, took_s=1.0)
 
-    histograms = stats.finished_job_durations(store.engine, bounds=(1.0, 5.0, 10.0, 3600.0))
+    histograms = store.finished_job_durations(bounds=(1.0, 5.0, 10.0, 3600.0))
 
     found = {(h.pipeline_id, h.status): h for h in histograms}
     assert sorted(found) == [
@@ -76,28 +76,28 @@ def test_durations_are_cumulative_histograms_per_pipeline_and_final_status(
 
 @SQL_ONLY
 def test_frames_analysed_sums_the_completed_jobs_summaries(store: SqlJobStore) -> None:
-    assert stats.frames_analysed_total(store.engine) == 0
+    assert store.frames_analysed_total() == 0
     _insert(store, JobStatus.COMPLETED, frames=12)
     _insert(store, JobStatus.COMPLETED, frames=30)
     _insert(store, JobStatus.FAILED)
     _insert(store, JobStatus.PENDING)
-    assert stats.frames_analysed_total(store.engine) == 42
+    assert store.frames_analysed_total() == 42
 
 
 @SQL_ONLY
 def test_oldest_pending_ignores_jobs_that_left_the_queue(store: SqlJobStore) -> None:
-    assert stats.oldest_pending_created_at(store.engine) is None
+    assert store.oldest_pending_created_at() is None
     _insert(store, JobStatus.COMPLETED, created_after_s=0)  # older, but not waiting
     _insert(store, JobStatus.RUNNING, created_after_s=5)
     _insert(store, JobStatus.PENDING, created_after_s=20)
     _insert(store, JobStatus.PENDING, created_after_s=10)
-    oldest = stats.oldest_pending_created_at(store.engine)
+    oldest = store.oldest_pending_created_at()
     assert oldest is not None
     assert oldest.utcoffset() == timedelta(0)
     assert oldest == BASE + timedelta(seconds=10)
 
 
 def test_final_statuses_are_every_status_but_pending_and_running() -> None:
-    finished = stats.finished_statuses()
-    assert JobStatus.PENDING not in finished and JobStatus.RUNNING not in finished
-    assert set(finished) | {JobStatus.PENDING, JobStatus.RUNNING} == set(JobStatus)
+    assert set(ACTIVE_STATUSES) == {JobStatus.PENDING, JobStatus.RUNNING}
+    assert JobStatus.PENDING not in FINISHED_STATUSES and JobStatus.RUNNING not in FINISHED_STATUSES
+    assert set(FINISHED_STATUSES) | set(ACTIVE_STATUSES) == set(JobStatus)

@@ -14,8 +14,9 @@ from collections import Counter
 import pytest
 from sqlalchemy import event, select
 
+from forgesyte.db.tables import Job
 from forgesyte.jobs.changes import JobChange
-from forgesyte.jobs.models import Job, JobStatus
+from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobStore, NewJob
 from tests.support.stores import SteppingClock

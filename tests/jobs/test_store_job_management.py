@@ -15,6 +15,7 @@ from forgesyte.jobs.store import (
     JobRecord,
     JobRunningError,
     JobStore,
+    WebhookOutcome,
 )
 from tests.jobs.test_store_contract import LEASE_S, new_job, run_together
 from tests.support.stores import SteppingClock
@@ -232,12 +233,14 @@ def test_a_webhook_is_due_once_the_job_has_ended(store: JobStore, clock: Steppin
     assert (first.job_id, first.callback_url, first.attempt) == (job.job_id, HOOK_URL, 1)
     assert first.status is JobStatus.COMPLETED and first.error_message is None
     assert store.claim_webhooks(10, 30.0) == []  # claimed: not due again for 30 s
-    assert store.finish_webhook(first, delivered=False, retry_at=clock(), error="HTTP 500")
+    assert store.finish_webhook(first, WebhookOutcome.retry(clock(), "HTTP 500"))
     (second,) = store.claim_webhooks(10, 30.0)
     assert second.attempt == 2 and second.event_id == first.event_id
     assert second.updated_at == first.updated_at
-    assert not store.finish_webhook(first, delivered=True)  # a stale attempt changes nothing
-    assert store.finish_webhook(second, delivered=True)
+    assert not store.finish_webhook(
+        first, WebhookOutcome.delivered()
+    )  # a stale attempt changes nothing
+    assert store.finish_webhook(second, WebhookOutcome.delivered())
     assert store.webhook_state(job.job_id) == (WebhookState.DELIVERED.value, 2)
     assert store.claim_webhooks(10, 30.0) == []
 
@@ -252,7 +255,7 @@ def test_an_unfinished_claim_is_due_again_and_abandon_is_final(
     clock.advance(6.0)  # the sender died mid-attempt: the claim lapses
     (second,) = store.claim_webhooks(10, 5.0)
     assert second.attempt == 2
-    assert store.finish_webhook(second, delivered=False, error="gave up")
+    assert store.finish_webhook(second, WebhookOutcome.abandoned("gave up"))
     assert store.webhook_state(job.job_id) == (WebhookState.ABANDONED.value, 2)
     clock.advance(60.0)
     assert store.claim_webhooks(10, 5.0) == []

@@ -118,7 +118,7 @@ def test_a_storage_failure_while_storing_fails_the_job_and_leaves_nothing(
 ) -> None:
     job_id = enqueue(counter_video, "testkit_grey", max_frames=3)
     worker = make_worker()
-    worker.storage = _FailingCommits(storage_backend.storage, "timelines/")  # type: ignore[assignment]
+    worker.runner.storage = _FailingCommits(storage_backend.storage, "timelines/")  # type: ignore[assignment]
     assert worker.run(burst=True) == 1
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.FAILED

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from forgesyte.jobs.models import Job, JobStatus
+from forgesyte.db.tables import Job
+from forgesyte.jobs.models import JobStatus
 from tests.scaleout.conftest import ScaleOutDeployment
 from tests.support.server import ServerProcess, WorkerProcess, submit
 from tests.support.videos import write_counter_video

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from forgesyte.jobs.models import Job
+from forgesyte.db.tables import Job
 from forgesyte.storage.s3 import DEFAULT_PART_SIZE
 from tests.scaleout.conftest import S3_PREFIX, ScaleOutDeployment
 from tests.support.server import ServerProcess, streamed_submit, wait_for_end

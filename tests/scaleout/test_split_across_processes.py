@@ -11,7 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from forgesyte.jobs.models import JobSegment, SegmentStatus
+from forgesyte.db.tables import JobSegment
+from forgesyte.jobs.models import SegmentStatus
 from tests.scaleout.conftest import ScaleOutDeployment
 from tests.segments.videos import write_keyframed_video
 from tests.support.server import ServerProcess, WorkerProcess, submit_video, wait_for_end

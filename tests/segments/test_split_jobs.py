@@ -50,7 +50,7 @@ def outputs(backend: StorageBackend, job_id: uuid.UUID) -> tuple[bytes, bytes]:
 @contextmanager
 def running(workers: list[Worker]) -> Iterator[threading.Event]:
     """Run the workers on threads until the block ends (their shared stop event is set)."""
-    stop = workers[0].stop_event
+    stop = workers[0].runner.stop_event
     threads = [threading.Thread(target=worker.run, daemon=True) for worker in workers]
     for thread in threads:
         thread.start()
@@ -150,7 +150,7 @@ def test_a_worker_copies_a_split_jobs_video_once(
     job_id = enqueue(keyframed_video, "testkit_grey", max_frames=48)
     worker = make_worker(config=worker_config(segment_frames=SPLIT, lease_seconds=10))
     counting = CountingStorage(storage_backend.storage)
-    worker.storage = counting  # type: ignore[assignment]
+    worker.runner.storage = counting  # type: ignore[assignment]
     assert worker.run(burst=True) == 1
     record = store.get(job_id)
     assert record is not None and record.status is JobStatus.COMPLETED, record
@@ -187,7 +187,7 @@ def test_a_lost_segment_is_retried_alone(
     losing = LosingStore()
     reference_id = uuid.uuid4()
     worker = make_worker(config=worker_config(segment_frames=SPLIT, lease_seconds=10))
-    worker.store = losing
+    worker.runner.store = losing
     for job_id in (reference_id, uuid.uuid4()):
         storage_backend.storage.put_bytes(f"videos/{job_id}.mp4", keyframed_video.read_bytes())
 
@@ -206,7 +206,7 @@ def test_a_lost_segment_is_retried_alone(
     assert record.attempts == 1, "the job itself ran once"
 
     unsplit = make_worker(config=worker_config(segment_frames=0))
-    unsplit.store = losing
+    unsplit.runner.store = losing
     unsplit_id = uuid.uuid4()
     storage_backend.storage.put_bytes(f"videos/{unsplit_id}.mp4", keyframed_video.read_bytes())
     submit(unsplit_id)

@@ -102,4 +102,4 @@ def make_worker(store: JobStore, storage_backend: StorageBackend) -> Iterator[Ma
 
     yield make
     for worker in workers:
-        worker.executor.stop()
+        worker.runner.executor.stop()

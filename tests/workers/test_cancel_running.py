@@ -127,7 +127,7 @@ def test_cancel_stops_running_jobs_within_5_s_try_after_try(
                 return job is not None and job.status is JobStatus.RUNNING and job.progress > 0
 
             _wait(analysing, 60.0, f"job {index} to be analysed")
-            child = worker.executor.child_pid  # the analysis child working on this job
+            child = worker.runner.executor.child_pid  # the analysis child working on this job
             assert child is not None and _alive(child)
             started = time.monotonic()
             cancelled = store.cancel(job_id)
@@ -145,7 +145,7 @@ def test_cancel_stops_running_jobs_within_5_s_try_after_try(
             assert final.output_path is None
             assert not storage_backend.storage.exists(results_key(job_id))
     finally:
-        worker.stop_event.set()
+        worker.runner.stop_event.set()
         store.cancel(jobs[-1])
         thread.join(timeout=60)
     assert not thread.is_alive()

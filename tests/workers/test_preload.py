@@ -19,11 +19,13 @@ from tests.support.server import FORGESYTE, TESTKIT_PIPELINES
 def test_the_setting_reaches_every_workers_child(tmp_path: Path) -> None:
     assert Settings().preload_pipelines == "ocr_only"  # the default: OCR is warm
     for text, preload in ((" ocr_only , testkit_grey,", ("ocr_only", "testkit_grey")), ("", ())):
-        runtime = build_runtime(Settings(data_dir=tmp_path / "data", preload_pipelines=text))
+        runtime = build_runtime(
+            Settings(data_dir=tmp_path / "data", preload_pipelines=text), workers=1
+        )
         try:
             assert runtime.preload == preload
             worker = runtime.make_worker(threading.Event())
-            assert worker.executor.preload == preload
+            assert worker.runner.executor.preload == preload
         finally:
             runtime.close()
 

@@ -200,7 +200,7 @@ def test_progress_is_throttled_and_rises(
     worker = make_worker()
     counting = CountingStore(store.engine)
     counting.progress_writes = []
-    worker.store = counting
+    worker.runner.store = counting
     started = time.monotonic()
     worker.run(burst=True)
     elapsed = time.monotonic() - started
@@ -268,7 +268,7 @@ def test_a_child_that_cannot_start_hands_the_job_back_then_fails_it(
 ) -> None:
     job_id = enqueue(counter_video, "testkit_grey")
     worker = make_worker(config=worker_config(max_attempts=2, poll_interval_s=0.01))
-    worker.executor = NeverStarts(timeout_s=60.0)
+    worker.runner.executor = NeverStarts(timeout_s=60.0)
     for attempt in (1, 2):
         claimed = store.claim_next(worker.worker_id, 30)
         assert claimed is not None and claimed.attempts == attempt
@@ -322,7 +322,7 @@ def test_a_download_longer_than_three_leases_keeps_the_lease(
     job_id = enqueue(counter_video, "testkit_grey", max_frames=2)
     worker = make_worker(config=worker_config(lease_seconds=lease_seconds))
     slow = SlowDownload(storage_backend.storage, store, lease_seconds, periods=3)
-    worker.storage = slow  # type: ignore[assignment]
+    worker.runner.storage = slow  # type: ignore[assignment]
     started = time.monotonic()
     assert worker.run(burst=True) == 1
     assert time.monotonic() - started >= 3 * lease_seconds

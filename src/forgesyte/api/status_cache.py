@@ -14,10 +14,9 @@ import uuid
 from collections import OrderedDict
 
 from forgesyte.jobs.changes import JobChange
-from forgesyte.jobs.models import JobStatus
+from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus
 from forgesyte.jobs.store import JobRecord
 
-FINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 FINAL_STATE_CACHE_S = 30.0  # seconds: a final state never changes, but a job may be deleted
 
 
@@ -41,7 +40,7 @@ class StatusCache:
             if entry is None:
                 return None
             read_at, status, body = entry
-            fresh_s = FINAL_STATE_CACHE_S if status in FINAL_STATES else self.ttl_s
+            fresh_s = FINAL_STATE_CACHE_S if status in FINISHED_STATUSES else self.ttl_s
             if time.monotonic() - read_at > fresh_s:
                 del self._entries[job_id]
                 return None
@@ -50,7 +49,7 @@ class StatusCache:
 
     def put(self, record: JobRecord, body: bytes) -> None:
         """Remember the answer built from a snapshot just read from the store."""
-        if self.ttl_s <= 0 and record.status not in FINAL_STATES:
+        if self.ttl_s <= 0 and record.status not in FINISHED_STATUSES:
             return
         with self._lock:
             self._entries[record.job_id] = (time.monotonic(), record.status, body)

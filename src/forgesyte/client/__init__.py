@@ -13,8 +13,8 @@ of the server: importing it loads no web framework, database or settings. See
 docs/client.md.
 """
 
-from forgesyte.client.client import Client, Job, option_fields
-from forgesyte.client.errors import ApiError, ServerUnreachable, WaitTimeout
+from forgesyte.client.client import Client, Job, WaitTimeout, option_fields
+from forgesyte.client.errors import ApiError, ServerUnreachable
 from forgesyte.client.transport import Backoff
 from forgesyte.client.values import (
     FINISHED_STATUSES,

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, Literal, TypeVar
 
-from forgesyte.client.errors import ApiError, WaitTimeout
+from forgesyte.client.errors import ApiError
 from forgesyte.client.transport import (
     ATTEMPTS,
     DETAIL_CHARS,
@@ -79,6 +79,22 @@ def _walk(fetch: Callable[[Any], Page[V]]) -> Iterator[V]:
         if page.next is None:
             return
         after = page.next
+
+
+class WaitTimeout(TimeoutError):
+    """``Job.wait`` reached its timeout before the job ended; ``last`` is the status seen last.
+
+    A TimeoutError, so ``except TimeoutError`` catches it too. The job goes on on the server.
+    """
+
+    def __init__(self, job_id: str, timeout_s: float, last: JobStatus) -> None:
+        super().__init__(
+            f"job {job_id} did not end within {timeout_s:g} s "
+            f"(last seen {last.status}, {last.progress:.0f}%)"
+        )
+        self.job_id = job_id
+        self.timeout_s = timeout_s
+        self.last = last
 
 
 class Client:

@@ -1,12 +1,7 @@
-"""The client's errors: one type for what the server refused or could not answer, one for a
-wait that ran out of time."""
+"""The client's errors: one type for what the server refused or could not answer (a wait
+that ran out of time is `WaitTimeout`, beside `Job.wait` in client.py)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from forgesyte.client.values import JobStatus
 
 
 class ApiError(Exception):
@@ -34,19 +29,3 @@ class ServerUnreachable(ApiError):
 
     def __init__(self, url: str, reason: object) -> None:
         super().__init__(None, f"cannot reach {url}: {reason}")
-
-
-class WaitTimeout(TimeoutError):
-    """``Job.wait`` reached its timeout before the job ended; ``last`` is the status seen last.
-
-    A TimeoutError, so ``except TimeoutError`` catches it too. The job goes on on the server.
-    """
-
-    def __init__(self, job_id: str, timeout_s: float, last: JobStatus) -> None:
-        super().__init__(
-            f"job {job_id} did not end within {timeout_s:g} s "
-            f"(last seen {last.status}, {last.progress:.0f}%)"
-        )
-        self.job_id = job_id
-        self.timeout_s = timeout_s
-        self.last = last

@@ -1,1 +1,1 @@
-"""Database engine and session setup, and the Alembic migrations."""
+"""Database engine and session setup, the tables, and the Alembic migrations."""

@@ -1,4 +1,9 @@
-"""The job store in memory: the same contract as the database, for tests that need some store."""
+"""The job store in memory: the same contract as the database, for tests that need some store.
+
+One class under one lock: the SQL store is split in two by table (sql_segments.py), a
+double this size needs no split. What each write changes is decided in
+`forgesyte.jobs.rules`, as for the SQL store.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +11,25 @@ import copy
 import dataclasses
 import threading
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from forgesyte.jobs import rules, stats
-from forgesyte.jobs.changes import JobChangeFeed, JobListener
-from forgesyte.jobs.memory_segments import InMemorySegmentsMixin
-from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, WebhookState, utcnow
-from forgesyte.jobs.segments import SegmentRecord, job_progress
-from forgesyte.jobs.store import (
-    DuplicateIdempotencyKeyError,
-    JobFinishedError,
-    JobRecord,
-    JobRunningError,
-    JobStore,
-    NewJob,
-    RecoveryReport,
-    WebhookDelivery,
+from forgesyte.jobs import records, rules, stats
+from forgesyte.jobs.changes import JobListener
+from forgesyte.jobs.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    JobStatus,
+    SegmentStatus,
+    WebhookState,
+    utcnow,
 )
+from forgesyte.jobs.records import JobRecord, WebhookDelivery
+from forgesyte.jobs.segments import SegmentRecord, SegmentRecovery, SegmentSpan, job_progress
 
-Clock = Callable[[], datetime]
+if TYPE_CHECKING:
+    from forgesyte.jobs.store import JobStore
 
 
 @dataclasses.dataclass
@@ -41,42 +44,37 @@ class _Webhook:
     last_error: str | None = None
 
 
-class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
-    """A thread-safe `JobStore` in a dict: FIFO by created_at, leases, attempts, idempotency.
+class InMemoryJobStore(rules.JobStoreRules):
+    """A thread-safe `JobStore` in dicts: FIFO by created_at, leases, attempts, idempotency.
 
     One lock makes each operation atomic, as a transaction would; listeners are called
     after the lock is released. Snapshots handed out are copies: changing one changes
     nothing stored.
     """
 
-    def __init__(self, *, on_change: JobListener | None = None, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, *, on_change: JobListener | None = None, clock: rules.Clock = utcnow
+    ) -> None:
+        super().__init__(clock=clock, on_change=on_change)
+        self._lock = threading.Lock()
         self._jobs: dict[uuid.UUID, JobRecord] = {}
         self._by_key: dict[str, uuid.UUID] = {}
         self._webhooks: dict[uuid.UUID, _Webhook] = {}
         self._segments: dict[uuid.UUID, list[SegmentRecord]] = {}
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._changes = JobChangeFeed()
-        if on_change is not None:
-            self._changes.subscribe(on_change)
-
-    def add_change_listener(self, listener: JobListener) -> None:
-        """Call listener(JobChange) after this store changes a job."""
-        self._changes.subscribe(listener)
 
     def close(self) -> None:
         """Nothing to release."""
 
     # -- the API side -----------------------------------------------------------------
 
-    def create(self, new: NewJob) -> JobRecord:
+    def create(self, new: records.NewJob) -> JobRecord:
         """Add a pending job; DuplicateIdempotencyKeyError if its key is taken."""
         with self._lock:
             if new.job_id in self._jobs:
                 raise ValueError(f"job {new.job_id} exists already")
             if new.idempotency_key is not None and new.idempotency_key in self._by_key:
-                raise DuplicateIdempotencyKeyError(new.idempotency_key)
-            now = self._clock()
+                raise records.DuplicateIdempotencyKeyError(new.idempotency_key)
+            now = self.clock()
             record = _copy(rules.pending_record(new, now))  # shares nothing with the caller's
             self._jobs[new.job_id] = record
             if new.idempotency_key is not None:
@@ -84,7 +82,7 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
             if new.callback_url is not None:
                 self._webhooks[new.job_id] = _Webhook(new.callback_url, uuid.uuid4(), now)
             snapshot = _copy(record)
-        self._changes.publish(record.job_id, record.status)
+        self.changes.publish(record.job_id, record.status)
         return snapshot
 
     def get(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -119,7 +117,6 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
         self, bounds: Sequence[float] = stats.DURATION_BUCKETS_S
     ) -> list[stats.DurationHistogram]:
         """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status)."""
-        finished = set(stats.finished_statuses())
         with self._lock:
             durations = [
                 (
@@ -128,7 +125,7 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
                     (job.updated_at - job.created_at).total_seconds(),
                 )
                 for job in self._jobs.values()
-                if job.status in finished
+                if job.status in FINISHED_STATUSES
             ]
         return stats.histograms_of(durations, bounds)
 
@@ -149,21 +146,22 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
                 counts[job.status.value] += 1
         return counts
 
-    def _select_page(self, query: rules.JobPageQuery) -> list[JobRecord]:
+    def list_page(self, **query: Unpack[records.JobPageQuery]) -> list[JobRecord]:
         """Up to limit jobs, newest first (created_at, job_id descending); after `after`."""
+        after, status = query.get("after"), query.get("status")
+        pipeline_id = query.get("pipeline_id")
         with self._lock:
-            after = query.after
             jobs = [
                 job
                 for job in self._jobs.values()
-                if (query.status is None or job.status is query.status)
-                and (query.pipeline_id is None or job.pipeline_id == query.pipeline_id)
+                if (status is None or job.status is status)
+                and (pipeline_id is None or job.pipeline_id == pipeline_id)
                 and (
                     after is None or (job.created_at, job.job_id) < (after.created_at, after.job_id)
                 )
             ]
             jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
-            return [_copy(job) for job in jobs[: query.limit]]
+            return [_copy(job) for job in jobs[: query["limit"]]]
 
     def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
         """Make a pending or running job cancelled; JobFinishedError if it already ended."""
@@ -171,12 +169,12 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
             job = self._jobs.get(job_id)
             if job is None:
                 return None
-            if job.status not in (JobStatus.PENDING, JobStatus.RUNNING):
-                raise JobFinishedError(job.status)
+            if job.status not in ACTIVE_STATUSES:
+                raise records.JobFinishedError(job.status)
             cancelled = self._replace(
-                job, self._clock(), status=JobStatus.CANCELLED, lease_expires_at=None
+                job, self.clock(), status=JobStatus.CANCELLED, lease_expires_at=None
             )
-        self._changes.publish(job_id, JobStatus.CANCELLED)
+        self.changes.publish(job_id, JobStatus.CANCELLED)
         return cancelled
 
     def delete(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -186,13 +184,13 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
             if job is None:
                 return None
             if job.status is JobStatus.RUNNING:
-                raise JobRunningError(str(job_id))
+                raise records.JobRunningError(str(job_id))
             del self._jobs[job_id]
             self._webhooks.pop(job_id, None)
             self._segments.pop(job_id, None)
             if job.idempotency_key is not None:
                 self._by_key.pop(job.idempotency_key, None)
-        self._changes.publish(job_id, job.status)  # caches of this job must forget it
+        self.changes.publish(job_id, job.status)  # caches of this job must forget it
         return _copy(job)
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
@@ -211,7 +209,7 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
     def claim_webhooks(self, limit: int, retry_after_s: float) -> list[WebhookDelivery]:
         """Claim up to limit due deliveries of finished jobs, one attempt counted each."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             due = sorted(
                 (
                     (hook.next_attempt_at, job_id)
@@ -240,7 +238,7 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
                 )
             return claimed
 
-    def _finish_webhook(self, delivery: WebhookDelivery, outcome: rules.WebhookOutcome) -> bool:
+    def finish_webhook(self, delivery: WebhookDelivery, outcome: records.WebhookOutcome) -> bool:
         """Record how an attempt went; False when it was not the latest claim."""
         with self._lock:
             hook = self._webhooks.get(delivery.job_id)
@@ -270,17 +268,13 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
             if not pending:
                 return None
             oldest = min(pending, key=lambda job: (job.created_at, job.job_id))
-            now = self._clock()
+            now = self.clock()
+            status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
+            values["progress"] = self.restart_progress(oldest.job_id)
             claimed = self._replace(
-                oldest,
-                now,
-                status=JobStatus.RUNNING,
-                worker_id=worker_id,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=oldest.attempts + 1,
-                progress=self._restart_progress(oldest.job_id),
+                oldest, now, status=status, attempts=oldest.attempts + 1, **values
             )
-        self._changes.publish(claimed.job_id, claimed.status)
+        self.changes.publish(claimed.job_id, claimed.status)
         return claimed
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
@@ -293,16 +287,10 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
             if change.uncount_attempt:
                 values["attempts"] = job.attempts - 1
             if change.status is JobStatus.PENDING:  # handed back
-                values["progress"] = self._restart_progress(job_id)
-            self._replace(job, self._clock(), status=change.status, **values)
-        self._changes.publish(job_id, change.status)
+                values["progress"] = self.restart_progress(job_id)
+            self._replace(job, self.clock(), status=change.status, **values)
+        self.changes.publish(job_id, change.status)
         return True
-
-    def _restart_progress(self, job_id: uuid.UUID) -> float:
-        """The progress of a job going back to pending or claimed again (the lock held):
-        0 for a job that runs from the start, its segments' for a split job."""
-        segments = self._segments.get(job_id)
-        return job_progress(segments) if segments else 0.0
 
     def _replace(self, job: JobRecord, now: datetime, **values: Any) -> JobRecord:
         """Store a changed copy of job (the lock held), sharing nothing with values; return
@@ -319,26 +307,157 @@ class InMemoryJobStore(InMemorySegmentsMixin, rules.JobStoreRules):
                 job is not None and job.status is JobStatus.RUNNING and job.worker_id == worker_id
             )
 
-    def recover_expired(self, max_attempts: int) -> RecoveryReport:
+    def recover_expired(self, max_attempts: int) -> records.RecoveryReport:
         """Return jobs whose lease expired to pending, or fail them when attempts ran out."""
         requeued: list[uuid.UUID] = []
         failed: list[uuid.UUID] = []
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             for job in list(self._jobs.values()):
                 lease = job.lease_expires_at
                 if job.status is not JobStatus.RUNNING or lease is None or lease >= now:
                     continue
                 status, values = rules.expired_lease_outcome(job.attempts, max_attempts)
                 if status is JobStatus.PENDING:
-                    values["progress"] = self._restart_progress(job.job_id)
+                    values["progress"] = self.restart_progress(job.job_id)
                 self._replace(job, now, status=status, **values)
                 (failed if status is JobStatus.FAILED else requeued).append(job.job_id)
         for job_id in requeued:
-            self._changes.publish(job_id, JobStatus.PENDING)
+            self.changes.publish(job_id, JobStatus.PENDING)
         for job_id in failed:
-            self._changes.publish(job_id, JobStatus.FAILED)
-        return RecoveryReport(requeued, failed)
+            self.changes.publish(job_id, JobStatus.FAILED)
+        return records.RecoveryReport(requeued, failed)
+
+    # -- segments of split jobs -------------------------------------------------------
+
+    def _held(self, job_id: uuid.UUID, seq: int, worker_id: str) -> SegmentRecord | None:
+        """The segment if worker_id holds it (caller holds the lock)."""
+        segments = self._segments.get(job_id, [])
+        if seq < 0 or seq >= len(segments):
+            return None
+        segment = segments[seq]
+        if segment.status is SegmentStatus.RUNNING and segment.lease_owner == worker_id:
+            return segment
+        return None
+
+    def _active(self, job_id: uuid.UUID) -> bool:
+        job = self._jobs.get(job_id)
+        return job is not None and job.status in ACTIVE_STATUSES
+
+    def _put(self, segment: SegmentRecord) -> None:
+        self._segments[segment.job_id][segment.seq] = segment
+
+    def restart_progress(self, job_id: uuid.UUID) -> float:
+        """The progress of a job going back to pending or claimed again (the lock held):
+        0 for a job that runs from the start, its segments' for a split job."""
+        segments = self._segments.get(job_id)
+        return job_progress(segments) if segments else 0.0
+
+    def add_segments(self, job_id: uuid.UUID, worker_id: str, spans: Sequence[SegmentSpan]) -> bool:
+        """Split a running job held by worker_id into pending segments, once."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if (
+                job is None
+                or job.status is not JobStatus.RUNNING
+                or job.worker_id != worker_id
+                or self._segments.get(job_id)
+                or not spans
+            ):
+                return False
+            self._segments[job_id] = [
+                SegmentRecord.pending(job_id, seq, span) for seq, span in enumerate(spans)
+            ]
+            return True
+
+    def segments(self, job_id: uuid.UUID) -> list[SegmentRecord]:
+        """The job's segments in order."""
+        with self._lock:
+            return list(self._segments.get(job_id, []))
+
+    def has_pending_work(self) -> bool:
+        """Whether a pending job, or a pending segment of a running job, waits."""
+        with self._lock:
+            return any(
+                job.status is JobStatus.PENDING
+                or (
+                    job.status is JobStatus.RUNNING
+                    and any(
+                        segment.status is SegmentStatus.PENDING
+                        for segment in self._segments.get(job.job_id, ())
+                    )
+                )
+                for job in self._jobs.values()
+            )
+
+    def claim_segment(
+        self, worker_id: str, lease_seconds: float, job_id: uuid.UUID | None = None
+    ) -> SegmentRecord | None:
+        """Claim the oldest running job's lowest pending segment, or None."""
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if job.status is JobStatus.RUNNING
+                and job.job_id in self._segments
+                and (job_id is None or job.job_id == job_id)
+            ]
+            jobs.sort(key=lambda job: (job.created_at, job.job_id))
+            for job in jobs:
+                for segment in self._segments[job.job_id]:
+                    if segment.status is SegmentStatus.PENDING:
+                        lease = self.clock() + timedelta(seconds=lease_seconds)
+                        status, values = rules.claimed_segment(worker_id, lease)
+                        claimed = dataclasses.replace(
+                            segment, status=status, attempts=segment.attempts + 1, **values
+                        )
+                        self._put(claimed)
+                        return claimed
+            return None
+
+    def holds_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
+        """Whether the segment is held by worker_id and its job not stopped (a read)."""
+        with self._lock:
+            return self._held(job_id, seq, worker_id) is not None and self._active(job_id)
+
+    def _update_held_segment(
+        self, job_id: uuid.UUID, seq: int, held_by: str, change: rules.SegmentChange
+    ) -> bool:
+        """Change a segment this worker holds; False if it does not."""
+        with self._lock:
+            segment = self._held(job_id, seq, held_by)
+            if segment is None or (change.while_job_active and not self._active(job_id)):
+                return False
+            values = dict(change.values)
+            if change.uncount_attempt:
+                values["attempts"] = segment.attempts - 1
+            if change.all_frames_done:
+                values["frames_done"] = segment.frames
+            self._put(dataclasses.replace(segment, status=change.status, **values))
+            if not change.job_follows:
+                return True
+            job = self._jobs[job_id]  # active: pending or running
+            progress = job_progress(self._segments[job_id])
+            self._jobs[job_id] = dataclasses.replace(
+                job, progress=progress, updated_at=self.clock()
+            )
+        self.changes.publish(job_id, job.status)
+        return True
+
+    def recover_expired_segments(self, max_attempts: int) -> SegmentRecovery:
+        """Requeue running segments whose lease expired, or fail those out of attempts."""
+        recovery = SegmentRecovery([], [])
+        with self._lock:
+            now = self.clock()
+            for segments in self._segments.values():
+                for segment in segments:
+                    lease = segment.lease_expires_at
+                    if segment.status is not SegmentStatus.RUNNING or lease is None or lease >= now:
+                        continue
+                    status, values = rules.expired_segment_outcome(segment.attempts, max_attempts)
+                    self._put(dataclasses.replace(segment, status=status, **values))
+                    recovery.of(status).append((segment.job_id, segment.seq))
+        return recovery
 
 
 def _copy(record: JobRecord) -> JobRecord:

@@ -1,36 +1,42 @@
-"""The segment operations of the SQL job store (DuckDB, PostgreSQL): job_segments rows.
+"""The SQL job store's base, and its segment operations (DuckDB, PostgreSQL): job_segments.
 
-The same race style as the job claim: every write is one guarded UPDATE (the segment
-still running and held by the worker), DuckDB's lost races are retried, and PostgreSQL
-locks the claim's candidate row with FOR UPDATE SKIP LOCKED.
+`SqlJobStore` (sql_store.py: the jobs and the webhook outbox) inherits `SqlSegments` (the
+segments of split jobs), which inherits `SqlStoreBase` (the engine, its sessions, the clock,
+the change feed): one object, so a job's write and its segments' share a transaction. A
+base class rather than composition: both parts carry out one protocol on the same state,
+and a composed part would need every segment operation forwarded by hand.
+
+The race style of the job claim: every write is one guarded UPDATE (the segment still
+held by the worker), DuckDB's lost races are retried, PostgreSQL's claim locks its
+candidate row with FOR UPDATE SKIP LOCKED. What each write changes is in jobs/rules.py.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import Engine, Row, and_, delete, exists, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Row, Select, and_, delete, exists, func, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from forgesyte.db.engine import retry_on_conflict
-from forgesyte.jobs.changes import JobChangeFeed
-from forgesyte.jobs.models import Job, JobSegment, JobStatus, SegmentStatus
-from forgesyte.jobs.segments import (
-    SegmentRecord,
-    SegmentRecovery,
-    SegmentSpan,
-    job_progress,
+from forgesyte.db.tables import Job, JobSegment
+from forgesyte.jobs.changes import JobListener
+from forgesyte.jobs.models import ACTIVE_STATUSES, JobStatus, SegmentStatus, utcnow
+from forgesyte.jobs.rules import (
+    Clock,
+    JobStoreRules,
+    SegmentChange,
+    claimed_segment,
+    expired_segment_outcome,
 )
-from forgesyte.jobs.store import lost_worker_message
+from forgesyte.jobs.segments import SegmentRecord, SegmentRecovery, SegmentSpan, job_progress
 
 _SEGMENTS = JobSegment.__table__
-# a segment's holder keeps going while its job is running or back in the queue (its
-# coordinator was lost); a cancelled or failed job stops it
-_JOB_ALIVE = [JobStatus.RUNNING.value, JobStatus.PENDING.value]
+_JOB_ACTIVE = [status.value for status in ACTIVE_STATUSES]
 _RECORD_FIELDS = tuple(field.name for field in fields(SegmentRecord))
 
 
@@ -40,16 +46,51 @@ def segment_from_row(row: Row[Any]) -> SegmentRecord:
     return SegmentRecord(**{**values, "status": SegmentStatus(row.status)})
 
 
-class SqlSegmentsMixin:
-    """The `SegmentStore` operations of `SqlJobStore` (which provides these attributes)."""
+def _held_segment(job_id: uuid.UUID, seq: int, worker_id: str) -> Any:
+    return and_(
+        JobSegment.job_id == job_id,
+        JobSegment.seq == seq,
+        JobSegment.status == SegmentStatus.RUNNING.value,
+        JobSegment.lease_owner == worker_id,
+    )
 
-    engine: Engine
-    _clock: Callable[[], datetime]
-    _changes: JobChangeFeed
 
-    def session(self) -> Session:  # pragma: no cover - provided by SqlJobStore
+def _job_active(job_id: uuid.UUID) -> Any:
+    return exists().where(Job.job_id == job_id, Job.status.in_(_JOB_ACTIVE))
+
+
+Columns = TypeVarTuple("Columns")
+
+
+class SqlStoreBase(JobStoreRules):
+    """The store on a SQLAlchemy engine; the engine belongs to it: `close` disposes of it."""
+
+    def __init__(
+        self, engine: Engine, *, on_change: JobListener | None = None, clock: Clock = utcnow
+    ) -> None:
+        super().__init__(clock=clock, on_change=on_change)
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
         """A new session on the store's engine."""
-        raise NotImplementedError
+        return self._sessions()
+
+    def close(self) -> None:
+        """Close the engine's connections."""
+        self.engine.dispose()
+
+    def skip_locked(self, candidates: Select[*Columns], *of: Any) -> Select[*Columns]:
+        """The rows a claim reads, locked on PostgreSQL (FOR UPDATE SKIP LOCKED, of the
+        tables named) so two claimers pass each other; DuckDB's concurrency is optimistic:
+        the loser of a race gets a conflict and is retried."""
+        if self.engine.dialect.name == "postgresql":
+            return candidates.with_for_update(of=list(of) or None, skip_locked=True)
+        return candidates
+
+
+class SqlSegments(SqlStoreBase):
+    """The segment half of the SQL store's `JobQueue`; `SqlJobStore` adds the jobs."""
 
     def has_pending_work(self) -> bool:
         """Whether a pending job, or a pending segment of a running job, waits (one read).
@@ -73,7 +114,7 @@ class SqlSegmentsMixin:
         with self.engine.connect() as connection:
             return connection.execute(waiting).first() is not None
 
-    def _follow_segments(self, session: Session, job_id: uuid.UUID, now: datetime) -> float | None:
+    def follow_segments(self, session: Session, job_id: uuid.UUID, now: datetime) -> float | None:
         """Set a split job's progress from its segments, in session's transaction; return
         it, or None for a job that is not split (its progress is left alone).
 
@@ -87,28 +128,21 @@ class SqlSegmentsMixin:
         progress = job_progress([segment_from_row(row) for row in rows])
         session.execute(
             update(Job)
-            .where(Job.job_id == job_id, Job.status.in_(_JOB_ALIVE))  # never an ended job's
+            .where(Job.job_id == job_id, Job.status.in_(_JOB_ACTIVE))  # never an ended job's
             .values(progress=progress, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         return progress
 
-    def _held_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> Any:
-        return and_(
-            JobSegment.job_id == job_id,
-            JobSegment.seq == seq,
-            JobSegment.status == SegmentStatus.RUNNING.value,
-            JobSegment.lease_owner == worker_id,
-        )
-
-    def _job_alive(self, job_id: uuid.UUID) -> Any:
-        return exists().where(Job.job_id == job_id, Job.status.in_(_JOB_ALIVE))
+    def delete_segments(self, session: Session, job_id: uuid.UUID) -> None:
+        """Remove a job's segment rows inside the caller's transaction."""
+        session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))
 
     def add_segments(self, job_id: uuid.UUID, worker_id: str, spans: Sequence[SegmentSpan]) -> bool:
         """Split a running job held by worker_id into pending segments, once."""
 
         def run() -> bool:
-            now = self._clock()
+            now = self.clock()
             with self.session() as session, session.begin():
                 held = session.execute(
                     select(Job.job_id).where(
@@ -151,7 +185,7 @@ class SqlSegmentsMixin:
         """Claim the oldest running job's lowest pending segment, or None."""
 
         def claim() -> SegmentRecord | None:
-            now = self._clock()
+            now = self.clock()
             candidate = (
                 select(JobSegment.job_id, JobSegment.seq)
                 .join(Job, Job.job_id == JobSegment.job_id)
@@ -164,10 +198,11 @@ class SqlSegmentsMixin:
             )
             if job_id is not None:
                 candidate = candidate.where(JobSegment.job_id == job_id)
-            if self.engine.dialect.name == "postgresql":
-                candidate = candidate.with_for_update(of=JobSegment, skip_locked=True)
+            status, values = claimed_segment(worker_id, now + timedelta(seconds=lease_seconds))
+            # two statements, not UPDATE ... WHERE (job_id, seq) IN (the candidate): PostgreSQL
+            # may run that subquery again for each row, and SKIP LOCKED then claims them all
             with self.session() as session, session.begin():
-                found = session.execute(candidate).first()
+                found = session.execute(self.skip_locked(candidate, JobSegment)).first()
                 if found is None:
                     return None
                 row = session.execute(
@@ -178,12 +213,10 @@ class SqlSegmentsMixin:
                         JobSegment.status == SegmentStatus.PENDING.value,
                     )
                     .values(
-                        status=SegmentStatus.RUNNING.value,
-                        lease_owner=worker_id,
-                        lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        status=status.value,
                         attempts=JobSegment.attempts + 1,
-                        frames_done=0,
                         updated_at=now,
+                        **values,
                     )
                     .returning(*_SEGMENTS.c)
                     .execution_options(synchronize_session=False)
@@ -192,108 +225,57 @@ class SqlSegmentsMixin:
 
         return retry_on_conflict(claim)
 
-    def _update_segment(self, condition: Any, **values: Any) -> bool:
-        def run() -> bool:
-            statement = (
-                update(JobSegment)
-                .where(condition)
-                .values(updated_at=self._clock(), **values)
-                .execution_options(synchronize_session=False)
-            )
-            with self.session() as session, session.begin():
-                return session.execute(statement).rowcount == 1  # type: ignore[attr-defined,no-any-return]
-
-        return retry_on_conflict(run)
-
-    def heartbeat_segment(
-        self, job_id: uuid.UUID, seq: int, worker_id: str, lease_seconds: float
-    ) -> bool:
-        """Renew the lease on a segment; False when not held or its job stopped."""
-        return self._update_segment(
-            and_(self._held_segment(job_id, seq, worker_id), self._job_alive(job_id)),
-            lease_expires_at=self._clock() + timedelta(seconds=lease_seconds),
-        )
-
     def holds_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
         """Whether the segment is held by worker_id and its job not stopped (a read)."""
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(JobSegment.seq).where(
-                    self._held_segment(job_id, seq, worker_id), self._job_alive(job_id)
+                    _held_segment(job_id, seq, worker_id), _job_active(job_id)
                 )
             ).first()
         return row is not None
 
-    def set_segment_progress(
-        self, job_id: uuid.UUID, seq: int, worker_id: str, frames_done: int, lease_seconds: float
+    def _update_held_segment(
+        self, job_id: uuid.UUID, seq: int, held_by: str, change: SegmentChange
     ) -> bool:
-        """Record frames done and renew the lease; the job's progress follows (running,
-        or pending again after its coordinator was lost)."""
+        """One guarded UPDATE of a segment this worker holds; False if it does not."""
+        values = dict(change.values)
+        if change.uncount_attempt:
+            values["attempts"] = JobSegment.attempts - 1
+        if change.all_frames_done:
+            values["frames_done"] = JobSegment.frames
+        held = _held_segment(job_id, seq, held_by)
+        if change.while_job_active:
+            held = and_(held, _job_active(job_id))
 
-        def run() -> JobStatus | None:
-            now = self._clock()
+        def run() -> tuple[bool, JobStatus | None]:
+            now = self.clock()
+            statement = (
+                update(JobSegment)
+                .where(held)
+                .values(status=change.status.value, updated_at=now, **values)
+                .execution_options(synchronize_session=False)
+            )
             with self.session() as session, session.begin():
-                result = session.execute(
-                    update(JobSegment)
-                    .where(self._held_segment(job_id, seq, worker_id), self._job_alive(job_id))
-                    .values(
-                        frames_done=frames_done,
-                        lease_expires_at=now + timedelta(seconds=lease_seconds),
-                        updated_at=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount != 1:  # type: ignore[attr-defined]
-                    return None
-                self._follow_segments(session, job_id, now)  # the job is pending or running
+                if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+                    return False, None
+                if not change.job_follows:
+                    return True, None
+                self.follow_segments(session, job_id, now)  # the job is pending or running
                 status = session.execute(select(Job.status).where(Job.job_id == job_id))
-                return JobStatus(status.scalar_one())
+                return True, JobStatus(status.scalar_one())
 
-        job_status = retry_on_conflict(run)
-        if job_status is None:
-            return False
-        self._changes.publish(job_id, job_status)
-        return True
-
-    def finish_segment(self, job_id: uuid.UUID, seq: int, worker_id: str) -> bool:
-        """Mark a held segment done; False when not held or its job stopped."""
-        return self._update_segment(
-            and_(self._held_segment(job_id, seq, worker_id), self._job_alive(job_id)),
-            status=SegmentStatus.DONE.value,
-            frames_done=JobSegment.frames,
-            lease_expires_at=None,
-        )
-
-    def fail_segment(self, job_id: uuid.UUID, seq: int, worker_id: str, message: str) -> bool:
-        """Mark a held segment failed with a message; False when not held."""
-        return self._update_segment(
-            self._held_segment(job_id, seq, worker_id),
-            status=SegmentStatus.FAILED.value,
-            error_message=message,
-            lease_expires_at=None,
-        )
-
-    def release_segment(
-        self, job_id: uuid.UUID, seq: int, worker_id: str, *, count_attempt: bool = False
-    ) -> bool:
-        """Hand a held segment back to pending; the attempt counts only if count_attempt."""
-        values: dict[str, Any] = {} if count_attempt else {"attempts": JobSegment.attempts - 1}
-        return self._update_segment(
-            self._held_segment(job_id, seq, worker_id),
-            status=SegmentStatus.PENDING.value,
-            lease_owner=None,
-            lease_expires_at=None,
-            frames_done=0,
-            **values,
-        )
+        changed, job_status = retry_on_conflict(run)
+        if job_status is not None:
+            self.changes.publish(job_id, job_status)
+        return changed
 
     def recover_expired_segments(self, max_attempts: int) -> SegmentRecovery:
         """Requeue running segments whose lease expired, or fail those out of attempts."""
-        now = self._clock()
+        now = self.clock()
 
         def sweep() -> SegmentRecovery:
-            requeued: list[tuple[uuid.UUID, int]] = []
-            failed: list[tuple[uuid.UUID, int]] = []
+            recovery = SegmentRecovery([], [])
             with self.session() as session, session.begin():
                 expired = session.execute(
                     select(
@@ -307,15 +289,7 @@ class SqlSegmentsMixin:
                     )
                 ).all()
                 for job_id, seq, attempts, lease in expired:
-                    if attempts >= max_attempts:
-                        values: dict[str, Any] = {
-                            "status": SegmentStatus.FAILED.value,
-                            "error_message": lost_worker_message(attempts, max_attempts),
-                        }
-                        target = failed
-                    else:
-                        values = {"status": SegmentStatus.PENDING.value, "frames_done": 0}
-                        target = requeued
+                    status, values = expired_segment_outcome(attempts, max_attempts)
                     # the lease in the condition: a segment renewed since the SELECT stays
                     result = session.execute(
                         update(JobSegment)
@@ -325,15 +299,11 @@ class SqlSegmentsMixin:
                             JobSegment.status == SegmentStatus.RUNNING.value,
                             JobSegment.lease_expires_at == lease,
                         )
-                        .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+                        .values(status=status.value, updated_at=now, **values)
                         .execution_options(synchronize_session=False)
                     )
                     if result.rowcount == 1:  # type: ignore[attr-defined]
-                        target.append((job_id, seq))
-            return SegmentRecovery(requeued, failed)
+                        recovery.of(status).append((job_id, seq))
+            return recovery
 
         return retry_on_conflict(sweep)
-
-    def _delete_segments(self, session: Session, job_id: uuid.UUID) -> None:
-        """Remove a job's segment rows inside the caller's transaction."""
-        session.execute(delete(JobSegment).where(JobSegment.job_id == job_id))

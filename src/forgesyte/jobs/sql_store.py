@@ -1,47 +1,31 @@
-"""The job store on DuckDB or PostgreSQL: every read and write of the jobs table."""
+"""The job store on DuckDB or PostgreSQL: every read and write of the jobs table and the
+webhook outbox, the monitoring aggregates included; the segments are in sql_segments.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
-from sqlalchemy import Engine, Row, Update, and_, delete, func, or_, select, update
+from sqlalchemy import Float, Row, Update, and_, case, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from forgesyte.db.engine import retry_on_conflict
 from forgesyte.db.migrate import open_engine
-from forgesyte.jobs import rules, stats
-from forgesyte.jobs.changes import JobChangeFeed, JobListener
-from forgesyte.jobs.models import (
-    FINISHED_STATUSES,
-    Job,
-    JobStatus,
-    JobWebhook,
-    WebhookState,
-    utcnow,
-)
-from forgesyte.jobs.sql_segments import SqlSegmentsMixin
-from forgesyte.jobs.store import (
-    DuplicateIdempotencyKeyError,
-    JobFinishedError,
-    JobRecord,
-    JobRunningError,
-    NewJob,
-    RecoveryReport,
-    WebhookDelivery,
-)
+from forgesyte.db.tables import Job, JobWebhook
+from forgesyte.jobs import records, rules, stats
+from forgesyte.jobs.changes import JobListener
+from forgesyte.jobs.models import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus, WebhookState
+from forgesyte.jobs.records import JobRecord, WebhookDelivery
+from forgesyte.jobs.sql_segments import SqlSegments
 
 LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
 
 _JOBS = Job.__table__
 _FINISHED = [status.value for status in FINISHED_STATUSES]
 _RECORD_FIELDS = [field.name for field in dataclasses.fields(JobRecord)]
-
-Clock = Callable[[], datetime]
 
 
 def record_from_row(row: Job | Row[Any]) -> JobRecord:
@@ -51,26 +35,21 @@ def record_from_row(row: Job | Row[Any]) -> JobRecord:
     return JobRecord(**values)
 
 
-class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
+def _latest_claim(job_id: uuid.UUID, attempts: int) -> Any:
+    """A job's pending outbox row, if its latest claim is the one that counted `attempts`."""
+    return and_(
+        JobWebhook.job_id == job_id,
+        JobWebhook.attempts == attempts,
+        JobWebhook.state == WebhookState.PENDING.value,
+    )
+
+
+class SqlJobStore(SqlSegments):
     """The `JobStore` on a SQLAlchemy engine: the jobs table is the queue.
 
     `clock` gives the time of every write and lease (tests move it on instead of
     sleeping). The engine belongs to the store once given: `close` disposes of it.
     """
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        on_change: JobListener | None = None,
-        clock: Clock = utcnow,
-    ) -> None:
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._clock = clock
-        self._changes = JobChangeFeed()
-        if on_change is not None:
-            self._changes.subscribe(on_change)
 
     @classmethod
     def open(
@@ -78,18 +57,6 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
     ) -> SqlJobStore:
         """The store on the database at url; raises DatabaseLockedError for a held DuckDB file."""
         return cls(open_engine(url, upgrade_schema=upgrade_schema), on_change=on_change)
-
-    def add_change_listener(self, listener: JobListener) -> None:
-        """Call listener(JobChange) after this store changes a job (same process only)."""
-        self._changes.subscribe(listener)
-
-    def session(self) -> Session:
-        """A new session on the store's engine."""
-        return self._sessions()
-
-    def close(self) -> None:
-        """Close the engine's connections."""
-        self.engine.dispose()
 
     def _update_returning(
         self, statement: Update, *, follow_segments: bool = False
@@ -106,16 +73,16 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                 return None
             record = record_from_row(row)
             if follow_segments:
-                progress = self._follow_segments(session, record.job_id, record.updated_at)
+                progress = self.follow_segments(session, record.job_id, record.updated_at)
                 if progress is not None:
                     record = dataclasses.replace(record, progress=progress)
             return record
 
     # -- the API side -----------------------------------------------------------------
 
-    def create(self, new: NewJob) -> JobRecord:
+    def create(self, new: records.NewJob) -> JobRecord:
         """Insert a pending job; being in the table is being in the queue."""
-        now = self._clock()
+        now = self.clock()
         pending = rules.pending_record(new, now)
         row = Job(**{**dataclasses.asdict(pending), "status": pending.status.value})
 
@@ -140,9 +107,9 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             record = retry_on_conflict(insert)
         except IntegrityError as exc:
             if new.idempotency_key is not None:
-                raise DuplicateIdempotencyKeyError(new.idempotency_key) from exc
+                raise records.DuplicateIdempotencyKeyError(new.idempotency_key) from exc
             raise
-        self._changes.publish(record.job_id, record.status)
+        self.changes.publish(record.job_id, record.status)
         return record
 
     def get(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -173,19 +140,58 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             oldest: datetime | None = session.scalar(select(func.min(Job.created_at)))
         return oldest
 
+    # -- monitoring: computed by the database when asked, so every process reports the same
+
     def oldest_pending_created_at(self) -> datetime | None:
         """When the job that has waited longest in the queue was submitted; None if none."""
-        return stats.oldest_pending_created_at(self.engine)
+        statement = select(func.min(Job.created_at)).where(Job.status == JobStatus.PENDING.value)
+        with self.engine.connect() as connection:
+            oldest: datetime | None = connection.execute(statement).scalar_one()
+        return oldest
 
     def finished_job_durations(
         self, bounds: Sequence[float] = stats.DURATION_BUCKETS_S
     ) -> list[stats.DurationHistogram]:
-        """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status)."""
-        return stats.finished_job_durations(self.engine, bounds)
+        """One cumulative histogram of submit-to-end seconds per (pipeline_id, final status),
+        in one scan."""
+        bounds = tuple(sorted(bounds))
+        # EXTRACT(epoch FROM interval): an interval's seconds, on DuckDB and PostgreSQL alike
+        # (cast to a double: PostgreSQL's EXTRACT gives numeric)
+        duration = cast(func.extract("epoch", Job.updated_at - Job.created_at), Float)
+        statement = (
+            select(
+                Job.pipeline_id,
+                Job.status,
+                func.count(),
+                func.coalesce(func.sum(duration), 0),
+                *(func.sum(case((duration <= bound, 1), else_=0)) for bound in bounds),
+            )
+            .where(Job.status.in_(_FINISHED))
+            .group_by(Job.pipeline_id, Job.status)
+            .order_by(Job.pipeline_id, Job.status)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        return [
+            stats.DurationHistogram(
+                pipeline_id=str(row[0]),
+                status=str(row[1]),
+                bounds=bounds,
+                bucket_counts=tuple(int(n) for n in row[4:]),
+                count=int(row[2]),
+                sum_s=float(row[3]),
+            )
+            for row in rows
+        ]
 
     def frames_analysed_total(self) -> int:
         """Frames analysed by every completed job still in the store (from its summary)."""
-        return stats.frames_analysed_total(self.engine)
+        frames = Job.result_summary["frames_analysed"].as_integer()
+        statement = select(func.coalesce(func.sum(frames), 0)).where(
+            Job.status == JobStatus.COMPLETED.value
+        )
+        with self.engine.connect() as connection:
+            return int(connection.execute(statement).scalar_one())
 
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each state."""
@@ -195,17 +201,17 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
         counts.update({str(status): int(n) for status, n in rows})
         return counts
 
-    def _select_page(self, query: rules.JobPageQuery) -> list[JobRecord]:
+    def list_page(self, **query: Unpack[records.JobPageQuery]) -> list[JobRecord]:
         """Up to limit jobs, newest first; with `after`, those strictly behind it.
 
         The order and the keyset condition follow the (created_at, job_id) index.
         """
         statement = select(_JOBS)
-        if query.status is not None:
-            statement = statement.where(_JOBS.c.status == query.status.value)
-        if query.pipeline_id is not None:
-            statement = statement.where(_JOBS.c.pipeline_id == query.pipeline_id)
-        if (after := query.after) is not None:
+        if (status := query.get("status")) is not None:
+            statement = statement.where(_JOBS.c.status == status.value)
+        if (pipeline_id := query.get("pipeline_id")) is not None:
+            statement = statement.where(_JOBS.c.pipeline_id == pipeline_id)
+        if (after := query.get("after")) is not None:
             statement = statement.where(
                 or_(
                     _JOBS.c.created_at < after.created_at,
@@ -215,7 +221,7 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
         statement = statement.order_by(_JOBS.c.created_at.desc(), _JOBS.c.job_id.desc())
         with self.engine.connect() as connection:
             return [
-                record_from_row(row) for row in connection.execute(statement.limit(query.limit))
+                record_from_row(row) for row in connection.execute(statement.limit(query["limit"]))
             ]
 
     def cancel(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -226,12 +232,12 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                 update(Job)
                 .where(
                     Job.job_id == job_id,
-                    Job.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value]),
+                    Job.status.in_([status.value for status in ACTIVE_STATUSES]),
                 )
                 .values(
                     status=JobStatus.CANCELLED.value,
                     lease_expires_at=None,
-                    updated_at=self._clock(),
+                    updated_at=self.clock(),
                 )
             )
             return self._update_returning(statement)
@@ -241,8 +247,8 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             current = self.get(job_id)
             if current is None:
                 return None
-            raise JobFinishedError(current.status)
-        self._changes.publish(job_id, JobStatus.CANCELLED)
+            raise records.JobFinishedError(current.status)
+        self.changes.publish(job_id, JobStatus.CANCELLED)
         return cancelled
 
     def delete(self, job_id: uuid.UUID) -> JobRecord | None:
@@ -259,7 +265,7 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                 if row is None:
                     return None
                 session.execute(delete(JobWebhook).where(JobWebhook.job_id == job_id))
-                self._delete_segments(session, job_id)
+                self.delete_segments(session, job_id)
                 return record_from_row(row)
 
         removed = retry_on_conflict(run)
@@ -267,8 +273,8 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             current = self.get(job_id)
             if current is None:
                 return None
-            raise JobRunningError(str(job_id))
-        self._changes.publish(job_id, removed.status)  # caches of this job must forget it
+            raise records.JobRunningError(str(job_id))
+        self.changes.publish(job_id, removed.status)  # caches of this job must forget it
         return removed
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
@@ -288,7 +294,7 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
         """Claim up to limit due deliveries of finished jobs, one attempt counted each."""
 
         def claim() -> list[WebhookDelivery]:
-            now = self._clock()
+            now = self.clock()
             due = (
                 select(
                     JobWebhook.job_id,
@@ -308,18 +314,12 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                 .order_by(JobWebhook.next_attempt_at)
                 .limit(limit)
             )
-            if self.engine.dialect.name == "postgresql":
-                due = due.with_for_update(of=JobWebhook, skip_locked=True)
             claimed: list[WebhookDelivery] = []
             with self.session() as session, session.begin():
-                for row in session.execute(due).all():
+                for row in session.execute(self.skip_locked(due, JobWebhook)).all():
                     result = session.execute(
                         update(JobWebhook)
-                        .where(
-                            JobWebhook.job_id == row.job_id,
-                            JobWebhook.attempts == row.attempts,
-                            JobWebhook.state == WebhookState.PENDING.value,
-                        )
+                        .where(_latest_claim(row.job_id, row.attempts))
                         .values(
                             attempts=row.attempts + 1,
                             next_attempt_at=now + timedelta(seconds=retry_after_s),
@@ -343,7 +343,7 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
 
         return retry_on_conflict(claim)
 
-    def _finish_webhook(self, delivery: WebhookDelivery, outcome: rules.WebhookOutcome) -> bool:
+    def finish_webhook(self, delivery: WebhookDelivery, outcome: records.WebhookOutcome) -> bool:
         """Record how an attempt went; False when it was not the latest claim."""
         values: dict[str, Any] = {"state": outcome.state.value, "last_error": outcome.last_error}
         if outcome.next_attempt_at is not None:
@@ -352,12 +352,8 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
         def run() -> bool:
             statement = (
                 update(JobWebhook)
-                .where(
-                    JobWebhook.job_id == delivery.job_id,
-                    JobWebhook.attempts == delivery.attempt,
-                    JobWebhook.state == WebhookState.PENDING.value,
-                )
-                .values(updated_at=self._clock(), **values)
+                .where(_latest_claim(delivery.job_id, delivery.attempt))
+                .values(updated_at=self.clock(), **values)
                 .execution_options(synchronize_session=False)
             )
             with self.session() as session, session.begin():
@@ -384,37 +380,29 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
         """
 
         def claim() -> JobRecord | None:
-            now = self._clock()
+            now = self.clock()
+            status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
             candidate = (
                 select(Job.job_id)
                 .where(Job.status == JobStatus.PENDING.value)
                 .order_by(Job.created_at, Job.job_id)
                 .limit(1)
             )
-            if self.engine.dialect.name == "postgresql":
-                candidate = candidate.with_for_update(skip_locked=True)
             statement = (
                 update(Job)
                 .where(
                     and_(
-                        Job.job_id == candidate.scalar_subquery(),
+                        Job.job_id == self.skip_locked(candidate).scalar_subquery(),
                         Job.status == JobStatus.PENDING.value,
                     )
                 )
-                .values(
-                    status=JobStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    attempts=Job.attempts + 1,
-                    progress=0.0,  # run from the start; a split job's follows its segments
-                    updated_at=now,
-                )
+                .values(status=status.value, attempts=Job.attempts + 1, updated_at=now, **values)
             )
             return self._update_returning(statement, follow_segments=True)
 
         claimed = retry_on_conflict(claim)
         if claimed is not None:
-            self._changes.publish(claimed.job_id, claimed.status)
+            self.changes.publish(claimed.job_id, claimed.status)
         return claimed
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
@@ -424,7 +412,7 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             values["attempts"] = Job.attempts - 1
 
         def run() -> bool:
-            now = self._clock()
+            now = self.clock()
             statement = (
                 update(Job)
                 .where(
@@ -439,12 +427,12 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                 if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
                     return False
                 if change.status is JobStatus.PENDING:  # handed back
-                    self._follow_segments(session, job_id, now)
+                    self.follow_segments(session, job_id, now)
                 return True
 
         held = retry_on_conflict(run)
         if held:
-            self._changes.publish(job_id, change.status)
+            self.changes.publish(job_id, change.status)
         return held
 
     def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
@@ -459,11 +447,11 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
             ).first()
         return row is not None
 
-    def recover_expired(self, max_attempts: int) -> RecoveryReport:
+    def recover_expired(self, max_attempts: int) -> records.RecoveryReport:
         """Return jobs whose lease expired to pending, or fail them when attempts ran out."""
-        now = self._clock()
+        now = self.clock()
 
-        def sweep() -> RecoveryReport:
+        def sweep() -> records.RecoveryReport:
             requeued: list[uuid.UUID] = []
             failed: list[uuid.UUID] = []
             with self.session() as session, session.begin():
@@ -492,12 +480,12 @@ class SqlJobStore(SqlSegmentsMixin, rules.JobStoreRules):
                         failed.append(job_id)
                     else:
                         requeued.append(job_id)
-                        self._follow_segments(session, job_id, now)
-            return RecoveryReport(requeued, failed)
+                        self.follow_segments(session, job_id, now)
+            return records.RecoveryReport(requeued, failed)
 
         report = retry_on_conflict(sweep)
         for job_id in report.requeued:
-            self._changes.publish(job_id, JobStatus.PENDING)
+            self.changes.publish(job_id, JobStatus.PENDING)
         for job_id in report.failed:
-            self._changes.publish(job_id, JobStatus.FAILED)
+            self.changes.publish(job_id, JobStatus.FAILED)
         return report

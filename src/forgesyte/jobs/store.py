@@ -1,150 +1,64 @@
-"""The job store seam: the `JobStore` protocol and the values that cross it.
+"""The job store seam: its protocols, one for each kind of caller, and `JobStore`, their union.
 
-The jobs table is the queue. Every operation the API, the CLI and the workers use is a
-method of `JobStore`; two implementations keep the same contract
-(tests/jobs/test_store_contract.py runs one test suite on each):
+The jobs table is the queue. The store is split where its callers differ, and each caller
+names the narrowest protocol it needs: `JobRegistry` the API side, `JobHousekeeping`
+retention and the storage sweep, `JobQueue` (jobs/queue.py) the workers, `WebhookOutbox`
+the webhook sender, `JobMonitoring` the /metrics and /healthz routes. Two implementations
+keep the same contract (tests/jobs runs one suite on each): `SqlJobStore` (DuckDB or
+PostgreSQL through SQLAlchemy) and `InMemoryJobStore` (a thread-safe double for tests).
 
-- `SqlJobStore` (jobs/sql_store.py): DuckDB or PostgreSQL through SQLAlchemy.
-- `InMemoryJobStore` (jobs/memory_store.py): a thread-safe double for tests.
-
-Adding an operation: declare it here with its docstring, implement it in both stores,
-and add its contract test.
+Adding an operation: declare it in the protocol of its caller with its docstring,
+implement it in both stores (a state change: its rule in jobs/rules.py), and add its
+contract test. This module and the values it names load no SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol, Unpack
 
-from forgesyte.jobs.changes import JobChange, JobListener
-from forgesyte.jobs.models import JobStatus
-from forgesyte.jobs.options import JobOptions
-from forgesyte.jobs.segments import SegmentStore
+from forgesyte.jobs.changes import JobListener
+from forgesyte.jobs.queue import JobQueue, JobReads
+from forgesyte.jobs.records import (
+    DuplicateIdempotencyKeyError,
+    JobFinishedError,
+    JobPageCursor,
+    JobPageQuery,
+    JobRecord,
+    JobRunningError,
+    NewJob,
+    RecoveryReport,
+    WebhookDelivery,
+    WebhookOutcome,
+)
 from forgesyte.jobs.stats import DURATION_BUCKETS_S, DurationHistogram
 
 __all__ = [
     "DuplicateIdempotencyKeyError",
-    "JobChange",
     "JobFinishedError",
+    "JobHousekeeping",
     "JobListener",
-    "JobOptions",
+    "JobMonitoring",
     "JobPageCursor",
+    "JobPageQuery",
+    "JobQueue",
+    "JobReads",
     "JobRecord",
+    "JobRegistry",
     "JobRunningError",
     "JobStore",
     "NewJob",
     "RecoveryReport",
     "WebhookDelivery",
+    "WebhookOutbox",
+    "WebhookOutcome",
 ]
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """An immutable snapshot of a job."""
-
-    job_id: uuid.UUID
-    status: JobStatus
-    pipeline_id: str
-    options: dict[str, Any]
-    input_path: str
-    output_path: str | None
-    error_message: str | None
-    progress: float
-    attempts: int
-    worker_id: str | None
-    lease_expires_at: datetime | None
-    idempotency_key: str | None
-    result_summary: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """What the API knows of a job when it accepts an upload."""
-
-    job_id: uuid.UUID
-    pipeline_id: str
-    options: dict[str, Any]
-    input_path: str
-    idempotency_key: str | None = None
-    callback_url: str | None = None  # checked by the API; the store keeps its outbox row
-
-
-@dataclass(frozen=True)
-class JobPageCursor:
-    """Where a newest-first page of the job list stopped: its last job's position."""
-
-    created_at: datetime
-    job_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One claimed attempt to tell a finished job's callback_url how it ended."""
-
-    job_id: uuid.UUID
-    event_id: uuid.UUID
-    callback_url: str
-    attempt: int  # 1 for the first try
-    status: JobStatus
-    error_message: str | None
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class RecoveryReport:
-    """What a sweep of expired leases did."""
-
-    requeued: list[uuid.UUID]
-    failed: list[uuid.UUID]
-
-
-class DuplicateIdempotencyKeyError(Exception):
-    """Another job already holds this idempotency key."""
-
-
-class JobFinishedError(Exception):
-    """The job has already ended (completed, failed or cancelled); it cannot be cancelled."""
-
-    def __init__(self, status: JobStatus) -> None:
-        super().__init__(f"the job is already {status.value}")
-        self.status = status
-
-
-class JobRunningError(Exception):
-    """The job is running; it cannot be deleted (cancel it first)."""
-
-
-def lost_worker_message(attempts: int, max_attempts: int) -> str:
-    """The error of a job whose lease expired once too often."""
-    times = f"{attempts} time" if attempts == 1 else f"{attempts} times"
-    tries = f"{max_attempts} attempt{'' if max_attempts == 1 else 's'}"
-    return (
-        f"the worker running this job was lost {times} (lease expired each time); "
-        f"giving up after {tries}"
-    )
-
-
-class JobStore(SegmentStore, Protocol):
-    """Reads and writes jobs; the store is also the FIFO queue.
-
-    Every change to a running job is conditional on the worker still holding it (status
-    running, worker_id matching): a worker whose lease was taken away cannot overwrite what
-    its successor does, and learns so from a False answer. After each change it commits,
-    the store tells its change listeners (see `add_change_listener`).
-    """
-
-    # -- being told ----------------------------------------------------------------------
-
-    def add_change_listener(self, listener: JobListener) -> None:
-        """Call listener(JobChange) after this store changes a job (same process only)."""
-        ...
-
-    # -- the API side --------------------------------------------------------------------
+class JobRegistry(JobReads, Protocol):
+    """The jobs clients submit: what the API creates, reads, lists, cancels and deletes."""
 
     def create(self, new: NewJob) -> JobRecord:
         """Insert a pending job; being in the store is being in the queue.
@@ -153,27 +67,13 @@ class JobStore(SegmentStore, Protocol):
         """
         ...
 
-    def get(self, job_id: uuid.UUID) -> JobRecord | None:
-        """The job with this id, or None."""
-        ...
-
     def get_by_idempotency_key(self, key: str) -> JobRecord | None:
         """The job submitted with this idempotency key, or None."""
         ...
 
-    def count_by_status(self) -> dict[str, int]:
-        """How many jobs are in each state (every state present, zero included)."""
-        ...
-
-    def list_page(
-        self,
-        *,
-        limit: int,
-        after: JobPageCursor | None = None,
-        status: JobStatus | None = None,
-        pipeline_id: str | None = None,
-    ) -> list[JobRecord]:
-        """Up to limit jobs, newest first (created_at, then job_id, both descending).
+    def list_page(self, **query: Unpack[JobPageQuery]) -> list[JobRecord]:
+        """Up to `limit` jobs, newest first (created_at, then job_id, both descending),
+        only those in `status` and of `pipeline_id` when given.
 
         With `after`, only jobs strictly behind that position: paging with the last job of
         each page visits every job once, and jobs created meanwhile (newer) never shift it.
@@ -196,12 +96,28 @@ class JobStore(SegmentStore, Protocol):
         with the job's last status."""
         ...
 
+
+class JobHousekeeping(JobRegistry, Protocol):
+    """Retention and the storage sweep: they remove jobs as the API's DELETE does
+    (`forgesyte.retention.remove_job`), and read which jobs ended or exist."""
+
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
         """Up to limit jobs that ended (completed, failed, cancelled) before cutoff, oldest
         first; a finished job's updated_at is when it ended."""
         ...
 
-    # -- webhooks (the outbox is created with the job, from NewJob.callback_url) ---------
+    def existing_job_ids(self, job_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these job ids have a job."""
+        ...
+
+    def oldest_created_at(self) -> datetime | None:
+        """When the oldest job was created, or None when there is no job."""
+        ...
+
+
+class WebhookOutbox(Protocol):
+    """The webhook sender's side: the outbox row is created with the job, from
+    NewJob.callback_url, and is due once the job has finished."""
 
     def claim_webhooks(self, limit: int, retry_after_s: float) -> list[WebhookDelivery]:
         """Claim up to limit due deliveries of finished jobs, counting one attempt each.
@@ -211,23 +127,22 @@ class JobStore(SegmentStore, Protocol):
         """
         ...
 
-    def finish_webhook(
-        self,
-        delivery: WebhookDelivery,
-        *,
-        delivered: bool,
-        retry_at: datetime | None = None,
-        error: str | None = None,
-    ) -> bool:
-        """Record how an attempt went: delivered, retried at retry_at, or (no retry_at)
-        abandoned. False when the attempt was not the latest claim (nothing changed)."""
+    def finish_webhook(self, delivery: WebhookDelivery, outcome: WebhookOutcome) -> bool:
+        """Record how an attempt went: delivered, retried at a time, or abandoned. False
+        when the attempt was not the latest claim (nothing changed)."""
         ...
 
     def webhook_state(self, job_id: uuid.UUID) -> tuple[str, int] | None:
         """A job's webhook delivery state and attempts so far, or None if it has none."""
         ...
 
-    # -- monitoring (read at scrape time, so every process reports the same) -----------
+
+class JobMonitoring(Protocol):
+    """The monitoring reads, made at scrape time so every process reports the same."""
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many jobs are in each state (every state present, zero included)."""
+        ...
 
     def oldest_pending_created_at(self) -> datetime | None:
         """When the job that has waited longest in the queue was submitted; None if none."""
@@ -243,72 +158,16 @@ class JobStore(SegmentStore, Protocol):
         """Frames analysed by every completed job still in the store (from its summary)."""
         ...
 
-    # -- the start-up sweep --------------------------------------------------------------
 
-    def existing_job_ids(self, job_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these job ids have a job."""
+class JobStore(JobHousekeeping, JobQueue, WebhookOutbox, JobMonitoring, Protocol):
+    """Every operation on jobs: what the two stores implement and a process wires once.
+
+    After each change it commits, the store tells its change listeners.
+    """
+
+    def add_change_listener(self, listener: JobListener) -> None:
+        """Call listener(JobChange) after this store changes a job (same process only)."""
         ...
-
-    def oldest_created_at(self) -> datetime | None:
-        """When the oldest job was created, or None when there is no job."""
-        ...
-
-    # -- the worker side -----------------------------------------------------------------
-
-    def has_pending_work(self) -> bool:
-        """Whether a pending job, or a pending segment of a running job, waits for a worker.
-
-        One read: idle workers ask it on every poll and try the claims (writes, several
-        times its cost) only when it says yes.
-        """
-        ...
-
-    def claim_next(self, worker_id: str, lease_seconds: float) -> JobRecord | None:
-        """Claim the oldest pending job (by created_at) for this worker, or None if none.
-
-        The job becomes running, held by worker_id until its lease expires, with one more
-        attempt counted and progress back at 0. Two claimers never get the same job.
-        """
-        ...
-
-    def heartbeat(self, job_id: uuid.UUID, worker_id: str, lease_seconds: float) -> bool:
-        """Renew the worker's lease on a job; False if the job was taken away."""
-        ...
-
-    def holds(self, job_id: uuid.UUID, worker_id: str) -> bool:
-        """Whether the job is still running and held by this worker (a read, no write):
-        False once it was cancelled or taken away."""
-        ...
-
-    def set_progress(
-        self, job_id: uuid.UUID, worker_id: str, progress: float, lease_seconds: float
-    ) -> bool:
-        """Record progress (percent, two decimals) and renew the lease; False if taken away."""
-        ...
-
-    def complete(
-        self, job_id: uuid.UUID, worker_id: str, output_path: str, summary: dict[str, Any]
-    ) -> bool:
-        """Mark a job completed with its results path; False if the job was taken away."""
-        ...
-
-    def fail(self, job_id: uuid.UUID, worker_id: str, message: str) -> bool:
-        """Mark a job failed with a message; False if the job was taken away."""
-        ...
-
-    def release(self, job_id: uuid.UUID, worker_id: str, *, count_attempt: bool = False) -> bool:
-        """Hand a job back to pending; the attempt is not counted unless count_attempt.
-
-        A graceful shutdown does not count; an infrastructure failure (the analysis
-        process would not start) does, so such a job cannot bounce forever.
-        """
-        ...
-
-    def recover_expired(self, max_attempts: int) -> RecoveryReport:
-        """Return running jobs whose lease expired to pending, or fail those out of attempts."""
-        ...
-
-    # -- the end -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release what the store holds (database connections); it is not used afterwards."""

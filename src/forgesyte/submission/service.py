@@ -21,7 +21,7 @@ from typing import NamedTuple
 from anyio.to_thread import run_sync
 
 from forgesyte.jobs.options import InvalidOptions, JobOptions
-from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobRecord, JobStore, NewJob
+from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobRecord, JobRegistry, NewJob
 from forgesyte.pipelines.catalog import DEFAULT_PIPELINE_ID, PipelineCatalog
 from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage, StorageError, StorageWriter, video_key
@@ -91,7 +91,7 @@ class SubmitService:
     """Takes submits: the job store, storage, the pipeline catalog, the settings, and the
     process's upload slots (`upload_slot()` holds one, or raises RetryLater)."""
 
-    store: JobStore
+    store: JobRegistry
     storage: Storage
     catalog: PipelineCatalog
     settings: Settings

@@ -18,11 +18,11 @@ import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from forgesyte.jobs.changes import JobChange
 from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, utcnow
-from forgesyte.jobs.store import JobStore, WebhookDelivery
+from forgesyte.jobs.store import WebhookDelivery, WebhookOutbox, WebhookOutcome
 from forgesyte.webhooks.guard import CallbackTarget, UnsafeCallbackUrl, check_callback_url
 from forgesyte.webhooks.signing import signed_headers
 
@@ -105,7 +105,7 @@ class WebhookSender:
     the jobs other processes finished.
     """
 
-    store: JobStore
+    store: WebhookOutbox
     _: KW_ONLY
     secret: str = field(repr=False)
     max_attempts: int = 8
@@ -168,26 +168,25 @@ class WebhookSender:
             error = f"no answer: {type(exc).__name__}"
         else:
             if 200 <= status < 300:
-                self.store.finish_webhook(delivery, delivered=True)
+                self.store.finish_webhook(delivery, WebhookOutcome.delivered())
                 log.info(
                     "job %s: webhook delivered (attempt %d)", delivery.job_id, delivery.attempt
                 )
                 return True
             error = f"HTTP {status}"
-        retry_at: datetime | None = None
         if delivery.attempt < self.max_attempts:
             retry_at = utcnow() + timedelta(seconds=retry_delay_s(delivery.attempt))
-        self.store.finish_webhook(delivery, delivered=False, retry_at=retry_at, error=error)
-        if retry_at is None:
-            log.error(
-                "job %s: webhook abandoned after %d attempts: %s",
+            self.store.finish_webhook(delivery, WebhookOutcome.retry(retry_at, error))
+            log.warning(
+                "job %s: webhook attempt %d failed (%s); retrying",
                 delivery.job_id,
                 delivery.attempt,
                 error,
             )
         else:
-            log.warning(
-                "job %s: webhook attempt %d failed (%s); retrying",
+            self.store.finish_webhook(delivery, WebhookOutcome.abandoned(error))
+            log.error(
+                "job %s: webhook abandoned after %d attempts: %s",
                 delivery.job_id,
                 delivery.attempt,
                 error,

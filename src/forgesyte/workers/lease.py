@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-log = logging.getLogger(__name__)
+from forgesyte.jobs.models import PROGRESS_CAP
 
-PROGRESS_CAP = 99.0  # percent; 100 is written only by `complete`
+log = logging.getLogger(__name__)
 
 
 class LeasedJobs(Protocol):

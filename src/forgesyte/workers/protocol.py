@@ -34,6 +34,8 @@ class FailureReason(StrEnum):
     """Anything else that went wrong inside the child."""
     CHILD_START = "child_start"
     """The analysis child could not be started (the job is not at fault)."""
+    STORAGE = "storage"
+    """The job's video could not be read from storage (missing, or unreachable after retries)."""
     CRASHED = "crashed"
     """The child died while working (a signal, a native crash)."""
     TIMED_OUT = "timed_out"

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from forgesyte import __version__
 from forgesyte.api.deps import ContextDep
+from forgesyte.jobs.store import JobMonitoring
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +21,8 @@ async def healthz(context: ContextDep) -> dict[str, Any]:
     `child_memory_mb` is the memory cap of each analysis child this process runs (null
     when it runs no workers).
     """
-    counts = await run_in_threadpool(context.store.count_by_status)
+    store: JobMonitoring = context.store
+    counts = await run_in_threadpool(store.count_by_status)
     return {
         "status": "ok",
         "version": __version__,

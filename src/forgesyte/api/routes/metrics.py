@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.deps import ContextDep, require_api_key
 from forgesyte.jobs.models import JobStatus, utcnow
-from forgesyte.jobs.store import JobStore
+from forgesyte.jobs.store import JobMonitoring
 
 router = APIRouter(tags=["metrics"])
 
@@ -31,7 +31,7 @@ router = APIRouter(tags=["metrics"])
 class JobMetricsCollector(Collector):
     """The job series, computed from the store at collection time (no in-process state)."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobMonitoring) -> None:
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
@@ -81,7 +81,7 @@ class JobMetricsCollector(Collector):
         )
 
 
-def render_metrics(store: JobStore) -> bytes:
+def render_metrics(store: JobMonitoring) -> bytes:
     """The Prometheus exposition of the job series and this process's own series."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobMetricsCollector(store))

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from forgesyte.db import migrate  # noqa: F401  (registers Alembic's DuckDB impl)
 from forgesyte.db.engine import create_db_engine
-from forgesyte.jobs.models import Base
+from forgesyte.db.tables import Base
 
 
 def _run(connection: Connection) -> None:
