@@ -44,29 +44,11 @@ import bench_ocr
 import bench_results as long_results
 import bench_server as served
 import bench_videos as videos
+from bench_table import Row
 
 from forgesyte.video.service import SamplingOptions
 
 RESOLUTIONS = ((640, 360), (1280, 720))
-
-
-@dataclass
-class Row:
-    """One line of the table."""
-
-    key: str
-    measure: str
-    figure: str
-    ratio: str = ""
-    target: str = ""
-    passed: bool | None = None
-
-    @property
-    def verdict(self) -> str:
-        """PASS, FAIL or blank (no target)."""
-        if self.passed is None:
-            return ""
-        return "PASS" if self.passed else "FAIL"
 
 
 @dataclass(frozen=True)
