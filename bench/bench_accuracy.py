@@ -609,29 +609,34 @@ def compare(clips: Sequence[Clip], models: Path, timing_frames: int) -> list[Com
     ]
 
 
-def detector_rows(quick: bool, models: Path | None) -> list[Row]:
+def detector_report(quick: bool, models: Path | None) -> tuple[list[Row], list[Compared]]:
     """Row q, detectors: the bundled one's report; with models, every candidate compared."""
     clips = load_clips(QUICK_STEP if quick else 1)
-    bundled = detectors.BundledDetector()
-    evaluation = evaluate(bundled, clips)
+    evaluation = evaluate(detectors.BundledDetector(), clips)
     rows = bundled_rows(evaluation, DEFAULT_CONFIDENCE)
-    if models is not None:
-        frames = [clip.frames[0] for clip in clips]
-        nanodet_px = detectors.nanodet_bundled_check(models, frames)
-        centernet_px = detectors.centernet_graph_check(models, frames)
-        rows.append(
-            Row(
-                "q",
-                "  decoders: NanoDet any-size vs objects.detect; CenterNet vs the graph's own",
-                f"{nanodet_px:.4f} / {centernet_px:.4f} px",
-                "same classes, scores",
-                "< 0.01 px",
-                nanodet_px < 0.01 and centernet_px < 0.01,
-            )
+    if models is None:
+        return rows, []
+    frames = [clip.frames[0] for clip in clips]
+    nanodet_px = detectors.nanodet_bundled_check(models, frames)
+    centernet_px = detectors.centernet_graph_check(models, frames)
+    rows.append(
+        Row(
+            "q",
+            "  decoders: NanoDet any-size vs objects.detect; CenterNet vs the graph's own",
+            f"{nanodet_px:.4f} / {centernet_px:.4f} px",
+            "same classes, scores",
+            "< 0.01 px",
+            nanodet_px < 0.01 and centernet_px < 0.01,
         )
-        rows.append(Row("q", "comparison (threshold: best F1 of 0.20-0.70)", "", "1 thread"))
-        rows += comparison_rows(compare(clips, models, 40 if quick else 120))
-    return rows
+    )
+    compared = compare(clips, models, 40 if quick else 120)
+    rows.append(Row("q", "comparison (threshold: best F1 of 0.20-0.70)", "", "1 thread"))
+    return rows + comparison_rows(compared), compared
+
+
+def detector_rows(quick: bool, models: Path | None) -> list[Row]:
+    """Row q's detector part (see detector_report)."""
+    return detector_report(quick, models)[0]
 
 
 ReportSection = Callable[[bool, Path | None], list[Row]]
@@ -661,8 +666,8 @@ def markdown(compared: Sequence[Compared]) -> str:
     lines = [
         "| model | input | options | thr | F1 | mAP@0.5 | "
         + " | ".join(f"{name} P/R" for name in everyday)
-        + " | ms/frame (cpu) | target | found (worst) | false-class frames |",
-        "|" + "---|" * (9 + len(everyday)),
+        + " | ms/frame (cpu) | target | found (worst) | false-class frames | F1 per-class thr |",
+        "|" + "---|" * (10 + len(everyday)),
     ]
     for item in compared:
         ev, best = item.evaluation, item.threshold
@@ -681,24 +686,24 @@ def markdown(compared: Sequence[Compared]) -> str:
             "yes" if met else "no",
             f"{worst:.2f}",
             f"{false:.2f}",
+            f"{ev.f1(ev.per_class_thresholds()):.3f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> int:
-    """Print row q (and with --markdown, the docs' comparison tables) on its own."""
+    """Print row q's detector part on its own; with --markdown, the docs' comparison table too."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", type=Path, help="the candidates' folder")
-    parser.add_argument("--markdown", action="store_true", help="print the comparison tables")
+    parser.add_argument("--markdown", action="store_true", help="print the comparison table")
     args = parser.parse_args()
+    rows, compared = detector_report(args.quick, args.models)
+    for row in rows:
+        print(f"{row.measure:<80} {row.figure:<50} {row.ratio:<32} {row.verdict}")
     if args.markdown:
-        clips = load_clips(QUICK_STEP if args.quick else 1)
-        print(markdown(compare(clips, args.models, 40 if args.quick else 120)))
-        return 0
-    for row in accuracy_rows(args.quick, args.models):
-        print(f"{row.measure:<90} {row.figure:<40} {row.ratio:<30} {row.verdict}")
+        print(markdown(compared))
     return 0
 
 

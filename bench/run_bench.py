@@ -20,6 +20,9 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
   p  one long ocr_only job (split at keyframes into segments) on --workers 2 against --workers 1
      (with what OCR alone gets from a second thread and from a second core, for reference)
+  q  accuracy report: the bundled detector on zoom-and-pan clips of labelled photos (P/R per
+     class, mAP@0.5, share of frames each object is found in); with --detector-models DIR,
+     every candidate detector compared in the same run
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_accuracy as accuracy
 import bench_decode as decoding
 import bench_local as local
 import bench_objects as objects
@@ -586,7 +590,13 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimops", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopqs", help="rows to run, e.g. 'e,f' (default all)"
+    )
+    parser.add_argument(
+        "--detector-models",
+        type=Path,
+        help="row q also compares the candidate detectors built in this folder "
+        "(scripts/build_detector_model.py --candidates DIR)",
     )
     parser.add_argument(
         "--compare-threads",
@@ -628,6 +638,9 @@ def main() -> int:
         rows += long_results_rows(plan)
     if "p" in keys:
         rows += split_rows(plan)
+    if "q" in keys:
+        _note("q: accuracy report" + (", comparing detectors" if args.detector_models else ""))
+        rows += accuracy.accuracy_rows(args.quick, args.detector_models)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})
