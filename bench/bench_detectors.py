@@ -320,15 +320,15 @@ def candidates(models: Path | None) -> list[Candidate]:
             raise FileNotFoundError(
                 f"{path} missing: scripts/build_detector_model.py --candidates {models}"
             )
-    for wh in ((320, 320), (512, 512), (640, 640), (640, 352), (768, 416)):
+    for wh in ((320, 320), (512, 512), (640, 640), (640, 352), (768, 448)):
         found.append(NanoDet(nanodet, wh))
     found.append(NanoDet(nanodet, (416, 416), flip=True))
     found.append(NanoDet(nanodet, (640, 352), flip=True))
-    for wh in ((512, 512), (416, 416), (640, 352), (640, 640), (768, 448)):
+    for wh in ((416, 416), (512, 512), (640, 640), (640, 384), (704, 416), (768, 448), (832, 480)):
         found.append(CenterNet(centernet, wh))
-    found.append(CenterNet(centernet, (640, 352), agnostic=True))
+    found.append(CenterNet(centernet, (768, 448), agnostic=True))
     found.append(CenterNet(centernet, (512, 512), flip=True))
-    found.append(CenterNet(centernet, (640, 352), flip=True))
+    found.append(CenterNet(centernet, (768, 448), flip=True))
     return found
 
 
