@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import cv2
 import numpy as np
@@ -280,7 +280,7 @@ def centernet_graph_check(models: Path, frames: Sequence[Frame]) -> float:
     names = {o.name.split(":")[0]: o.name for o in graph.get_outputs()}
     worst = 0.0
     for frame in frames:
-        image = cv2.resize(frame, (512, 512))
+        image = cast(Frame, cv2.resize(frame, (512, 512)))
         tensor = np.ascontiguousarray(image[None, :, :, ::-1], dtype=np.float32)
         (built,) = graph.run([names["tower_0/detections"]], {graph.get_inputs()[0].name: tensor})
         built = built[0][built[0][:, 4] >= 0.3]
