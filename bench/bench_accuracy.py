@@ -1,13 +1,13 @@
 """Row q: how well detectors find labelled objects in short zoom-and-pan videos of photos.
 
 The evaluation set (``bench/evaluation/coco_photos.json``) labels every COCO object a person
-would name in photos that Debian packages ship (darknet, opencv-doc); the photos are read
-where the packages put them and checked against their sha256. Each photo becomes a clip
-(`clip_windows`): 24 frames of 640 x 360, a slow zoom from the widest 16:9 view of the photo
-towards its largest labelled object (frames 0-15, to 0.55 of the width or as close as
-keeps that object in view), then a sideways pan
-at that zoom (frames 16-23). The clips are written as MP4 (mp4v, as the bench's other
-videos) to ``bench/.cache`` and decoded again, so detectors see what a job sees.
+would name in photos that Debian packages ship (``apt-get install darknet opencv-doc``); the
+photos are read where the packages put them and checked against their sha256. Each photo
+becomes a clip (`clip_windows`): 24 frames of 640 x 360, a slow zoom from the widest 16:9
+view of the photo towards its largest labelled object (frames 0-15, to 0.55 of the width or
+as close as keeps that object in view), then a sideways pan at that zoom (frames 16-23).
+The clips are written as MP4 (mp4v, as the bench's other videos) to ``bench/.cache`` and
+decoded again, so detectors see what a job sees.
 
 Per frame, each labelled box is cut to the view; an object less than half in view, or
 labelled ``difficult``, is ignored in that frame (a miss does not count, a detection of it is
@@ -126,8 +126,8 @@ class Photo:
         """The photo, BGR, after checking that its bytes are the labelled ones."""
         if not self.path.is_file():
             raise FileNotFoundError(
-                f"{self.path} missing: run scripts/install_services.sh "
-                f"(the Debian package {self.package})"
+                f"{self.path} missing: install the Debian package {self.package} "
+                f"(apt-get install {self.package})"
             )
         data = self.path.read_bytes()
         if hashlib.sha256(data).hexdigest() != self.sha256:
