@@ -24,6 +24,9 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
      MotionTracker, MOTA and IDF1 on made scenes and on the bundled detector's boxes
   v  shots: cut precision, recall and F1 (one frame) on made edits; every frame decoded small
      and grey against a full decode of every frame (1280x720, 30 s)
+  q  accuracy report: the bundled detector on zoom-and-pan clips of labelled photos (P/R per
+     class, mAP@0.5, share of frames each object is found in); with --detector-models DIR,
+     every candidate detector compared in the same run
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_accuracy as accuracy
 import bench_decode as decoding
 import bench_local as local
 import bench_objects as objects
@@ -50,30 +54,12 @@ import bench_server as served
 import bench_shots as shots
 import bench_tracking as tracking
 import bench_videos as videos
+from bench_table import Row
 
 from forgesyte.video.service import SamplingOptions
 from forgesyte.video.shots import SHOT_FRAME_WIDTH
 
 RESOLUTIONS = ((640, 360), (1280, 720))
-
-
-@dataclass
-class Row:
-    """One line of the table."""
-
-    key: str
-    measure: str
-    figure: str
-    ratio: str = ""
-    target: str = ""
-    passed: bool | None = None
-
-    @property
-    def verdict(self) -> str:
-        """PASS, FAIL or blank (no target)."""
-        if self.passed is None:
-            return ""
-        return "PASS" if self.passed else "FAIL"
 
 
 @dataclass(frozen=True)
@@ -700,7 +686,13 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopstv", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopqstv", help="rows to run, e.g. 'e,f' (default all)"
+    )
+    parser.add_argument(
+        "--detector-models",
+        type=Path,
+        help="row q also compares the candidate detectors built in this folder "
+        "(scripts/build_detector_model.py --candidates DIR)",
     )
     parser.add_argument(
         "--compare-threads",
@@ -746,6 +738,9 @@ def main() -> int:
         rows += tracking_rows(args.quick)
     if "v" in keys:
         rows += shot_rows(plan, args.quick)
+    if "q" in keys:
+        _note("q: accuracy report" + (", comparing detectors" if args.detector_models else ""))
+        rows += accuracy.accuracy_rows(args.quick, args.detector_models)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})
