@@ -466,3 +466,27 @@ def test_decoder_threads_must_be_at_least_one(videos: dict[str, Path]) -> None:
         )
     with pytest.raises(ValueError, match="decode_threads"):
         VideoFilePipelineService(Keeper(), decode_threads=0)
+
+
+def test_a_job_seeks_over_long_gaps_by_default(
+    tmp_path: Path, counted: list[CountingContainer]
+) -> None:
+    """Noisy 1280x720 frames, a keyframe every 30: the packets between a sample_fps=1
+    job's runs span more than SEEK_MIN_BYTES, so the job seeks and reads only its runs."""
+    path = write_h264_video(tmp_path / "v.mp4", 120, size_wh=(1280, 720), gop=30)
+    plan = planned(path, SamplingOptions(sample_fps=1.0))
+    assert plan.seeks[0] is None and all(seek is not None for seek in plan.seeks[1:])
+    keeper = Keeper()
+    results = VideoFilePipelineService(keeper).run(path, SamplingOptions(sample_fps=1.0))
+    wanted = [0, 30, 60, 90]
+    assert [f.frame_index for f in results.frames] == wanted
+    with av.open(str(path)) as container:  # a plain full decode, keeping the wanted frames
+        reference = [
+            frame.to_ndarray(format="bgr24")
+            for index, frame in enumerate(container.decode(video=0))
+            if index in wanted
+        ]
+    for got, expected in zip(keeper.frames, reference, strict=True):
+        assert np.array_equal(got, expected)
+    assert counted[-1].seeks == 3
+    assert counted[-1].packets_read == sum(last - first + 1 for first, last in plan.runs)
