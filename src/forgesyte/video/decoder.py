@@ -30,7 +30,7 @@ import logging
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
@@ -137,16 +137,17 @@ class PacketIndex:
     pts: presentation timestamps in time_base units; keyframe: packets decoding may start
     at; shown_order: the decode-order numbers of the shown frames (edit-list discarded
     packets left out) in presentation order, so frame_index i is packet shown_order[i].
-    position: each packet's byte offset in the file (-1 where the demuxer did not say).
+    position: each packet's byte offset in the file (-1 where the demuxer did not say;
+    none at all: nothing is sought).
     """
 
     pts: npt.NDArray[np.int64]
     keyframe: npt.NDArray[np.bool_]
-    position: npt.NDArray[np.int64]
     shown_order: npt.NDArray[np.int64]
     time_base: Fraction
     declared_packets: int
     truncated: bool
+    position: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def frame_count(self) -> int:
@@ -225,11 +226,11 @@ def read_packet_index(
     return PacketIndex(
         pts=pts_array,
         keyframe=keyframe,
-        position=_int64_array(positions),
         shown_order=order.astype(np.int64),
         time_base=Fraction(time_base),
         declared_packets=max(int(stream.frames or 0), 0),
         truncated=truncated,
+        position=_int64_array(positions),
     )
 
 
