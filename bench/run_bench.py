@@ -15,7 +15,8 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
   i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
-  s  sample_fps=1 and frame_stride=10 jobs against decoding every frame (1280x720, 30 fps)
+  s  sample_fps=1 and frame_stride=10 jobs against decoding every frame with the same decoder
+     threads (H.264 720p and 1080p, x264 keyframes and GOP 60), and the floor
   o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p
   m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
   p  one long ocr_only job (split at keyframes into segments) on --workers 2 against --workers 1
@@ -56,6 +57,7 @@ import bench_tracking as tracking
 import bench_videos as videos
 from bench_table import Row
 
+from forgesyte.settings import analysis_threads
 from forgesyte.video.service import SamplingOptions
 from forgesyte.video.shots import SHOT_FRAME_WIDTH
 
@@ -400,71 +402,99 @@ SAMPLED_SECONDS = 30.0
 """Row s's video length, quick run or not: a few seconds of H.264 at keyint 250 are one
 GOP, where a sampled job must decode every reference frame up to its last wanted one."""
 
+SAMPLED_VIDEOS = (((1280, 720), None), ((1280, 720), 60), ((1920, 1080), None), ((1920, 1080), 60))
+"""Row s's H.264 videos: (width, height) and the keyframe interval in frames (None: x264's
+defaults, keyint 250 and scene cuts; 60: a keyframe every 2 s at 30 fps)."""
+
 SAMPLED_TARGETS = (
     ("sample_fps=1", SamplingOptions(sample_fps=1.0), 0.4),
     ("frame_stride=10", SamplingOptions(frame_stride=10), 0.5),
 )
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def _round_ratios(
+    top: list[decoding.Timing], bottom: list[decoding.Timing], part: int = 0
+) -> list[float]:
+    """top / bottom within each round: wall time (part 0) or CPU time (part 1)."""
+    return [t[part] / b[part] for t, b in zip(top, bottom, strict=True)]
+
+
 def sampled_decode_rows(plan: Plan) -> list[Row]:
     """Row s: noop jobs at sample_fps=1 and frame_stride=10 against decoding every frame.
 
-    The baseline decodes every frame of the same 30 s 1280x720 30 fps video (in a quick
-    run too) with PyAV, in this process as the jobs are, with the job decoder's codec
-    threads and BGR conversion (what a stride-1 job does); PyAV's plain `to_ndarray` and
-    no conversion at all are shown
-    beside it. Rounds interleave the measurements in a rotating order; each ratio is the
-    median of the ratios within a round (wall time decides), with the ratio of the best
-    rounds and the CPU-time ratio beside it.
+    D decodes every frame of the same 30 s 30 fps video (in a quick run too) with PyAV, in
+    this process as the jobs are, with the decoder threads the job's decoder has and the
+    job's BGR conversion of every frame (what a stride-1 job does). The floor decodes only
+    the keyframes, the reference frames up to each wanted frame and the wanted frames,
+    alone (no conversion, same threads). Each is measured with one decoder thread (the
+    service's default: a worker per core) and with one per core (a job alone on the
+    machine, given the idle cores). Rounds interleave the measurements in a rotating
+    order; each ratio is the median of the ratios within a round (wall time decides),
+    with their spread and the CPU-time ratio.
     """
     runner = local.runner_for("testkit_noop")
+    thread_counts = sorted({1, analysis_threads(None, workers=1)})
     rows: list[Row] = []
-    for label, path in (
-        ("mp4v, GOP 12", videos.moving_video(1280, 720, SAMPLED_SECONDS)),
-        ("H.264 x264 defaults", decoding.h264_video(1280, 720, SAMPLED_SECONDS)),
-    ):
+    for (width, height), interval in SAMPLED_VIDEOS:
+        path = decoding.h264_video(width, height, SAMPLED_SECONDS, keyframe_interval=interval)
+        label = f"{width}x{height} " + (f"GOP {interval}" if interval else "x264 keyframes")
         _note(f"s: sampled decoding, {label}, {plan.rounds} rounds")
-        decoding.decode_every_frame(path)  # page cache and decoder warm
-        names = ["every", "to_ndarray", "bare"] + [name for name, _, _ in SAMPLED_TARGETS]
-        measures: dict[str, Callable[[], tuple[float, float]]] = {
-            "every": lambda p=path: decoding.decode_every_frame(p),
-            "to_ndarray": lambda p=path: decoding.decode_every_frame(p, "to_ndarray"),
-            "bare": lambda p=path: decoding.decode_every_frame(p, "none"),
+        references = decoding.reference_packets(path)
+        floors = {
+            name: decoding.FloorDecode(path, sampling, references)
+            for name, sampling, _ in SAMPLED_TARGETS
         }
-        for name, sampling, _ in SAMPLED_TARGETS:
-            measures[name] = lambda p=path, s=sampling: decoding.sampled_job(p, runner, s)
-        timings: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        measures: dict[str, Callable[[], decoding.Timing]] = {}
+        for threads in thread_counts:
+            measures[f"D/{threads}"] = lambda p=path, t=threads: decoding.decode_every_frame(p, t)
+            for name, sampling, _ in SAMPLED_TARGETS:
+                measures[f"{name}/{threads}"] = (
+                    lambda p=path, s=sampling, t=threads: decoding.sampled_job(p, runner, s, t)
+                )
+                measures[f"floor {name}/{threads}"] = lambda f=floors[name], t=threads: f.decode(t)
+        decoding.decode_every_frame(path, 1)  # page cache and decoder warm
+        names = list(measures)
+        timings: dict[str, list[decoding.Timing]] = {name: [] for name in names}
+        loads = [os.getloadavg()[0]]
         for round_index in range(plan.rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 timings[name].append(measures[name]())
-        walls = {name: [t[0] for t in timed] for name, timed in timings.items()}
-        every = walls["every"]
+            loads.append(os.getloadavg()[0])
+        walls = {name: _median([t[0] for t in timed]) for name, timed in timings.items()}
         rows.append(
             Row(
                 "s",
-                f"decode every frame to BGR, 1280x720 {label}",
-                f"{_median(every):.2f} s",
-                f"(to_ndarray {_median(walls['to_ndarray']):.2f} s, "
-                f"no conversion {_median(walls['bare']):.2f} s)",
+                f"D: decode every frame to BGR, {label} "
+                f"({len(references)} of {SAMPLED_SECONDS * videos.FPS:.0f} frames are references)",
+                " / ".join(f"{walls[f'D/{t}']:.2f} s" for t in thread_counts),
+                " / ".join(str(t) for t in thread_counts)
+                + f" decoder thread(s); load {_spread(loads)}",
                 "(baseline)",
             )
         )
         for name, _, target in SAMPLED_TARGETS:
-            job = timings[name]
-            ratio = _median([j[0] / e for j, e in zip(job, every, strict=True)])
-            cpu = _median([j[1] / e[1] for j, e in zip(job, timings["every"], strict=True)])
-            best = min(walls[name]) / min(every)
-            rows.append(
-                Row(
-                    "s",
-                    f"  noop job {name}, {label}",
-                    f"{_median(walls[name]):.2f} s",
-                    f"{ratio:.2f} x every frame (best {best:.2f} x, cpu {cpu:.2f} x)",
-                    f"<= {target:.2f} x",
-                    ratio <= target,
+            for threads in thread_counts:
+                d = timings[f"D/{threads}"]
+                job = _round_ratios(timings[f"{name}/{threads}"], d)
+                floor = _median(_round_ratios(timings[f"floor {name}/{threads}"], d))
+                cpu = _median(_round_ratios(timings[f"{name}/{threads}"], d, part=1))
+                rows.append(
+                    Row(
+                        "s",
+                        f"  noop job {name}, {threads} decoder thread(s) "
+                        f"(floor: {floors[name].packet_count} packets)",
+                        f"{walls[f'{name}/{threads}']:.2f} s",
+                        f"{_median(job):.2f} x D [{_spread(job)}] (floor {floor:.2f} x, "
+                        f"cpu {cpu:.2f} x)",
+                        f"<= {target:.2f} x",
+                        _median(job) <= target,
+                    )
                 )
-            )
     return rows
 
 

@@ -215,10 +215,19 @@ class VideoFilePipelineService:
     """Runs a frame analyser on the sampled frames of a video file, in frame order."""
 
     def __init__(
-        self, analyser: FrameAnalyser, *, max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+        self,
+        analyser: FrameAnalyser,
+        *,
+        max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+        decode_threads: int = 1,
     ) -> None:
+        """decode_threads: the decoder's own threads (see `decode_planned_frames`); more
+        than 1 only when the analysis leaves cores idle."""
+        if decode_threads < 1:
+            raise ValueError("decode_threads must be >= 1")
         self._analyser = analyser
         self._max_frame_pixels = max_frame_pixels
+        self._decode_threads = decode_threads
 
     def run(
         self,
@@ -272,7 +281,10 @@ class VideoFilePipelineService:
         plan = plan_decoding(index, selected)
         analysed = 0
         reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None
-        for frame_index, image in decode_planned_frames(path, plan, self._max_frame_pixels):
+        frames = decode_planned_frames(
+            path, plan, self._max_frame_pixels, threads=self._decode_threads
+        )
+        for frame_index, image in frames:
             frame: Frame = image
             timestamp_s = round(float(index.timestamp_s(frame_index)), TIMESTAMP_DIGITS)
             small = thumbnail(frame) if sampling.skip_unchanged else None
