@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from forgesyte_testkit import PALETTE
 
 from forgesyte.plugins.base import Frame
 from forgesyte.plugins.objects import ObjectsDetect
@@ -474,3 +475,90 @@ def detected_frames(scene: Scene, frames: list[FrameResult], with_low: bool) -> 
         items = [item for item in items if with_low or not item["low"]]
         truth = scene.truth(frame.timestamp_s)
         yield frame.frame_index, frame.timestamp_s, truth, FrameDetections.from_json(items)
+
+
+def colour_crossing_scene(fps: float = 30.0, seconds: float = 8.0) -> Scene:
+    """Three walkers (20 x 44 px boxes) crossing a 320x180 frame at 45, 55 and 90 px/s
+    (2.3 to 4.5 box widths a second), each pair crossing once, at 3.9 s, 4.5 s and 6.0 s,
+    each entering and leaving at its own time: for `write_colour_video`."""
+    return Scene(
+        320,
+        180,
+        fps,
+        seconds,
+        (
+            Mover(1, "person", (20, 44), (-5, 90), (45, 0)),
+            Mover(2, "person", (20, 44), (325, 100), (-55, 0), enters_s=1.0),
+            Mover(3, "person", (20, 44), (-5, 80), (90, 0), enters_s=3.0),
+        ),
+    )
+
+
+def write_colour_video(scene: Scene, path: Path) -> Path:
+    """Draw a scene's movers as boxes of their own colour (testkit's PALETTE, by object
+    id; the later mover in front) over a soft grey texture, and write an mp4v MP4: what
+    testkit's colour_boxes detector finds."""
+    rng = np.random.default_rng(5)
+    noise = rng.uniform(100, 150, (scene.height // 8, scene.width // 8)).astype(np.uint8)
+    grey = cv2.resize(noise, (scene.width, scene.height), interpolation=cv2.INTER_CUBIC)
+    background = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"mp4v"), scene.fps, (scene.width, scene.height)
+    )
+    try:
+        for index in range(scene.frame_count):
+            frame = background.copy()
+            for mover in scene.movers:
+                box = mover.box(index / scene.fps)
+                if box is not None:
+                    colour = PALETTE[(mover.object_id - 1) % len(PALETTE)]
+                    corners = [round(v) for v in box]
+                    cv2.rectangle(frame, corners[:2], (corners[2] - 1, corners[3] - 1), colour, -1)
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
+@dataclass(frozen=True)
+class TrackFigures:
+    """A timeline's tracks against a scene's objects: how many tracks, and per object
+    the share of the analysed frames showing it inside its track's span."""
+
+    tracks: int
+    coverage: dict[int, float]
+    identity_switches: int  # tracks that began on another object or went on to one
+
+
+def timeline_track_figures(
+    scene: Scene, analysed: list[tuple[int, float]], spans: list[tuple[int, int]]
+) -> TrackFigures:
+    """Score a timeline's object tracks, (first_frame, last_frame) each, against the
+    scene's objects on the analysed frames, (frame_index, timestamp_s) each.
+
+    Each object is paired with the track spanning most of its analysed frames (an
+    optimal assignment). A track whose span starts before its object's first analysed
+    frame or ends after its last, by more than one analysed frame, began on another
+    object or went on to one: an identity switch (the scene's objects enter and leave
+    at different times, so a switch shows in the spans).
+    """
+    shown: dict[int, list[int]] = {}
+    for frame_index, t in analysed:
+        for object_id, _, _ in scene.truth(t):
+            shown.setdefault(object_id, []).append(frame_index)
+    objects = sorted(shown)
+    inside = np.array(
+        [[sum(first <= f <= last for f in shown[o]) for first, last in spans] for o in objects],
+        dtype=float,
+    ).reshape(len(objects), len(spans))
+    coverage = {o: 0.0 for o in objects}
+    switches = 0
+    indices = [frame_index for frame_index, _ in analysed]
+    for row, column in linear_assignment(-inside) if spans else []:
+        frames = shown[objects[row]]
+        coverage[objects[row]] = inside[row, column] / len(frames)
+        first, last = spans[column]
+        early = indices.index(frames[0]) - indices.index(first) if first in indices else 0
+        late = indices.index(last) - indices.index(frames[-1]) if last in indices else 0
+        switches += early > 1 or late > 1
+    return TrackFigures(len(spans), coverage, switches)

@@ -3,6 +3,7 @@ workers, a lost segment retried alone, a cancel that stops every segment."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -27,7 +28,9 @@ from forgesyte.storage.base import (
 from forgesyte.video.segments import plan_segments
 from forgesyte.video.service import SamplingOptions
 from forgesyte.workers.worker import Worker
+from tests.segments.videos import write_keyframed_frames
 from tests.support.storages import StorageBackend, StorageWrapper
+from tests.video.shot_videos import CUTS
 from tests.workers.conftest import Enqueue, MakeWorker, worker_config
 
 SPLIT = 12  # frames per segment in these tests (95 frames: several segments)
@@ -291,3 +294,25 @@ def test_the_next_claimer_of_a_lost_coordinators_job_goes_on_with_its_segments(
     unsplit = enqueue(keyframed_video, "testkit_grey")
     assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
     assert outputs(storage_backend, job_id) == outputs(storage_backend, unsplit)
+
+
+def test_a_split_job_finds_the_shots_of_the_whole_video(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    tmp_path: Path,
+) -> None:
+    """With detect_shots, the coordinator's child finds the shots on every frame of the
+    whole video (across the segments' edges): the timeline is the unsplit run's."""
+    video = write_keyframed_frames(tmp_path / "cuts.mp4", CUTS.frames(), gop=10)
+    options = {"sample_fps": 10.0, "detect_shots": True}
+    unsplit = enqueue(video, "testkit_grey", **options)
+    assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
+    split = enqueue(video, "testkit_grey", **options)
+    assert make_worker(config=worker_config(segment_frames=SPLIT)).run(burst=True) == 1
+    assert len(store.segments(split)) > 2
+    assert outputs(storage_backend, split) == outputs(storage_backend, unsplit)
+    shots = json.loads(outputs(storage_backend, split)[1])["shots"]
+    assert [shot["first_frame"] for shot in shots] == [0, 45, 90, 135, 180]  # CUTS' takes
+    assert shots[-1]["last_frame"] == sum(1 for _ in CUTS.frames()) - 1

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +84,8 @@ class Shot:
     last_frame: int
 
     def to_json(self) -> dict[str, Any]:
-        """The timeline's shot entry."""
-        return {
-            "index": self.index,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "first_frame": self.first_frame,
-            "last_frame": self.last_frame,
-        }
+        """The timeline's shot entry: these fields."""
+        return asdict(self)
 
 
 Stamp = tuple[int, float]
@@ -395,3 +389,15 @@ def _numbered(packets: Iterator[av.Packet[Any]]) -> Iterator[av.Packet[Any] | No
         number += 1
         yield packet
     yield None
+
+
+def find_shots(
+    path: Path, fps: float, max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+) -> list[Shot]:
+    """The shots of an MP4, end to end: every frame decoded small and grey (`grey_frames`)
+    through a ShotDetector at the video's frame rate (fps; a video too short to have one,
+    0, is one shot whatever the rate)."""
+    detector = ShotDetector(fps if fps > 0 else 1.0)
+    for frame in grey_frames(path, max_frame_pixels=max_frame_pixels):
+        detector.add(frame.frame_index, frame.timestamp_s, frame.grey)
+    return detector.finish()
