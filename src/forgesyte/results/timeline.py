@@ -36,7 +36,7 @@ TEXT_SIMILARITY = 0.8  # text_similarity at which two normalised readings are th
 MAX_MISSED_FRAMES = 1  # analysed frames a line may miss without ending
 # What a reading needs to count as a line of text in the timeline (bench row r measures
 # the floor: on the known-words videos, and copies made harder to read (half size, JPEG
-# quality 15, blurred), no line holding a real word read under 0.71; the junk seen on
+# quality 15, blurred), no line holding a real word read under 0.72; the junk seen on
 # real footage, one CJK glyph on an animated clip with no text, read 0.59):
 MIN_TEXT_CONFIDENCE = 0.6
 MAX_TEXT_BOX_SHARE = 0.5  # of the frame's area: a line's box over this is no line of text
