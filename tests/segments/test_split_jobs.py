@@ -316,3 +316,47 @@ def test_a_split_job_finds_the_shots_of_the_whole_video(
     shots = json.loads(outputs(storage_backend, split)[1])["shots"]
     assert [shot["first_frame"] for shot in shots] == [0, 45, 90, 135, 180]  # CUTS' takes
     assert shots[-1]["last_frame"] == sum(1 for _ in CUTS.frames()) - 1
+
+
+class StoppingStore(InMemoryJobStore):
+    """A store that asks the workers to stop the moment a job is split."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def add_segments(self, job_id: uuid.UUID, worker_id: str, spans: list[SegmentSpan]) -> bool:
+        added = super().add_segments(job_id, worker_id, spans)
+        self.stop.set()
+        return added
+
+
+def test_a_coordinator_stopped_before_its_shot_pass_hands_the_job_back(
+    make_worker: MakeWorker, storage_backend: StorageBackend, tmp_path: Path
+) -> None:
+    """A shutdown (no grace) as the job is split: the shot pass does not run, the job
+    goes back to pending with its segments, and the next worker finds the shots."""
+    stop = threading.Event()
+    stopping = StoppingStore(stop)
+    video = write_keyframed_frames(tmp_path / "cuts.mp4", CUTS.frames(), gop=10)
+    job_id = uuid.uuid4()
+    storage_backend.storage.put_bytes(video_key(job_id), video.read_bytes())
+    options = {"sample_fps": 10.0, "detect_shots": True}
+    stopping.create(NewJob(job_id, "testkit_grey", options, video_key(job_id)))
+    config = worker_config(segment_frames=SPLIT, shutdown_grace_s=0)
+    stopped = make_worker(config=config, stop_event=stop)
+    stopped.runner.store = stopping
+    stopped.run(burst=True)
+    record = stopping.get(job_id)
+    assert record is not None and record.status is JobStatus.PENDING, record
+    segments = stopping.segments(job_id)
+    assert len(segments) > 2 and {s.status for s in segments} == {SegmentStatus.PENDING}
+    assert not storage_backend.storage.exists(timeline_key(job_id))
+
+    again = make_worker(config=worker_config(segment_frames=SPLIT))
+    again.runner.store = stopping
+    assert again.run(burst=True) == 1
+    record = stopping.get(job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED, record
+    shots = json.loads(storage_backend.read(timeline_key(job_id)))["shots"]
+    assert [shot["first_frame"] for shot in shots] == [0, 45, 90, 135, 180]
