@@ -417,36 +417,47 @@ def photo_scene(fps: float = 30.0, seconds: float = 8.0) -> Scene:
     )
 
 
-def write_photo_video(scene: Scene, path: Path) -> Path:
-    """Draw a photo scene's frames (movers as cut-outs pasted at their true boxes, the
-    later mover in front) and write them as an mp4v MP4."""
-    floor = cv2.resize(_photo("dog.jpg")[400:576], (scene.width, scene.height))
-    person = _photo("person.jpg")
-    sprites = {"person": person[96:380, 183:280], "dog": person[258:354, 58:210]}
+Paste = Callable[[np.ndarray, Mover, tuple[int, int, int, int]], None]
+"""Draws a mover on a frame at its (rounded) true box."""
+
+
+def write_scene_video(scene: Scene, path: Path, background: np.ndarray, paste: Paste) -> Path:
+    """Write a scene's frames as an mp4v MP4: the background with each mover pasted at its
+    true box (the later mover in front)."""
     writer = cv2.VideoWriter(
         str(path), cv2.VideoWriter_fourcc(*"mp4v"), scene.fps, (scene.width, scene.height)
     )
     try:
         for index in range(scene.frame_count):
-            frame = floor.copy()
+            frame = background.copy()
             for mover in scene.movers:
                 box = mover.box(index / scene.fps)
-                if box is None:
-                    continue
-                x1, y1, x2, y2 = (round(v) for v in box)
-                sprite = cv2.resize(sprites[mover.class_name], (x2 - x1, y2 - y1))
-                if mover.velocity_xy[0] < 0:
-                    sprite = sprite[:, ::-1]
-                left, top = max(x1, 0), max(y1, 0)
-                right, bottom = min(x2, scene.width), min(y2, scene.height)
-                if right > left and bottom > top:
-                    frame[top:bottom, left:right] = sprite[
-                        top - y1 : bottom - y1, left - x1 : right - x1
-                    ]
+                if box is not None:
+                    x1, y1, x2, y2 = (round(v) for v in box)
+                    paste(frame, mover, (x1, y1, x2, y2))
             writer.write(frame)
     finally:
         writer.release()
     return path
+
+
+def write_photo_video(scene: Scene, path: Path) -> Path:
+    """A photo scene's video: movers as cut-outs over a porch floor."""
+    floor = cv2.resize(_photo("dog.jpg")[400:576], (scene.width, scene.height))
+    person = _photo("person.jpg")
+    sprites = {"person": person[96:380, 183:280], "dog": person[258:354, 58:210]}
+
+    def paste(frame: np.ndarray, mover: Mover, box: tuple[int, int, int, int]) -> None:
+        x1, y1, x2, y2 = box
+        sprite = cv2.resize(sprites[mover.class_name], (x2 - x1, y2 - y1))
+        if mover.velocity_xy[0] < 0:
+            sprite = sprite[:, ::-1]
+        left, top = max(x1, 0), max(y1, 0)
+        right, bottom = min(x2, scene.width), min(y2, scene.height)
+        if right > left and bottom > top:
+            frame[top:bottom, left:right] = sprite[top - y1 : bottom - y1, left - x1 : right - x1]
+
+    return write_scene_video(scene, path, floor, paste)
 
 
 class FlaggingDetector:
@@ -495,29 +506,17 @@ def colour_crossing_scene(fps: float = 30.0, seconds: float = 8.0) -> Scene:
 
 
 def write_colour_video(scene: Scene, path: Path) -> Path:
-    """Draw a scene's movers as boxes of their own colour (testkit's PALETTE, by object
-    id; the later mover in front) over a soft grey texture, and write an mp4v MP4: what
-    testkit's colour_boxes detector finds."""
+    """A scene's video for testkit's colour_boxes detector: movers as boxes of their own
+    colour (testkit's PALETTE, by object id) over a soft grey texture."""
     rng = np.random.default_rng(5)
     noise = rng.uniform(100, 150, (scene.height // 8, scene.width // 8)).astype(np.uint8)
     grey = cv2.resize(noise, (scene.width, scene.height), interpolation=cv2.INTER_CUBIC)
-    background = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter_fourcc(*"mp4v"), scene.fps, (scene.width, scene.height)
-    )
-    try:
-        for index in range(scene.frame_count):
-            frame = background.copy()
-            for mover in scene.movers:
-                box = mover.box(index / scene.fps)
-                if box is not None:
-                    colour = PALETTE[(mover.object_id - 1) % len(PALETTE)]
-                    corners = [round(v) for v in box]
-                    cv2.rectangle(frame, corners[:2], (corners[2] - 1, corners[3] - 1), colour, -1)
-            writer.write(frame)
-    finally:
-        writer.release()
-    return path
+
+    def paste(frame: np.ndarray, mover: Mover, box: tuple[int, int, int, int]) -> None:
+        colour = PALETTE[(mover.object_id - 1) % len(PALETTE)]
+        cv2.rectangle(frame, box[:2], (box[2] - 1, box[3] - 1), colour, -1)
+
+    return write_scene_video(scene, path, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), paste)
 
 
 @dataclass(frozen=True)

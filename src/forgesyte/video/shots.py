@@ -300,8 +300,8 @@ def _coarse(grey: GreyImage) -> GreyImage:
     resize of whole blocks: the rounded block means, a tenth of numpy's cost)."""
     height, width = (side // COARSE_BLOCK for side in grey.shape)
     whole = grey[: height * COARSE_BLOCK, : width * COARSE_BLOCK]
-    coarse: GreyImage = cv2.resize(whole, (width, height), interpolation=cv2.INTER_AREA)
-    return coarse
+    coarse = cv2.resize(whole, (width, height), interpolation=cv2.INTER_AREA)
+    return np.asarray(coarse, dtype=np.uint8)
 
 
 def _spread(picture: GreyImage) -> float:
