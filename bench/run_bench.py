@@ -24,10 +24,13 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   t  object tracks at 1, 2 and 10 analysed frames a second: the greedy IoU tracker against
      MotionTracker, MOTA and IDF1 on made scenes and on the bundled detector's boxes
   v  shots: cut precision, recall and F1 (one frame) on made edits; every frame decoded small
-     and grey against a full decode of every frame (1280x720, 30 s)
+     and grey against a full decode of every frame (1280x720, 30 s); a sample_fps=1 job with
+     and without detect_shots
   q  accuracy report: the bundled detector on zoom-and-pan clips of labelled photos (P/R per
      class, mAP@0.5, share of frames each object is found in); with --detector-models DIR,
      every candidate detector compared in the same run
+  r  text accuracy: OCR word accuracy and CER on known words (and the text rule's floor),
+     text segment boundaries against the true lines at 1, 2 and 5 fps
 """
 
 from __future__ import annotations
@@ -53,10 +56,12 @@ import bench_ocr
 import bench_results as long_results
 import bench_server as served
 import bench_shots as shots
+import bench_text_accuracy as text_accuracy
 import bench_tracking as tracking
 import bench_videos as videos
 from bench_table import Row
 
+from forgesyte.results.timeline import MIN_TEXT_CONFIDENCE
 from forgesyte.settings import analysis_threads
 from forgesyte.video.service import SamplingOptions
 from forgesyte.video.shots import SHOT_FRAME_WIDTH
@@ -610,7 +615,7 @@ def split_rows(plan: Plan) -> list[Row]:
 
 
 def tracking_rows(quick: bool) -> list[Row]:
-    """Row t: the timeline's greedy IoU tracker against MotionTracker, same detections.
+    """Row t: MotionTracker (the timeline's) against the greedy IoU tracker it replaced.
 
     MOTA (1 - (missed + false + identity switches) / true boxes) and IDF1 (the share of
     boxes given to each object's one best track) at IoU 0.5; made scenes' detections have
@@ -637,16 +642,21 @@ def tracking_rows(quick: bool) -> list[Row]:
 
 
 def shot_rows(plan: Plan, quick: bool) -> list[Row]:
-    """Row v: cuts found on made edits; the cost of the every-frame grey decode.
+    """Row v: cuts found on made edits; the cost of the every-frame grey decode; a
+    sample_fps=1 job with and without detect_shots.
 
     The decode rounds interleave, in a rotating order: a full decode of every frame to
     BGR (row s's baseline, the codec's default slice threads), the grey decode with the
-    same threads, with FFmpeg's frame threads too ("AUTO"), and the grey decode feeding
-    the ShotDetector (default threads). Each ratio is the median of the ratios within a
-    round; the CPU ratio is what the work costs whatever else runs on the machine.
+    same threads, with FFmpeg's frame threads too ("AUTO"), the grey decode feeding the
+    ShotDetector (default threads, `find_shots`), and a sample_fps=1 `testkit_noop` job
+    through the video service without and with the shot pass (the job a shot pass costs
+    most in proportion: its analysis is the sampled decode alone). Each ratio is the
+    median of the ratios within a round; the CPU ratio is what the work costs whatever
+    else runs on the machine.
     """
     _note("v: shots on made edits")
     found = shots.cut_scores(quick)
+    noop = local.runner_for("testkit_noop")
     rows = [
         Row(
             "v",
@@ -663,10 +673,12 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
     ):
         _note(f"v: every frame small and grey, 1280x720 {label}, {plan.rounds} rounds")
         measures: dict[str, Callable[[], tuple[float, float]]] = {
-            "full": lambda p=path: decoding.decode_every_frame(p),
+            "full": lambda p=path: decoding.decode_every_frame(p, 1),
             "grey": lambda p=path: shots.grey_decode(p, "SLICE", detect=False),
             "grey AUTO": lambda p=path: shots.grey_decode(p, "AUTO", detect=False),
             "grey + shots": lambda p=path: shots.grey_decode(p, "SLICE", detect=True),
+            "job": lambda p=path: shots.sampled_job(p, noop, detect_shots=False),
+            "job + shots": lambda p=path: shots.sampled_job(p, noop, detect_shots=True),
         }
         names = list(measures)
         timings: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
@@ -684,7 +696,7 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
                 "(baseline)",
             )
         )
-        for name in names[1:]:
+        for name in ("grey", "grey AUTO", "grey + shots"):
             ratio = _median([t[0] / f[0] for t, f in zip(timings[name], full, strict=True)])
             cpu = _median([t[1] / f[1] for t, f in zip(timings[name], full, strict=True)])
             rows.append(
@@ -695,6 +707,70 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
                     f"{ratio:.2f} x full (cpu {cpu:.2f} x)",
                 )
             )
+        rounds = list(zip(timings["job"], timings["job + shots"], timings["grey"], strict=True))
+        with_ratio = _median([shot[0] / job[0] for job, shot, _ in rounds])
+        # the shot pass's extra time against decoding every frame small and grey alone
+        # (what it adds to that: the ShotDetector's own work); CPU seconds, which the
+        # machine's load moves less than wall seconds, are the target
+        extra = _median([(shot[0] - job[0]) / grey[0] for job, shot, grey in rounds])
+        extra_cpu = _median([(shot[1] - job[1]) / grey[1] for job, shot, grey in rounds])
+        without_s, with_s = (_median([t[0] for t in timings[n]]) for n in ("job", "job + shots"))
+        rows += [
+            Row(
+                "v",
+                f"  sample_fps=1 job (testkit_noop) without / with detect_shots, {label}",
+                f"{without_s:.2f} s / {with_s:.2f} s",
+                f"{with_ratio:.2f} x",
+            ),
+            Row(
+                "v",
+                "    the extra time of detect_shots against the every-frame grey decode",
+                f"{with_s - without_s:.2f} s",
+                f"{extra:.2f} x grey (cpu {extra_cpu:.2f} x)",
+                "cpu <= 1.15 x grey",
+                extra_cpu <= 1.15,
+            ),
+        ]
+    return rows
+
+
+def text_accuracy_rows(quick: bool) -> list[Row]:
+    """Row r: OCR word accuracy and character error rate on the known-words videos; the
+    text rule's confidence floor against the lines that hold real words; the timeline's
+    text segment boundaries against the true appearance of each line (captions video,
+    through the analysis child's path at several rates). Row q (the detector's accuracy)
+    is its neighbour: the two make the accuracy report (`--only q,r`)."""
+    _note("r: OCR accuracy, the text rule's floor, segment boundaries")
+    found = text_accuracy.text_accuracy(quick)
+    rows: list[Row] = []
+    for name, reading in found.readings.items():
+        rows.append(
+            Row(
+                "r",
+                f"OCR on known words, {name} ({reading.words} words): word accuracy, CER",
+                f"{reading.word_accuracy:.3f}, {reading.character_error_rate:.3f}",
+                f"lowest real line {reading.lowest_real_confidence:.3f}",
+                f"none under {MIN_TEXT_CONFIDENCE}",
+                reading.real_lines_left_out == 0,
+            )
+        )
+    for bounds in found.boundaries:
+        lines = len(text_accuracy.CAPTIONS)
+        rows.append(
+            Row(
+                "r",
+                f"text segments vs true lines, sample_fps {bounds.sample_fps:g} "
+                f"({bounds.lines_found}/{lines} lines, {len(bounds.other_segments)} other "
+                f"segments, {bounds.junk_read} readings on the bar kept out)",
+                f"mean {bounds.mean_s:.3f} s ({bounds.mean_s * bounds.sample_fps:.2f} fr), "
+                f"worst {bounds.worst_s:.3f} s ({bounds.worst_s * bounds.sample_fps:.2f} fr)",
+                f"{max(bounds.frames_missed, default=0)} analysed frames missed",
+                "0 missed, all lines, 0 other",
+                bounds.lines_found == lines
+                and not bounds.other_segments
+                and max(bounds.frames_missed, default=0) == 0,
+            )
+        )
     return rows
 
 
@@ -716,7 +792,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopqstv", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopqrstv", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--detector-models",
@@ -771,6 +847,8 @@ def main() -> int:
     if "q" in keys:
         _note("q: accuracy report" + (", comparing detectors" if args.detector_models else ""))
         rows += accuracy.accuracy_rows(args.quick, args.detector_models)
+    if "r" in keys:
+        rows += text_accuracy_rows(args.quick)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})
