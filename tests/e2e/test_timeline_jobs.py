@@ -9,7 +9,6 @@ import itertools
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 import webvtt
@@ -142,12 +141,7 @@ def test_shots_of_jobs_that_ask_for_them_cover_the_video_and_give_chapters(
             for before, after in itertools.pairwise(shots):
                 assert after.first_frame == before.last_frame + 1
             assert job.results_page().frames_analysed < frame_count / 20  # sampled
-            chapters = httpx.get(
-                f"{live_server.url}/v1/video/timeline/{job.id}",
-                params={"format": "vtt", "track": "chapters"},
-            )
-            assert chapters.status_code == 200
-            cues = webvtt.from_buffer(io.StringIO(chapters.text)).captions
+            cues = webvtt.from_buffer(io.StringIO(job.vtt("chapters"))).captions
             assert [cue.text for cue in cues] == [f"Shot {n + 1}" for n in range(joins + 1)]
             assert [seconds(cue.start) for cue in cues] == [
                 pytest.approx(shot.start_s, abs=0.001) for shot in shots
