@@ -317,24 +317,44 @@ def test_a_check_that_hangs_counts_as_down_and_is_not_piled_up(
 def test_healthz_under_a_flood_leaves_status_reads_fast(deployment: Deployment) -> None:
     job_id = deployment.job()
     stop = threading.Event()
+    with served(deployment.app) as url:
 
-    def flood() -> None:
-        with TestClient(deployment.app) as flooder:
-            while not stop.is_set():
-                flooder.get("/healthz")
+        def flood() -> None:
+            with httpx.Client(base_url=url) as flooder:
+                while not stop.is_set():
+                    flooder.get("/healthz")
 
-    flooders = [threading.Thread(target=flood) for _ in range(4)]
-    for thread in flooders:
-        thread.start()
-    try:
-        latencies = []
-        for _ in range(50):
-            started = time.monotonic()
-            assert deployment.client.get(f"/v1/video/status/{job_id}").status_code == 200
-            latencies.append(time.monotonic() - started)
-    finally:
-        stop.set()
+        flooders = [threading.Thread(target=flood) for _ in range(4)]
         for thread in flooders:
-            thread.join()
+            thread.start()
+        try:
+            latencies = []
+            with httpx.Client(base_url=url) as client:
+                for _ in range(50):
+                    started = time.monotonic()
+                    assert client.get(f"/v1/video/status/{job_id}").status_code == 200
+                    latencies.append(time.monotonic() - started)
+        finally:
+            stop.set()
+            for thread in flooders:
+                thread.join()
     assert sorted(latencies)[-3] < 0.5, latencies
     assert deployment.database.calls["count_by_status"] <= 10
+
+
+def test_while_a_round_of_checks_waits_other_callers_get_the_last_answer(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(health, "HEALTH_CACHE_S", 0.2)
+    with served(deployment.app) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/healthz").status_code == 200
+        deployment.storage.delay_s = 1.5  # the next round waits on storage
+        time.sleep(0.3)
+        checking = threading.Thread(target=lambda: httpx.get(f"{url}/healthz", timeout=10))
+        checking.start()
+        time.sleep(0.3)  # that round is under way
+        started = time.monotonic()
+        meanwhile = client.get("/healthz")
+        assert time.monotonic() - started < 0.5
+        assert meanwhile.status_code == 200  # the last answer, not a wait for the new one
+        checking.join()

@@ -1,9 +1,10 @@
 """What /healthz answers: whether the database and storage answer, and the job counts.
 
 /healthz needs no key, so anyone may flood it: its checks run at most once per
-HEALTH_CACHE_S per process, and every other call in between gets the same bytes. A check
-that has not answered within PROBE_TIMEOUT_S counts as down, and is not started again
-while its thread still waits on the dependency.
+HEALTH_CACHE_S per process, and every other call in between gets the same bytes; while a
+round of checks is under way, callers get the previous answer rather than wait for it. A
+check that has not answered within PROBE_TIMEOUT_S counts as down, and is not started
+again while its thread still waits on the dependency.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from forgesyte.jobs.store import JobMonitoring
 from forgesyte.storage.base import Storage
 
 HEALTH_CACHE_S = 1.0  # seconds an answer is given again before the checks run again
-PROBE_TIMEOUT_S = 3.0  # seconds a check may take before its dependency counts as down
+PROBE_TIMEOUT_S = 2.0  # seconds a check may take before its dependency counts as down
 # a key no object is stored under: asking whether it exists is a cheap round trip (S3:
 # one HEAD answered 404), and an answer either way means storage answers
 PROBE_KEY = "health/00000000-0000-0000-0000-000000000000.probe"
@@ -60,10 +61,13 @@ class HealthProbe:
         self._down: set[Dependency] = set()
 
     async def answer(self) -> HealthAnswer:
-        """The latest answer, at most HEALTH_CACHE_S old."""
+        """The latest answer: at most HEALTH_CACHE_S old, or the one before while the checks
+        that replace it run (at most PROBE_TIMEOUT_S more)."""
         latest = self._latest
         if latest is not None and time.monotonic() - latest.checked_at < HEALTH_CACHE_S:
             return latest
+        if latest is not None and self._lock.locked():
+            return latest  # another call is checking: no wait for its answer
         async with self._lock:
             latest = self._latest  # checked by another caller while this one waited
             if latest is not None and time.monotonic() - latest.checked_at < HEALTH_CACHE_S:
