@@ -61,6 +61,7 @@ S3_OUTAGE_S = 10.0
 DATABASE_OUTAGE_S = 5.0
 ANSWER_LIMIT_S = 10.0
 WEBHOOK_SECRET = "outage-test-secret"
+UNFINISHED = ("pending", "running")
 
 
 @dataclass(frozen=True)
@@ -222,9 +223,8 @@ def _wait_all(url: str, job_ids: list[str], timeout_s: float) -> dict[str, dict[
                     answer = client.get(f"/v1/video/status/{job_id}")
                 except httpx.HTTPError:
                     continue
-                if answer.status_code == 200 and answer.json()["status"] != "running":
-                    if answer.json()["status"] != "pending":
-                        ended[job_id] = answer.json()
+                if answer.status_code == 200 and answer.json()["status"] not in UNFINISHED:
+                    ended[job_id] = answer.json()
             time.sleep(0.3)
     return ended
 
