@@ -27,32 +27,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
 import pytest
 
 from tests.scaleout.conftest import S3_PREFIX, ScaleOutDeployment
 from tests.segments.videos import write_keyframed_video
+from tests.support.outages import SLOW_GREY, Prober, wait_all, write_pipelines
 from tests.support.relay import TcpRelay, relays
-from tests.support.server import TESTKIT_PIPELINES, ServerProcess, WorkerProcess, submit_video
+from tests.support.server import ServerProcess, WorkerProcess, submit_video
 from tests.webhooks.receiver import Receiver, running_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-# grey (a number per frame: results differ from frame to frame) and sleep (0.2 s a frame:
-# jobs take long enough to be under way when the faults come)
-SLOW_GREY = {
-    "id": "testkit_slow_grey",
-    "description": "Test pipeline: a grey level per frame, slowly.",
-    "entry_nodes": ["grey", "sleep"],
-    "output_nodes": ["grey", "sleep"],
-    "nodes": [
-        {"id": "grey", "plugin_type": "testkit", "tool_type": "grey",
-         "input_types": ["image"], "output_types": ["number"]},
-        {"id": "sleep", "plugin_type": "testkit", "tool_type": "sleep",
-         "input_types": ["image"], "output_types": ["nothing"]},
-    ],
-    "edges": [],
-}  # fmt: skip
 VIDEO_FRAMES = {"short": 3, "medium": 5, "split": 12}  # split: >= 1.5 x SEGMENT_FRAMES
 SEGMENT_FRAMES = 6
 FAULT_JOBS = ["short"] * 5 + ["medium"] * 5 + ["split"] * 2
@@ -61,78 +46,6 @@ S3_OUTAGE_S = 10.0
 DATABASE_OUTAGE_S = 5.0
 ANSWER_LIMIT_S = 10.0
 WEBHOOK_SECRET = "outage-test-secret"
-UNFINISHED = ("pending", "running")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One API answer the prober got."""
-
-    what: str
-    status: int  # 0: no answer at all (the connection failed)
-    elapsed_s: float
-    at: float  # time.monotonic() when it was asked
-    retry_after: str | None
-    body: Any
-
-
-@dataclass
-class Prober:
-    """Asks the API, over and over, what clients ask: job states, the job list, /healthz,
-    a completed job's results, and, while `submitting` is set, a submit."""
-
-    url: str
-    job_ids: list[str]
-    completed_id: str
-    video: bytes
-    answers: list[Answer] = field(default_factory=list)
-    submitted: list[str] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    submitting: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            turn = 0
-            while not self.stop.is_set():
-                turn += 1
-                job_id = self.job_ids[turn % len(self.job_ids)]
-                self._ask(client, "status", "GET", f"/v1/video/status/{job_id}")
-                self._ask(client, "list", "GET", "/v1/video/jobs", params={"limit": "5"})
-                self._ask(client, "healthz", "GET", "/healthz")
-                results = f"/v1/video/results/{self.completed_id}"
-                self._ask(client, "results", "GET", results, params={"limit": "2"})
-                if self.submitting.is_set() and turn % 3 == 0:
-                    file = {"file": ("short.mp4", self.video, "video/mp4")}
-                    params = {"pipeline_id": SLOW_GREY["id"]}
-                    answer = self._ask(client, "submit", "POST", "/v1/video/submit",
-                                       files=file, params=params)  # fmt: skip
-                    if answer.status == 200:
-                        self.submitted.append(answer.body["job_id"])
-                self.stop.wait(0.2)
-
-    def _ask(self, client: httpx.Client, what: str, method: str, path: str, **kw: Any) -> Answer:
-        at = time.monotonic()
-        try:
-            response = client.request(method, path, **kw)
-            status, body = response.status_code, _json(response)
-            retry_after = response.headers.get("retry-after")
-        except httpx.HTTPError as exc:
-            status, body, retry_after = 0, repr(exc), None
-        answer = Answer(what, status, time.monotonic() - at, at, retry_after, body)
-        self.answers.append(answer)
-        return answer
-
-    def during(self, window: tuple[float, float], what: str) -> list[Answer]:
-        """Its answers to `what` asked well inside the window (0.5 s in from each end)."""
-        start, end = window
-        return [a for a in self.answers if a.what == what and start + 0.5 <= a.at <= end - 0.5]
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
 
 
 @dataclass
@@ -173,11 +86,7 @@ def outages(
     deployment: ScaleOutDeployment, tmp_path: Path, receiver: Receiver
 ) -> Iterator[Outages]:
     """API and two worker processes that reach PostgreSQL and S3 only through relays."""
-    pipelines = tmp_path / "pipelines"
-    pipelines.mkdir()
-    for testkit in TESTKIT_PIPELINES.glob("*.json"):
-        (pipelines / testkit.name).write_bytes(testkit.read_bytes())
-    (pipelines / "testkit_slow_grey.json").write_text(json.dumps(SLOW_GREY))
+    pipelines = write_pipelines(tmp_path / "pipelines")
     database = urlparse(deployment.database_url)
     s3_endpoint = urlparse(deployment.env["FORGESYTE_S3_ENDPOINT_URL"])
     assert database.port is not None and s3_endpoint.port is not None
@@ -211,24 +120,6 @@ def _stored(deployment: ScaleOutDeployment, job_id: str) -> tuple[bytes, bytes]:
     return found[0], found[1]
 
 
-def _wait_all(url: str, job_ids: list[str], timeout_s: float) -> dict[str, dict[str, Any]]:
-    """Poll until every job ended (503s and failed connections are waited through)."""
-    ended: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=url, timeout=15) as client:
-        while len(ended) < len(job_ids):
-            assert time.monotonic() < deadline, f"not ended: {set(job_ids) - set(ended)}"
-            for job_id in set(job_ids) - set(ended):
-                try:
-                    answer = client.get(f"/v1/video/status/{job_id}")
-                except httpx.HTTPError:
-                    continue
-                if answer.status_code == 200 and answer.json()["status"] not in UNFINISHED:
-                    ended[job_id] = answer.json()
-            time.sleep(0.3)
-    return ended
-
-
 def test_jobs_complete_through_storage_and_database_outages_and_a_killed_worker(
     outages: Outages,
     deployment: ScaleOutDeployment,
@@ -248,7 +139,7 @@ def test_jobs_complete_through_storage_and_database_outages_and_a_killed_worker(
     calm = {
         name: submit_video(api.url, video, pipeline_id=pipeline) for name, video in videos.items()
     }
-    assert {s["status"] for s in _wait_all(api.url, list(calm.values()), 90).values()} == {
+    assert {s["status"] for s in wait_all(api.url, list(calm.values()), 90).values()} == {
         "completed"
     }
     expected = {name: _stored(deployment, job_id) for name, job_id in calm.items()}
@@ -283,10 +174,10 @@ def test_jobs_complete_through_storage_and_database_outages_and_a_killed_worker(
     receiver.default = 200
     faults_s = time.monotonic() - faults_began
 
-    ended = _wait_all(api.url, list(kinds), 120)
+    ended = wait_all(api.url, list(kinds), 120)
     prober.stop.set()
     probing.join(timeout=30)
-    late = _wait_all(api.url, prober.submitted, 60)  # what the prober's submits started
+    late = wait_all(api.url, prober.submitted, 60)  # what the prober's submits started
     took_s = time.monotonic() - faults_began
 
     # every job completed, with the calm run's bytes

@@ -5,20 +5,20 @@ timeline) goes at the client's pace. A submit's deadline is the upload's own
 (FORGESYTE_UPLOAD_TIMEOUT_S) plus REQUEST_DEADLINE_S for what follows the upload.
 
 A route waiting on a thread (a database call, a storage read) cannot be cancelled while
-the thread runs: AnyIO lets the thread finish. So the route runs in a task of its own,
-and when the deadline comes first the 503 is sent at once and whatever the route sends
-later is dropped. The engine's and the S3 client's own timeouts (db/engine.py,
-storage/s3.py) end those threads within seconds; the deadline bounds what the client sees
-whatever they do.
+the thread runs: AnyIO lets the thread finish. So the route is not cancelled: a timer
+sends the 503 when the deadline comes first, and whatever the route sends later is
+dropped. The engine's and the S3 client's own timeouts (db/engine.py, storage/s3.py) end
+those threads within seconds; the deadline bounds what the client sees whatever they do.
+A timer, not a task per request: the middleware costs a request a few microseconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -50,40 +50,38 @@ class RequestDeadline:
             await self.app(scope, receive, send)
             return
         deadline_s = self.longer.get(scope["path"], self.deadline_s)
-        started = anyio.Event()
-        late = False
-        failure: BaseException | None = None
+        started = False
+        too_late: asyncio.Task[None] | None = None  # the 503, once the deadline has passed
 
         async def send_in_time(message: Message) -> None:
-            if late:
+            nonlocal started
+            if too_late is not None:
                 return  # the client has had its 503
             if message["type"] == "http.response.start":
-                started.set()
+                started = True
             await send(message)
 
-        async def run() -> None:
-            nonlocal failure
-            try:
-                await self.app(scope, receive, send_in_time)
-            except Exception as exc:  # raised again below, outside the task group
-                failure = exc
-            finally:
-                started.set()
+        def deadline_passed() -> None:
+            nonlocal too_late
+            if started:
+                return
+            log.warning("%s %s: no answer within %g s; answered 503",
+                        scope["method"], scope["path"], deadline_s)  # fmt: skip
+            too_late = asyncio.ensure_future(self._unavailable(send, deadline_s))
 
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(run)
-            with anyio.move_on_after(deadline_s):
-                await started.wait()
-            if not started.is_set():
-                late = True  # from here on, what the route sends is dropped
-                log.warning("%s %s: no answer within %g s; answered 503",
-                            scope["method"], scope["path"], deadline_s)  # fmt: skip
-                await self._too_late(send, deadline_s)  # before the cancel, which covers it
-                tasks.cancel_scope.cancel()
-        if failure is not None and not late:
-            raise failure
+        timer = asyncio.get_running_loop().call_later(deadline_s, deadline_passed)
+        try:
+            await self.app(scope, receive, send_in_time)
+        except Exception:
+            if too_late is None:
+                raise
+            log.debug("%s %s: failed after its 503", scope["method"], scope["path"], exc_info=True)
+        finally:
+            timer.cancel()
+            if too_late is not None:
+                await too_late
 
-    async def _too_late(self, send: Send, deadline_s: float) -> None:
+    async def _unavailable(self, send: Send, deadline_s: float) -> None:
         body = json.dumps(
             {"detail": f"the server could not answer within {deadline_s:g} s; try again"}
         ).encode()
