@@ -48,7 +48,7 @@ from tests.segments.videos import write_keyframed_video
 from tests.support import services
 from tests.support.outages import SLOW_GREY, Prober, wait_all, write_pipelines
 from tests.support.relay import TcpRelay, relays
-from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess
+from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, api_and_workers
 
 BATCH = 8  # jobs per round
 FRAMES = 10  # x 0.2 s a frame (testkit sleep): 2 s of analysis a job
@@ -141,23 +141,12 @@ def deployment(tolerance_s: float | None) -> Iterator[Deployment]:
                 [FORGESYTE, "db", "upgrade"], env={**os.environ, **env}, check=True,
                 capture_output=True,
             )  # fmt: skip
-            api = ServerProcess(root / "api", workers=0, env=env)
-            workers = [WorkerProcess(root / f"worker-{n}.log", 1, env) for n in range(2)]
-            try:
-                for worker in workers:
-                    worker.launch()
-                api.start()
-                for worker in workers:
-                    worker.wait_started().wait_idle()
+            with api_and_workers(root / "api", root, env, 2) as (api, workers):
                 video = write_keyframed_video(root / "job.mp4", FRAMES, gop=5).read_bytes()
                 yield Deployment(
                     api, workers, {"storage": s3_relay, "database": pg_relay}, database_url,
                     video,
                 )  # fmt: skip
-            finally:
-                for worker in workers:
-                    worker.kill()
-                api.kill()
 
 
 def _submit_batch(url: str, video: bytes) -> tuple[list[str], float]:
