@@ -82,7 +82,8 @@ class FlakyStorage(StorageWrapper):
 
 
 class FlakyStore:
-    """The job store, whose completions fail while the database is out; `lose_answer`
+    """The job store, whose completions (`database`) and looks for work (`idle`) fail while
+    the database is out; `lose_answer`
     makes the next completion be written but its answer lost, as a dropped connection
     after the commit does."""
 
@@ -90,11 +91,17 @@ class FlakyStore:
         self._store = store
         refused = psycopg.OperationalError("connection failed: Connection refused")
         self.database = Outage(lambda: OperationalError("UPDATE jobs", {}, refused))
+        self.idle = Outage(lambda: OperationalError("SELECT", {}, refused))  # an idle loop's look
         self.lose_answer = False
         self.completions = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    def has_pending_work(self) -> bool:
+        self.idle.check()
+        answer: bool = self._store.has_pending_work()
+        return answer
 
     def complete(self, *args: Any) -> bool:
         self.database.check()
@@ -271,3 +278,26 @@ def test_a_completion_is_recorded_through_a_database_fault(
     assert scene.backend.read(results_key(scene.job_id))  # kept
     if fault.startswith("away"):
         assert scene.store.database.failed >= 2
+
+
+def test_an_idle_worker_waits_for_the_database_and_keeps_its_analysis_child(
+    scene: Scene, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = scene.worker()
+    executor = worker.runner.executor
+    children: set[int | None] = set()
+    has_pending_work = scene.store.has_pending_work
+
+    def looking() -> bool:
+        children.add(executor.child_pid)  # the child each look is made with
+        return has_pending_work()
+
+    scene.store.has_pending_work = looking  # type: ignore[method-assign]
+    scene.store.idle.start(2.0)
+    with caplog.at_level(logging.INFO, logger="forgesyte.workers.outages"):
+        assert worker.run(burst=True) == 1
+    assert scene.record().status is JobStatus.COMPLETED
+    assert len(children) == 1 and None not in children  # one child all along
+    assert scene.store.idle.failed >= 2
+    assert caplog.text.count("database unreachable while looking for work") == 1
+    assert "looking for work again after" in caplog.text
