@@ -103,12 +103,12 @@ def test_a_duplicate_key_quoting_race_words_is_not_retried(
 ) -> None:
     engine: Engine = request.getfixturevalue(engine_fixture)
     key = "Conflict on update: could not serialize (TransactionContext) conflict"
-    insert_job_row(engine, key)
+    insert_job_row(engine, idempotency_key=key)
     attempts: list[int] = []
 
     def insert_again() -> uuid.UUID:
         attempts.append(1)
-        return insert_job_row(engine, key)
+        return insert_job_row(engine, idempotency_key=key)
 
     with pytest.raises(IntegrityError) as raised:
         retry_on_conflict(insert_again)
