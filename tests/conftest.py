@@ -126,6 +126,7 @@ def score_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SLOW_FILES = (  # longest first (per file or XDIST_GROUPS group, from --durations=0)
     "tests/e2e/test_cli.py",  # with test_lifecycle.py: 118 s
     "tests/hostile/test_server_limits.py",  # the latency group: 85 s
+    "tests/scaleout/test_outages.py",  # 60 s: three processes, 15 s of outages
     "tests/results/test_job_storing.py",
     "tests/workers/test_worker.py",
     "tests/faults/test_server_killed.py",
@@ -149,8 +150,8 @@ SLOW_FILES = (  # longest first (per file or XDIST_GROUPS group, from --duration
 # tests/faults/conftest.py), so that it starts once and stops when the process leaves
 # that folder (an idle server polls for work: left up, it costs CPU all session long);
 # and those asserting latencies (cancel within 5 s, answers within 3 s, /healthz p99
-# under a flood, a decoder bomb's end), so that they never run side by side and load
-# each other.
+# under a flood, a decoder bomb's end, answers within their deadline through outages),
+# so that they never run side by side and load each other.
 XDIST_GROUPS = {
     "tests/e2e/test_cli.py": "live_server",
     "tests/e2e/test_client.py": "live_server",
@@ -161,6 +162,8 @@ XDIST_GROUPS = {
     "tests/faults/test_isolation.py": "hostile_server",
     "tests/faults/test_uploads.py": "hostile_server",
     "tests/scaleout/test_cancel.py": "latency",
+    "tests/scaleout/test_outages.py": "latency",
+    "tests/api/test_outages.py": "latency",
     "tests/workers/test_cancel_running.py": "latency",
     "tests/api/test_idempotency_race.py": "latency",
     "tests/hostile/test_server_limits.py": "latency",

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     job_timeout_s: float = Field(default=3600.0, gt=0)
+    outage_tolerance_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="A job fails for unreachable storage or an unreachable database only "
+        "once the fault has lasted this many seconds; until then its worker waits it out.",
+    )
     child_memory_mb: int | None = Field(
         default=None,
         ge=64,

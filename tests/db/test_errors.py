@@ -11,15 +11,15 @@ from pathlib import Path
 import duckdb
 import psycopg.errors
 import pytest
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from forgesyte.cli import main
 from forgesyte.db.engine import DatabaseLockedError, display_url, is_lost_race, retry_on_conflict
 from forgesyte.db.migrate import current_revision, open_engine, run_schema_command
 from forgesyte.db.tables import Job
-from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
+from tests.support.stores import insert_job_row
 
 HEAD = "0003_job_segments"
 HOLD_FILE = """
@@ -28,27 +28,6 @@ connection = duckdb.connect(sys.argv[1])
 print("holding", flush=True)
 sys.stdin.read()
 """
-
-
-def _insert_job(engine: Engine, idempotency_key: str | None = None) -> uuid.UUID:
-    job_id = uuid.uuid4()
-    now = utcnow()
-    with engine.begin() as connection:
-        connection.execute(
-            insert(Job).values(
-                job_id=job_id,
-                status=JobStatus.PENDING.value,
-                pipeline_id="ocr_only",
-                options={},
-                input_path=f"videos/{job_id}.mp4",
-                idempotency_key=idempotency_key,
-                progress=0.0,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    return job_id
 
 
 @pytest.mark.parametrize(
@@ -74,7 +53,7 @@ def test_only_database_errors_are_races() -> None:
 
 
 def test_duckdb_reports_a_write_write_race_that_is_retried(duckdb_engine: Engine) -> None:
-    job_id = _insert_job(duckdb_engine)
+    job_id = insert_job_row(duckdb_engine)
     progress = update(Job).where(Job.job_id == job_id)
     with duckdb_engine.connect() as first, duckdb_engine.connect() as second:
         first.begin()
@@ -100,7 +79,7 @@ def test_duckdb_reports_a_write_write_race_that_is_retried(duckdb_engine: Engine
 def test_postgresql_reports_a_serialization_failure_that_is_retried(
     postgres_engine: Engine,
 ) -> None:
-    job_id = _insert_job(postgres_engine)
+    job_id = insert_job_row(postgres_engine)
     row = select(Job.progress).where(Job.job_id == job_id)
     progress = update(Job).where(Job.job_id == job_id)
     snapshot = postgres_engine.connect().execution_options(isolation_level="REPEATABLE READ")
@@ -124,12 +103,12 @@ def test_a_duplicate_key_quoting_race_words_is_not_retried(
 ) -> None:
     engine: Engine = request.getfixturevalue(engine_fixture)
     key = "Conflict on update: could not serialize (TransactionContext) conflict"
-    _insert_job(engine, key)
+    insert_job_row(engine, idempotency_key=key)
     attempts: list[int] = []
 
     def insert_again() -> uuid.UUID:
         attempts.append(1)
-        return _insert_job(engine, key)
+        return insert_job_row(engine, idempotency_key=key)
 
     with pytest.raises(IntegrityError) as raised:
         retry_on_conflict(insert_again)

@@ -18,7 +18,13 @@ import pytest
 from sqlalchemy import Engine
 
 from forgesyte.db.engine import create_db_engine
-from tests.support.server import FORGESYTE, TESTKIT_PIPELINES, ServerProcess, WorkerProcess
+from tests.support.server import (
+    FORGESYTE,
+    TESTKIT_PIPELINES,
+    ServerProcess,
+    WorkerProcess,
+    api_and_workers,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -70,22 +76,8 @@ class ScaleOutDeployment:
         `concurrency` loops each, every analysis child loaded; all killed afterwards."""
         upgraded = self.upgrade_schema(env)
         assert "schema revision: 0003_job_segments" in upgraded
-        api = ServerProcess(api_dir, workers=0, env=env)
-        workers = [
-            WorkerProcess(self.logs / f"worker-{index}.log", concurrency, env)
-            for index in range(processes)
-        ]
-        try:
-            for worker in workers:
-                worker.launch()
-            api.start()
-            for worker in workers:
-                worker.wait_started().wait_idle()
-            yield api, workers
-        finally:
-            for worker in workers:
-                worker.kill()
-            api.kill()
+        with api_and_workers(api_dir, self.logs, env, processes, concurrency) as running:
+            yield running
 
     def unfinished_uploads(self) -> list[str]:
         """Keys of multipart uploads started and neither completed nor aborted."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -321,3 +322,27 @@ def streamed_submit(
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         timeout=timeout_s,
     )
+
+
+@contextlib.contextmanager
+def api_and_workers(
+    api_dir: Path, logs: Path, env: dict[str, str], processes: int, concurrency: int = 1
+) -> Iterator[tuple[ServerProcess, list[WorkerProcess]]]:
+    """`serve --workers 0` and `processes` `worker` processes of `concurrency` loops each
+    (logs in `logs`), every analysis child loaded; all killed afterwards. The schema must
+    be in place."""
+    api = ServerProcess(api_dir, workers=0, env=env)
+    workers = [
+        WorkerProcess(logs / f"worker-{index}.log", concurrency, env) for index in range(processes)
+    ]
+    try:
+        for worker in workers:
+            worker.launch()
+        api.start()
+        for worker in workers:
+            worker.wait_started().wait_idle()
+        yield api, workers
+    finally:
+        for worker in workers:
+            worker.kill()
+        api.kill()

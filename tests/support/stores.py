@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
+from forgesyte.db.tables import Job
 from forgesyte.jobs.memory_store import InMemoryJobStore
-from forgesyte.jobs.models import utcnow
+from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobStore
 
@@ -50,3 +52,27 @@ def make_store(
         raise ValueError(f"unknown job store {kind!r}; known: {STORE_KINDS}")
     engine: Engine = request.getfixturevalue(ENGINE_FIXTURES[kind])
     return SqlJobStore(engine, clock=clock or utcnow)
+
+
+def insert_job_row(
+    engine: Engine, job_id: uuid.UUID | None = None, idempotency_key: str | None = None
+) -> uuid.UUID:
+    """Insert a pending job's row straight into the jobs table (no store); its id."""
+    job_id = job_id or uuid.uuid4()
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Job).values(
+                job_id=job_id,
+                status=JobStatus.PENDING.value,
+                pipeline_id="ocr_only",
+                options={},
+                input_path=f"videos/{job_id}.mp4",
+                idempotency_key=idempotency_key,
+                progress=0.0,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return job_id

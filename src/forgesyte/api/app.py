@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from forgesyte import __version__
+from forgesyte.api import deadline
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import install_error_handlers
+from forgesyte.api.errors import OUTAGE_RETRY_AFTER_S, install_error_handlers
 from forgesyte.api.routes import (
     health,
     job_results,
@@ -34,6 +36,19 @@ def create_app(context: AppContext) -> FastAPI:
     app.state.context = context  # the one thing kept on the app: see api/deps.py
     context.store.add_change_listener(context.status_cache.on_change)
     install_error_handlers(app)
+    # every answer starts within its deadline (a submit's: its upload's, and then some);
+    # added before CORS, so that CORS headers go on its 503 too
+    upload_deadline_s = context.settings.upload_timeout_s + deadline.REQUEST_DEADLINE_S
+    app.add_middleware(
+        deadline.RequestDeadline,
+        deadline_s=deadline.REQUEST_DEADLINE_S,
+        longer={
+            route.path: upload_deadline_s
+            for route in video_submit.router.routes
+            if isinstance(route, APIRoute)
+        },
+        retry_after_s=OUTAGE_RETRY_AFTER_S,
+    )
     if context.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from forgesyte.api.health import HealthProbe
 from forgesyte.api.status_cache import StatusCache
 from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import PipelineCatalog
@@ -51,7 +52,8 @@ class Slots:
 @dataclass
 class AppContext:
     """Settings, the job store, storage and the pipeline catalog, and what the API builds
-    from them once: the status cache, the upload and preview slots, the submit service."""
+    from them once: the status cache, the upload and preview slots, the submit service,
+    the health checks."""
 
     settings: Settings
     store: JobStore
@@ -63,6 +65,7 @@ class AppContext:
     upload_slots: Slots = field(init=False, repr=False)
     preview_slots: Slots = field(init=False, repr=False)
     submissions: SubmitService = field(init=False, repr=False)
+    health: HealthProbe = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         uploads = self.settings.max_concurrent_uploads
@@ -72,3 +75,4 @@ class AppContext:
         self.submissions = SubmitService(
             self.store, self.storage, self.catalog, self.settings, self.upload_slots.hold
         )
+        self.health = HealthProbe(self.store, self.storage, self.child_memory_mb)

@@ -1,5 +1,10 @@
 """Errors turned into JSON responses in one place; nothing internal leaks. The routes raise
-the ApiErrors below, the submit service its refusals; STATUSES gives each its status."""
+the ApiErrors below, the submit service its refusals; STATUSES gives each its status.
+
+A storage or database fault that reaches here unanswered is a 503 when it is transient
+(`forgesyte.faults`: the dependency may answer again) and a 500 when it is not. Every 503
+carries `Retry-After` (OUTAGE_RETRY_AFTER_S), so a client waits an outage out.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from forgesyte.faults import FAULT_TYPES, transient_fault
 from forgesyte.submission import errors as refusal
 
 log = logging.getLogger(__name__)
+
+OUTAGE_RETRY_AFTER_S = 2  # what a 503 tells a client to wait: an outage may pass by then
 
 
 class ApiError(Exception):
@@ -61,6 +69,20 @@ def status_of(error: Exception) -> int:
     return next((STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES), 500)
 
 
+def answer(error: Exception) -> JSONResponse:
+    """The JSON answer of an ApiError or a SubmissionRefused, with the headers its status
+    calls for: WWW-Authenticate on a 401, Retry-After on a 429 and every 503."""
+    status = status_of(error)
+    headers = None
+    if isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, refusal.RetryLater):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    elif status == 503:
+        headers = {"Retry-After": str(OUTAGE_RETRY_AFTER_S)}
+    return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+
 def _validation_detail(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
@@ -73,13 +95,20 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map typed errors to JSON responses; never show a stack trace or a path."""
 
     async def _refused(_request: Request, exc: Exception) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-        if isinstance(exc, refusal.RetryLater):
-            headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc), headers=headers)
+        return answer(exc)
+
+    async def _fault(request: Request, exc: Exception) -> JSONResponse:
+        dependency = transient_fault(exc)
+        if dependency is None:
+            return await _unexpected(request, exc)
+        log.warning("%s %s: %s unreachable: %s", request.method, request.url.path,
+                    dependency, type(exc).__name__)  # fmt: skip
+        return answer(ServiceUnavailable(f"the {dependency} is not answering; try again shortly"))
 
     app.add_exception_handler(ApiError, _refused)
     app.add_exception_handler(refusal.SubmissionRefused, _refused)
+    for fault_type in FAULT_TYPES:
+        app.add_exception_handler(fault_type, _fault)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,7 +118,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+    app.add_exception_handler(Exception, _unexpected)

@@ -48,6 +48,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     config = alembic_config(engine)
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
+            # a migration (and the wait for another process's) may outlast the engine's
+            # statement timeout: none for this transaction
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
             # API and worker processes may start together: one migrates, the others wait
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from forgesyte.storage.base import check_key
-from forgesyte.storage.errors import ObjectNotFound, StorageUnavailable
+from forgesyte.storage.errors import ObjectNotFound, unavailable
 
 TEMPORARY_PREFIX = "."  # writers name their temporary files ".<final name>.<random>"
 
@@ -28,7 +28,7 @@ class LocalFileWriter:
                 prefix=f"{TEMPORARY_PREFIX}{target.name}.", dir=target.parent
             )
         except OSError as exc:
-            raise StorageUnavailable(f"cannot write to storage: {exc.strerror}") from exc
+            raise unavailable("cannot write to storage", exc) from exc
         self._tmp = Path(tmp)
         self._handle: BinaryIO = os.fdopen(fd, "wb")
 
@@ -38,7 +38,7 @@ class LocalFileWriter:
             self._handle.write(chunk)
         except OSError as exc:
             self.abort()
-            raise StorageUnavailable(f"cannot write to storage: {exc.strerror}") from exc
+            raise unavailable("cannot write to storage", exc) from exc
 
     def commit(self) -> None:
         """Flush, fsync and rename into place."""
@@ -49,7 +49,7 @@ class LocalFileWriter:
             os.replace(self._tmp, self._target)
         except OSError as exc:
             self.abort()
-            raise StorageUnavailable(f"cannot write to storage: {exc.strerror}") from exc
+            raise unavailable("cannot write to storage", exc) from exc
 
     def abort(self) -> None:
         """Close and remove the temporary file."""
@@ -100,7 +100,7 @@ class LocalStorage:
         except FileNotFoundError:
             raise ObjectNotFound(f"no object at {key}") from None
         except OSError as exc:
-            raise StorageUnavailable(f"cannot read from storage: {exc.strerror}") from exc
+            raise unavailable("cannot read from storage", exc) from exc
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
@@ -116,7 +116,7 @@ class LocalStorage:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            raise StorageUnavailable(f"cannot delete from storage: {exc.strerror}") from exc
+            raise unavailable("cannot delete from storage", exc) from exc
 
     def exists(self, key: str) -> bool:
         """Whether an object exists under the key."""
@@ -147,7 +147,7 @@ class LocalStorage:
                         os.unlink(entry.path)
                         removed.append(f"{folder}/{entry.name}")
         except OSError as exc:
-            raise StorageUnavailable(f"cannot sweep storage: {exc.strerror}") from exc
+            raise unavailable("cannot sweep storage", exc) from exc
         return removed
 
     def keys_older_than(self, folder: str, min_age_s: float) -> dict[str, float]:
@@ -160,5 +160,5 @@ class LocalStorage:
                     with contextlib.suppress(ValueError):
                         found[check_key(key)] = entry.stat().st_mtime
         except OSError as exc:
-            raise StorageUnavailable(f"cannot list storage: {exc.strerror}") from exc
+            raise unavailable("cannot list storage", exc) from exc
         return found

@@ -20,7 +20,9 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from forgesyte.storage.base import check_key
 from forgesyte.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
@@ -36,13 +38,37 @@ DOWNLOAD_CHUNK_SIZE = 1024 * 1024  # bytes read at a time when copying an object
 # Error codes S3 (and compatible servers) use for a key or bucket that is not there.
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _MISSING_BUCKET_CODE = "NoSuchBucket"
+# Answers that say "not now" whatever their status: throttling (the codes botocore's
+# standard retry mode treats so) and the request timeouts S3 answers with a 400.
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+    }
+)
+# What a call of the S3 client raises: botocore's errors, and a malformed answer, which
+# escapes botocore's parser as a ValueError (a field it cannot read) or ResponseParserError.
+S3_CALL_ERRORS = (BotoCoreError, ClientError, ResponseParserError, ValueError)
+CONNECT_TIMEOUT_S = 3.0  # a refused or unrouted endpoint is noticed this fast
+READ_TIMEOUT_S = 10.0  # seconds without a byte of an answer: the connection is dead
+MAX_ATTEMPTS = 3  # botocore's own tries of one call (about 3 s of backoff in all)
 
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _describe(exc: BotoCoreError | ClientError) -> str:
+def _describe(exc: Exception) -> str:
     """One line saying what went wrong, without a stack trace."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
@@ -53,23 +79,43 @@ def _describe(exc: BotoCoreError | ClientError) -> str:
         if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
             return f"access denied ({code}); check the S3 credentials and bucket policy"
         return f"{code}: {message}" if message else code
+    if not isinstance(exc, BotoCoreError):
+        return f"a malformed answer ({type(exc).__name__})"
     return str(exc)
 
 
-def storage_error(exc: BotoCoreError | ClientError, action: str, where: str) -> StorageError:
+def is_transient(exc: Exception) -> bool:
+    """Whether a failed S3 call may succeed later unchanged: what botocore's standard retry
+    mode retries (a refused, dropped or timed-out connection; an answer of 5xx, 429 or a
+    throttling or timeout code), and a body cut short. A missing key or bucket, a refused
+    credential and a malformed answer are permanent.
+
+    botocore turns an S3 answer of 200 whose body it cannot parse into a 500 (S3 may put
+    an error in a 200's body): that one is transient, as botocore's own retries treat it.
+    """
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or status == 429 or _error_code(exc) in _TRANSIENT_CODES
+    return isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError))
+
+
+def storage_error(exc: Exception, action: str, where: str) -> StorageError:
     """The storage error for a failed S3 call: the one place botocore errors are translated.
 
     A missing key is ObjectNotFound; anything else (network, credentials, a missing
-    bucket, a server error) is StorageUnavailable. Raise it ``from None``: botocore's
-    chain carries request details that have no place in an error message.
+    bucket, a server error, a malformed answer) is StorageUnavailable, transient or not
+    (`is_transient`). Raise it ``from None``: botocore's chain carries request details
+    that have no place in an error message.
     """
     if isinstance(exc, ClientError) and _error_code(exc) in _MISSING_KEY_CODES:
         return ObjectNotFound(f"no object at {where}", reason="no such object")
     described = _describe(exc)
     # botocore's own messages can quote the request URL: a client sees only the error's kind
-    reason = described if isinstance(exc, ClientError) else type(exc).__name__
+    reason = type(exc).__name__ if isinstance(exc, BotoCoreError) else described
     return StorageUnavailable(
-        f"cannot {action} {where}: {described}", reason=f"cannot {action}: {reason}"
+        f"cannot {action} {where}: {described}",
+        reason=f"cannot {action}: {reason}",
+        transient=is_transient(exc),
     )
 
 
@@ -107,7 +153,7 @@ class S3Writer:
             while len(self._buffer) >= self._part_size:
                 self._upload_part(bytes(self._buffer[: self._part_size]))
                 del self._buffer[: self._part_size]
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             self.abort()
             raise storage_error(exc, "write", self._where) from None
 
@@ -143,7 +189,7 @@ class S3Writer:
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
                 )
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             self.abort()
             raise storage_error(exc, "write", self._where) from None
         self._buffer.clear()
@@ -156,7 +202,7 @@ class S3Writer:
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             # Best effort: a failure here must not hide the error that led to abort().
-            with contextlib.suppress(BotoCoreError, ClientError):
+            with contextlib.suppress(*S3_CALL_ERRORS):
                 self._client.abort_multipart_upload(
                     Bucket=self._bucket, Key=self._key, UploadId=upload_id
                 )
@@ -236,14 +282,14 @@ class S3Storage:
         object_key = self._object_key(key)
         try:
             self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             raise storage_error(exc, "write", self._where(object_key)) from None
 
     def _get_body(self, object_key: str) -> Any:
         """The streaming body of an object; ObjectNotFound if the key is missing."""
         try:
             return self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             raise storage_error(exc, "read", self._where(object_key)) from None
 
     def open(self, key: str) -> BinaryIO:
@@ -283,7 +329,7 @@ class S3Storage:
         object_key = self._object_key(key)
         try:
             self.client.delete_object(Bucket=self.bucket, Key=object_key)
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             raise storage_error(exc, "delete", self._where(object_key)) from None
 
     def exists(self, key: str) -> bool:
@@ -291,7 +337,7 @@ class S3Storage:
         object_key = self._object_key(key)
         try:
             self.client.head_object(Bucket=self.bucket, Key=object_key)
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             error = storage_error(exc, "look up", self._where(object_key))
             if isinstance(error, ObjectNotFound):
                 return False
@@ -331,7 +377,7 @@ class S3Storage:
                         Bucket=self.bucket, Key=key, UploadId=upload_id
                     )
                     aborted.append(self._key_of(key))
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             where = self._where(prefix)
             raise storage_error(exc, "clean up unfinished uploads in", where) from None
         return aborted
@@ -355,7 +401,7 @@ class S3Storage:
                     if mtime < cutoff:
                         with contextlib.suppress(ValueError):
                             found[check_key(self._key_of(item["Key"]))] = mtime
-        except (BotoCoreError, ClientError) as exc:
+        except S3_CALL_ERRORS as exc:
             raise storage_error(exc, "list", self._where(prefix)) from None
         return found
 
@@ -371,7 +417,12 @@ def make_client(endpoint_url: str | None = None) -> S3Client:
     (MinIO, Ceph, test servers) accept without wildcard DNS.
     """
     config = Config(
-        retries={"max_attempts": 5, "mode": "standard"},
+        # botocore rides out a blip (and, adaptive, slows its own rate when throttled);
+        # a longer outage is the caller's to wait out: workers/outages.py
+        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "adaptive"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        tcp_keepalive=True,
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     try:

@@ -5,19 +5,28 @@
 child on a local copy of the video (kept between runs on the same video), and turns every
 outcome into the store write it calls for. A job or a segment is a `Held` here, which
 knows its own store writes (fail, hand back), so the outcome handling is written once.
+
+Storage or the database away is waited out, not turned into a failed job (outages.py):
+reading the video is handed back after a while, storing results waits in place under the
+kept lease, and the store writes that end a job or a segment (`record`) are tried until
+the database answers. A job fails for a fault only once it has lasted longer than the
+outage tolerance.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
+from forgesyte.faults import Dependency
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.queue import JobQueue
 from forgesyte.jobs.records import JobRecord
@@ -27,6 +36,7 @@ from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.lease import LeaseKeeper
+from forgesyte.workers.outages import OutageWaits, Outlasted, StepOverdue, WaitEnded
 from forgesyte.workers.protocol import (
     AnalysisDone,
     AnalysisFailed,
@@ -37,8 +47,8 @@ from forgesyte.workers.protocol import (
     SegmentsPlanned,
 )
 
-STORAGE_READ_RETRIES = 3
-STORAGE_RETRY_DELAY_S = 0.5  # seconds, doubled on each retry
+T = TypeVar("T")
+
 RECOVERY_INTERVAL_S = 2.0  # seconds between sweeps of expired leases
 HOLD_CHECK_INTERVAL_S = 1.0  # seconds between checks that a running job was not cancelled
 
@@ -54,6 +64,7 @@ class WorkerConfig:
     poll_interval_s: float
     progress_interval_s: float
     shutdown_grace_s: float
+    outage_tolerance_s: float
     segment_frames: int | None = None  # split jobs of at least ~1.5x this many frames
 
     @classmethod
@@ -158,6 +169,10 @@ class JobRunner:
     _stop_requested_at: float | None = field(default=None, init=False)
     _last_recovery: float = field(default=0.0, init=False)
     _kept_video: KeptVideo | None = field(default=None, init=False)
+    outages: OutageWaits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outages = OutageWaits(self.config.outage_tolerance_s)
 
     def lease(self, held: Held) -> LeaseKeeper:
         """A keeper of held's lease, from now until its final store write (start it)."""
@@ -178,26 +193,90 @@ class JobRunner:
         """Run the child on a local copy of the video; it writes its results in scratch_dir.
 
         shots_only: find the whole video's shots, analyse nothing (a split job's
-        coordinator). A video storage cannot give (after retries) is an AnalysisFailed
-        like the child's.
+        coordinator). Storage away is waited out; a video still unread after the step
+        limit is handed back (AnalysisInterrupted: its attempt not counted). A video
+        storage cannot give (missing, a permanent fault, a fault past the outage
+        tolerance) is an AnalysisFailed like the child's.
         """
-        delay = STORAGE_RETRY_DELAY_S
-        for attempt in range(STORAGE_READ_RETRIES):
-            try:
-                video = str(self.local_video(held.job))
-                return self._run_child(held, video, lease, scratch_dir, shots_only)
-            except FileNotFoundError:  # storage's ObjectNotFound is one: it stays missing
-                message = "the uploaded video is missing from storage"
-                return AnalysisFailed(FailureReason.STORAGE, message)
-            except StorageError as exc:
-                if attempt == STORAGE_READ_RETRIES - 1:
-                    message = f"the uploaded video could not be read from storage: {exc.reason}"
-                    detail = f"reading its video from storage failed: {exc}"
-                    return AnalysisFailed(FailureReason.STORAGE, message, detail)
-                _log(held, logging.WARNING, "storage read failed; retrying")
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            video = self.wait_out(
+                held,
+                lease,
+                lambda: self.local_video(held.job),
+                uses=Dependency.STORAGE,
+                what="reading its video",
+                hand_back=True,
+            )
+            request = self.wait_out(
+                held,
+                lease,
+                lambda: self._request(held, str(video), scratch_dir, shots_only),
+                uses=Dependency.DATABASE,
+                what="reading its segments",
+            )
+        except FileNotFoundError:  # storage's ObjectNotFound is one: it stays missing
+            message = "the uploaded video is missing from storage"
+            return AnalysisFailed(FailureReason.STORAGE, message)
+        except StorageError as exc:  # a permanent fault
+            message = f"the uploaded video could not be read from storage: {exc.reason}"
+            detail = f"reading its video from storage failed: {exc}"
+            return AnalysisFailed(FailureReason.STORAGE, message, detail)
+        except Outlasted as ended:
+            if ended.dependency is not Dependency.STORAGE:
+                return AnalysisInterrupted()  # the database is away: nothing can be written
+            message = f"the uploaded video could not be read from storage: {ended.reason}"
+            return AnalysisFailed(FailureReason.STORAGE, f"{message}; {self.outlasted(ended)}")
+        except StepOverdue as ended:
+            _log(held, logging.WARNING, "%s unreachable for %.0f s; handing it back",
+                 ended.dependency, ended.lasted_s)  # fmt: skip
+            return AnalysisInterrupted()
+        except WaitEnded:  # its lease was lost, or the shutdown grace is over
+            return AnalysisInterrupted()
+        return self._run_child(request, lease, held)
+
+    def wait_out(
+        self,
+        held: Held,
+        lease: LeaseKeeper | None,
+        operation: Callable[[], T],
+        *,
+        uses: Dependency,
+        what: str,
+        hand_back: bool = False,
+    ) -> T:
+        """operation() through passing faults of storage or the database (`OutageWaits.run`),
+        while held's lease is kept (None: its keeper has stopped) and the shutdown grace
+        lasts. Raises WaitEnded when it stops waiting, or a permanent fault."""
+
+        def keep_waiting() -> bool:
+            return not (lease is not None and lease.lost) and not self.grace_expired()
+
+        return self.outages.run(
+            operation,
+            job=held.job.job_id,
+            uses=uses,
+            what=what,
+            say=functools.partial(_log, held),
+            keep_waiting=keep_waiting,
+            pause=time.sleep if lease is None else lease.wait_lost,
+            hand_back=hand_back,
+        )
+
+    def record(self, held: Held, what: str, operation: Callable[[], T]) -> T | None:
+        """A store call at the end of held (its end, a hand-back, a read to tell what
+        happened) through database faults: its answer, or None when the database stayed
+        away past the outage tolerance or the shutdown grace. Held's lease then runs out
+        and the sweep hands it to another worker, as for a lost worker."""
+        try:
+            return self.wait_out(held, None, operation, uses=Dependency.DATABASE, what=what)
+        except WaitEnded as ended:
+            _log(held, logging.ERROR, "gave up %s: %s; its lease will run out", what, ended)
+            return None
+
+    def outlasted(self, ended: Outlasted) -> str:
+        """Why a fault failed a job, for its error message."""
+        tolerance_s = self.config.outage_tolerance_s
+        return f"{ended.dependency} was unreachable for over {tolerance_s:g} s"
 
     def settle(
         self,
@@ -221,19 +300,23 @@ class JobRunner:
                 return self.fail(held, lease, f"{message}: {outcome.message}")
             _log(held, logging.ERROR, "%s; handing it back", outcome.message)
             lease.stop()
-            held.release(count_attempt=True)
+            self.record(held, "handing it back", lambda: held.release(count_attempt=True))
             self.stop_event.wait(self.config.poll_interval_s)
             return False
-        lease.stop()
-        if held.release():
-            _log(held, logging.INFO, "handed back to pending")
+        self.hand_back(held, lease)
         return False
+
+    def hand_back(self, held: Held, lease: LeaseKeeper) -> None:
+        """Stop the lease and hand held back to pending, its attempt not counted."""
+        lease.stop()
+        if self.record(held, "handing it back", held.release):
+            _log(held, logging.INFO, "handed back to pending")
 
     def fail(self, held: Held, lease: LeaseKeeper, message: str) -> bool:
         """Stop the lease and mark held failed; False when it was no longer held."""
         lease.stop()
         _log(held, logging.ERROR, "failed: %s", message)
-        return held.fail(message)
+        return bool(self.record(held, "recording its failure", lambda: held.fail(message)))
 
     def store_results(
         self, held: Held, lease: LeaseKeeper, files: Mapping[str, str]
@@ -241,24 +324,44 @@ class JobRunner:
         """Upload local files (storage key -> path) and commit them together: the keys.
 
         Nothing is readable before the commit, and nothing is committed once the lease is
-        lost (then False). A storage error fails held: the answer of that write.
+        lost (then False). Storage away: the upload is tried again from the same local
+        files, under the kept lease (never analysed again), until storage answers, the
+        outage tolerance is spent (held fails) or the shutdown grace is over (held is
+        handed back). A permanent storage error fails held: the answer of that write.
         """
-        with StagedUpload(self.storage) as upload:
-            try:
+
+        def upload_all() -> list[str] | None:
+            with StagedUpload(self.storage) as upload:
                 for key, path in files.items():
                     upload.upload(Path(path), key)
-                if lease.lost:
-                    _log(held, logging.WARNING, "lost its lease before storing results")
-                    return False
-                return upload.commit()
-            except StorageError as exc:
-                _log(held, logging.ERROR, "storing its results failed: %s", exc)
-                return self.fail(held, lease, f"the results could not be stored: {exc.reason}")
+                return None if lease.lost else upload.commit()
+
+        try:
+            committed = self.wait_out(
+                held, lease, upload_all, uses=Dependency.STORAGE, what="storing its results"
+            )
+        except StorageError as exc:
+            _log(held, logging.ERROR, "storing its results failed: %s", exc)
+            return self.fail(held, lease, f"the results could not be stored: {exc.reason}")
+        except Outlasted as ended:
+            message = f"the results could not be stored: {ended.reason}"
+            return self.fail(held, lease, f"{message}; {self.outlasted(ended)}")
+        except WaitEnded:  # the lease was lost, or the shutdown grace is over
+            committed = None
+        if committed is not None:
+            return committed
+        if lease.lost:
+            _log(held, logging.WARNING, "lost its lease before storing results")
+        else:
+            self.hand_back(held, lease)
+        return False
 
     def complete(self, held: Held, lease: LeaseKeeper, done: AnalysisDone) -> bool:
         """Store a whole job's results and timeline, then complete it; False if it was lost.
 
-        The objects are removed again if the job was taken away before it completed.
+        The objects are removed again if the job was taken away before it completed. A
+        completion whose answer the database lost (the connection dropped after the
+        commit) is told by the job's row: completed, by this worker.
         """
         job_id = held.job.job_id
         key = results_key(job_id)
@@ -267,14 +370,32 @@ class JobRunner:
         if isinstance(committed, bool):
             return committed
         lease.stop()
-        if not self.store.complete(job_id, self.worker_id, key, done.summary()):
-            log.warning("job %s: lost its lease before completing; results discarded", job_id)
-            current = self.store.get(job_id)
-            if current is None or current.status is not JobStatus.COMPLETED:
-                for stored in committed:
-                    with contextlib.suppress(StorageError):
-                        self.storage.delete(stored)
+        summary = done.summary()
+        completed = self.record(
+            held,
+            "recording its completion",
+            lambda: self.store.complete(job_id, self.worker_id, key, summary),
+        )
+        if completed is None:  # stored, not recorded: its next holder stores the same bytes
             return False
+        if not completed:
+            try:
+                current = self.wait_out(
+                    held,
+                    None,
+                    lambda: self.store.get(job_id),
+                    uses=Dependency.DATABASE,
+                    what="reading its state",
+                )
+            except WaitEnded:
+                return False  # what became of it is unknown: keep what was stored
+            if not _completed_by(current, self.worker_id):
+                log.warning("job %s: lost its lease before completing; results discarded", job_id)
+                if current is None or current.status is not JobStatus.COMPLETED:
+                    for stored in committed:
+                        with contextlib.suppress(StorageError):
+                            self.storage.delete(stored)
+                return False
         log.info("job %s: completed", job_id)
         return True
 
@@ -327,9 +448,11 @@ class JobRunner:
         if kept is not None:
             kept.held.close()
 
-    def _run_child(
-        self, held: Held, video_path: str, lease: LeaseKeeper, scratch_dir: str, shots_only: bool
-    ) -> AnalysisOutcome:
+    def _request(
+        self, held: Held, video_path: str, scratch_dir: str, shots_only: bool = False
+    ) -> AnalysisRequest:
+        """What the child is asked to do: analyse held's frames of the video at video_path
+        (or, shots_only, find the whole video's shots)."""
         job = held.job
         whole = held.frame_span is None and not shots_only
         segment_frames = self.config.segment_frames if whole else None
@@ -337,7 +460,7 @@ class JobRunner:
             # split already, by a coordinator that was lost: go on with its segments (a
             # plan at their smallest size splits for sure; only its video metadata is used)
             segment_frames = min(segment.frames for segment in existing)
-        request = AnalysisRequest(
+        return AnalysisRequest(
             job.pipeline_id,
             video_path,
             dict(job.options),
@@ -348,6 +471,9 @@ class JobRunner:
             shots_only=shots_only,
         )
 
+    def _run_child(
+        self, request: AnalysisRequest, lease: LeaseKeeper, held: Held
+    ) -> AnalysisOutcome:
         def keep_going() -> bool:
             if lease.lost:
                 _log(held, logging.WARNING, "lease lost; stopping its analysis")
@@ -357,6 +483,12 @@ class JobRunner:
         if not keep_going():
             return AnalysisInterrupted()
         return self.executor.run(request, on_progress=lease.report_progress, on_tick=keep_going)
+
+
+def _completed_by(job: JobRecord | None, worker_id: str) -> bool:
+    """Whether the job's row says it was completed by this worker (its completion was
+    written, though its answer was lost)."""
+    return job is not None and job.status is JobStatus.COMPLETED and job.worker_id == worker_id
 
 
 def _log(held: Held, level: int, text: str, *args: object) -> None:

@@ -11,6 +11,8 @@ from typing import Protocol
 
 from forgesyte.jobs.models import PROGRESS_CAP
 
+RENEWAL_RETRY_S = 1.0  # seconds before a renewal the store did not answer is tried again
+
 log = logging.getLogger(__name__)
 
 
@@ -36,8 +38,10 @@ class LeaseKeeper:
     reported with `report_progress` is written at most once per progress_interval_s (a
     progress write renews the lease too). When the store says the job is no longer held
     (failed by an operator, taken over after an expiry) `lost` becomes true and the thread
-    ends; the worker then stops its analysis. A store error is logged and retried at the
-    next renewal: the lease may still expire if the database stays away.
+    ends; the worker then stops its analysis. A renewal the store did not answer (the
+    database away) is logged and tried again every RENEWAL_RETRY_S rather than at the
+    next renewal, so the lease is renewed within a second of the database's return: only
+    an outage longer than what is left of the lease lets it expire.
 
     With `holds` (a cheap read: is the job still running and held by this worker?) it also
     checks every check_interval_s between writes, so a job cancelled by an operator is
@@ -149,28 +153,38 @@ class LeaseKeeper:
                     self._last_write = now
                 self._last_check = now
             held = self._write(progress) if writing else self._check()
-            if not held:
+            if held is None and writing:  # no answer: the next try comes soon
+                with self._condition:
+                    self._last_write = now - self.renew_interval_s + RENEWAL_RETRY_S
+            elif held is False:
                 log.warning("job %s: lease lost", self.job_id)
                 self._lost.set()
                 return
 
-    def _check(self) -> bool:
-        """The cheap read between writes; False only when the job is no longer held."""
+    def _check(self) -> bool | None:
+        """The cheap read between writes; False only when the job is no longer held, None
+        when the store did not answer."""
         assert self._holds is not None
         try:
             return self._holds()
         except Exception as exc:  # a database hiccup: the next check tries again
-            log.warning("job %s: could not check its lease: %s", self.job_id, exc)
-            return True
+            log.warning("job %s: could not check its lease: %s", self.job_id, _one_line(exc))
+            return None
 
-    def _write(self, progress: float | None) -> bool:
-        """One renewal (with progress when there is some); False only when the job is lost."""
+    def _write(self, progress: float | None) -> bool | None:
+        """One renewal (with progress when there is some); False only when the job is lost,
+        None when the store did not answer."""
         try:
             if progress is None:
                 return self.store.heartbeat(self.job_id, self.worker_id, self.lease_seconds)
             return self.store.set_progress(
                 self.job_id, self.worker_id, progress, self.lease_seconds
             )
-        except Exception as exc:  # a database hiccup: the next renewal tries again
-            log.warning("job %s: could not renew its lease: %s", self.job_id, exc)
-            return True
+        except Exception as exc:  # a database hiccup: tried again in RENEWAL_RETRY_S
+            log.warning("job %s: could not renew its lease: %s", self.job_id, _one_line(exc))
+            return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error in one line: a database error's text runs over several (SQL, a link)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -18,6 +18,10 @@ the sweep and analysed again, alone. A cancel shows to every segment holder as i
 segment no longer held. A coordinator that dies leaves the job's lease to expire: the
 job goes back to the queue and its next claimer finds the segments (done ones stay
 done) instead of splitting again.
+
+Storage or the database away is waited out as for whole jobs (the runner's `wait_out` and
+`record`): a segment's results wait in place to be stored, the coordinator keeps its lease
+while it waits to look at its segments or to read their results for the merge.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from forgesyte.faults import Dependency
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.models import JobStatus, SegmentStatus
 from forgesyte.jobs.options import JobOptions
@@ -38,6 +43,7 @@ from forgesyte.storage.base import StorageError, segment_results_key
 from forgesyte.video.shots import Shot
 from forgesyte.workers.job_run import Held, JobRunner
 from forgesyte.workers.lease import LeaseKeeper
+from forgesyte.workers.outages import Outlasted, WaitEnded
 from forgesyte.workers.protocol import AnalysisDone, SegmentsPlanned
 
 SEGMENT_WAIT_S = 0.25  # seconds between looks at a split job's segments while others work
@@ -97,10 +103,15 @@ class SegmentWork:
         if isinstance(self.runner.store_results(held, lease, {key: done.results_path}), bool):
             return
         lease.stop()
-        if held.store.finish_segment(job_id, seq, held.worker_id):
+        finished = self.runner.record(
+            held,
+            "recording it done",
+            lambda: held.store.finish_segment(job_id, seq, held.worker_id),
+        )
+        if finished:
             log.info("job %s: segment %d done", job_id, seq)
-        else:
-            self._discard_if_ended(job_id)  # cancelled meanwhile: keep nothing
+        elif finished is False:  # cancelled meanwhile, or done by the write whose answer
+            self._discard_if_ended(held)  # was lost: keep nothing only if it ended
 
     # -- the coordinator --------------------------------------------------------------
 
@@ -108,7 +119,12 @@ class SegmentWork:
         """Run a split job held by this worker to its end; False if handed back or lost."""
         runner, job = self.runner, held.job
         spans = [SegmentSpan(*span) for span in planned.spans]
-        if held.store.add_segments(job.job_id, held.worker_id, spans):
+        added = runner.record(
+            held,
+            "writing its segments",
+            lambda: held.store.add_segments(job.job_id, held.worker_id, spans),
+        )
+        if added:
             log.info("job %s: split into %d segments", job.job_id, len(spans))
             if self.wakeup is not None:
                 self.wakeup.notify()  # idle workers of this process: there is work
@@ -121,21 +137,28 @@ class SegmentWork:
         while True:
             if lease.lost:
                 log.warning("job %s: lost its lease while split; stopping", job.job_id)
-                self._discard_if_ended(job.job_id)
+                self._discard_if_ended(held)
                 return False
             if runner.grace_expired():
-                lease.stop()
-                if held.release():
-                    log.info("job %s: handed back to pending (segments kept)", job.job_id)
+                runner.hand_back(held, lease)  # its segments are kept
                 return False
-            runner.recover_expired()  # a lost segment of this job goes back to pending
-            if self.claim_and_run(job.job_id):
+            try:
+                segments = runner.wait_out(
+                    held,
+                    lease,
+                    lambda: self._run_or_look(job.job_id),
+                    uses=Dependency.DATABASE,
+                    what="following its segments",
+                )
+            except WaitEnded:  # the database stayed away: its lease runs out
+                lease.stop()
+                return False
+            if segments is None:  # it analysed one of them
                 continue
-            segments = held.store.segments(job.job_id)
             failed = [s for s in segments if s.status is SegmentStatus.FAILED]
             if failed:
                 ended = runner.fail(held, lease, failed[0].error_message or "a segment failed")
-                self._discard_if_ended(job.job_id)
+                self._discard_if_ended(held)
                 return ended
             if segments and all(s.status is SegmentStatus.DONE for s in segments):
                 return self._merge(held, lease, planned, segments, shots)
@@ -149,20 +172,29 @@ class SegmentWork:
             outcome = self.runner.analyse(held, lease, scratch_dir, shots_only=True)
             if not isinstance(outcome, AnalysisDone):
                 ended = self.runner.settle(held, lease, outcome)
-                self._discard_if_ended(held.job.job_id)
+                self._discard_if_ended(held)
                 return ended
             timeline = json.loads(Path(outcome.timeline_path).read_bytes())
         log.info("job %s: %d shots found", held.job.job_id, len(timeline["shots"]))
         return [Shot(**shot) for shot in timeline["shots"]]
 
-    def _discard_if_ended(self, job_id: uuid.UUID) -> None:
+    def _run_or_look(self, job_id: uuid.UUID) -> list[SegmentRecord] | None:
+        """Analyse a pending segment of the job (then None), or else its segments as they
+        stand; a lost segment of it goes back to pending first."""
+        self.runner.recover_expired()
+        if self.claim_and_run(job_id):
+            return None
+        return self.runner.store.segments(job_id)
+
+    def _discard_if_ended(self, held: Held) -> None:
         """Delete the segment objects of a job that was cancelled or failed (best effort;
         deleting the job removes any a late segment writes after this)."""
-        store = self.runner.store
-        current = store.get(job_id)
+        store, job_id = self.runner.store, held.job.job_id
+        current = self.runner.record(held, "reading its state", lambda: store.get(job_id))
         if current is None or current.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
             return  # taken over by another coordinator: its segments are still wanted
-        for segment in store.segments(job_id):
+        segments = self.runner.record(held, "reading its segments", lambda: store.segments(job_id))
+        for segment in segments or []:
             with contextlib.suppress(StorageError):
                 self.runner.storage.delete(segment_results_key(job_id, segment.seq))
 
@@ -176,21 +208,36 @@ class SegmentWork:
     ) -> bool:
         """Concatenate the segments' results in order, build the timeline (with the
         shots), complete the job."""
-        storage, job_id = self.runner.storage, held.job.job_id
+        runner = self.runner
+        storage, job_id = runner.storage, held.job.job_id
         keys = [segment_results_key(job_id, s.seq) for s in segments]
         frame_wh = (int(planned.video["width"]), int(planned.video["height"]))
+        unread = "the results of a segment could not be read"
         with tempfile.TemporaryDirectory(prefix="forgesyte-merge-") as scratch:
             try:
-                opened = (storage.open(key) for key in keys)
-                merged = merge_segment_results(opened, Path(scratch), frame_wh, shots)
-            except StorageError as exc:
-                return self.runner.fail(
-                    held, lease, f"the results of a segment could not be read: {exc.reason}"
+                merged = runner.wait_out(
+                    held,
+                    lease,
+                    lambda: merge_segment_results(
+                        (storage.open(k) for k in keys), Path(scratch), frame_wh, shots
+                    ),
+                    uses=Dependency.STORAGE,
+                    what="reading its segments' results",
                 )
+            except StorageError as exc:
+                return runner.fail(held, lease, f"{unread}: {exc.reason}")
+            except Outlasted as ended:
+                return runner.fail(
+                    held, lease, f"{unread}: {ended.reason}; {runner.outlasted(ended)}"
+                )
+            except WaitEnded:  # its lease was lost, or the shutdown grace is over
+                if not lease.lost:
+                    runner.hand_back(held, lease)
+                return False
             done = AnalysisDone(
                 str(merged.results_path), str(merged.timeline_path), planned.video, merged.frames
             )
-            completed = self.runner.complete(held, lease, done)
+            completed = runner.complete(held, lease, done)
         if completed:
             for key in keys:
                 with contextlib.suppress(StorageError):

@@ -4,7 +4,8 @@ Idle workers re-try their claim every `poll_interval_s`. Inside `forgesyte serve
 and the workers share a process and a job store, whose change listeners include a
 `JobWakeup`: idle workers wake the moment a job is enqueued, instead of at the next poll.
 A claimed job runs through the worker's `JobRunner`; a split one's segments through its
-`SegmentWork`, which uses the same runner.
+`SegmentWork`, which uses the same runner. While the database does not answer, an idle
+worker keeps its analysis child and looks again after growing pauses (`IdlePauses`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import tempfile
 import threading
 import uuid
 
+from forgesyte.faults import transient_fault
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.queue import JobQueue
 from forgesyte.jobs.records import JobRecord
 from forgesyte.storage.base import Storage
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.job_run import Held, JobRunner, WorkerConfig
+from forgesyte.workers.outages import IdlePauses
 from forgesyte.workers.protocol import AnalysisDone, AnalysisFailed, SegmentsPlanned
 from forgesyte.workers.segment_work import SegmentWork
 
@@ -37,7 +40,12 @@ class Worker:
     its runner's.
     """
 
-    __slots__ = ("runner", "segment_work", "wakeup")  # so `worker.store = ...` fails loudly
+    __slots__ = (
+        "_away",
+        "runner",
+        "segment_work",
+        "wakeup",
+    )  # so `worker.store = ...` fails loudly
 
     def __init__(
         self,
@@ -60,6 +68,7 @@ class Worker:
         )
         self.wakeup = wakeup
         self.segment_work = SegmentWork(self.runner, wakeup)
+        self._away = IdlePauses(self.runner.worker_id)
 
     @property
     def worker_id(self) -> str:
@@ -80,33 +89,51 @@ class Worker:
                     "%s: %s; trying again for the next job", self.worker_id, started.message
                 )
             while not runner.stop_event.is_set():
-                runner.recover_expired()
-                seen = self.wakeup.generation() if self.wakeup is not None else 0
-                looked_lately = self._looked_lately(seen)
-                if looked_lately is not None:  # another worker here just looked: no work
-                    if burst:
-                        break
-                    self._idle(seen, looked_lately)
+                try:
+                    turn = self._turn(burst)
+                except Exception as exc:  # the database (or storage) away: wait, keep the child
+                    dependency = transient_fault(exc)
+                    if dependency is None:
+                        raise
+                    runner.release_video()
+                    runner.stop_event.wait(self._away.failed(dependency, exc))
                     continue
-                # one read per idle poll; the claims are writes, several times its cost
-                job = None
-                if runner.store.has_pending_work():
-                    if self.segment_work.claim_and_run():  # a split job's segments first
-                        continue
-                    job = runner.store.claim_next(self.worker_id, runner.config.lease_seconds)
-                if job is None:
-                    if self.wakeup is not None:
-                        self.wakeup.found_nothing(seen)
-                    if burst:
-                        break
-                    self._idle(seen, runner.config.poll_interval_s)
-                    continue
-                if self.process(job):
-                    finished += 1
+                if turn is None:
+                    break
+                finished += turn
         finally:
             runner.release_video()
             runner.executor.stop()
         return finished
+
+    def _turn(self, burst: bool) -> int | None:
+        """One turn of the loop: sweep, then claim and run a segment or a job, or idle.
+        The jobs it finished (0 or 1); None when a burst found nothing to do."""
+        runner = self.runner
+        runner.recover_expired()
+        seen = self.wakeup.generation() if self.wakeup is not None else 0
+        looked_lately = self._looked_lately(seen)
+        if looked_lately is not None:  # another worker here just looked: no work
+            if burst:
+                return None
+            self._idle(seen, looked_lately)
+            return 0
+        # one read per idle poll; the claims are writes, several times its cost
+        job = None
+        pending = runner.store.has_pending_work()
+        self._away.answered()
+        if pending:
+            if self.segment_work.claim_and_run():  # a split job's segments first
+                return 0
+            job = runner.store.claim_next(self.worker_id, runner.config.lease_seconds)
+        if job is None:
+            if self.wakeup is not None:
+                self.wakeup.found_nothing(seen)
+            if burst:
+                return None
+            self._idle(seen, runner.config.poll_interval_s)
+            return 0
+        return int(self.process(job))
 
     def _looked_lately(self, seen: int) -> float | None:
         """Seconds until this process's next look for work, when a worker of it found
