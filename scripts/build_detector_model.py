@@ -24,9 +24,10 @@ for CenterNet, a copy of its graph JSON with the attributes TensorFlow 2.15 want
 TF.js graph lacks (``TArgs`` of fused convolutions, ``index_type`` of TopKV2; values only
 named, no weight changed); ``python -m tf2onnx.convert --tfjs ... --opset 13``; for CenterNet,
 the graph cut at its heads and its input's height and width left free; then a canonical
-rewrite (tf2onnx orders nodes and names tensors differently from run to run: the rewrite
-names every tensor and node after a hash of what computes it and sorts them by it, so the
-same source always gives the same bytes). Prints the sha256, which the NOTICE beside the
+rewrite (tf2onnx orders nodes and names tensors differently from run to run, and now and
+then leaves a Reshape that changes nothing: the rewrite drops such Reshapes, names every
+tensor and node after a hash of what computes it and sorts them by it, so the same source
+always gives the same bytes). Prints the sha256, which the NOTICE beside the
 model records and tests/plugins/test_objects_model.py checks.
 
 ``--candidates DIR`` writes the files that the bench's accuracy row (bench/bench_accuracy.py
@@ -138,7 +139,7 @@ onnx.save(model, target)
 
 CANONICALISE = r"""
 import hashlib, sys
-import onnx
+import onnx, onnx.numpy_helper, onnx.shape_inference
 
 def digest(*parts):
     return hashlib.sha256(b"|".join(parts)).hexdigest()
@@ -146,6 +147,26 @@ def digest(*parts):
 model = onnx.load(sys.argv[1])
 graph = model.graph
 graph.doc_string = sys.argv[3]  # tf2onnx writes the (temporary) source path here
+# tf2onnx's optimiser leaves Reshapes that change nothing, not always the same number (one
+# build in nine had one fewer): drop every Reshape whose input's shape is known and is its
+# constant target, then the initializers nothing reads, so every outcome gives one graph
+dims = {}
+for value in onnx.shape_inference.infer_shapes(model).graph.value_info:
+    shape = value.type.tensor_type.shape.dim
+    dims[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in shape]
+consts = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+outputs = {v.name for v in graph.output}
+for node in [n for n in graph.node if n.op_type == "Reshape" and n.output[0] not in outputs]:
+    target = consts.get(node.input[1])
+    if target is None or dims.get(node.input[0]) != target.tolist():
+        continue
+    for other in graph.node:
+        other.input[:] = [node.input[0] if x == node.output[0] else x for x in other.input]
+    graph.node.remove(node)
+read = {name for node in graph.node for name in node.input}
+unread = [init for init in graph.initializer if init.name not in read]
+for init in unread:
+    graph.initializer.remove(init)
 keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {""}
 tensor_hash = {"": "none"}
 for value in graph.input:
