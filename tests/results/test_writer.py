@@ -12,8 +12,8 @@ from forgesyte.plugins.detections import Detections
 from forgesyte.plugins.values import TextLine, TextLines
 from forgesyte.results.encoding import encode_line
 from forgesyte.results.merging import merge_segment_results
-from forgesyte.results.preview import draw_results
 from forgesyte.results.writer import FrameResultsWriter
+from forgesyte.workers.images import draw_results
 
 LINE = TextLine("GATE 7", 0.9, ((10.0, 10.0), (90.0, 10.0), (90.0, 30.0), (10.0, 30.0)))
 

@@ -245,8 +245,8 @@ class ObjectTracker(_RunFollower[_Track]):
         super().__init__()
         self._next_id = 1
 
-    def add(self, at: Sighting, detections: Detections) -> None:
-        """Feed one analysed frame's detections."""
+    def add(self, at: Sighting, detections: Detections) -> list[int]:
+        """Feed one analysed frame's detections; the track id each one joined, in order."""
         boxes, names = detections.xyxy.tolist(), detections.class_names
         confidence = detections.confidence.tolist()
         pairs = sorted(
@@ -256,18 +256,22 @@ class ObjectTracker(_RunFollower[_Track]):
             if track.class_name == names[d]
         )
         used_detections, used_tracks = set[int](), set[int]()
+        track_ids = [0] * len(boxes)
         for d, t in greedy_matches(pairs, TRACK_IOU, used_detections, used_tracks):
             track = self._open[t]
             track.xyxy = boxes[d]
             track.seen_again(at, confidence[d], boxes[d])
+            track_ids[d] = track.track_id
         for d, box in enumerate(boxes):
             if d not in used_detections:
                 track = _Track.first_seen(
                     at, confidence[d], box, track_id=self._next_id, class_name=names[d], xyxy=box
                 )
                 self._open.append(track)
+                track_ids[d] = self._next_id
                 self._next_id += 1
         self._close_unseen(at.ordinal)
+        return track_ids
 
 
 class TimelineBuilder:

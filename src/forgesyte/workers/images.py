@@ -1,7 +1,14 @@
-"""Preview frames: one analysed frame with the job's boxes and text drawn, as a JPEG."""
+"""The images the server serves, made by its child processes from decoded frames.
+
+Preview frames (one analysed frame with the job's boxes and text drawn, at the video's
+size) and thumbnails (a small crop around what was found). They run in an analysis child
+or a preview child (`workers/preview_child.py`), never in the API's process: decoding goes
+through the analysis' own MP4 decoder, so frame numbers mean the same everywhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from forgesyte.results.preview import FrameNotDecodable
 from forgesyte.results.timeline import frame_observations
 from forgesyte.video.decoder import (
     DEFAULT_MAX_FRAME_PIXELS,
@@ -21,34 +29,40 @@ from forgesyte.video.decoder import (
 )
 
 JPEG_QUALITY = 90
+THUMBNAIL_JPEG_QUALITY = 80
 TEXT_COLOUR = (0, 160, 255)  # BGR: orange for text lines
 OBJECT_COLOUR = (60, 200, 60)  # BGR: green for detections
+THUMBNAIL_WH = (192, 108)  # pixels: a thumbnail fits in this box, its aspect kept
+THUMBNAIL_MARGIN = 0.5  # of the box's size added around it on each side, for context
+THUMBNAIL_MIN_SIDE = 48  # pixels of the frame: a crop is at least this wide and high
 
 Image = npt.NDArray[np.uint8]
 
 
-class FrameNotDecodable(Exception):
-    """The stored video has no decodable frame at that index."""
+def decode_frames(
+    video_path: Path, frame_indices: Iterable[int], max_frame_pixels: int
+) -> Iterator[tuple[int, Image]]:
+    """(frame_index, BGR image) of each of these frames the video has, in frame order,
+    numbered as the analysis numbered them.
+
+    The same MP4-only decoder as the analysis: the packet index gives each frame's place,
+    and decoding starts at its keyframe, so a frame costs at most one group of pictures,
+    whatever its index. Raises VideoDecodeError.
+    """
+    with open_mp4(video_path, max_frame_pixels) as container:
+        index = read_packet_index(container, video_stream(container))
+    wanted = sorted({i for i in frame_indices if 0 <= i < index.frame_count})
+    yield from decode_planned_frames(video_path, plan_decoding(index, wanted), max_frame_pixels)
 
 
 def read_frame(video_path: Path, frame_index: int, max_frame_pixels: int) -> Image:
-    """Decode frame `frame_index` of a video, numbered as the analysis numbered it.
-
-    The same MP4-only decoder as the analysis: the packet index gives the frame's place,
-    and decoding starts at its keyframe, so one preview costs at most one group of
-    pictures, whatever the index.
-    """
+    """Decode frame `frame_index` of a video (FrameNotDecodable when it has none such)."""
     try:
-        with open_mp4(video_path, max_frame_pixels) as container:
-            index = read_packet_index(container, video_stream(container))
-        if frame_index >= index.frame_count:
-            raise FrameNotDecodable(f"the video has no frame {frame_index}")
-        plan = plan_decoding(index, [frame_index])
-        for _, image in decode_planned_frames(video_path, plan, max_frame_pixels):
+        for _, image in decode_frames(video_path, [frame_index], max_frame_pixels):
             return image
     except VideoDecodeError as exc:
         raise FrameNotDecodable(str(exc)) from None
-    raise FrameNotDecodable(f"frame {frame_index} could not be decoded")
+    raise FrameNotDecodable(f"the video has no frame {frame_index}")
 
 
 def _label(image: Image, text: str, x: float, y: float, colour: tuple[int, int, int]) -> None:
@@ -78,6 +92,14 @@ def draw_results(image: Image, result: dict[str, Any]) -> Image:
     return image
 
 
+def encode_jpeg(image: Image, quality: int = JPEG_QUALITY) -> bytes:
+    """An image as JPEG bytes."""
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes a BGR uint8 image
+        raise FrameNotDecodable("the frame could not be encoded as JPEG")
+    return bytes(encoded.tobytes())
+
+
 def render_preview(
     video_path: Path, entry: dict[str, Any], max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
 ) -> bytes:
@@ -85,7 +107,42 @@ def render_preview(
     image = read_frame(video_path, int(entry["frame_index"]), max_frame_pixels)
     result = entry.get("result")
     draw_results(image, result if isinstance(result, dict) else {})
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:  # pragma: no cover - OpenCV always encodes a BGR uint8 image
-        raise FrameNotDecodable("the frame could not be encoded as JPEG")
-    return bytes(encoded.tobytes())
+    return encode_jpeg(image)
+
+
+def box_bounds(box: Any) -> tuple[float, float, float, float] | None:
+    """(x1, y1, x2, y2) of a stored box: an xyxy list, or a text line's corner points."""
+    points = np.asarray(box, dtype=np.float64)
+    if points.size < 4 or not np.isfinite(points).all():
+        return None
+    if points.ndim == 1 and points.size == 4:
+        x1, y1, x2, y2 = (float(v) for v in points)
+        return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+    xy = points.reshape(-1, 2)
+    return (
+        float(xy[:, 0].min()),
+        float(xy[:, 1].min()),
+        float(xy[:, 0].max()),
+        float(xy[:, 1].max()),
+    )
+
+
+def thumbnail(image: Image, box: Any | None) -> bytes:
+    """A small JPEG of what was found: the box with a margin around it (the whole frame
+    when there is no box), shrunk to fit THUMBNAIL_WH."""
+    height, width = image.shape[:2]
+    bounds = box_bounds(box) if box is not None else None
+    if bounds is not None:
+        x1, y1, x2, y2 = bounds
+        margin_x = max((x2 - x1) * THUMBNAIL_MARGIN, (THUMBNAIL_MIN_SIDE - (x2 - x1)) / 2, 0)
+        margin_y = max((y2 - y1) * THUMBNAIL_MARGIN, (THUMBNAIL_MIN_SIDE - (y2 - y1)) / 2, 0)
+        left, right = max(0, int(x1 - margin_x)), min(width, int(np.ceil(x2 + margin_x)))
+        top, bottom = max(0, int(y1 - margin_y)), min(height, int(np.ceil(y2 + margin_y)))
+        if right - left >= 2 and bottom - top >= 2:
+            image = image[top:bottom, left:right]
+            height, width = image.shape[:2]
+    scale = min(1.0, THUMBNAIL_WH[0] / width, THUMBNAIL_WH[1] / height)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+    return encode_jpeg(np.ascontiguousarray(image, dtype=np.uint8), THUMBNAIL_JPEG_QUALITY)
