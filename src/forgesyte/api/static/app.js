@@ -428,7 +428,10 @@ async function deleteJob(jobId) {
     if (!response.ok) throw new ApiError(response.status, await detailOf(response));
     state.jobs.delete(jobId);
     state.submitted = state.submitted.filter((id) => id !== jobId);
-    if (state.openJob === jobId) closeJob();
+    if (state.openJob === jobId) {
+      closeJob();
+      history.replaceState(history.state, "", location.pathname + location.search); // gone
+    }
     renderJobs();
   } catch (error) {
     showError(error.message);
