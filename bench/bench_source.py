@@ -1,4 +1,4 @@
-"""Row r: the source route under 20 concurrent readers of a 1 GiB video, local and S3.
+"""Row u: the source route under 20 concurrent readers of a 1 GiB video, local and S3.
 
 A completed job is written into a fresh server's database and storage before it starts
 (a 1 GiB upload through the API would measure the upload); then 20 threads each read the
@@ -41,7 +41,7 @@ SAMPLE_INTERVAL_S = 0.01
 
 @dataclass(frozen=True)
 class SourceRun:
-    """What row r measured on one storage."""
+    """What row u measured on one storage."""
 
     storage: str
     readers: int

@@ -24,7 +24,7 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
      MotionTracker, MOTA and IDF1 on made scenes and on the bundled detector's boxes
   v  shots: cut precision, recall and F1 (one frame) on made edits; every frame decoded small
      and grey against a full decode of every frame (1280x720, 30 s)
-  r  the source route: 20 concurrent readers of a 1 GiB video, local storage and S3 (moto):
+  u  the source route: 20 concurrent readers of a 1 GiB video, local storage and S3 (moto):
      the API's memory before and during, throughput
   w  a job's media step (track ids, thumbnails, the H.264 copy of an mp4v upload) against
      the job's own analysis, and the copy alone (1280x720, 30 s)
@@ -98,9 +98,9 @@ class Plan:
     split_job_frames: int = 90  # row p: 3 x the default FORGESYTE_SEGMENT_FRAMES
     split_rounds: int = 2
     scaling_frames: int = 40  # row p's OCR-alone rounds
-    source_mib: int = 1024  # row r: the video's size
+    source_mib: int = 1024  # row u: the video's size
     source_readers: int = 20
-    source_local_mib: int = 1024  # row r: what each reader reads, local storage
+    source_local_mib: int = 1024  # row u: what each reader reads, local storage
     source_s3_mib: int = 64  # and on S3 (moto serves it from one Python process)
     media_seconds: float = 30.0  # row w: the video's length
     media_rounds: int = 2
@@ -694,11 +694,11 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
     return rows
 
 
-SOURCE_RISE_TARGET_MIB = 64.0  # row r: the API's memory may rise this much, at most
+SOURCE_RISE_TARGET_MIB = 64.0  # row u: the API's memory may rise this much, at most
 
 
 def source_rows(plan: Plan) -> list[Row]:
-    """Row r: 20 readers of a 1 GiB video at once through the source route, local and S3.
+    """Row u: 20 readers of a 1 GiB video at once through the source route, local and S3.
 
     Each reader asks for one open-ended range from a random offset and reads its share; the
     API process's resident memory is sampled every 10 ms.
@@ -708,11 +708,11 @@ def source_rows(plan: Plan) -> list[Row]:
         ("local", source.local_run, plan.source_local_mib),
         ("S3 (moto)", source.s3_run, plan.source_s3_mib),
     ):
-        _note(f"r: {plan.source_readers} readers of a {plan.source_mib} MiB video, {name}")
+        _note(f"u: {plan.source_readers} readers of a {plan.source_mib} MiB video, {name}")
         measured = run(plan.source_mib * source.MiB, plan.source_readers, per_reader * source.MiB)
         rows.append(
             Row(
-                "r",
+                "u",
                 f"source route, {measured.readers} readers x {per_reader} MiB of a "
                 f"{plan.source_mib} MiB video, {name}",
                 f"{measured.throughput_mib_s:.0f} MiB/s, {measured.seconds:.1f} s",
@@ -773,7 +773,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopstvrw", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopstvuw", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--compare-threads",
@@ -819,7 +819,7 @@ def main() -> int:
         rows += tracking_rows(args.quick)
     if "v" in keys:
         rows += shot_rows(plan, args.quick)
-    if "r" in keys:
+    if "u" in keys:
         rows += source_rows(plan)
     if "w" in keys:
         rows += media_rows(plan)

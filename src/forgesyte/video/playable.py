@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import av
 import av.video
+import av.video.reformatter
 
 from forgesyte.video.decoder import (
     DEFAULT_MAX_FRAME_PIXELS,
@@ -121,9 +122,14 @@ def _transcode(
     encoded: Any,
     max_frame_pixels: int,
 ) -> None:
-    """Decode every shown frame, scale it, and encode it with its time from the first."""
+    """Decode every shown frame, scale it, and encode it with its time from the first.
+
+    One swscale context for the whole copy (as `BgrConverter` keeps one per job): a
+    frame's own `reformat` would build one, and a thread pool, for every frame.
+    """
     first: int | None = None
     last = -1
+    scaler = av.video.reformatter.VideoReformatter()
     try:
         for frame in container.decode(stream):
             check_frame_size(frame.width, frame.height, max_frame_pixels)
@@ -132,7 +138,9 @@ def _transcode(
                 first = pts
             # strictly increasing, as the encoder and the muxer demand
             last = max(pts - first, last + 1)
-            scaled = frame.reformat(width=encoded.width, height=encoded.height, format="yuv420p")
+            scaled = scaler.reformat(
+                frame, width=encoded.width, height=encoded.height, format="yuv420p", threads=1
+            )
             scaled.pts, scaled.time_base = last, encoded.time_base
             for packet in encoded.encode(scaled):
                 out.mux(packet)
