@@ -61,7 +61,12 @@ def _round(video: Path, runner: PipelineRunner, sampling: SamplingOptions) -> tu
         folder = Path(scratch)
         started = time.perf_counter()
         with FrameResultsWriter(folder) as writer:
-            summary = service.analyse(video, sampling, lambda f: writer.add(f.to_json()))
+            summary = service.analyse(
+                video,
+                sampling,
+                lambda f: writer.add(f.to_json()),
+                on_video=lambda info: writer.start(info.resolution_wh),
+            )
             writer.finish()
         analysis_s = time.perf_counter() - started
         request = MediaRequest(

@@ -1,5 +1,6 @@
-"""Row v: shots found on made edits (precision, recall, F1 at one frame), and the cost of
-decoding every frame small and grey against a full decode of every frame.
+"""Row v: shots found on made edits (precision, recall, F1 at one frame), the cost of
+decoding every frame small and grey against a full decode of every frame, and a
+sample_fps=1 job's analysis with and without detect_shots.
 
 The edits and their scoring are the tests' own (tests/video/shot_videos.py).
 """
@@ -14,7 +15,9 @@ from bench_videos import CACHE_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' edits
 
-from forgesyte.video.shots import ShotDetector, grey_frames
+from forgesyte.pipelines.runner import PipelineRunner
+from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
+from forgesyte.video.shots import find_shots, grey_frames
 from tests.video.shot_videos import EDITS, FPS, CutScores, Edit, random_edit, score_cuts
 
 Timing = tuple[float, float]
@@ -43,19 +46,29 @@ def cut_scores(quick: bool) -> CutScores:
     """Found cuts against the edits' joins, summed over every edit."""
     total = CutScores(0, 0, 0)
     for name, edit in edits(quick).items():
-        detector = ShotDetector(FPS)
-        for frame in grey_frames(edit_video(name, edit)):
-            detector.add(frame.frame_index, frame.timestamp_s, frame.grey)
-        total = total + score_cuts(detector.finish(), edit.cuts())
+        total = total + score_cuts(find_shots(edit_video(name, edit), FPS), edit.cuts())
     return total
 
 
 def grey_decode(path: Path, thread_type: str, detect: bool) -> Timing:
-    """Time to decode every frame small and grey (and, with detect, find the shots)."""
+    """Time to decode every frame small and grey (with detect: find the shots, as a job
+    does, `find_shots`)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    detector = ShotDetector(FPS)
-    for frame in grey_frames(path, thread_type=thread_type):
-        if detect:
-            detector.add(frame.frame_index, frame.timestamp_s, frame.grey)
-    detector.finish()
+    if detect:
+        find_shots(path, FPS)
+    else:
+        for _frame in grey_frames(path, thread_type=thread_type):
+            pass
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def sampled_job(path: Path, runner: PipelineRunner, detect_shots: bool) -> Timing:
+    """Time of a sample_fps=1 job's analysis as the analysis child runs it: the video
+    service on the sampled frames, then, with detect_shots, the shot pass over every
+    frame (`find_shots` at the video's rate)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    service = VideoFilePipelineService(runner)
+    summary = service.analyse(path, SamplingOptions(sample_fps=1.0), on_frame=lambda _: None)
+    if detect_shots:
+        find_shots(path, summary.video.fps)
     return time.perf_counter() - wall, time.process_time() - cpu

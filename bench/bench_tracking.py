@@ -1,5 +1,6 @@
-"""Row t: object tracks under sampling, the greedy IoU tracker (results/timeline.py)
-against MotionTracker (results/tracking.py), CLEAR-MOT and IDF1 side by side.
+"""Row t: object tracks under sampling, the greedy IoU tracker the timeline used before
+(kept here as the baseline) against MotionTracker (results/tracking.py, what the timeline
+uses), CLEAR-MOT and IDF1 side by side.
 
 The scenes, their made detections and the scoring are the tests' own
 (tests/results/tracking_scenes.py), so the bench and the tests measure the same thing.
@@ -16,8 +17,8 @@ from bench_videos import CACHE_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' scenes
 
-from forgesyte.results.timeline import ObjectTracker
-from forgesyte.results.tracking import FrameDetections
+from forgesyte.results.timeline import greedy_matches
+from forgesyte.results.tracking import FrameDetections, pairwise_iou
 from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
 from tests.results.tracking_scenes import (
     PIPELINE_THRESHOLD,
@@ -39,35 +40,53 @@ from tests.results.tracking_scenes import (
 
 RATES = (1.0, 2.0, 10.0)  # analysed frames a second
 LOW_FLOOR = 0.25  # the emission floor a low-score pass would need
+TRACK_IOU = 0.3  # the IoU tracker's overlap with a track's last box that continues it
+MAX_MISSED_FRAMES = 1  # analysed frames an IoU track may miss without ending
+
+
+@dataclass
+class _IouTrack:
+    track_id: int
+    class_name: str
+    xyxy: np.ndarray  # the last box, matched on
+    last_ordinal: int
 
 
 def iou_tracking() -> Tracking:
-    """The timeline's greedy IoU tracker as a run_scene tracking function; it sees only
-    the boxes above the threshold (it has no low-score pass).
+    """The greedy IoU tracker the timeline used before MotionTracker, as a run_scene
+    tracking function (row t's baseline; it sees only the boxes above the threshold).
 
-    It gives no per-frame output, so this reads its open tracks after each frame: a
-    bench-only look at private state (`_open`, `last`, `xyxy`), to be dropped with it.
+    In each frame, detections are matched to the open tracks of the same class by the
+    overlap of their box with the track's last box (best pairs first, at least
+    TRACK_IOU); an unmatched detection opens a track; a track not seen for more than
+    MAX_MISSED_FRAMES analysed frames is closed.
     """
-    tracker = ObjectTracker()
-    ordinal = 0
+    open_tracks: list[_IouTrack] = []
+    next_id, ordinal = 1, 0
 
     def tracking(frame_index: int, timestamp_s: float, detections: FrameDetections) -> Hypotheses:
-        nonlocal ordinal
-        items = [
-            {
-                "xyxy": [float(v) for v in detections.xyxy[d]],
-                "confidence": float(detections.confidence[d]),
-                "class_name": detections.class_names[d],
-            }
-            for d in range(len(detections))
-            if not detections.low[d]
-        ]
-        tracker.add(ordinal, frame_index, timestamp_s, items)
-        seen = [
-            (track.track_id, as_box(np.array(track.xyxy)))
-            for track in tracker._open
-            if track.last.ordinal == ordinal
-        ]
+        nonlocal open_tracks, next_id, ordinal
+        high = [d for d in range(len(detections)) if not detections.low[d]]
+        boxes, names = detections.xyxy[high], [detections.class_names[d] for d in high]
+        overlap = pairwise_iou(boxes, np.array([t.xyxy for t in open_tracks]).reshape(-1, 4))
+        pairs = sorted(
+            (-float(overlap[d, t]), d, t)
+            for d in range(len(high))
+            for t, track in enumerate(open_tracks)
+            if track.class_name == names[d]
+        )
+        used_detections, used_tracks = set[int](), set[int]()
+        seen: Hypotheses = []
+        for d, t in greedy_matches(pairs, TRACK_IOU, used_detections, used_tracks):
+            track = open_tracks[t]
+            track.xyxy, track.last_ordinal = boxes[d], ordinal
+            seen.append((track.track_id, as_box(boxes[d])))
+        for d in range(len(high)):
+            if d not in used_detections:
+                open_tracks.append(_IouTrack(next_id, names[d], boxes[d], ordinal))
+                seen.append((next_id, as_box(boxes[d])))
+                next_id += 1
+        open_tracks = [t for t in open_tracks if t.last_ordinal >= ordinal - MAX_MISSED_FRAMES]
         ordinal += 1
         return seen
 

@@ -207,6 +207,10 @@ _LINES = (
 )
 
 
+KNOWN_WORDS_PER_LINE = tuple(layout[5] for layout in _LINES)
+"""How many words each line of a known-words frame holds, top to bottom."""
+
+
 def known_words_frame(
     index: int, width: int = 640, height: int = 360
 ) -> tuple[np.ndarray, list[str]]:

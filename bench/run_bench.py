@@ -15,7 +15,8 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   f  two ocr_only jobs at once against one alone, server --workers 2: throughput ratio
   g  peak RSS of a worker child: 5-minute 720p video against a 30 s one
   i  detect / detect_ocr (bundled NanoDet) ms per 640x360 frame, against the bare model call
-  s  sample_fps=1 and frame_stride=10 jobs against decoding every frame (1280x720, 30 fps)
+  s  sample_fps=1 and frame_stride=10 jobs against decoding every frame with the same decoder
+     threads (H.264 720p and 1080p, x264 keyframes and GOP 60), and the floor
   o  OCR frames/s and word accuracy: ocr.read against RapidOCR() defaults, 640x360 and 720p
   m  a 20,000-frame job's full results fetched 8 times at once: API RSS rise, child peak RSS
   p  one long ocr_only job (split at keyframes into segments) on --workers 2 against --workers 1
@@ -23,7 +24,13 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
   t  object tracks at 1, 2 and 10 analysed frames a second: the greedy IoU tracker against
      MotionTracker, MOTA and IDF1 on made scenes and on the bundled detector's boxes
   v  shots: cut precision, recall and F1 (one frame) on made edits; every frame decoded small
-     and grey against a full decode of every frame (1280x720, 30 s)
+     and grey against a full decode of every frame (1280x720, 30 s); a sample_fps=1 job with
+     and without detect_shots
+  q  accuracy report: the bundled detector on zoom-and-pan clips of labelled photos (P/R per
+     class, mAP@0.5, share of frames each object is found in); with --detector-models DIR,
+     every candidate detector compared in the same run
+  r  text accuracy: OCR word accuracy and CER on known words (and the text rule's floor),
+     text segment boundaries against the true lines at 1, 2 and 5 fps
   u  the source route: 20 concurrent readers of a 1 GiB video, local storage and S3 (moto):
      the API's memory before and during, throughput
   w  a job's media step (track ids, thumbnails, the H.264 copy of an mp4v upload) against
@@ -45,6 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_accuracy as accuracy
 import bench_decode as decoding
 import bench_local as local
 import bench_media as media
@@ -54,32 +62,17 @@ import bench_results as long_results
 import bench_server as served
 import bench_shots as shots
 import bench_source as source
+import bench_text_accuracy as text_accuracy
 import bench_tracking as tracking
 import bench_videos as videos
+from bench_table import Row
 
+from forgesyte.results.timeline import MIN_TEXT_CONFIDENCE
+from forgesyte.settings import analysis_threads
 from forgesyte.video.service import SamplingOptions
 from forgesyte.video.shots import SHOT_FRAME_WIDTH
 
 RESOLUTIONS = ((640, 360), (1280, 720))
-
-
-@dataclass
-class Row:
-    """One line of the table."""
-
-    key: str
-    measure: str
-    figure: str
-    ratio: str = ""
-    target: str = ""
-    passed: bool | None = None
-
-    @property
-    def verdict(self) -> str:
-        """PASS, FAIL or blank (no target)."""
-        if self.passed is None:
-            return ""
-        return "PASS" if self.passed else "FAIL"
 
 
 @dataclass(frozen=True)
@@ -426,71 +419,99 @@ SAMPLED_SECONDS = 30.0
 """Row s's video length, quick run or not: a few seconds of H.264 at keyint 250 are one
 GOP, where a sampled job must decode every reference frame up to its last wanted one."""
 
+SAMPLED_VIDEOS = (((1280, 720), None), ((1280, 720), 60), ((1920, 1080), None), ((1920, 1080), 60))
+"""Row s's H.264 videos: (width, height) and the keyframe interval in frames (None: x264's
+defaults, keyint 250 and scene cuts; 60: a keyframe every 2 s at 30 fps)."""
+
 SAMPLED_TARGETS = (
     ("sample_fps=1", SamplingOptions(sample_fps=1.0), 0.4),
     ("frame_stride=10", SamplingOptions(frame_stride=10), 0.5),
 )
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def _round_ratios(
+    top: list[decoding.Timing], bottom: list[decoding.Timing], part: int = 0
+) -> list[float]:
+    """top / bottom within each round: wall time (part 0) or CPU time (part 1)."""
+    return [t[part] / b[part] for t, b in zip(top, bottom, strict=True)]
+
+
 def sampled_decode_rows(plan: Plan) -> list[Row]:
     """Row s: noop jobs at sample_fps=1 and frame_stride=10 against decoding every frame.
 
-    The baseline decodes every frame of the same 30 s 1280x720 30 fps video (in a quick
-    run too) with PyAV, in this process as the jobs are, with the job decoder's codec
-    threads and BGR conversion (what a stride-1 job does); PyAV's plain `to_ndarray` and
-    no conversion at all are shown
-    beside it. Rounds interleave the measurements in a rotating order; each ratio is the
-    median of the ratios within a round (wall time decides), with the ratio of the best
-    rounds and the CPU-time ratio beside it.
+    D decodes every frame of the same 30 s 30 fps video (in a quick run too) with PyAV, in
+    this process as the jobs are, with the decoder threads the job's decoder has and the
+    job's BGR conversion of every frame (what a stride-1 job does). The floor decodes only
+    the keyframes, the reference frames up to each wanted frame and the wanted frames,
+    alone (no conversion, same threads). Each is measured with one decoder thread (the
+    service's default: a worker per core) and with one per core (a job alone on the
+    machine, given the idle cores). Rounds interleave the measurements in a rotating
+    order; each ratio is the median of the ratios within a round (wall time decides),
+    with their spread and the CPU-time ratio.
     """
     runner = local.runner_for("testkit_noop")
+    thread_counts = sorted({1, analysis_threads(None, workers=1)})
     rows: list[Row] = []
-    for label, path in (
-        ("mp4v, GOP 12", videos.moving_video(1280, 720, SAMPLED_SECONDS)),
-        ("H.264 x264 defaults", decoding.h264_video(1280, 720, SAMPLED_SECONDS)),
-    ):
+    for (width, height), interval in SAMPLED_VIDEOS:
+        path = decoding.h264_video(width, height, SAMPLED_SECONDS, keyframe_interval=interval)
+        label = f"{width}x{height} " + (f"GOP {interval}" if interval else "x264 keyframes")
         _note(f"s: sampled decoding, {label}, {plan.rounds} rounds")
-        decoding.decode_every_frame(path)  # page cache and decoder warm
-        names = ["every", "to_ndarray", "bare"] + [name for name, _, _ in SAMPLED_TARGETS]
-        measures: dict[str, Callable[[], tuple[float, float]]] = {
-            "every": lambda p=path: decoding.decode_every_frame(p),
-            "to_ndarray": lambda p=path: decoding.decode_every_frame(p, "to_ndarray"),
-            "bare": lambda p=path: decoding.decode_every_frame(p, "none"),
+        references = decoding.reference_packets(path)
+        floors = {
+            name: decoding.FloorDecode(path, sampling, references)
+            for name, sampling, _ in SAMPLED_TARGETS
         }
-        for name, sampling, _ in SAMPLED_TARGETS:
-            measures[name] = lambda p=path, s=sampling: decoding.sampled_job(p, runner, s)
-        timings: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        measures: dict[str, Callable[[], decoding.Timing]] = {}
+        for threads in thread_counts:
+            measures[f"D/{threads}"] = lambda p=path, t=threads: decoding.decode_every_frame(p, t)
+            for name, sampling, _ in SAMPLED_TARGETS:
+                measures[f"{name}/{threads}"] = (
+                    lambda p=path, s=sampling, t=threads: decoding.sampled_job(p, runner, s, t)
+                )
+                measures[f"floor {name}/{threads}"] = lambda f=floors[name], t=threads: f.decode(t)
+        decoding.decode_every_frame(path, 1)  # page cache and decoder warm
+        names = list(measures)
+        timings: dict[str, list[decoding.Timing]] = {name: [] for name in names}
+        loads = [os.getloadavg()[0]]
         for round_index in range(plan.rounds):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 timings[name].append(measures[name]())
-        walls = {name: [t[0] for t in timed] for name, timed in timings.items()}
-        every = walls["every"]
+            loads.append(os.getloadavg()[0])
+        walls = {name: _median([t[0] for t in timed]) for name, timed in timings.items()}
         rows.append(
             Row(
                 "s",
-                f"decode every frame to BGR, 1280x720 {label}",
-                f"{_median(every):.2f} s",
-                f"(to_ndarray {_median(walls['to_ndarray']):.2f} s, "
-                f"no conversion {_median(walls['bare']):.2f} s)",
+                f"D: decode every frame to BGR, {label} "
+                f"({len(references)} of {SAMPLED_SECONDS * videos.FPS:.0f} frames are references)",
+                " / ".join(f"{walls[f'D/{t}']:.2f} s" for t in thread_counts),
+                " / ".join(str(t) for t in thread_counts)
+                + f" decoder thread(s); load {_spread(loads)}",
                 "(baseline)",
             )
         )
         for name, _, target in SAMPLED_TARGETS:
-            job = timings[name]
-            ratio = _median([j[0] / e for j, e in zip(job, every, strict=True)])
-            cpu = _median([j[1] / e[1] for j, e in zip(job, timings["every"], strict=True)])
-            best = min(walls[name]) / min(every)
-            rows.append(
-                Row(
-                    "s",
-                    f"  noop job {name}, {label}",
-                    f"{_median(walls[name]):.2f} s",
-                    f"{ratio:.2f} x every frame (best {best:.2f} x, cpu {cpu:.2f} x)",
-                    f"<= {target:.2f} x",
-                    ratio <= target,
+            for threads in thread_counts:
+                d = timings[f"D/{threads}"]
+                job = _round_ratios(timings[f"{name}/{threads}"], d)
+                floor = _median(_round_ratios(timings[f"floor {name}/{threads}"], d))
+                cpu = _median(_round_ratios(timings[f"{name}/{threads}"], d, part=1))
+                rows.append(
+                    Row(
+                        "s",
+                        f"  noop job {name}, {threads} decoder thread(s) "
+                        f"(floor: {floors[name].packet_count} packets)",
+                        f"{walls[f'{name}/{threads}']:.2f} s",
+                        f"{_median(job):.2f} x D [{_spread(job)}] (floor {floor:.2f} x, "
+                        f"cpu {cpu:.2f} x)",
+                        f"<= {target:.2f} x",
+                        _median(job) <= target,
+                    )
                 )
-            )
     return rows
 
 
@@ -606,7 +627,7 @@ def split_rows(plan: Plan) -> list[Row]:
 
 
 def tracking_rows(quick: bool) -> list[Row]:
-    """Row t: the timeline's greedy IoU tracker against MotionTracker, same detections.
+    """Row t: MotionTracker (the timeline's) against the greedy IoU tracker it replaced.
 
     MOTA (1 - (missed + false + identity switches) / true boxes) and IDF1 (the share of
     boxes given to each object's one best track) at IoU 0.5; made scenes' detections have
@@ -633,16 +654,21 @@ def tracking_rows(quick: bool) -> list[Row]:
 
 
 def shot_rows(plan: Plan, quick: bool) -> list[Row]:
-    """Row v: cuts found on made edits; the cost of the every-frame grey decode.
+    """Row v: cuts found on made edits; the cost of the every-frame grey decode; a
+    sample_fps=1 job with and without detect_shots.
 
     The decode rounds interleave, in a rotating order: a full decode of every frame to
     BGR (row s's baseline, the codec's default slice threads), the grey decode with the
-    same threads, with FFmpeg's frame threads too ("AUTO"), and the grey decode feeding
-    the ShotDetector (default threads). Each ratio is the median of the ratios within a
-    round; the CPU ratio is what the work costs whatever else runs on the machine.
+    same threads, with FFmpeg's frame threads too ("AUTO"), the grey decode feeding the
+    ShotDetector (default threads, `find_shots`), and a sample_fps=1 `testkit_noop` job
+    through the video service without and with the shot pass (the job a shot pass costs
+    most in proportion: its analysis is the sampled decode alone). Each ratio is the
+    median of the ratios within a round; the CPU ratio is what the work costs whatever
+    else runs on the machine.
     """
     _note("v: shots on made edits")
     found = shots.cut_scores(quick)
+    noop = local.runner_for("testkit_noop")
     rows = [
         Row(
             "v",
@@ -659,10 +685,12 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
     ):
         _note(f"v: every frame small and grey, 1280x720 {label}, {plan.rounds} rounds")
         measures: dict[str, Callable[[], tuple[float, float]]] = {
-            "full": lambda p=path: decoding.decode_every_frame(p),
+            "full": lambda p=path: decoding.decode_every_frame(p, 1),
             "grey": lambda p=path: shots.grey_decode(p, "SLICE", detect=False),
             "grey AUTO": lambda p=path: shots.grey_decode(p, "AUTO", detect=False),
             "grey + shots": lambda p=path: shots.grey_decode(p, "SLICE", detect=True),
+            "job": lambda p=path: shots.sampled_job(p, noop, detect_shots=False),
+            "job + shots": lambda p=path: shots.sampled_job(p, noop, detect_shots=True),
         }
         names = list(measures)
         timings: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
@@ -680,7 +708,7 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
                 "(baseline)",
             )
         )
-        for name in names[1:]:
+        for name in ("grey", "grey AUTO", "grey + shots"):
             ratio = _median([t[0] / f[0] for t, f in zip(timings[name], full, strict=True)])
             cpu = _median([t[1] / f[1] for t, f in zip(timings[name], full, strict=True)])
             rows.append(
@@ -691,6 +719,70 @@ def shot_rows(plan: Plan, quick: bool) -> list[Row]:
                     f"{ratio:.2f} x full (cpu {cpu:.2f} x)",
                 )
             )
+        rounds = list(zip(timings["job"], timings["job + shots"], timings["grey"], strict=True))
+        with_ratio = _median([shot[0] / job[0] for job, shot, _ in rounds])
+        # the shot pass's extra time against decoding every frame small and grey alone
+        # (what it adds to that: the ShotDetector's own work); CPU seconds, which the
+        # machine's load moves less than wall seconds, are the target
+        extra = _median([(shot[0] - job[0]) / grey[0] for job, shot, grey in rounds])
+        extra_cpu = _median([(shot[1] - job[1]) / grey[1] for job, shot, grey in rounds])
+        without_s, with_s = (_median([t[0] for t in timings[n]]) for n in ("job", "job + shots"))
+        rows += [
+            Row(
+                "v",
+                f"  sample_fps=1 job (testkit_noop) without / with detect_shots, {label}",
+                f"{without_s:.2f} s / {with_s:.2f} s",
+                f"{with_ratio:.2f} x",
+            ),
+            Row(
+                "v",
+                "    the extra time of detect_shots against the every-frame grey decode",
+                f"{with_s - without_s:.2f} s",
+                f"{extra:.2f} x grey (cpu {extra_cpu:.2f} x)",
+                "cpu <= 1.15 x grey",
+                extra_cpu <= 1.15,
+            ),
+        ]
+    return rows
+
+
+def text_accuracy_rows(quick: bool) -> list[Row]:
+    """Row r: OCR word accuracy and character error rate on the known-words videos; the
+    text rule's confidence floor against the lines that hold real words; the timeline's
+    text segment boundaries against the true appearance of each line (captions video,
+    through the analysis child's path at several rates). Row q (the detector's accuracy)
+    is its neighbour: the two make the accuracy report (`--only q,r`)."""
+    _note("r: OCR accuracy, the text rule's floor, segment boundaries")
+    found = text_accuracy.text_accuracy(quick)
+    rows: list[Row] = []
+    for name, reading in found.readings.items():
+        rows.append(
+            Row(
+                "r",
+                f"OCR on known words, {name} ({reading.words} words): word accuracy, CER",
+                f"{reading.word_accuracy:.3f}, {reading.character_error_rate:.3f}",
+                f"lowest real line {reading.lowest_real_confidence:.3f}",
+                f"none under {MIN_TEXT_CONFIDENCE}",
+                reading.real_lines_left_out == 0,
+            )
+        )
+    for bounds in found.boundaries:
+        lines = len(text_accuracy.CAPTIONS)
+        rows.append(
+            Row(
+                "r",
+                f"text segments vs true lines, sample_fps {bounds.sample_fps:g} "
+                f"({bounds.lines_found}/{lines} lines, {len(bounds.other_segments)} other "
+                f"segments, {bounds.junk_read} readings on the bar kept out)",
+                f"mean {bounds.mean_s:.3f} s ({bounds.mean_s * bounds.sample_fps:.2f} fr), "
+                f"worst {bounds.worst_s:.3f} s ({bounds.worst_s * bounds.sample_fps:.2f} fr)",
+                f"{max(bounds.frames_missed, default=0)} analysed frames missed",
+                "0 missed, all lines, 0 other",
+                bounds.lines_found == lines
+                and not bounds.other_segments
+                and max(bounds.frames_missed, default=0) == 0,
+            )
+        )
     return rows
 
 
@@ -773,7 +865,13 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopstvuw", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopqrstuvw", help="rows to run, e.g. 'e,f' (default all)"
+    )
+    parser.add_argument(
+        "--detector-models",
+        type=Path,
+        help="row q also compares the candidate detectors built in this folder "
+        "(scripts/build_detector_model.py --candidates DIR)",
     )
     parser.add_argument(
         "--compare-threads",
@@ -819,6 +917,11 @@ def main() -> int:
         rows += tracking_rows(args.quick)
     if "v" in keys:
         rows += shot_rows(plan, args.quick)
+    if "q" in keys:
+        _note("q: accuracy report" + (", comparing detectors" if args.detector_models else ""))
+        rows += accuracy.accuracy_rows(args.quick, args.detector_models)
+    if "r" in keys:
+        rows += text_accuracy_rows(args.quick)
     if "u" in keys:
         rows += source_rows(plan)
     if "w" in keys:

@@ -155,6 +155,7 @@ XDIST_GROUPS = {
     "tests/e2e/test_cli.py": "live_server",
     "tests/e2e/test_client.py": "live_server",
     "tests/e2e/test_lifecycle.py": "live_server",
+    "tests/e2e/test_timeline_jobs.py": "live_server",
     "tests/faults/test_api_guard.py": "hostile_server",
     "tests/faults/test_hostile_input.py": "hostile_server",
     "tests/faults/test_isolation.py": "hostile_server",

@@ -133,7 +133,8 @@ def relative_time(moment: datetime, now: datetime | None = None) -> str:
 
 
 def format_timeline(timeline: Timeline) -> list[str]:
-    """Human lines: the text segments, then the object tracks."""
+    """Human lines: the text segments, then the object tracks, then the shots (when the
+    job looked for them)."""
     lines = [f"{clock(s.start_s)}\u2013{clock(s.end_s)}  {s.text}" for s in timeline.text]
     if not lines:
         lines.append("no text")
@@ -143,6 +144,13 @@ def format_timeline(timeline: Timeline) -> list[str]:
         f"  ({t.frames} frames, best {t.confidence:.2f})"
         for t in timeline.objects
     ] or ["no objects"]
+    if timeline.shots:
+        lines.append("")
+        lines += [
+            f"{clock(shot.start_s)}\u2013{clock(shot.end_s)}  shot {shot.index + 1}"
+            f"  (frames {shot.first_frame}-{shot.last_frame})"
+            for shot in timeline.shots
+        ]
     return lines
 
 
@@ -257,6 +265,8 @@ def _summarise(job: Job, final: JobStatus, args: argparse.Namespace, elapsed_s: 
     try:
         timeline = job.timeline()
         found = f"{len(timeline.text)} text segment(s), {len(timeline.objects)} object track(s)"
+        if timeline.shots:
+            found += f", {len(timeline.shots)} shot(s)"
     except ApiError:
         found = "no timeline"
     _out().print(
@@ -288,7 +298,7 @@ def cmd_results(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace, client: Client) -> int:
-    """A job's text segments, then its object tracks (or the WebVTT file)."""
+    """A job's text segments, object tracks and shots (or the WebVTT subtitles)."""
     job = client.job(args.job_id)
     if args.format == "vtt":
         sys.stdout.write(job.vtt())
@@ -387,7 +397,7 @@ def add_client_commands(commands: Any) -> None:
         ("submit", cmd_submit, "submit a video (--wait: follow it with a progress bar)"),
         ("status", cmd_status, "show a job's status"),
         ("results", cmd_results, "print a completed job's results (JSON or JSON Lines)"),
-        ("timeline", cmd_timeline, "show a job's text segments and object tracks"),
+        ("timeline", cmd_timeline, "show a job's text segments, object tracks and shots"),
         ("jobs", cmd_jobs, "list the jobs, newest first"),
         ("cancel", cmd_cancel, "cancel a pending or running job"),
         ("delete", cmd_delete, "delete a finished job and its files"),

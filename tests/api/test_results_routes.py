@@ -20,11 +20,13 @@ import webvtt
 from fastapi.testclient import TestClient
 
 from forgesyte.api import context as app_context
+from forgesyte.api.routes import timeline as timeline_route
 from forgesyte.jobs.store import JobStore
 from forgesyte.results.storing import StagedUpload
 from forgesyte.results.writer import FrameResultsWriter
 from forgesyte.storage.base import results_key, timeline_key
 from forgesyte.submission.errors import RetryLater
+from forgesyte.video.shots import Shot
 from tests.api.conftest import MakeClient
 from tests.support.storages import StorageBackend
 
@@ -50,15 +52,22 @@ def submit(client: TestClient, video: Path) -> uuid.UUID:
 
 
 def complete(
-    store: JobStore, backend: StorageBackend, job_id: uuid.UUID, entries: list[Any], tmp: Path
+    store: JobStore,
+    backend: StorageBackend,
+    job_id: uuid.UUID,
+    entries: list[Any],
+    tmp: Path,
+    shots: tuple[Shot, ...] = (),
 ) -> None:
-    """Write the entries as the analysis child does, store them as the worker does."""
+    """Write the entries (and shots) as the analysis child does, store them as the worker
+    does."""
     folder = tmp / str(job_id)
     folder.mkdir()
     with FrameResultsWriter(folder) as writer:
+        writer.start((320, 180))
         for item in entries:
             writer.add(item)
-        writer.finish()
+        writer.finish(shots)
     with StagedUpload(backend.storage) as upload:
         upload.upload(writer.results_path, results_key(job_id))
         upload.upload(writer.timeline_path, timeline_key(job_id))
@@ -169,6 +178,7 @@ def test_timeline_json_and_vtt(client: TestClient, score_job: uuid.UUID) -> None
     assert [(t["track_id"], t["class_name"], t["frames"]) for t in timeline["objects"]] == [
         (1, "person", 4)
     ]
+    assert timeline["shots"] == []  # submitted without detect_shots
     vtt = client.get(f"/v1/video/timeline/{score_job}", params={"format": "vtt"})
     assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
     captions = webvtt.from_buffer(io.StringIO(vtt.text)).captions
@@ -209,6 +219,79 @@ def test_preview_of_a_frame_not_analysed_is_404(
 def test_preview_needs_a_frame_index(client: TestClient, score_job: uuid.UUID) -> None:
     for params in ({}, {"frame_index": -1}, {"frame_index": "x"}):
         assert client.get(f"/v1/video/preview/{score_job}", params=params).status_code == 400
+
+
+SHOTS = (Shot(0, 0.0, 0.9, 0, 9), Shot(1, 1.0, 1.9, 10, 19))
+
+
+def test_shots_in_the_timeline_and_as_vtt_chapters(
+    client: TestClient,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    score_video: Path,
+    tmp_path: Path,
+) -> None:
+    job_id = submit(client, score_video)
+    entries = [entry(0, "SCORE 2-1"), entry(10, "HALF TIME")]
+    complete(store, storage_backend, job_id, entries, tmp_path, SHOTS)
+    timeline = client.get(f"/v1/video/timeline/{job_id}").json()
+    assert timeline["shots"] == [shot.to_json() for shot in SHOTS]
+    chapters = client.get(
+        f"/v1/video/timeline/{job_id}", params={"format": "vtt", "track": "chapters"}
+    )
+    assert chapters.status_code == 200 and chapters.headers["content-type"].startswith("text/vtt")
+    cues = webvtt.from_buffer(io.StringIO(chapters.text)).captions
+    # one chapter per shot, each to the next shot's start, the last to its last frame's end
+    assert [(c.start, c.end, c.text) for c in cues] == [
+        ("00:00:00.000", "00:00:01.000", "Shot 1"),
+        ("00:00:01.000", "00:00:02.000", "Shot 2"),
+    ]
+    subtitles = client.get(
+        f"/v1/video/timeline/{job_id}", params={"format": "vtt", "track": "subtitles"}
+    )
+    assert [c.text for c in webvtt.from_buffer(io.StringIO(subtitles.text)).captions] == [
+        "SCORE 2-1",
+        "HALF TIME",
+    ]
+    assert subtitles.text == client.get(f"/v1/video/timeline/{job_id}?format=vtt").text
+    bad = client.get(f"/v1/video/timeline/{job_id}", params={"format": "vtt", "track": "audio"})
+    assert bad.status_code == 400
+    assert "track" in bad.json()["detail"] and "'subtitles' or 'chapters'" in bad.json()["detail"]
+
+
+def test_a_job_without_shots_has_no_chapters(client: TestClient, score_job: uuid.UUID) -> None:
+    answer = client.get(f"/v1/video/timeline/{score_job}?format=vtt&track=chapters")
+    assert answer.status_code == 200 and answer.text == "WEBVTT\n\n"
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 64 * 1024])
+def test_a_timeline_stored_before_shots_answers_with_no_shots(
+    client: TestClient,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    score_video: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunk_bytes: int,
+) -> None:
+    """The stored file is streamed (in chunks of any size): "shots": [] is added when it
+    has none, and a stored "shots" key is found even when it straddles two chunks."""
+    monkeypatch.setattr(timeline_route, "CHUNK_BYTES", chunk_bytes)
+    entries = [entry(i, f"LINE {i}") for i in range(0, 20, 2)]
+    old = submit(client, score_video)
+    complete(store, storage_backend, old, entries, tmp_path)
+    stored = json.loads(storage_backend.read(timeline_key(old)))
+    del stored["shots"]
+    storage_backend.storage.put_bytes(
+        timeline_key(old), json.dumps(stored, separators=(",", ":")).encode()
+    )
+    new = submit(client, score_video)
+    complete(store, storage_backend, new, entries, tmp_path, SHOTS)
+    for job_id, shots in ((old, []), (new, [shot.to_json() for shot in SHOTS])):
+        answer = client.get(f"/v1/video/timeline/{job_id}")
+        assert answer.status_code == 200
+        assert answer.content.startswith(f'{{"job_id":"{job_id}",'.encode())
+        assert answer.json() == {**stored, "job_id": str(job_id), "shots": shots}
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ def test_submit_stores_the_video_and_enqueues_a_pending_job(
         "max_frames": 5,
         "sample_fps": None,
         "skip_unchanged": False,
+        "detect_shots": False,
     }
     assert job.pipeline_id == "ocr_only"
     assert job.input_path == f"videos/{job_id}.mp4"

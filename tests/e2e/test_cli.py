@@ -21,6 +21,7 @@ from forgesyte.client_commands import option_flag, submit_options
 from forgesyte.jobs.options import JobOptions
 from tests.support.server import FORGESYTE, ServerProcess, WorkerProcess, wait_for_end
 from tests.support.videos import write_counter_video
+from tests.video.shot_videos import CUTS
 
 
 @pytest.fixture
@@ -85,6 +86,7 @@ def test_client_commands_and_the_locked_duckdb_message(
         "max_frames": 3,
         "sample_fps": 2.5,
         "skip_unchanged": True,
+        "detect_shots": False,
     }
     assert 0 < len(sampled["results"]) <= 3
     with pytest.raises(SystemExit) as exited:
@@ -270,6 +272,36 @@ def test_submit_wait_shows_progress_on_stderr_and_a_summary_then_the_timeline(
     document = json.loads(page.stdout)
     assert [e["frame_index"] for e in document["results"]] == [5, 10]
     assert document["next_offset"] == 3 and document["frames_analysed"] == 4
+
+
+def test_submit_detect_shots_and_the_timeline_prints_the_shots(
+    live_server: ServerProcess, tmp_path: Path
+) -> None:
+    video = CUTS.write(tmp_path / "cuts.mp4")  # five takes of 1-1.5 s joined by cuts
+    done = _forgesyte(
+        "submit", str(video), "--wait", "--detect-shots", "--sample-fps", "1",
+        "--pipeline-id", "testkit_noop", url=live_server.url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.splitlines()[0]
+    found = "0 text segment(s), 0 object track(s), 5 shot(s)"
+    assert summary.endswith(f": 7 frame(s) analysed with testkit_noop, {found}"), summary
+    job_id = summary.split()[1]
+    timeline = _forgesyte("timeline", job_id, url=live_server.url)
+    assert timeline.returncode == 0, timeline.stderr
+    assert timeline.stdout.splitlines() == [
+        "no text",
+        "",
+        "no objects",
+        "",
+        "00:00.0\u201300:01.5  shot 1  (frames 0-44)",
+        "00:01.5\u201300:03.0  shot 2  (frames 45-89)",
+        "00:03.0\u201300:04.5  shot 3  (frames 90-134)",
+        "00:04.5\u201300:06.0  shot 4  (frames 135-179)",
+        "00:06.0\u201300:07.0  shot 5  (frames 180-209)",
+    ]
+    as_json = json.loads(_forgesyte("timeline", job_id, "--json", url=live_server.url).stdout)
+    assert [shot["first_frame"] for shot in as_json["shots"]] == [0, 45, 90, 135, 180]
 
 
 def test_exit_codes_failed_job_unknown_job_and_no_server(

@@ -73,7 +73,7 @@ def test_a_completed_job_stores_results_and_timeline_byte_identical_across_runs(
     assert tracks[0] == tracks[1] and len(tracks[0].splitlines()) == 14
     assert [json.loads(line)["frame_index"] for line in first.splitlines()] == list(range(0, 40, 3))
     timeline = json.loads(storage_backend.read(f"timelines/{jobs[0]}.json"))
-    assert timeline == {"objects": [], "text": []}
+    assert timeline == {"objects": [], "shots": [], "text": []}
 
 
 @pytest.mark.parametrize("storage_backend", ["local"], indirect=True)

@@ -4,7 +4,9 @@ The files under ``stored_bytes/`` were written by this module's own `write_job` 
 code as it was before tools handed typed values to each other (the results serialised by
 each tool). Each case runs the whole path of a job's analysis child (decode, sample, run
 the pipeline, `FrameResultsWriter`), so a change in how values travel between tools or
-are serialised shows here as a changed byte:
+are serialised shows here as a changed byte. (The timelines were written again when
+they gained ``"shots": []`` and left out readings that are no text: the third party's
+line of confidence 0 is gone from it, nothing else changed.)
 
 - ``ocr_only``: whole-frame text lines, with ``skip_unchanged`` (entries reused).
 - ``detect_ocr``: the bundled detector's detections, each with the text read inside it;
@@ -172,7 +174,10 @@ def write_job(case: str, folder: Path) -> tuple[bytes, bytes]:
     video, sampling = made_video(case, folder)
     with FrameResultsWriter(folder) as writer:
         VideoFilePipelineService(runner).analyse(
-            video, sampling, on_frame=lambda frame: writer.add(frame.to_json())
+            video,
+            sampling,
+            on_frame=lambda frame: writer.add(frame.to_json()),
+            on_video=lambda info: writer.start(info.resolution_wh),
         )
         writer.finish()
     return writer.results_path.read_bytes(), writer.timeline_path.read_bytes()

@@ -1,23 +1,29 @@
-"""Text segments and object tracks from frame entries."""
+"""Text segments, object tracks and shots from frame entries; readings that are no text left
+out of the timeline."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from forgesyte.plugins.detections import Detections, is_detection
+import pytest
+
+from forgesyte.plugins.detections import is_detection
 from forgesyte.plugins.values import TextLine
 from forgesyte.results.timeline import (
-    ObjectTracker,
-    Sighting,
+    MAX_TEXT_BOX_SHARE,
+    MIN_TEXT_CONFIDENCE,
     TimelineBuilder,
+    box_area,
     frame_observations,
-    iou,
+    is_plausible_text,
     normalise_text,
     text_similarity,
 )
+from forgesyte.video.shots import Shot
 
 BOX = [[10.0, 10.0], [90.0, 10.0], [90.0, 30.0], [10.0, 30.0]]
+FRAME_WH = (320, 180)
 
 
 def line(
@@ -39,7 +45,7 @@ def entries(frames: list[list[dict[str, Any]]], stride: int = 1, fps: float = 10
 
 def timeline_of(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The timeline of frame entries, fed in order."""
-    builder = TimelineBuilder()
+    builder = TimelineBuilder(FRAME_WH)
     for entry in entries:
         builder.add(entry)
     return builder.build()
@@ -142,28 +148,63 @@ def test_tracker_follows_a_moving_object_and_keeps_two_apart() -> None:
     assert tracks[0]["start_s"] == 0.0 and tracks[0]["end_s"] == 0.4
 
 
-def test_tracker_opens_a_track_for_a_jump_and_closes_after_a_gap() -> None:
-    tracker = ObjectTracker()
-    frames = [
-        [detection([0.0, 0.0, 10.0, 10.0])],
-        [detection([100.0, 100.0, 110.0, 110.0])],  # far: a new object
-        [],
-        [detection([0.0, 0.0, 10.0, 10.0])],  # first closed two frames ago
-    ]
-    for i, found in enumerate(frames):
-        tracker.add(Sighting(i, i / 10, i), Detections.from_json(found))
-    tracks = tracker.finish()
-    assert [(t["track_id"], t["first_frame"], t["last_frame"]) for t in tracks] == [
-        (1, 0, 0),
-        (2, 1, 1),
-        (3, 3, 3),
-    ]
+def test_tracks_hold_across_a_second_between_analysed_frames() -> None:
+    """A walker moving twice its width between analysed frames (no overlap from one to
+    the next) stays one track; one that comes back after more than LOST_TRACK_S is new."""
+    steps = [(i, [detection([10.0 + 80 * i, 40.0, 50.0 + 80 * i, 140.0])]) for i in range(4)]
+    steps.append((7, [detection([10.0, 40.0, 50.0, 140.0])]))
+    timeline = timeline_of(
+        {"frame_index": 30 * t, "timestamp_s": float(t), "result": {"det": found}}
+        for t, found in steps
+    )
+    assert [(t["track_id"], t["first_frame"], t["last_frame"], t["frames"]) for t in
+            timeline["objects"]] == [(1, 0, 90, 4), (2, 210, 210, 1)]  # fmt: skip
 
 
-def test_iou() -> None:
-    assert iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
-    assert iou([0, 0, 10, 10], [5, 0, 15, 10]) == 50 / 150
-    assert iou([0, 0, 10, 10], [20, 20, 30, 30]) == 0.0
+def test_readings_that_are_no_text_stay_out_of_the_timeline() -> None:
+    """What OCR read on a plain coloured bar ("_", a box of most of the frame), one glyph
+    at 0.59 over the whole frame, and a low-confidence word are left out; what is left of
+    the frame, and the results, keep what OCR read."""
+    whole_frame = [[0.0, 4.0], [319.0, 0.0], [319.0, 170.0], [0.0, 178.0]]
+    junk = [
+        line("_", 0.95),
+        line("__", 0.93, whole_frame),
+        line("\u56de", 0.59, whole_frame),
+        line("EXIT", MIN_TEXT_CONFIDENCE - 0.01),
+        line("NO 7", 0.95, whole_frame),
+    ]
+    real = line("GATE 7", MIN_TEXT_CONFIDENCE)
+    timeline = timeline_of(entries([[*junk, real]] * 3))
+    assert [(s["text"], s["frames"]) for s in timeline["text"]] == [("GATE 7", 3)]
+    assert timeline_of(entries([junk])) == {"text": [], "objects": [], "shots": []}
+
+
+def test_what_makes_a_reading_plausible_text() -> None:
+    def reading(text: str, confidence: float = 0.9, w: float = 80.0, h: float = 20.0) -> TextLine:
+        return TextLine(text, confidence, ((0.0, 0.0), (w, 0.0), (w, h), (0.0, h)))
+
+    for text in ("7", "a", "\u00e9t\u00e9", "\u56de", "\u0661\u0662", "x_y", " GATE 7 "):
+        assert is_plausible_text(reading(text), FRAME_WH), text
+    for text in ("_", "__", "", " ", "-.", "|", "\u2014", "\u3002"):
+        assert not is_plausible_text(reading(text), FRAME_WH), text
+    area = FRAME_WH[0] * FRAME_WH[1] * MAX_TEXT_BOX_SHARE
+    assert is_plausible_text(reading("BIG", w=320.0, h=area / 320), FRAME_WH)
+    assert not is_plausible_text(reading("BIG", w=320.0, h=area / 320 + 1), FRAME_WH)
+    assert box_area(((0, 0), (4, 0), (4, 3), (0, 3))) == 12.0
+    assert box_area(((2, 0), (4, 2), (2, 4), (0, 2))) == 8.0  # a tilted box
+    with pytest.raises(ValueError, match="frame size"):
+        TimelineBuilder((0, 180))
+
+
+def test_the_timeline_carries_the_shots_in_order() -> None:
+    builder = TimelineBuilder(FRAME_WH)
+    builder.add(entries([[line("EXIT")]])[0])
+    shots = [Shot(0, 0.0, 0.4, 0, 4), Shot(1, 0.5, 1.9, 5, 19)]
+    timeline = builder.build(shots)
+    assert timeline["shots"] == [shot.to_json() for shot in shots]
+    assert timeline["shots"][1] == {
+        "index": 1, "start_s": 0.5, "end_s": 1.9, "first_frame": 5, "last_frame": 19
+    }  # fmt: skip
 
 
 def test_timeline_is_deterministic() -> None:

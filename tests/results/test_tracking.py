@@ -20,6 +20,7 @@ from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
 from tests.results.tracking_scenes import (
     DetectorModel,
     FlaggingDetector,
+    Mover,
     Scene,
     Scores,
     crossing_scene,
@@ -28,6 +29,7 @@ from tests.results.tracking_scenes import (
     motion_tracking,
     photo_scene,
     run_scene,
+    timeline_track_figures,
     write_photo_video,
 )
 
@@ -109,8 +111,9 @@ def test_objects_keep_their_tracks_through_missed_and_low_detections(
 
 def test_at_one_frame_a_second_tracks_mostly_hold_where_the_iou_tracker_breaks() -> None:
     """At 1 fps a walker moves 2-3 box widths between two analysed frames: the greedy IoU
-    tracker (timeline.py) scores an IDF1 of about 0.15 on this scene (bench row t); the
-    motion model keeps most identities despite missed boxes."""
+    tracker the timeline used before (bench_tracking.py) scores an IDF1 of about 0.15 on
+    this scene (bench row t); the motion model keeps most identities despite missed
+    boxes."""
     runs = [scores(crossing_scene(), DetectorModel(seed=seed), 1.0) for seed in SEEDS]
     assert np.mean([run.idf1 for run in runs]) >= 0.85
     assert sum(run.most_tracks_per_object == 1 for run in runs) >= 3
@@ -243,3 +246,29 @@ def test_the_bundled_detector_on_a_photo_video_gives_one_track_per_object(
         assert result.most_tracks_per_object == 1, (with_low, result)
         assert result.worst_coverage >= 0.9, (with_low, result)
         assert result.id_switches == 0, (with_low, result)
+
+
+def test_the_timeline_figures_see_a_missed_object_an_extra_track_and_a_swap() -> None:
+    """The e2e tests' figures (timeline_track_figures) can fail: two walkers, one from
+    frame 0 to 60, one from 30 to 90, analysed every 10 frames."""
+    scene = Scene(
+        320,
+        180,
+        10.0,
+        9.0,
+        (
+            Mover(1, "person", (20, 44), (40, 90), (20, 0), leaves_s=6.0),
+            Mover(2, "person", (20, 44), (260, 90), (-20, 0), enters_s=3.0),
+        ),
+    )
+    analysed = [(frame, frame / 10) for frame in range(0, 90, 10)]
+    right = timeline_track_figures(scene, analysed, [(0, 60), (30, 80)])
+    assert (right.tracks, right.identity_switches) == (2, 0)
+    assert right.coverage == {1: 1.0, 2: 1.0}
+    # tracks that swap objects where they cross: one goes on past its object's end,
+    # the other covers two thirds of its object
+    swapped = timeline_track_figures(scene, analysed, [(0, 80), (30, 60)])
+    assert swapped.identity_switches == 1 and swapped.coverage[2] == 4 / 6
+    split = timeline_track_figures(scene, analysed, [(0, 30), (40, 60), (30, 80)])
+    assert split.tracks == 3 and split.coverage[1] == 4 / 7
+    assert timeline_track_figures(scene, analysed, [(0, 60)]).coverage[2] == 0.0

@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from forgesyte.plugins.detections import Detections
 from forgesyte.plugins.values import TextLine, TextLines
 from forgesyte.results.encoding import encode_line
 from forgesyte.results.merging import merge_segment_results
 from forgesyte.results.writer import FrameResultsWriter
+from forgesyte.video.shots import Shot
 from forgesyte.workers.images import draw_results
 
+FRAME_WH = (640, 360)
 LINE = TextLine("GATE 7", 0.9, ((10.0, 10.0), (90.0, 10.0), (90.0, 30.0), (10.0, 30.0)))
 
 
@@ -50,10 +53,12 @@ def test_typed_entries_are_stored_as_their_json_and_the_timeline_reads_the_store
     (tmp_path / "typed").mkdir()
     (tmp_path / "plain").mkdir()
     with FrameResultsWriter(tmp_path / "typed") as from_typed:
+        from_typed.start(FRAME_WH)
         for entry in typed:
             from_typed.add(entry)
         from_typed.finish()
     with FrameResultsWriter(tmp_path / "plain") as from_plain:
+        from_plain.start(FRAME_WH)
         for entry in plain:
             from_plain.add(entry)
         from_plain.finish()
@@ -67,19 +72,32 @@ def test_typed_entries_are_stored_as_their_json_and_the_timeline_reads_the_store
 
 def test_merged_segments_give_the_unsplit_bytes(tmp_path: Path) -> None:
     (tmp_path / "whole").mkdir()
+    shots = [Shot(0, 0.0, 0.1, 0, 1), Shot(1, 0.2, 0.3, 2, 3)]
     with FrameResultsWriter(tmp_path / "whole") as whole:
+        whole.start(FRAME_WH)
         for index in range(4):
             whole.add(typed_entry(index))
-        whole.finish()
+        whole.finish(shots)
     lines = whole.results_path.read_bytes().splitlines(keepends=True)
     parts = [tmp_path / "part0", tmp_path / "part1"]
     parts[0].write_bytes(b"".join(lines[:1]))
     parts[1].write_bytes(b"".join(lines[1:]))
     (tmp_path / "merged").mkdir()
-    merged = merge_segment_results((part.open("rb") for part in parts), tmp_path / "merged")
+    opened = (part.open("rb") for part in parts)
+    merged = merge_segment_results(opened, tmp_path / "merged", FRAME_WH, shots)
     assert merged.frames == 4
     assert merged.results_path.read_bytes() == whole.results_path.read_bytes()
     assert merged.timeline_path.read_bytes() == whole.timeline_path.read_bytes()
+    assert json.loads(merged.timeline_path.read_bytes())["shots"] == [s.to_json() for s in shots]
+
+
+def test_the_timeline_needs_the_frame_size_first(tmp_path: Path) -> None:
+    with FrameResultsWriter(tmp_path) as writer:
+        with pytest.raises(RuntimeError, match="start"):
+            writer.add(typed_entry(0))
+        writer.start(FRAME_WH)
+        with pytest.raises(RuntimeError, match="already"):
+            writer.start(FRAME_WH)
 
 
 def test_the_preview_draws_what_the_timeline_reads_and_nothing_else() -> None:

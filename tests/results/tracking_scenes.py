@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from forgesyte_testkit import PALETTE
 
 from forgesyte.plugins.base import Frame
 from forgesyte.plugins.objects import ObjectsDetect
@@ -416,36 +417,47 @@ def photo_scene(fps: float = 30.0, seconds: float = 8.0) -> Scene:
     )
 
 
-def write_photo_video(scene: Scene, path: Path) -> Path:
-    """Draw a photo scene's frames (movers as cut-outs pasted at their true boxes, the
-    later mover in front) and write them as an mp4v MP4."""
-    floor = cv2.resize(_photo("dog.jpg")[400:576], (scene.width, scene.height))
-    person = _photo("person.jpg")
-    sprites = {"person": person[96:380, 183:280], "dog": person[258:354, 58:210]}
+Paste = Callable[[np.ndarray, Mover, tuple[int, int, int, int]], None]
+"""Draws a mover on a frame at its (rounded) true box."""
+
+
+def write_scene_video(scene: Scene, path: Path, background: np.ndarray, paste: Paste) -> Path:
+    """Write a scene's frames as an mp4v MP4: the background with each mover pasted at its
+    true box (the later mover in front)."""
     writer = cv2.VideoWriter(
         str(path), cv2.VideoWriter_fourcc(*"mp4v"), scene.fps, (scene.width, scene.height)
     )
     try:
         for index in range(scene.frame_count):
-            frame = floor.copy()
+            frame = background.copy()
             for mover in scene.movers:
                 box = mover.box(index / scene.fps)
-                if box is None:
-                    continue
-                x1, y1, x2, y2 = (round(v) for v in box)
-                sprite = cv2.resize(sprites[mover.class_name], (x2 - x1, y2 - y1))
-                if mover.velocity_xy[0] < 0:
-                    sprite = sprite[:, ::-1]
-                left, top = max(x1, 0), max(y1, 0)
-                right, bottom = min(x2, scene.width), min(y2, scene.height)
-                if right > left and bottom > top:
-                    frame[top:bottom, left:right] = sprite[
-                        top - y1 : bottom - y1, left - x1 : right - x1
-                    ]
+                if box is not None:
+                    x1, y1, x2, y2 = (round(v) for v in box)
+                    paste(frame, mover, (x1, y1, x2, y2))
             writer.write(frame)
     finally:
         writer.release()
     return path
+
+
+def write_photo_video(scene: Scene, path: Path) -> Path:
+    """A photo scene's video: movers as cut-outs over a porch floor."""
+    floor = cv2.resize(_photo("dog.jpg")[400:576], (scene.width, scene.height))
+    person = _photo("person.jpg")
+    sprites = {"person": person[96:380, 183:280], "dog": person[258:354, 58:210]}
+
+    def paste(frame: np.ndarray, mover: Mover, box: tuple[int, int, int, int]) -> None:
+        x1, y1, x2, y2 = box
+        sprite = cv2.resize(sprites[mover.class_name], (x2 - x1, y2 - y1))
+        if mover.velocity_xy[0] < 0:
+            sprite = sprite[:, ::-1]
+        left, top = max(x1, 0), max(y1, 0)
+        right, bottom = min(x2, scene.width), min(y2, scene.height)
+        if right > left and bottom > top:
+            frame[top:bottom, left:right] = sprite[top - y1 : bottom - y1, left - x1 : right - x1]
+
+    return write_scene_video(scene, path, floor, paste)
 
 
 class FlaggingDetector:
@@ -474,3 +486,78 @@ def detected_frames(scene: Scene, frames: list[FrameResult], with_low: bool) -> 
         items = [item for item in items if with_low or not item["low"]]
         truth = scene.truth(frame.timestamp_s)
         yield frame.frame_index, frame.timestamp_s, truth, FrameDetections.from_json(items)
+
+
+def colour_crossing_scene(fps: float = 30.0, seconds: float = 8.0) -> Scene:
+    """Three walkers (20 x 44 px boxes) crossing a 320x180 frame at 45, 55 and 90 px/s
+    (2.3 to 4.5 box widths a second), each pair crossing once, at 3.9 s, 4.5 s and 6.0 s,
+    each entering and leaving at its own time: for `write_colour_video`."""
+    return Scene(
+        320,
+        180,
+        fps,
+        seconds,
+        (
+            Mover(1, "person", (20, 44), (-5, 90), (45, 0)),
+            Mover(2, "person", (20, 44), (325, 100), (-55, 0), enters_s=1.0),
+            Mover(3, "person", (20, 44), (-5, 80), (90, 0), enters_s=3.0),
+        ),
+    )
+
+
+def write_colour_video(scene: Scene, path: Path) -> Path:
+    """A scene's video for testkit's colour_boxes detector: movers as boxes of their own
+    colour (testkit's PALETTE, by object id) over a soft grey texture."""
+    rng = np.random.default_rng(5)
+    noise = rng.uniform(100, 150, (scene.height // 8, scene.width // 8)).astype(np.uint8)
+    grey = cv2.resize(noise, (scene.width, scene.height), interpolation=cv2.INTER_CUBIC)
+
+    def paste(frame: np.ndarray, mover: Mover, box: tuple[int, int, int, int]) -> None:
+        colour = PALETTE[(mover.object_id - 1) % len(PALETTE)]
+        cv2.rectangle(frame, box[:2], (box[2] - 1, box[3] - 1), colour, -1)
+
+    return write_scene_video(scene, path, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), paste)
+
+
+@dataclass(frozen=True)
+class TrackFigures:
+    """A timeline's tracks against a scene's objects: how many tracks, and per object
+    the share of the analysed frames showing it inside its track's span."""
+
+    tracks: int
+    coverage: dict[int, float]
+    identity_switches: int  # tracks that began on another object or went on to one
+
+
+def timeline_track_figures(
+    scene: Scene, analysed: list[tuple[int, float]], spans: list[tuple[int, int]]
+) -> TrackFigures:
+    """Score a timeline's object tracks, (first_frame, last_frame) each, against the
+    scene's objects on the analysed frames, (frame_index, timestamp_s) each.
+
+    Each object is paired with the track spanning most of its analysed frames (an
+    optimal assignment). A track whose span starts before its object's first analysed
+    frame or ends after its last, by more than one analysed frame, began on another
+    object or went on to one: an identity switch (the scene's objects enter and leave
+    at different times, so a switch shows in the spans).
+    """
+    shown: dict[int, list[int]] = {}
+    for frame_index, t in analysed:
+        for object_id, _, _ in scene.truth(t):
+            shown.setdefault(object_id, []).append(frame_index)
+    objects = sorted(shown)
+    inside = np.array(
+        [[sum(first <= f <= last for f in shown[o]) for first, last in spans] for o in objects],
+        dtype=float,
+    ).reshape(len(objects), len(spans))
+    coverage = {o: 0.0 for o in objects}
+    switches = 0
+    indices = [frame_index for frame_index, _ in analysed]
+    for row, column in linear_assignment(-inside) if spans else []:
+        frames = shown[objects[row]]
+        coverage[objects[row]] = inside[row, column] / len(frames)
+        first, last = spans[column]
+        early = indices.index(frames[0]) - indices.index(first) if first in indices else 0
+        late = indices.index(last) - indices.index(frames[-1]) if last in indices else 0
+        switches += early > 1 or late > 1
+    return TrackFigures(len(spans), coverage, switches)

@@ -3,6 +3,7 @@ workers, a lost segment retried alone, a cancel that stops every segment."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -27,7 +28,9 @@ from forgesyte.storage.base import (
 from forgesyte.video.segments import plan_segments
 from forgesyte.video.service import SamplingOptions
 from forgesyte.workers.worker import Worker
+from tests.segments.videos import write_keyframed_frames
 from tests.support.storages import StorageBackend, StorageWrapper
+from tests.video.shot_videos import CUTS
 from tests.workers.conftest import Enqueue, MakeWorker, worker_config
 
 SPLIT = 12  # frames per segment in these tests (95 frames: several segments)
@@ -291,3 +294,69 @@ def test_the_next_claimer_of_a_lost_coordinators_job_goes_on_with_its_segments(
     unsplit = enqueue(keyframed_video, "testkit_grey")
     assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
     assert outputs(storage_backend, job_id) == outputs(storage_backend, unsplit)
+
+
+def test_a_split_job_finds_the_shots_of_the_whole_video(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    tmp_path: Path,
+) -> None:
+    """With detect_shots, the coordinator's child finds the shots on every frame of the
+    whole video (across the segments' edges): the timeline is the unsplit run's."""
+    video = write_keyframed_frames(tmp_path / "cuts.mp4", CUTS.frames(), gop=10)
+    options = {"sample_fps": 10.0, "detect_shots": True}
+    unsplit = enqueue(video, "testkit_grey", **options)
+    assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
+    split = enqueue(video, "testkit_grey", **options)
+    assert make_worker(config=worker_config(segment_frames=SPLIT)).run(burst=True) == 1
+    assert len(store.segments(split)) > 2
+    assert outputs(storage_backend, split) == outputs(storage_backend, unsplit)
+    shots = json.loads(outputs(storage_backend, split)[1])["shots"]
+    assert [shot["first_frame"] for shot in shots] == [0, 45, 90, 135, 180]  # CUTS' takes
+    assert shots[-1]["last_frame"] == sum(1 for _ in CUTS.frames()) - 1
+
+
+class StoppingStore(InMemoryJobStore):
+    """A store that asks the workers to stop the moment a job is split."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def add_segments(self, job_id: uuid.UUID, worker_id: str, spans: list[SegmentSpan]) -> bool:
+        added = super().add_segments(job_id, worker_id, spans)
+        self.stop.set()
+        return added
+
+
+def test_a_coordinator_stopped_before_its_shot_pass_hands_the_job_back(
+    make_worker: MakeWorker, storage_backend: StorageBackend, tmp_path: Path
+) -> None:
+    """A shutdown (no grace) as the job is split: the shot pass does not run, the job
+    goes back to pending with its segments, and the next worker finds the shots."""
+    stop = threading.Event()
+    stopping = StoppingStore(stop)
+    video = write_keyframed_frames(tmp_path / "cuts.mp4", CUTS.frames(), gop=10)
+    job_id = uuid.uuid4()
+    storage_backend.storage.put_bytes(video_key(job_id), video.read_bytes())
+    options = {"sample_fps": 10.0, "detect_shots": True}
+    stopping.create(NewJob(job_id, "testkit_grey", options, video_key(job_id)))
+    config = worker_config(segment_frames=SPLIT, shutdown_grace_s=0)
+    stopped = make_worker(config=config, stop_event=stop)
+    stopped.runner.store = stopping
+    stopped.run(burst=True)
+    record = stopping.get(job_id)
+    assert record is not None and record.status is JobStatus.PENDING, record
+    segments = stopping.segments(job_id)
+    assert len(segments) > 2 and {s.status for s in segments} == {SegmentStatus.PENDING}
+    assert not storage_backend.storage.exists(timeline_key(job_id))
+
+    again = make_worker(config=worker_config(segment_frames=SPLIT))
+    again.runner.store = stopping
+    assert again.run(burst=True) == 1
+    record = stopping.get(job_id)
+    assert record is not None and record.status is JobStatus.COMPLETED, record
+    shots = json.loads(storage_backend.read(timeline_key(job_id)))["shots"]
+    assert [shot["first_frame"] for shot in shots] == [0, 45, 90, 135, 180]

@@ -3,9 +3,12 @@ playlists posing as MP4, and decoding only the packets a job needs."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,12 @@ import numpy as np
 import pytest
 
 from forgesyte.plugins.base import Frame
+from forgesyte.video import decoder
 from forgesyte.video.decoder import (
+    SEEK_MIN_BYTES,
     BgrConverter,
+    DecodePlan,
+    decode_planned_frames,
     open_mp4,
     plan_decoding,
     read_packet_index,
@@ -108,15 +115,19 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: make(folder) for name, make in VIDEO_KINDS.items()}
 
 
+@pytest.mark.parametrize("decode_threads", [1, 3])
 @pytest.mark.parametrize("sampling_name", list(SAMPLINGS))
 @pytest.mark.parametrize("kind", list(VIDEO_KINDS))
 def test_frames_are_exactly_those_of_a_full_decode(
-    videos: dict[str, Path], kind: str, sampling_name: str
+    videos: dict[str, Path], kind: str, sampling_name: str, decode_threads: int
 ) -> None:
+    """Whatever the sampling, and with the decoder's own frame threads too: skipped
+    non-reference frames and runs that start at keyframes give a full decode's pixels."""
     sampling = SAMPLINGS[sampling_name]
     reference = full_decode(videos[kind])
     keeper = Keeper()
-    results = VideoFilePipelineService(keeper).run(videos[kind], sampling)
+    service = VideoFilePipelineService(keeper, decode_threads=decode_threads)
+    results = service.run(videos[kind], sampling)
     wanted = expected_frames(reference, sampling)
     assert [f.frame_index for f in results.frames] == wanted
     assert [f.timestamp_s for f in results.frames] == [round(reference[i][1], 6) for i in wanted]
@@ -309,3 +320,173 @@ def test_a_leading_frame_of_an_open_gop_reaches_back_into_the_run_before(
     assert [f.frame_index for f in results.frames] == wanted
     for got, index in zip(keeper.frames, wanted, strict=True):
         assert np.array_equal(got, reference[index][2]), f"frame {index} differs"
+
+
+class CountingContainer:
+    """An open container that counts the packets demuxed from it and the seeks made."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+        self.packets_read = 0
+        self.seeks = 0
+
+    @property
+    def streams(self) -> Any:
+        return self._container.streams
+
+    def demux(self, stream: Any) -> Iterator[Any]:
+        for packet in self._container.demux(stream):
+            self.packets_read += packet.size > 0
+            yield packet
+
+    def seek(self, offset: int, **options: Any) -> None:
+        self.seeks += 1
+        self._container.seek(offset, **options)
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[CountingContainer]:
+    """The containers the decoder opens from now on, counting what is read from them."""
+    opened: list[CountingContainer] = []
+    real_open = decoder.open_mp4
+
+    @contextlib.contextmanager
+    def counting_open(path: Path, max_frame_pixels: int) -> Iterator[CountingContainer]:
+        with real_open(path, max_frame_pixels) as container:
+            opened.append(CountingContainer(container))
+            yield opened[-1]
+
+    monkeypatch.setattr(decoder, "open_mp4", counting_open)
+    return opened
+
+
+def planned(path: Path, frames: list[int] | SamplingOptions, **options: Any) -> DecodePlan:
+    with open_mp4(path) as container:
+        index = read_packet_index(container, video_stream(container))
+    if isinstance(frames, SamplingOptions):
+        frames = select_frames(index, frames)
+    return plan_decoding(index, frames, **options)
+
+
+def assert_exact(path: Path, plan: DecodePlan, threads: int = 1) -> None:
+    """The plan's frames decode to exactly a full decode's pixels, in order."""
+    reference = full_decode(path)
+    got = list(decode_planned_frames(path, plan, 1 << 30, threads=threads))
+    assert [index for index, _ in got] == plan.frame_order
+    for index, image in got:
+        assert np.array_equal(image, reference[index][2]), f"frame {index} differs"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("sampling_name", ["stride-10", "fps-1", "fps-7.5"])
+@pytest.mark.parametrize("kind", list(VIDEO_KINDS))
+def test_seeking_over_every_gap_gives_the_same_frames(
+    videos: dict[str, Path],
+    counted: list[CountingContainer],
+    kind: str,
+    sampling_name: str,
+    threads: int,
+) -> None:
+    """Every run after a gap starts with a seek; the demuxer lands on the run's keyframe
+    (a GOP earlier after this edit list) and the frames are a full decode's."""
+    plan = planned(videos[kind], SAMPLINGS[sampling_name], seek_min_bytes=0)
+    assert_exact(videos[kind], plan, threads)
+    (container,) = counted
+    assert container.seeks == sum(seek is not None for seek in plan.seeks)
+    fed = sum(last - first + 1 for first, last in plan.runs)
+    if kind == "h264-edit-list":  # GOP 12
+        assert fed <= container.packets_read <= fed + 12 * container.seeks
+    else:
+        assert container.packets_read == fed  # nothing read between runs or after the last
+
+
+def test_a_long_gap_is_sought_and_a_short_one_read_through(tmp_path: Path) -> None:
+    path = write_h264_video(tmp_path / "v.mp4", 90, size_wh=(320, 192), gop=30)
+    with open_mp4(path) as container:
+        index = read_packet_index(container, video_stream(container))
+    frames = [0, 60]  # runs from packets 0 and 60: a gap of packets 1-59
+    gap_bytes = int(index.position[60] - index.position[1])
+    assert plan_decoding(index, frames, seek_min_bytes=gap_bytes).seeks == [None, index.pts[60]]
+    assert plan_decoding(index, frames, seek_min_bytes=gap_bytes + 1).seeks == [None, None]
+    assert SEEK_MIN_BYTES > 0 and plan_decoding(index, frames[:1]).seeks == [None]
+    # byte offsets that do not grow cannot name a packet: nothing is sought
+    shuffled = dataclasses.replace(index, position=index.position[::-1].copy())
+    plan = plan_decoding(shuffled, frames, seek_min_bytes=0)
+    assert plan.seeks == [None, None] and plan.positions is None
+
+
+def test_a_seek_that_lands_past_the_keyframe_reads_again_from_the_start(
+    videos: dict[str, Path], counted: list[CountingContainer]
+) -> None:
+    """As if the demuxer overshot: the plan seeks to a later keyframe than the run's."""
+    path = videos["h264-bframes"]  # keyframes at packets 0, 24, 48, 72
+    plan = planned(path, [30], seek_min_bytes=0)
+    assert plan.runs[0][0] == 24
+    with open_mp4(path) as container:
+        index = read_packet_index(container, video_stream(container))
+    overshooting = dataclasses.replace(plan, seeks=[int(index.pts[48])])
+    assert_exact(path, overshooting)
+    (container,) = counted
+    assert container.seeks == 2  # the planned seek, then back to the start
+    assert container.packets_read == 1 + plan.runs[0][1] + 1  # packet 48, then 0 to the run's end
+
+
+def test_a_seek_that_lands_on_an_unknown_packet_fails(videos: dict[str, Path]) -> None:
+    path = videos["h264-bframes"]
+    plan = planned(path, [30], seek_min_bytes=0)
+    assert plan.positions is not None
+    moved = dataclasses.replace(plan, positions=plan.positions + 1)
+    with pytest.raises(VideoDecodeError, match="could not be read"):
+        list(decode_planned_frames(path, moved, 1 << 30))
+
+
+def _threads_now() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_the_decoder_runs_the_threads_it_is_given(videos: dict[str, Path], threads: int) -> None:
+    """FFmpeg's frame threads: as many as asked while decoding, gone afterwards."""
+    path = videos["h264-bframes"]
+    before = _threads_now()
+    frames = decode_planned_frames(path, planned(path, SamplingOptions()), 1 << 30, threads=threads)
+    next(frames)
+    during = _threads_now()
+    frames.close()
+    assert during - before == (threads if threads > 1 else 0)
+    assert _threads_now() == before
+
+
+def test_decoder_threads_must_be_at_least_one(videos: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="threads"):
+        next(
+            decode_planned_frames(
+                videos["h264-bframes"], DecodePlan([], {}, [], [], None, 0), 1, threads=0
+            )
+        )
+    with pytest.raises(ValueError, match="decode_threads"):
+        VideoFilePipelineService(Keeper(), decode_threads=0)
+
+
+def test_a_job_seeks_over_long_gaps_by_default(
+    tmp_path: Path, counted: list[CountingContainer]
+) -> None:
+    """Noisy 1280x720 frames, a keyframe every 30: the packets between a sample_fps=1
+    job's runs span more than SEEK_MIN_BYTES, so the job seeks and reads only its runs."""
+    path = write_h264_video(tmp_path / "v.mp4", 120, size_wh=(1280, 720), gop=30)
+    plan = planned(path, SamplingOptions(sample_fps=1.0))
+    assert plan.seeks[0] is None and all(seek is not None for seek in plan.seeks[1:])
+    keeper = Keeper()
+    results = VideoFilePipelineService(keeper).run(path, SamplingOptions(sample_fps=1.0))
+    wanted = [0, 30, 60, 90]
+    assert [f.frame_index for f in results.frames] == wanted
+    with av.open(str(path)) as container:  # a plain full decode, keeping the wanted frames
+        reference = [
+            frame.to_ndarray(format="bgr24")
+            for index, frame in enumerate(container.decode(video=0))
+            if index in wanted
+        ]
+    for got, expected in zip(keeper.frames, reference, strict=True):
+        assert np.array_equal(got, expected)
+    assert counted[-1].seeks == 3
+    assert counted[-1].packets_read == sum(last - first + 1 for first, last in plan.runs)

@@ -362,3 +362,22 @@ def test_a_wrong_or_expired_token_shows_an_error_not_a_blank_player(
     expect(error).to_contain_text(detail)
     # an expired link is asked for again once, then the error stays
     assert len(asked) == (2 if kind == "expired" else 1)
+
+
+def test_a_job_with_its_shots_has_a_lane_of_them_with_their_thumbnails(
+    web_server: ServerProcess, videos: dict[str, Path], open_page: OpenPage
+) -> None:
+    job_id = submit_video(
+        web_server.url, videos["h264"].read_bytes(), pipeline_id="testkit_marks", detect_shots=True
+    )
+    status, _ = wait_for_end(web_server.url, job_id, timeout_s=120)
+    assert status.status == "completed", status
+    page, errors = _open(open_page, web_server, job_id, 0.5)
+    expect(page.locator("#lanes .lane-name")).to_have_text(["Text", "square", "tile", "Shots"])
+    shot = page.locator("#lanes .lane-shot")
+    # the marks video changes at frame 15 (the tile comes, the bar moves): a cut there
+    expect(shot).to_have_text(["shot 1", "shot 2"])
+    expect(page.locator("#player-now li", has_text="shot 1").locator("img")).to_have_js_property(
+        "complete", True
+    )
+    assert errors.unexpected() == []

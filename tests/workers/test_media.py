@@ -21,7 +21,7 @@ from forgesyte.video import playable
 from forgesyte.video.playable import probe_codec
 from forgesyte.workers.media import make_job_media
 from forgesyte.workers.protocol import MediaRequest
-from tests.support.videos import marks_boxes, marks_frame, write_marks_video
+from tests.support.videos import MARKS_SIZE_WH, marks_boxes, marks_frame, write_marks_video
 
 FRAMES = 20
 FPS = 10
@@ -48,6 +48,7 @@ def _media(tmp_path: Path, codec: str) -> tuple[Any, dict[str, Any]]:
     scratch = tmp_path / codec / "scratch"
     scratch.mkdir(parents=True)
     with FrameResultsWriter(scratch) as writer:
+        writer.start(MARKS_SIZE_WH)
         for entry in _entries():
             writer.add(entry)
         writer.finish()

@@ -77,39 +77,49 @@ class JobResultsOut(BaseModel):
     updated_at: datetime
 
 
-class TextSegmentOut(BaseModel):
-    """One line of text on screen over consecutive analysed frames."""
+class SpanOut(BaseModel):
+    """Analysed frames from the first to the last (what every timeline entry spans)."""
 
-    text: str
     start_s: float
     end_s: float
     first_frame: int
     last_frame: int
+
+
+class TextSegmentOut(SpanOut):
+    """One line of text on screen over consecutive analysed frames."""
+
+    text: str
     frames: int = Field(description="Analysed frames that saw the line.")
     confidence: float = Field(description="Of the best reading.")
     box: list[list[float]] = Field(description="The best reading's four corners, pixels.")
 
 
-class ObjectTrackOut(BaseModel):
+class ObjectTrackOut(SpanOut):
     """One object followed across analysed frames."""
 
     track_id: int
     class_name: str
-    start_s: float
-    end_s: float
-    first_frame: int
-    last_frame: int
     frames: int
     confidence: float = Field(description="The best detection's confidence.")
     box: list[float] = Field(description="xyxy at the best confidence, pixels.")
 
 
+class ShotOut(SpanOut):
+    """One shot, from a cut (or a transition's middle) to the next: every frame of the
+    video, not only the analysed ones."""
+
+    index: int = Field(description="0, 1, 2... in order.")
+
+
 class TimelineOut(BaseModel):
-    """What happened in the video: text segments and object tracks, sorted by start_s."""
+    """What happened in the video: text segments and object tracks, sorted by start_s, and
+    the shots, covering the video end to end (empty unless submitted with detect_shots)."""
 
     job_id: UUID
     text: list[TextSegmentOut]
     objects: list[ObjectTrackOut]
+    shots: list[ShotOut]
 
 
 class PipelineNodeOut(BaseModel):

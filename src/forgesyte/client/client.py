@@ -327,9 +327,10 @@ class Job:
         """Its text segments, object tracks and shots (a completed job)."""
         return Timeline.from_json(self._read("timeline").json())
 
-    def vtt(self) -> str:
-        """Its text segments as a WebVTT file (a completed job)."""
-        return self._read("timeline", {"format": "vtt"}).body.decode("utf-8")
+    def vtt(self, track: Literal["subtitles", "chapters"] = "subtitles") -> str:
+        """A WebVTT file of a completed job: its text segments (``subtitles``) or one cue
+        per shot (``chapters``, for a job submitted with ``detect_shots``)."""
+        return self._read("timeline", {"format": "vtt", "track": track}).body.decode("utf-8")
 
     def cancel(self) -> JobStatus:
         """Cancel it (pending: at once; running: within seconds); its status after."""

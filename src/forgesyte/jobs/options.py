@@ -37,9 +37,11 @@ def _describe(exc: ValidationError) -> str:
 
 
 class JobOptions(BaseModel):
-    """Which frames a job analyses, and whether it may reuse results of unchanged frames.
+    """Which frames a job analyses, whether it may reuse results of unchanged frames, and
+    whether it finds the video's shots.
 
     frame_stride and sample_fps are two ways to thin the frames; a job uses one of them.
+    detect_shots looks at every frame (small and grey) whatever the sampling.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +58,11 @@ class JobOptions(BaseModel):
     skip_unchanged: bool = Field(
         default=False,
         description="Reuse the last analysed frame's result for frames that barely differ.",
+    )
+    detect_shots: bool = Field(
+        default=False,
+        description="Find the video's shots (cuts, fades, dissolves) on every frame, "
+        "whatever the sampling; the timeline lists them.",
     )
 
     @model_validator(mode="after")

@@ -1,31 +1,45 @@
-"""The video-level timeline: text segments and object tracks, built incrementally.
+"""The video-level timeline: text segments, object tracks and shots, built incrementally.
 
 `TimelineBuilder.add` takes stored frame entries (``{"frame_index", "timestamp_s",
-"result"}`` as JSON) in frame order; `build` gives ``{"text": [...], "objects": [...]}``
-sorted by start_s, then text / track_id. Memory grows with the number of segments and
-tracks, not of frames. Results are read by `frame_observations` (the preview's reader too):
-`TextLine`s (``ocr.read``'s, and those read inside detections) and `Detections`.
+"result"}`` as JSON) in frame order; `build` gives ``{"text": [...], "objects": [...],
+"shots": [...]}``, text and objects sorted by start_s, then text / track_id. Memory grows
+with the number of segments and tracks, not of frames. Results are read by
+`frame_observations` (the preview's reader too): `TextLine`s (``ocr.read``'s, and those
+read inside detections) and `Detections`.
 
-The tracker is a small IoU tracker written here (see `ObjectTracker`): Roboflow's
-``trackers`` requires the GUI ``opencv-python`` beside our headless OpenCV, and
-``supervision`` would bring matplotlib, PyAV and SciPy for one greedy matching.
+What the timeline leaves out, the per-frame results keep: a reading that is no text
+(`is_plausible_text`: OCR reads "_" on a plain coloured bar, or one glyph in a box the
+size of the frame) never opens a segment. Objects are followed by `MotionTracker`
+(`tracking.py`), which holds a track when analysed frames are a second apart.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, Self, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from rapidfuzz import fuzz
 
 from forgesyte.plugins.detections import Detections, is_detection
-from forgesyte.plugins.values import CONFIDENCE_DIGITS, TextLine, TextLines, json_ready
+from forgesyte.plugins.values import (
+    CONFIDENCE_DIGITS,
+    JsonConvertible,
+    TextLine,
+    TextLines,
+    json_ready,
+)
+from forgesyte.results.tracking import FrameDetections, MotionTracker
 
 TEXT_SIMILARITY = 0.8  # text_similarity at which two normalised readings are the same line
-MAX_MISSED_FRAMES = 1  # analysed frames a line or object may miss without ending
-TRACK_IOU = 0.3  # box overlap at which a detection continues a track
+MAX_MISSED_FRAMES = 1  # analysed frames a line may miss without ending
+# What a reading needs to count as a line of text in the timeline (bench row r measures
+# the floor: on the known-words videos, and copies made harder to read (half size, JPEG
+# quality 15, blurred), no line holding a real word read under 0.72; the junk seen on
+# real footage, one CJK glyph on an animated clip with no text, read 0.59):
+MIN_TEXT_CONFIDENCE = 0.6
+MAX_TEXT_BOX_SHARE = 0.5  # of the frame's area: a line's box over this is no line of text
 
 _SPACES = re.compile(r"\s+")
 
@@ -45,15 +59,27 @@ def text_similarity(a: str, b: str, floor: float = 0.0) -> float:
     return float(fuzz.ratio(a, b, score_cutoff=floor * 100)) / 100
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    """Intersection over union of two [x1, y1, x2, y2] boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def box_area(corners: Sequence[tuple[float, float]]) -> float:
+    """The area of a polygon given by its corners in order (the shoelace formula)."""
+    twice = sum(
+        x1 * y2 - x2 * y1
+        for (x1, y1), (x2, y2) in zip(corners, [*corners[1:], *corners[:1]], strict=True)
+    )
+    return abs(twice) / 2
+
+
+def is_plausible_text(line: TextLine, frame_wh: tuple[int, int]) -> bool:
+    """Whether a reading may be a line of text on screen, for the timeline.
+
+    It needs a letter or a digit (any script's: ``str.isalnum``), a confidence of at
+    least MIN_TEXT_CONFIDENCE, and a box of at most MAX_TEXT_BOX_SHARE of the frame.
+    """
+    width, height = frame_wh
+    return (
+        float(line.confidence) >= MIN_TEXT_CONFIDENCE
+        and any(character.isalnum() for character in line.text)
+        and box_area(line.box) <= MAX_TEXT_BOX_SHARE * width * height
+    )
 
 
 @dataclass(frozen=True)
@@ -66,33 +92,30 @@ class Sighting:
 
 
 @dataclass
-class _Run:
-    """What segments and tracks share: frames seen, first/last, and the best observation."""
+class _Segment:
+    """One line of text followed over analysed frames: first and last sighting, frames
+    seen, and its best reading (the normalised one it is matched on, as `key`)."""
 
     first: Sighting
     last: Sighting
+    key: str
+    text: str
     confidence: float
     box: Any
     frames: int = 1
 
-    @classmethod
-    def first_seen(cls, at: Sighting, confidence: float, box: Any, **fields: Any) -> Self:
-        """A run opened by one observation (fields: the rest of the run's fields)."""
-        return cls(first=at, last=at, confidence=confidence, box=box, **fields)
-
-    def seen_again(self, at: Sighting, confidence: float, box: Any) -> bool:
-        """Extend the run to this observation; True when it is the surest one so far (its
-        confidence and box are kept)."""
+    def seen_again(self, at: Sighting, key: str, line: TextLine) -> None:
+        """Extend the segment to this reading; keep it when it is the surest so far."""
         self.last = at
         self.frames += 1
-        if confidence <= self.confidence:
-            return False
-        self.confidence, self.box = confidence, box
-        return True
+        if float(line.confidence) > self.confidence:
+            self.key, self.text = key, _one_line(line.text)
+            self.confidence, self.box = float(line.confidence), line.box
 
     def to_json(self) -> dict[str, Any]:
-        """The run as a timeline entry (subclasses add what they follow)."""
+        """The timeline's text entry."""
         return {
+            "text": self.text,
             "start_s": self.first.timestamp_s,
             "end_s": self.last.timestamp_s,
             "first_frame": self.first.frame_index,
@@ -103,23 +126,8 @@ class _Run:
         }
 
 
-@dataclass
-class _Segment(_Run):
-    key: str = ""  # the normalised reading it is matched on (the best one's)
-    text: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, **super().to_json()}
-
-
-@dataclass
-class _Track(_Run):
-    track_id: int = 0
-    class_name: str = ""
-    xyxy: list[float] = field(default_factory=list)  # the last box, matched on
-
-    def to_json(self) -> dict[str, Any]:
-        return {"track_id": self.track_id, "class_name": self.class_name, **super().to_json()}
+def _one_line(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
 
 
 def frame_observations(result: Mapping[str, Any]) -> tuple[TextLines, Detections]:
@@ -142,9 +150,6 @@ def frame_observations(result: Mapping[str, Any]) -> tuple[TextLines, Detections
     return TextLines(lines), Detections.from_json(found)
 
 
-RunT = TypeVar("RunT", bound=_Run)
-
-
 def greedy_matches(
     pairs: Iterable[tuple[float, int, int]], floor: float, used_a: set[int], used_b: set[int]
 ) -> list[tuple[int, int]]:
@@ -162,33 +167,7 @@ def greedy_matches(
     return matches
 
 
-class _RunFollower(Generic[RunT]):
-    """Runs followed across analysed frames: open ones are extended by each frame's
-    observations; one not seen for more than MAX_MISSED_FRAMES analysed frames is closed."""
-
-    order: tuple[str, ...]  # the JSON keys `finish` sorts by
-
-    def __init__(self) -> None:
-        self._open: list[RunT] = []
-        self.closed: list[RunT] = []
-
-    def _close_unseen(self, ordinal: int) -> None:
-        """Close the runs not seen in the last MAX_MISSED_FRAMES frames before ordinal."""
-        still_open: list[RunT] = []
-        for run in self._open:
-            closing = run.last.ordinal < ordinal - MAX_MISSED_FRAMES
-            (self.closed if closing else still_open).append(run)
-        self._open = still_open
-
-    def finish(self) -> list[dict[str, Any]]:
-        """Close every run; all of them as JSON, sorted by `order`."""
-        self.closed.extend(self._open)
-        self._open = []
-        runs = [run.to_json() for run in self.closed]
-        return sorted(runs, key=lambda run: tuple(run[key] for key in self.order))
-
-
-class TextSegmenter(_RunFollower[_Segment]):
+class TextSegmenter:
     """Merges the same line of text across consecutive analysed frames into segments.
 
     Each frame's lines are matched to the open segments by similarity of their normalised
@@ -196,7 +175,9 @@ class TextSegmenter(_RunFollower[_Segment]):
     segment not seen for more than MAX_MISSED_FRAMES analysed frames is closed.
     """
 
-    order = ("start_s", "text", "first_frame")
+    def __init__(self) -> None:
+        self._open: list[_Segment] = []
+        self._closed: list[_Segment] = []
 
     def add(self, at: Sighting, lines: Sequence[TextLine]) -> None:
         """Feed one analysed frame's text lines."""
@@ -217,80 +198,55 @@ class TextSegmenter(_RunFollower[_Segment]):
         )
         matches += greedy_matches(pairs, TEXT_SIMILARITY, used_readings, used_segments)
         for r, s in matches:
-            key, line = readings[r]
-            segment = self._open[s]
-            if segment.seen_again(at, float(line.confidence), line.box):
-                segment.key, segment.text = key, _SPACES.sub(" ", line.text).strip()
+            self._open[s].seen_again(at, *readings[r])
         for r, (key, line) in enumerate(readings):
             if r not in used_readings:
-                text = _SPACES.sub(" ", line.text).strip()
-                confidence = float(line.confidence)
-                segment = _Segment.first_seen(at, confidence, line.box, key=key, text=text)
-                self._open.append(segment)
-        self._close_unseen(at.ordinal)
+                text, confidence = _one_line(line.text), float(line.confidence)
+                self._open.append(_Segment(at, at, key, text, confidence, line.box))
+        still_open: list[_Segment] = []
+        for segment in self._open:
+            closing = segment.last.ordinal < at.ordinal - MAX_MISSED_FRAMES
+            (self._closed if closing else still_open).append(segment)
+        self._open = still_open
 
-
-class ObjectTracker(_RunFollower[_Track]):
-    """A greedy IoU tracker: one track per object followed across analysed frames.
-
-    In each frame, detections are matched to the open tracks of the same class by the
-    overlap of their box with the track's last box (best pairs first, at least TRACK_IOU);
-    an unmatched detection opens a track. A track not seen for more than
-    MAX_MISSED_FRAMES analysed frames is closed. Track ids count from 1 in order of opening.
-    """
-
-    order = ("start_s", "track_id")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._next_id = 1
-
-    def add(self, at: Sighting, detections: Detections) -> list[int]:
-        """Feed one analysed frame's detections; the track id each one joined, in order."""
-        boxes, names = detections.xyxy.tolist(), detections.class_names
-        confidence = detections.confidence.tolist()
-        pairs = sorted(
-            (-iou(box, track.xyxy), d, t)
-            for d, box in enumerate(boxes)
-            for t, track in enumerate(self._open)
-            if track.class_name == names[d]
-        )
-        used_detections, used_tracks = set[int](), set[int]()
-        track_ids = [0] * len(boxes)
-        for d, t in greedy_matches(pairs, TRACK_IOU, used_detections, used_tracks):
-            track = self._open[t]
-            track.xyxy = boxes[d]
-            track.seen_again(at, confidence[d], boxes[d])
-            track_ids[d] = track.track_id
-        for d, box in enumerate(boxes):
-            if d not in used_detections:
-                track = _Track.first_seen(
-                    at, confidence[d], box, track_id=self._next_id, class_name=names[d], xyxy=box
-                )
-                self._open.append(track)
-                track_ids[d] = self._next_id
-                self._next_id += 1
-        self._close_unseen(at.ordinal)
-        return track_ids
+    def finish(self) -> list[dict[str, Any]]:
+        """Close every segment; all of them as JSON, by start_s, text, first_frame."""
+        segments = [segment.to_json() for segment in self._closed + self._open]
+        self._closed, self._open = [], []
+        return sorted(segments, key=lambda s: (s["start_s"], s["text"], s["first_frame"]))
 
 
 class TimelineBuilder:
-    """Feeds frame entries to a TextSegmenter and an ObjectTracker; builds the timeline."""
+    """Feeds frame entries to a TextSegmenter and a MotionTracker; builds the timeline.
 
-    def __init__(self) -> None:
+    frame_wh: the video's width and height, for the size of a plausible line of text.
+    """
+
+    def __init__(self, frame_wh: tuple[int, int]) -> None:
+        if min(frame_wh) <= 0:
+            raise ValueError(f"a frame size of {frame_wh} pixels")
+        self.frame_wh = frame_wh
         self.text = TextSegmenter()
-        self.objects = ObjectTracker()
+        self.objects = MotionTracker()
         self._ordinal = 0
 
-    def add(self, entry: dict[str, Any]) -> None:
+    def add(self, entry: Mapping[str, Any]) -> None:
         """Feed one stored frame entry (in frame order)."""
-        at = Sighting(int(entry["frame_index"]), float(entry["timestamp_s"]), self._ordinal)
+        frame_index, timestamp_s = int(entry["frame_index"]), float(entry["timestamp_s"])
         result = entry.get("result")
         lines, detections = frame_observations(result if isinstance(result, dict) else {})
-        self.text.add(at, lines)
-        self.objects.add(at, detections)
+        at = Sighting(frame_index, timestamp_s, self._ordinal)
+        self.text.add(at, [line for line in lines if is_plausible_text(line, self.frame_wh)])
+        found = FrameDetections.of(detections.xyxy, detections.confidence, detections.class_names)
+        self.objects.update(frame_index, timestamp_s, found)
         self._ordinal += 1
 
-    def build(self) -> dict[str, Any]:
-        """The timeline: ``{"text": [...], "objects": [...]}``."""
-        return {"text": self.text.finish(), "objects": self.objects.finish()}
+    def build(self, shots: Sequence[JsonConvertible] = ()) -> dict[str, Any]:
+        """The timeline: ``{"text": [...], "objects": [...], "shots": [...]}``; shots are
+        the video's (found on every frame, not from the entries), in order."""
+        tracks = sorted(self.objects.finish(), key=lambda track: (track.start_s, track.track_id))
+        return {
+            "text": self.text.finish(),
+            "objects": [track.to_json() for track in tracks],
+            "shots": [shot.to_json() for shot in shots],
+        }

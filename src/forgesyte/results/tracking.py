@@ -24,7 +24,8 @@ What differs, because a job may analyse one frame a second as well as every fram
   width and height (sizes stay positive and change by ratios), and their rates per second.
 - A detection is matched by its Mahalanobis distance to the track's predicted box, gated
   at the 95 % chi-square quantile of 4 degrees of freedom. IoU with the last box, what
-  the greedy tracker in `timeline.py` matches on, is zero as soon as an object moves more
+  a greedy IoU tracker matches on (the timeline's before this one; bench row t keeps it
+  as its baseline), is zero as soon as an object moves more
   than its own width between two analysed frames: a walker sampled twice a second does.
   A pair that overlaps by MIN_IOU may match whatever its distance (a box that suddenly
   shrinks, half hidden, stays with its track).
@@ -37,11 +38,13 @@ the lower index). Memory holds the live tracks, never past frames.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from forgesyte.plugins.values import CONFIDENCE_DIGITS
 
 FloatArray = npt.NDArray[np.float64]
 IdArray = npt.NDArray[np.int64]
@@ -60,7 +63,6 @@ GATE = (
 )
 MIN_IOU = 0.3  # box overlap with the predicted box at which a pair matches anyway
 MIN_SIDE_PX = 1.0  # box sides are measured at least this long (log of a flat box)
-CONFIDENCE_DIGITS = 4
 UNMATCHED = 0  # the track id `update` gives a detection that belongs to no track
 _INFEASIBLE = 1e9  # the cost of a pair that may not match (larger than any sum of costs)
 
@@ -189,18 +191,9 @@ class TrackSummary:
     box: tuple[float, float, float, float]  # at the best confidence
 
     def to_json(self) -> dict[str, Any]:
-        """The timeline's object entry."""
-        return {
-            "track_id": self.track_id,
-            "class_name": self.class_name,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "first_frame": self.first_frame,
-            "last_frame": self.last_frame,
-            "frames": self.frames,
-            "confidence": round(self.confidence, CONFIDENCE_DIGITS),
-            "box": list(self.box),
-        }
+        """The timeline's object entry: these fields, the confidence rounded as stored."""
+        rounded = round(self.confidence, CONFIDENCE_DIGITS)
+        return {**asdict(self), "confidence": rounded, "box": list(self.box)}
 
 
 def _measurement(box: FloatArray) -> FloatArray:

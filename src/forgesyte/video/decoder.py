@@ -9,9 +9,15 @@ job analyses, where decoding restarts, how long the job is) is made from it.
 Decoding a wanted frame needs its keyframe and the reference frames between: the
 decoder is fed from the last keyframe at or before each wanted frame, packets between
 two such runs are never decoded, and non-reference frames inside a run are skipped by
-the decoder (`skip_frame = NONREF`) unless they are wanted. Each packet fed is stamped
-with its decode-order number as its pts, so every frame the decoder returns names its
-packet and hence its exact place and time in a full decode.
+the decoder (`skip_frame = NONREF`) unless they are wanted, and nothing after the last
+wanted frame is read. Each packet fed is stamped with its decode-order number as its
+pts, so every frame the decoder returns names its packet and hence its exact place and
+time in a full decode. Where the packets between two runs span many bytes the demuxer
+seeks over them; the packet it lands on is named by its byte offset, so a seek never
+shifts the numbering.
+
+The caller gives the decoder threads of its own (frame threads) when the analysis leaves
+cores idle; a worker with one core's share decodes on its own thread.
 
 Only wanted frames are converted to BGR, by one `BgrConverter` per job: PyAV's
 `to_ndarray(format=...)` builds a new swscale context (and its thread pool) for every
@@ -24,13 +30,14 @@ import logging
 from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
 import av
 import av.codec
+import av.codec.context
 import av.container
 import av.video
 import av.video.reformatter
@@ -51,6 +58,11 @@ DEFAULT_MAX_FRAME_PIXELS = 8192 * 4320
 MAX_STREAMS_WITH_OPTIONS = 16  # the pixel limit reaches the probe decoders of this many streams
 TRUNCATION_TOLERANCE = 0.01  # fraction of the declared packets that may be missing
 SLOT_EPSILON = 1e-9  # keeps a frame sitting exactly on a sample_fps slot boundary in it
+# Packets between two runs are read through when they span fewer bytes than this, else
+# the demuxer seeks to the next run's keyframe. Reading through costs about 0.1 ms of CPU
+# a MiB from the page cache (far more from a disk); a seek, about as much as the 32 KiB
+# the demuxer then reads again.
+SEEK_MIN_BYTES = 256 * 1024
 
 
 class VideoDecodeError(Exception):
@@ -125,6 +137,8 @@ class PacketIndex:
     pts: presentation timestamps in time_base units; keyframe: packets decoding may start
     at; shown_order: the decode-order numbers of the shown frames (edit-list discarded
     packets left out) in presentation order, so frame_index i is packet shown_order[i].
+    position: each packet's byte offset in the file (-1 where the demuxer did not say;
+    none at all: nothing is sought).
     """
 
     pts: npt.NDArray[np.int64]
@@ -133,6 +147,7 @@ class PacketIndex:
     time_base: Fraction
     declared_packets: int
     truncated: bool
+    position: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def frame_count(self) -> int:
@@ -177,6 +192,7 @@ def read_packet_index(
     truncated; the packets before it stay usable.
     """
     pts_list: array[int] = array("q")
+    positions: array[int] = array("q")
     keyframes = bytearray()
     shown = bytearray()
     truncated = False
@@ -191,6 +207,7 @@ def read_packet_index(
             if pts is None:
                 raise VideoDecodeError("the video's frames carry no timestamps")
             pts_list.append(pts)
+            positions.append(packet.pos if packet.pos is not None and packet.pos >= 0 else -1)
             keyframes.append(packet.is_keyframe)
             shown.append(not packet.is_discard)
     except av.FFmpegError as exc:
@@ -201,7 +218,7 @@ def read_packet_index(
         # no sync sample table: MP4 then calls every packet a keyframe, which an
         # inter-coded stream may not honour, so decoding only ever starts at the first
         keyframe[1:] = False
-    pts_array = np.frombuffer(pts_list, dtype=np.int64) if pts_list else np.zeros(0, np.int64)
+    pts_array = _int64_array(pts_list)
     shown_ids = np.flatnonzero(np.frombuffer(bytes(shown), dtype=np.bool_))
     # presentation order; packets with equal pts keep their decode order
     order = shown_ids[np.lexsort((shown_ids, pts_array[shown_ids]))]
@@ -213,7 +230,12 @@ def read_packet_index(
         time_base=Fraction(time_base),
         declared_packets=max(int(stream.frames or 0), 0),
         truncated=truncated,
+        position=_int64_array(positions),
     )
+
+
+def _int64_array(values: array[int]) -> npt.NDArray[np.int64]:
+    return np.frombuffer(values, dtype=np.int64) if values else np.zeros(0, np.int64)
 
 
 def _intra_only(stream: av.video.VideoStream) -> bool:
@@ -245,19 +267,37 @@ class DecodePlan:
 
     runs: (first, last) decode-order packet numbers, in order, each starting at a
     keyframe; wanted: decode-order number -> frame_index, for the frames to hand out.
+    seeks: for each run, the presentation timestamp of its keyframe when the demuxer
+    seeks there (None: the packets before it are read through). positions: every
+    packet's byte offset, strictly increasing, which names the packet a seek lands on
+    (None: the file gives none, and nothing is sought).
     """
 
     runs: list[tuple[int, int]]
     wanted: dict[int, int]
     frame_order: list[int]  # wanted frame indices in presentation order
+    seeks: list[int | None]
+    positions: npt.NDArray[np.int64] | None
+    start_pts: int  # the earliest presentation timestamp: a seek there reads from the start
+
+    def packet_at(self, position: int | None) -> int:
+        """The decode-order number of the packet at this byte offset (after a seek)."""
+        if self.positions is not None and position is not None:
+            number = int(np.searchsorted(self.positions, position))
+            if number < self.positions.size and self.positions[number] == position:
+                return number
+        raise VideoDecodeError("the video could not be read (its packets moved)")
 
 
-def plan_decoding(index: PacketIndex, frame_indices: list[int]) -> DecodePlan:
+def plan_decoding(
+    index: PacketIndex, frame_indices: list[int], *, seek_min_bytes: int = SEEK_MIN_BYTES
+) -> DecodePlan:
     """The decoding runs that give exactly these frames (presentation-order indices).
 
     Each wanted packet is reached from the last keyframe before it in decode order
     whose pts is not after its own (an open GOP's leading frames need the keyframe
-    before theirs); overlapping or touching runs merge.
+    before theirs); overlapping or touching runs merge. A run whose keyframe lies at
+    least seek_min_bytes past the packet the demuxer would read next is sought.
     """
     keyframes = np.flatnonzero(index.keyframe)
     wanted = {int(index.shown_order[i]): i for i in frame_indices}
@@ -275,22 +315,58 @@ def plan_decoding(index: PacketIndex, frame_indices: list[int]) -> DecodePlan:
             runs[-1] = (runs[-1][0], max(runs[-1][1], packet))
         else:
             runs.append((start, packet))
-    return DecodePlan(runs=runs, wanted=wanted, frame_order=list(frame_indices))
+    positions = index.position
+    seekable = positions.size > 0 and positions[0] >= 0 and bool(np.all(np.diff(positions) > 0))
+    seeks: list[int | None] = []
+    next_read = 0  # the packet the demuxer reads next without a seek
+    for first, last in runs:
+        gap_bytes = int(positions[first] - positions[next_read]) if seekable else 0
+        sought = seekable and gap_bytes > 0 and gap_bytes >= seek_min_bytes
+        # FFmpeg's MP4 demuxer seeks by presentation time to the last keyframe shown at
+        # or before it: the run's keyframe (one a GOP earlier after some edit lists)
+        seeks.append(int(index.pts[first]) if sought else None)
+        next_read = last + 1
+    return DecodePlan(
+        runs=runs,
+        wanted=wanted,
+        frame_order=list(frame_indices),
+        seeks=seeks,
+        positions=positions if seekable else None,
+        start_pts=int(index.pts.min()) if index.pts.size else 0,
+    )
 
 
 def decode_planned_frames(
-    path: Path, plan: DecodePlan, max_frame_pixels: int
+    path: Path, plan: DecodePlan, max_frame_pixels: int, *, threads: int = 1
 ) -> Iterator[tuple[int, npt.NDArray[np.uint8]]]:
     """Yield (frame_index, BGR image) for each wanted frame, in presentation order.
 
-    Opens the file afresh (the index read its demuxer to the end). Raises
-    VideoDecodeError when the decoder fails or a wanted frame never comes out,
-    FrameTooLargeError when a decoded frame is over max_frame_pixels.
+    threads: the decoder's own threads (frame threads where the codec has them, else
+    slice threads); 1 decodes on the calling thread. Opens the file afresh (the index
+    read its demuxer to the end). Raises VideoDecodeError when the decoder fails or a
+    wanted frame never comes out, FrameTooLargeError when a decoded frame is over
+    max_frame_pixels.
     """
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
     if not plan.runs:
         return
     with open_mp4(path, max_frame_pixels) as container:
-        yield from _decode_runs(container, video_stream(container), plan, max_frame_pixels)
+        stream = video_stream(container)
+        set_decoder_threads(stream.codec_context, threads)
+        yield from _decode_runs(container, stream, plan, max_frame_pixels)
+
+
+def set_decoder_threads(codec: av.codec.context.CodecContext, threads: int) -> None:
+    """Give an unopened decoder `threads` threads of its own (1: none).
+
+    FFmpeg prefers frame threads (several frames in flight, one per thread) and falls
+    back to slice threads for codecs without them. PyAV's default, slice threads with
+    FFmpeg's automatic count (cores + 1), is replaced: a worker's share of the cores is
+    the caller's to give.
+    """
+    codec.thread_type = "AUTO" if threads > 1 else "SLICE"
+    codec.thread_count = threads
 
 
 def _decode_runs(
@@ -304,9 +380,6 @@ def _decode_runs(
     converter = BgrConverter()
     ready: dict[int, npt.NDArray[np.uint8]] = {}  # decoded, waiting for earlier frames
     position = 0  # in plan.frame_order: the next frame to hand out
-    run_number = 0
-    first, last = plan.runs[0]
-    packet_number = -1
 
     def receive(frames: list[av.VideoFrame]) -> None:
         for frame in frames:
@@ -334,29 +407,61 @@ def _decode_runs(
             yield frame_index, ready.pop(frame_index)
 
     index_of = {frame_index: packet for packet, frame_index in plan.wanted.items()}
+    runs_done = 0
+    last_packet = -1
+    for packet_number, packet, ends_run in _run_packets(container, stream, plan):
+        codec.skip_frame = "DEFAULT" if packet_number in plan.wanted else "NONREF"
+        packet.pts = packet_number  # the frame it gives comes back with this pts
+        decode(packet)
+        if ends_run:
+            decode(None)  # the run is over: everything it holds comes out
+            codec.flush_buffers()
+            runs_done += 1
+            last_packet = packet_number
+            yield from take_ready(packet_number)
+        else:
+            yield from take_ready(-1)
+    yield from take_ready(last_packet if runs_done == len(plan.runs) else 1 << 62)
+
+
+def _run_packets(
+    container: av.container.InputContainer, stream: av.video.VideoStream, plan: DecodePlan
+) -> Iterator[tuple[int, av.Packet[Any], bool]]:
+    """(decode-order number, packet, whether it ends its run) for the packets of the
+    plan's runs, in order; nothing after the last run is read.
+
+    Between runs the demuxer reads through, or seeks back from the next run's keyframe
+    where the plan says so: the packet it lands on is named by its byte offset, and one
+    past the keyframe makes it read again from the start.
+    """
+    packets = container.demux(stream)
+    number: int | None = -1  # the last packet read; None: find it from the next one
     try:
-        for packet in container.demux(stream):
-            if packet.size == 0 and packet.dts is None:
-                continue
-            packet_number += 1
-            if packet_number < first:
-                continue  # between runs: never decoded
-            codec.skip_frame = "DEFAULT" if packet_number in plan.wanted else "NONREF"
-            packet.pts = packet_number  # the frame it gives comes back with this pts
-            decode(packet)
-            if packet_number == last:
-                decode(None)  # the run is over: everything it holds comes out
-                codec.flush_buffers()
-                yield from take_ready(last)
-                run_number += 1
-                if run_number == len(plan.runs):
+        for (first, last), seek_pts in zip(plan.runs, plan.seeks, strict=True):
+            rewound = False
+            if seek_pts is not None:
+                container.seek(seek_pts, stream=stream)  # to the keyframe at or before it
+                number = None
+            for packet in packets:
+                if packet.size == 0 and packet.dts is None:
+                    continue  # the demuxer's end-of-stream marker
+                if number is None:
+                    number = plan.packet_at(packet.pos)
+                    if number > first:  # landed past the keyframe
+                        if rewound:
+                            raise VideoDecodeError("the video could not be read (seek failed)")
+                        container.seek(plan.start_pts, stream=stream)
+                        number, rewound = None, True
+                        continue
+                else:
+                    number += 1
+                if number < first:
+                    continue  # between runs: never decoded
+                yield number, packet, number == last
+                if number == last:
                     break
-                first, last = plan.runs[run_number]
-            else:
-                yield from take_ready(-1)
     except av.FFmpegError as exc:  # demuxing failed past the index (the file changed)
         raise VideoDecodeError("the video could not be read to its end") from exc
-    yield from take_ready(packet_number if run_number == len(plan.runs) else 1 << 62)
 
 
 def _decode_error(codec: Any, max_frame_pixels: int, exc: Exception) -> VideoDecodeError:

@@ -61,6 +61,9 @@ ProgressCallback = Callable[[int, int], None]
 FrameCallback = Callable[["FrameResult"], None]
 """Called with each analysed frame's result, in frame order, as soon as it is known."""
 
+VideoCallback = Callable[["VideoInfo"], None]
+"""Called once with the video's metadata, before the first frame's result."""
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
@@ -215,10 +218,19 @@ class VideoFilePipelineService:
     """Runs a frame analyser on the sampled frames of a video file, in frame order."""
 
     def __init__(
-        self, analyser: FrameAnalyser, *, max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+        self,
+        analyser: FrameAnalyser,
+        *,
+        max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+        decode_threads: int = 1,
     ) -> None:
+        """decode_threads: the decoder's own threads (see `decode_planned_frames`); more
+        than 1 only when the analysis leaves cores idle."""
+        if decode_threads < 1:
+            raise ValueError("decode_threads must be >= 1")
         self._analyser = analyser
         self._max_frame_pixels = max_frame_pixels
+        self._decode_threads = decode_threads
 
     def run(
         self,
@@ -241,6 +253,7 @@ class VideoFilePipelineService:
         on_frame: FrameCallback,
         on_progress: ProgressCallback | None = None,
         frame_span: tuple[int, int] | None = None,
+        on_video: VideoCallback | None = None,
     ) -> VideoSummary:
         """Decode the frames the sampling options select and analyse each, in frame order.
 
@@ -248,9 +261,10 @@ class VideoFilePipelineService:
         first: the frames to analyse, their indices and timestamps come from what the
         file holds, never from a count its header claims. Only the packets those frames
         need are decoded. With frame_span (first, end), only the selected frames with
-        first <= frame_index < end are analysed (one segment of a split job). Each
-        analysed frame's result goes to on_frame as soon as it is known; nothing is
-        kept here. Raises FrameTooLargeError for frames over the
+        first <= frame_index < end are analysed (one segment of a split job). on_video
+        gets the video's metadata once it is read, before any frame (the timeline needs
+        the frame size); each analysed frame's result goes to on_frame as soon as it is
+        known; nothing is kept here. Raises FrameTooLargeError for frames over the
         pixel limit (checked before decoding and on every decoded frame) and
         VideoDecodeError when the file cannot be decoded, yields no frame, or stops
         well before the packets its container declares (a truncated file).
@@ -269,10 +283,15 @@ class VideoFilePipelineService:
                 index.check_complete()  # a capped job may end before the damage
             if frame_span is not None:
                 selected = [i for i in selected if frame_span[0] <= i < frame_span[1]]
+        if on_video is not None:
+            on_video(info)
         plan = plan_decoding(index, selected)
         analysed = 0
         reference: tuple[int, npt.NDArray[np.int16], dict[str, Any]] | None = None
-        for frame_index, image in decode_planned_frames(path, plan, self._max_frame_pixels):
+        frames = decode_planned_frames(
+            path, plan, self._max_frame_pixels, threads=self._decode_threads
+        )
+        for frame_index, image in frames:
             frame: Frame = image
             timestamp_s = round(float(index.timestamp_s(frame_index)), TIMESTAMP_DIGITS)
             small = thumbnail(frame) if sampling.skip_unchanged else None

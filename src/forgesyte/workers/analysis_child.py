@@ -25,8 +25,10 @@ from forgesyte.video.service import (
     DEFAULT_MAX_FRAME_PIXELS,
     VideoDecodeError,
     VideoFilePipelineService,
+    VideoSummary,
     probe_video,
 )
+from forgesyte.video.shots import find_shots
 from forgesyte.workers.child_setup import settle_child
 from forgesyte.workers.media import make_job_media
 from forgesyte.workers.protocol import (
@@ -94,38 +96,51 @@ class _Analyser:
 
         A request with segment_frames whose video cuts into several spans is answered
         with SegmentsPlanned (nothing analysed); one with frame_span analyses that span.
+        The shots (`finds_shots`) are found after the analysis, in a second pass over
+        every frame: the sampled decode skips the frames no analysed frame needs.
         """
         progress = throttled_progress(lambda analysed, planned: send(Progress(analysed, planned)))
         if not request.scratch_dir:
             return AnalysisFailed(
                 FailureReason.INTERNAL, "the analysis request names no scratch folder"
             )
+        path = Path(request.video_path)
         try:
             if request.segment_frames is not None and request.frame_span is None:
                 spans = plan_segments(
-                    Path(request.video_path),
+                    path,
                     request.sampling(),
                     request.segment_frames,
                     max_frame_pixels=self._max_frame_pixels,
                 )
                 if len(spans) > 1:
-                    video = probe_video(Path(request.video_path)).to_json()
+                    video = probe_video(path).to_json()
                     return SegmentsPlanned(
                         [(span.first_frame, span.end_frame, span.frames) for span in spans],
                         video,
                     )
-            service = VideoFilePipelineService(
-                self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
-            )
             with FrameResultsWriter(Path(request.scratch_dir)) as writer:
-                summary = service.analyse(
-                    Path(request.video_path),
-                    request.sampling(),
-                    on_frame=lambda frame: writer.add(frame.to_json()),
-                    on_progress=progress,
-                    frame_span=request.frame_span,
+                if request.shots_only:
+                    summary = VideoSummary(probe_video(path), frames_analysed=0)
+                    writer.start(summary.video.resolution_wh)
+                else:
+                    service = VideoFilePipelineService(
+                        self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
+                    )
+                    summary = service.analyse(
+                        path,
+                        request.sampling(),
+                        on_frame=lambda frame: writer.add(frame.to_json()),
+                        on_progress=progress,
+                        frame_span=request.frame_span,
+                        on_video=lambda video: writer.start(video.resolution_wh),
+                    )
+                shots = (
+                    find_shots(path, summary.video.fps, self._max_frame_pixels)
+                    if request.finds_shots
+                    else []
                 )
-                writer.finish()
+                writer.finish(shots)
         except PluginError as exc:
             # the plugin is named; its exception's text (which may hold paths or data)
             # goes to the log only

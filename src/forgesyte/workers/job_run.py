@@ -182,15 +182,20 @@ class JobRunner:
             check_interval_s=HOLD_CHECK_INTERVAL_S,
         )
 
-    def analyse(self, held: Held, lease: LeaseKeeper, scratch_dir: str) -> AnalysisOutcome:
+    def analyse(
+        self, held: Held, lease: LeaseKeeper, scratch_dir: str, *, shots_only: bool = False
+    ) -> AnalysisOutcome:
         """Run the child on a local copy of the video; it writes its results in scratch_dir.
 
-        A video storage cannot give (after retries) is an AnalysisFailed like the child's.
+        shots_only: find the whole video's shots, analyse nothing (a split job's
+        coordinator). A video storage cannot give (after retries) is an AnalysisFailed
+        like the child's.
         """
         delay = STORAGE_RETRY_DELAY_S
         for attempt in range(STORAGE_READ_RETRIES):
             try:
-                return self._run_child(held, str(self.local_video(held.job)), lease, scratch_dir)
+                video = str(self.local_video(held.job))
+                return self._run_child(held, video, lease, scratch_dir, shots_only)
             except FileNotFoundError:  # storage's ObjectNotFound is one: it stays missing
                 message = "the uploaded video is missing from storage"
                 return AnalysisFailed(FailureReason.STORAGE, message)
@@ -376,11 +381,12 @@ class JobRunner:
             kept.held.close()
 
     def _run_child(
-        self, held: Held, video_path: str, lease: LeaseKeeper, scratch_dir: str
+        self, held: Held, video_path: str, lease: LeaseKeeper, scratch_dir: str, shots_only: bool
     ) -> AnalysisOutcome:
         job = held.job
-        segment_frames = self.config.segment_frames if held.frame_span is None else None
-        if held.frame_span is None and (existing := self.store.segments(job.job_id)):
+        whole = held.frame_span is None and not shots_only
+        segment_frames = self.config.segment_frames if whole else None
+        if whole and (existing := self.store.segments(job.job_id)):
             # split already, by a coordinator that was lost: go on with its segments (a
             # plan at their smallest size splits for sure; only its video metadata is used)
             segment_frames = min(segment.frames for segment in existing)
@@ -392,6 +398,7 @@ class JobRunner:
             # a whole job may come back as segments; a segment is never split again
             segment_frames=segment_frames,
             frame_span=held.frame_span,
+            shots_only=shots_only,
         )
 
         keep_going = self._go_on(held, lease)

@@ -27,7 +27,8 @@ from typing import Any
 from forgesyte.plugins.values import CONFIDENCE_DIGITS
 from forgesyte.results.encoding import encode_line
 from forgesyte.results.media import ThumbnailCounts, ThumbnailPackWriter
-from forgesyte.results.timeline import ObjectTracker, Sighting, frame_observations
+from forgesyte.results.timeline import frame_observations
+from forgesyte.results.tracking import FrameDetections, MotionTracker
 from forgesyte.video.decoder import VideoDecodeError
 from forgesyte.video.playable import NoH264Encoder, probe_codec, write_playable_copy
 from forgesyte.workers.images import decode_frames, thumbnail
@@ -96,8 +97,9 @@ def write_frame_tracks(
     """Write each analysed frame's detections' track ids (one JSON line a frame); and find
     the frame of each wanted item's best reading: {(kind, index): frame_index}.
 
-    The tracker is the timeline's, fed the same stored lines in the same order, so its ids
-    are those of the timeline's tracks.
+    The tracker is the timeline's (`MotionTracker`), fed the same stored lines in the same
+    order, so its ids are those of the timeline's tracks (0: a low box that continued no
+    track, drawn without one).
     """
     waiting: dict[tuple[str, tuple[float, ...]], list[Wanted]] = defaultdict(list)
     best: dict[tuple[str, int], int] = {}
@@ -106,14 +108,16 @@ def write_frame_tracks(
             best[(item.kind, item.index)] = item.first_frame
         else:
             waiting[(item.kind, item.reading)].append(item)
-    tracker = ObjectTracker()
+    tracker = MotionTracker()
     with tracks_path.open("wb") as out:
-        for ordinal, entry in enumerate(_stored_entries(results_path)):
+        for entry in _stored_entries(results_path):
             frame_index = int(entry["frame_index"])
             result = entry.get("result")
             lines, detections = frame_observations(result if isinstance(result, dict) else {})
-            at = Sighting(frame_index, float(entry["timestamp_s"]), ordinal)
-            track_ids = tracker.add(at, detections)
+            found = FrameDetections.of(
+                detections.xyxy, detections.confidence, detections.class_names
+            )
+            track_ids = tracker.update(frame_index, float(entry["timestamp_s"]), found).tolist()
             out.write(encode_line({"frame_index": frame_index, "track_ids": track_ids}))
             readings = [("text", line.box, line.confidence) for line in lines] + [
                 ("object", box, confidence)

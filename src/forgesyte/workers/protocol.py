@@ -60,6 +60,16 @@ class AnalysisRequest:
     segment_frames: int | None = None
     # one segment of a split job: only the selected frames with first <= index < end
     frame_span: tuple[int, int] | None = None
+    # a split job's coordinator: the whole video's shots only, no frame analysed (the
+    # results file is empty, the timeline file holds the shots)
+    shots_only: bool = False
+
+    @property
+    def finds_shots(self) -> bool:
+        """Whether the child finds the video's shots: a whole job that asked for them
+        (detect_shots), or a coordinator's shots_only request; never a segment."""
+        wanted = self.shots_only or JobOptions.from_stored(self.options).detect_shots
+        return wanted and self.frame_span is None
 
     def sampling(self) -> SamplingOptions:
         """The job's stored options (read by JobOptions) as the video layer takes them."""

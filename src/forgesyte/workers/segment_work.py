@@ -8,6 +8,10 @@ does; when none is left it waits for the others. Once every segment is done it
 concatenates their results in frame order (byte-identical to an unsplit run, since each
 line is encoded alone), computes the timeline once and completes the job.
 
+A job that asked for its shots (detect_shots) has them found once, on the whole video
+(shots need every frame, across the segments' edges): by the coordinator's own child,
+first, while other workers take the segments (`AnalysisRequest.shots_only`).
+
 A segment is leased like a job: a LeaseKeeper renews it and writes its frames done
 (the job's progress follows, over all segments); a lost one is returned to pending by
 the sweep and analysed again, alone. A cancel shows to every segment holder as its
@@ -19,6 +23,7 @@ done) instead of splitting again.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import tempfile
 import uuid
@@ -26,9 +31,11 @@ from pathlib import Path
 
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.models import JobStatus, SegmentStatus
+from forgesyte.jobs.options import JobOptions
 from forgesyte.jobs.segments import SegmentRecord, SegmentSpan
 from forgesyte.results.merging import merge_segment_results
 from forgesyte.storage.base import StorageError, segment_results_key
+from forgesyte.video.shots import Shot
 from forgesyte.workers.job_run import Held, JobRunner
 from forgesyte.workers.lease import LeaseKeeper
 from forgesyte.workers.protocol import AnalysisDone, SegmentsPlanned
@@ -105,6 +112,12 @@ class SegmentWork:
             log.info("job %s: split into %d segments", job.job_id, len(spans))
             if self.wakeup is not None:
                 self.wakeup.notify()  # idle workers of this process: there is work
+        shots: list[Shot] = []
+        if JobOptions.from_stored(job.options).detect_shots:
+            found = self._find_shots(held, lease)
+            if isinstance(found, bool):
+                return found
+            shots = found
         while True:
             if lease.lost:
                 log.warning("job %s: lost its lease while split; stopping", job.job_id)
@@ -125,8 +138,22 @@ class SegmentWork:
                 self._discard_if_ended(job.job_id)
                 return ended
             if segments and all(s.status is SegmentStatus.DONE for s in segments):
-                return self._merge(held, lease, planned, segments)
+                return self._merge(held, lease, planned, segments, shots)
             lease.wait_lost(SEGMENT_WAIT_S)
+
+    def _find_shots(self, held: Held, lease: LeaseKeeper) -> list[Shot] | bool:
+        """The whole video's shots, found by this worker's child; when the shot pass
+        ends otherwise, what its store write answered (True: the job failed; False: it
+        was handed back or lost)."""
+        with tempfile.TemporaryDirectory(prefix="forgesyte-shots-") as scratch_dir:
+            outcome = self.runner.analyse(held, lease, scratch_dir, shots_only=True)
+            if not isinstance(outcome, AnalysisDone):
+                ended = self.runner.settle(held, lease, outcome)
+                self._discard_if_ended(held.job.job_id)
+                return ended
+            timeline = json.loads(Path(outcome.timeline_path).read_bytes())
+        log.info("job %s: %d shots found", held.job.job_id, len(timeline["shots"]))
+        return [Shot(**shot) for shot in timeline["shots"]]
 
     def _discard_if_ended(self, job_id: uuid.UUID) -> None:
         """Delete the segment objects of a job that was cancelled or failed (best effort;
@@ -145,13 +172,17 @@ class SegmentWork:
         lease: LeaseKeeper,
         planned: SegmentsPlanned,
         segments: list[SegmentRecord],
+        shots: list[Shot],
     ) -> bool:
-        """Concatenate the segments' results in order, build the timeline, complete the job."""
+        """Concatenate the segments' results in order, build the timeline (with the
+        shots), complete the job."""
         storage, job_id = self.runner.storage, held.job.job_id
         keys = [segment_results_key(job_id, s.seq) for s in segments]
+        frame_wh = (int(planned.video["width"]), int(planned.video["height"]))
         with tempfile.TemporaryDirectory(prefix="forgesyte-merge-") as scratch:
             try:
-                merged = merge_segment_results((storage.open(key) for key in keys), Path(scratch))
+                opened = (storage.open(key) for key in keys)
+                merged = merge_segment_results(opened, Path(scratch), frame_wh, shots)
             except StorageError as exc:
                 return self.runner.fail(
                     held, lease, f"the results of a segment could not be read: {exc.reason}"

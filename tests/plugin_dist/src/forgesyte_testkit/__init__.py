@@ -3,6 +3,7 @@
 Tools: `noop` (costs nothing), `grey` (mean grey level: cheap and frame-dependent),
 `segfault` (kills its own process with SIGSEGV), `sleep` (sleeps on every frame),
 `hog_memory` (allocates memory until stopped), `missing_key` (a bug: raises KeyError),
+`colour_boxes` (a detector of made objects: a box around each PALETTE colour's pixels),
 `marks` (the boxes of the tests' marks videos: a red `square`, a blue `tile`, a black bar
 read as the text TOP or BOTTOM).
 """
@@ -20,6 +21,11 @@ import numpy as np
 from forgesyte.plugins.base import Frame, SimplePlugin, Tool
 
 SLEEP_PER_FRAME_S = float(os.environ.get("FORGESYTE_TESTKIT_SLEEP_S", "0.2"))
+
+PALETTE = ((40, 40, 230), (40, 200, 40), (230, 60, 40), (40, 220, 230), (220, 40, 220))
+"""BGR colours of made objects, one per object (tests/results/tracking_scenes.py)."""
+COLOUR_TOLERANCE = 50  # grey levels each channel may be off (compression bleeds colours)
+MIN_COLOUR_PIXELS = 350  # pixels: less of an object (20 x 44 px in the tests) is not seen
 
 
 class Noop(Tool):
@@ -136,8 +142,31 @@ class Marks(Tool):
         return found
 
 
+class ColourBoxes(Tool):
+    """A detector of made objects: one "person" box around the pixels of each PALETTE
+    colour (the part of an object another hides is not in its box), confidence 0.9."""
+
+    name = "colour_boxes"
+    input_types = ("image",)
+    output_types = ("detections",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        pixels = frame.astype(np.int16)
+        found = []
+        for colour in PALETTE:
+            mask = np.all(np.abs(pixels - np.array(colour)) <= COLOUR_TOLERANCE, axis=2)
+            if np.count_nonzero(mask) < MIN_COLOUR_PIXELS:
+                continue
+            ys, xs = np.nonzero(mask)
+            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            found.append({"xyxy": box, "confidence": 0.9, "class_id": 0, "class_name": "person"})
+        return found
+
+
 def plugin() -> SimplePlugin:
     """The `testkit` plugin."""
-    return SimplePlugin(
-        "testkit", [Noop(), Grey(), Segfault(), Sleep(), HogMemory(), MissingKey(), Marks()]
-    )
+    tools = [
+        *(Noop(), Grey(), Segfault(), Sleep(), HogMemory(), MissingKey()),
+        *(ColourBoxes(), Marks()),
+    ]
+    return SimplePlugin("testkit", tools)
