@@ -15,7 +15,7 @@ import httpx
 from bench_server import Server
 
 
-def _status_kib(pid: int, field: str) -> int:
+def status_kib(pid: int, field: str) -> int:
     """A /proc/<pid>/status field in KiB (0 when gone)."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -42,7 +42,33 @@ def analysis_child(pid: int) -> int:
             children.append(int(entry))
     if not children:
         raise RuntimeError("the server has no analysis child")
-    return max(children, key=lambda child: _status_kib(child, "VmRSS"))
+    return max(children, key=lambda child: status_kib(child, "VmRSS"))
+
+
+class PeakRss:
+    """A process's resident memory before a block (`before_kib`) and at its peak during it
+    (`peak_kib`), sampled every interval_s on a thread of its own."""
+
+    def __init__(self, pid: int, interval_s: float = 0.005) -> None:
+        self.pid = pid
+        self.interval_s = interval_s
+        self.before_kib = self.peak_kib = 0
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak_kib = max(self.peak_kib, status_kib(self.pid, "VmRSS"))
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> PeakRss:
+        self.before_kib = self.peak_kib = status_kib(self.pid, "VmRSS")
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._sampler.join()
 
 
 @dataclass(frozen=True)
@@ -80,40 +106,27 @@ def long_results(
     """
     with Server(workers=1) as server:
         server.wait(server.submit(short_video, "testkit_noop"), poll_s=0.1)
-        short_peak = _status_kib(analysis_child(server.pid), "VmHWM") / 1024
+        short_peak = status_kib(analysis_child(server.pid), "VmHWM") / 1024
         start = time.perf_counter()
         job_id = server.submit(video, "testkit_noop")
         server.wait(job_id, poll_s=0.2)
         job_s = time.perf_counter() - start
-        long_peak = _status_kib(analysis_child(server.pid), "VmHWM") / 1024
+        long_peak = status_kib(analysis_child(server.pid), "VmHWM") / 1024
         url = f"{server.url}/v1/video/results/{job_id}"
         with httpx.Client(timeout=600) as client:
             _fetch_all(client, url)  # warm: first-request allocations are not a rise
-            baseline = _status_kib(server.pid, "VmRSS")
-            peak = baseline
-            done = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, _status_kib(server.pid, "VmRSS"))
-                    time.sleep(0.005)
-
             sizes: list[int] = []
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            started = time.perf_counter()
-            workers = [
-                threading.Thread(target=lambda: sizes.append(_fetch_all(client, url)))
-                for _ in range(concurrent)
-            ]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
-            requests_s = time.perf_counter() - started
-            done.set()
-            sampler.join()
+            with PeakRss(server.pid) as memory:
+                started = time.perf_counter()
+                workers = [
+                    threading.Thread(target=lambda: sizes.append(_fetch_all(client, url)))
+                    for _ in range(concurrent)
+                ]
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+                requests_s = time.perf_counter() - started
         if len(sizes) != concurrent or len(set(sizes)) != 1:
             raise RuntimeError(f"the concurrent answers differ in size: {sizes}")
         count = server.client.job(job_id).results_page(limit=1).frames_analysed
@@ -124,8 +137,8 @@ def long_results(
             job_s=job_s,
             results_bytes=sizes[0],
             requests_s=requests_s,
-            api_baseline_mib=baseline / 1024,
-            api_rise_mib=(peak - baseline) / 1024,
+            api_baseline_mib=memory.before_kib / 1024,
+            api_rise_mib=(memory.peak_kib - memory.before_kib) / 1024,
             short_frames=short_frames,
             child_peak_short_mib=short_peak,
             child_peak_long_mib=long_peak,

@@ -32,6 +32,10 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
      every candidate detector compared in the same run
   r  text accuracy: OCR word accuracy and CER on known words (and the text rule's floor),
      text segment boundaries against the true lines at 1, 2 and 5 fps
+  u  the source route: 20 concurrent readers of a 1 GiB video, local storage and S3 (moto):
+     the API's memory before and during, throughput
+  w  a job's media step (track ids, thumbnails, the H.264 copy of an mp4v upload) against
+     the job's own analysis, and the copy alone (1280x720, 30 s)
 """
 
 from __future__ import annotations
@@ -52,11 +56,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_accuracy as accuracy
 import bench_decode as decoding
 import bench_local as local
+import bench_media as media
 import bench_objects as objects
 import bench_ocr
 import bench_results as long_results
 import bench_server as served
 import bench_shots as shots
+import bench_source as source
 import bench_text_accuracy as text_accuracy
 import bench_tracking as tracking
 import bench_videos as videos
@@ -86,10 +92,16 @@ class Plan:
     split_job_frames: int = 90  # row p: 3 x the default FORGESYTE_SEGMENT_FRAMES
     split_rounds: int = 2
     scaling_frames: int = 40  # row p's OCR-alone rounds
+    source_mib: int = 1024  # row u: the video's size
+    source_readers: int = 20
+    source_local_mib: int = 1024  # row u: what each reader reads, local storage
+    source_s3_mib: int = 64  # and on S3 (moto serves it from one Python process)
+    media_seconds: float = 30.0  # row w: the video's length
+    media_rounds: int = 2
 
 
 FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000, 48, 1)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000, 48, 1, 40, 256, 20, 256, 32, 6.0, 1)
 
 
 def _median(values: list[float]) -> float:
@@ -775,6 +787,67 @@ def text_accuracy_rows(quick: bool) -> list[Row]:
     return rows
 
 
+SOURCE_RISE_TARGET_MIB = 64.0  # row u: the API's memory may rise this much, at most
+
+
+def source_rows(plan: Plan) -> list[Row]:
+    """Row u: 20 readers of a 1 GiB video at once through the source route, local and S3.
+
+    Each reader asks for one open-ended range from a random offset and reads its share; the
+    API process's resident memory is sampled every 10 ms.
+    """
+    rows: list[Row] = []
+    for name, run, per_reader in (
+        ("local", source.local_run, plan.source_local_mib),
+        ("S3 (moto)", source.s3_run, plan.source_s3_mib),
+    ):
+        _note(f"u: {plan.source_readers} readers of a {plan.source_mib} MiB video, {name}")
+        measured = run(plan.source_mib * source.MiB, plan.source_readers, per_reader * source.MiB)
+        rows.append(
+            Row(
+                "u",
+                f"source route, {measured.readers} readers x {per_reader} MiB of a "
+                f"{plan.source_mib} MiB video, {name}",
+                f"{measured.throughput_mib_s:.0f} MiB/s, {measured.seconds:.1f} s",
+                f"API RSS {measured.rss_before_mib:.0f} -> {measured.rss_peak_mib:.0f} MiB "
+                f"(+{measured.rise_mib:.1f})",
+                f"rise < {SOURCE_RISE_TARGET_MIB:.0f} MiB",
+                measured.rise_mib < SOURCE_RISE_TARGET_MIB,
+            )
+        )
+    return rows
+
+
+def media_rows(plan: Plan) -> list[Row]:
+    """Row w: the media step against the job's analysis, on 1280x720 videos (one thread):
+    a video of text on every frame (the known-words video of row o) and the panning
+    texture of row s, which has none (so OCR finds nothing to read and costs little)."""
+    mp4v = videos.moving_video(1280, 720, plan.media_seconds)
+    h264 = decoding.h264_video(1280, 720, plan.media_seconds)
+    frames = round(plan.media_seconds * videos.FPS)
+    text, _ = videos.known_words_video(frames, 1280, 720)
+    rows: list[Row] = []
+    for label, video, pipeline_id, sampling in (
+        ("mp4v text, ocr_only sample_fps=1", text, "ocr_only", SamplingOptions(sample_fps=1)),
+        ("mp4v, ocr_only sample_fps=1", mp4v, "ocr_only", SamplingOptions(sample_fps=1)),
+        ("mp4v, detect sample_fps=2", mp4v, "detect", SamplingOptions(sample_fps=2)),
+        ("mp4v, testkit_noop every frame", mp4v, "testkit_noop", SamplingOptions()),
+        ("H.264 (no copy), ocr_only sample_fps=1", h264, "ocr_only", SamplingOptions(sample_fps=1)),
+    ):
+        _note(f"w: media step vs analysis, {label}")
+        cost = media.media_cost(video, pipeline_id, sampling, plan.media_rounds)
+        copy = f", copy alone {cost.copy_s:.1f} s" if "mp4v" in label else ""
+        rows.append(
+            Row(
+                "w",
+                f"media step, 1280x720 {frames} frames, {label} ({cost.frames_analysed} analysed)",
+                f"analysis {cost.analysis_s:.1f} s, media {cost.media_s:.1f} s{copy}",
+                f"{cost.ratio:.2f} x the analysis",
+            )
+        )
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -793,7 +866,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopqrstv", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopqrstuvw", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--detector-models",
@@ -850,6 +923,10 @@ def main() -> int:
         rows += accuracy.accuracy_rows(args.quick, args.detector_models)
     if "r" in keys:
         rows += text_accuracy_rows(args.quick)
+    if "u" in keys:
+        rows += source_rows(plan)
+    if "w" in keys:
+        rows += media_rows(plan)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})

@@ -26,16 +26,27 @@ from forgesyte.jobs.store import JobFinishedError, JobHousekeeping, JobRecord, J
 from forgesyte.storage.base import (
     Storage,
     StorageError,
+    frame_tracks_key,
+    playable_key,
     results_key,
     segment_results_key,
+    thumbnails_key,
     timeline_key,
     video_key,
 )
 
 log = logging.getLogger(__name__)
 
-# Builders of the storage keys a job owns (each gives one key from a job id).
-JOB_KEY_BUILDERS: tuple[Callable[[uuid.UUID], str], ...] = (video_key, results_key, timeline_key)
+# Builders of the storage keys a job owns (each gives one key from a job id): its upload,
+# results and timeline, and the media its analysis child made (workers/media.py).
+JOB_KEY_BUILDERS: tuple[Callable[[uuid.UUID], str], ...] = (
+    video_key,
+    results_key,
+    timeline_key,
+    playable_key,
+    thumbnails_key,
+    frame_tracks_key,
+)
 # A split job also owns one results object per segment (segment_results_key), while it
 # runs and until it ends: their number is the job's segment rows, read before the row goes.
 SEGMENT_FOLDER = segment_results_key(uuid.UUID(int=0), 0).split("/", 1)[0]

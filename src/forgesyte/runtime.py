@@ -7,7 +7,7 @@ import os
 import threading
 from dataclasses import dataclass, replace
 
-from forgesyte.api.context import AppContext
+from forgesyte.api.context import MAX_CONCURRENT_PREVIEWS, AppContext
 from forgesyte.jobs.changes import JobWakeup
 from forgesyte.jobs.sql_store import SqlJobStore
 from forgesyte.jobs.store import JobHousekeeping
@@ -18,8 +18,9 @@ from forgesyte.retention import ORPHAN_MIN_AGE_S, Housekeeper, remove_orphans
 from forgesyte.settings import Settings, child_memory_cap_mb, comma_separated, machine_memory_mb
 from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.webhooks.sender import WebhookSender
-from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.executor import AnalysisExecutor, ChildLimits
 from forgesyte.workers.job_run import WorkerConfig
+from forgesyte.workers.previews import PREVIEW_TIMEOUT_S, ChildPreviewRenderer
 from forgesyte.workers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -175,19 +176,39 @@ def build_runtime(settings: Settings, *, workers: int, upgrade_schema: bool = Tr
             log.warning("pipeline %s is unavailable: %s", pipeline_id, entry.unavailable_reason)
     # an upload still under way in another process is younger than its deadline
     sweep_storage(store, storage, min_age_s=max(ORPHAN_MIN_AGE_S, settings.upload_timeout_s + 60))
+    child_memory_mb = child_memory_cap(settings, workers)
+    child_env_keep = comma_separated(settings.child_env_keep)
     context = AppContext(
         settings=settings,
         store=store,
         storage=storage,
         registry=registry,
         catalog=catalog,
-        child_memory_mb=child_memory_cap(settings, workers),
+        child_memory_mb=child_memory_mb,
+        previews=preview_renderer(settings, child_memory_mb, child_env_keep),
     )
     return Runtime(
         settings=settings,
         context=context,
         plugin_config=plugin_config,
         wakeup=wakeup,
-        child_env_keep=comma_separated(settings.child_env_keep),
+        child_env_keep=child_env_keep,
         preload=comma_separated(settings.preload_pipelines),
+    )
+
+
+def preview_renderer(
+    settings: Settings, child_memory_mb: int | None, child_env_keep: tuple[str, ...]
+) -> ChildPreviewRenderer:
+    """What draws this process's previews: a child each, with the analysis children's memory
+    cap (an API-only process: the share of MAX_CONCURRENT_PREVIEWS children) and a time
+    limit of PREVIEW_TIMEOUT_S (at most the job timeout)."""
+    memory_mb = child_memory_mb
+    if memory_mb is None:
+        memory_mb = child_memory_cap_mb(
+            settings.child_memory_mb, settings.child_memory_fraction, MAX_CONCURRENT_PREVIEWS
+        )
+    limits = ChildLimits(min(PREVIEW_TIMEOUT_S, settings.job_timeout_s), memory_mb)
+    return ChildPreviewRenderer(
+        limits, max_frame_pixels=settings.max_frame_pixels, child_env_keep=child_env_keep
     )

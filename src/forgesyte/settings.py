@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     pipelines_dir: Path | None = None
     yolo_model: Path | None = None
     api_key: str | None = None
+    signing_secret: str | None = Field(
+        default=None,
+        min_length=16,
+        description="Key of the HMAC that signs links to a job's video (source-url); "
+        "default: derived from api_key. Set the same on every API replica.",
+    )
     cors_origins: list[str] = Field(default_factory=list)
     retention_days: float | None = Field(
         default=None,

@@ -1,5 +1,5 @@
 """An in-process API (no workers) on the in-memory job store; local storage unless a test
-passes one.
+passes one. Previews are drawn by child processes, as in a server.
 
 These tests are about the API, not the database: ``store`` is the in-memory store here.
 A test about the database under the API binds it: ``@pytest.mark.parametrize("store",
@@ -22,6 +22,8 @@ from forgesyte.plugins.registry import discover_plugins
 from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage
 from forgesyte.storage.local import LocalStorage
+from forgesyte.workers.executor import ChildLimits
+from forgesyte.workers.previews import PREVIEW_TIMEOUT_S, ChildPreviewRenderer
 from tests.support.stores import make_store
 
 MakeClient = Callable[..., TestClient]
@@ -47,6 +49,9 @@ def make_client(store: JobStore, tmp_path: Path) -> Iterator[MakeClient]:
             storage=storage or LocalStorage(tmp_path / "storage"),
             registry=registry,
             catalog=load_catalog(registry),
+            previews=ChildPreviewRenderer(
+                ChildLimits(PREVIEW_TIMEOUT_S), max_frame_pixels=settings.max_frame_pixels
+            ),
         )
         client = TestClient(create_app(context), raise_server_exceptions=False)
         clients.append(client)

@@ -52,13 +52,25 @@ def test_a_completed_job_stores_results_and_timeline_byte_identical_across_runs(
         assert record.result_summary == {
             "frames_analysed": 14,
             "video": {"frame_count": 40, "fps": 20.0, "width": 64, "height": 48},
+            # the media its child made: an mp4v upload gets a playable copy
+            "playback": {"codec": "mpeg4", "copy": True},
+            "thumbnails": {"text": 0, "object": 0, "shot": 0},
         }
     assert result_keys(storage_backend) == sorted(
-        [f"results/{job_id}.jsonl" for job_id in jobs]
-        + [f"timelines/{job_id}.json" for job_id in jobs]
+        f"{folder}/{job_id}.{suffix}"
+        for job_id in jobs
+        for folder, suffix in (
+            ("results", "jsonl"),
+            ("timelines", "json"),
+            ("playable", "mp4"),
+            ("thumbnails", "pack"),
+            ("tracks", "jsonl"),
+        )
     )
     first, second = (storage_backend.read(f"results/{job_id}.jsonl") for job_id in jobs)
     assert first == second
+    tracks = [storage_backend.read(f"tracks/{job_id}.jsonl") for job_id in jobs]
+    assert tracks[0] == tracks[1] and len(tracks[0].splitlines()) == 14
     assert [json.loads(line)["frame_index"] for line in first.splitlines()] == list(range(0, 40, 3))
     timeline = json.loads(storage_backend.read(f"timelines/{jobs[0]}.json"))
     assert timeline == {"objects": [], "shots": [], "text": []}

@@ -13,9 +13,9 @@ from forgesyte.plugins.detections import Detections
 from forgesyte.plugins.values import TextLine, TextLines
 from forgesyte.results.encoding import encode_line
 from forgesyte.results.merging import merge_segment_results
-from forgesyte.results.preview import draw_results
 from forgesyte.results.writer import FrameResultsWriter
 from forgesyte.video.shots import Shot
+from forgesyte.workers.images import draw_results
 
 FRAME_WH = (640, 360)
 LINE = TextLine("GATE 7", 0.9, ((10.0, 10.0), (90.0, 10.0), (90.0, 30.0), (10.0, 30.0)))

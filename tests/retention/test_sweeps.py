@@ -21,7 +21,14 @@ from forgesyte.retention import (
     remove_job,
     remove_orphans,
 )
-from forgesyte.storage.base import results_key, timeline_key, video_key
+from forgesyte.storage.base import (
+    frame_tracks_key,
+    playable_key,
+    results_key,
+    thumbnails_key,
+    timeline_key,
+    video_key,
+)
 from tests.support.storages import StorageBackend
 from tests.support.stores import SteppingClock, make_store
 
@@ -65,7 +72,15 @@ def _keys(job_id: uuid.UUID) -> list[str]:
 
 
 def test_every_owned_key_is_listed_once() -> None:
-    assert owned_folders() == ["results", "segments", "timelines", "videos"]
+    assert owned_folders() == [
+        "playable",
+        "results",
+        "segments",
+        "thumbnails",
+        "timelines",
+        "tracks",
+        "videos",
+    ]
 
 
 @pytest.mark.parametrize("store", ["duckdb"], indirect=True)
@@ -76,8 +91,10 @@ def test_remove_job_takes_everything_a_job_owns(
     kept = _stored_job(store, storage_backend, None)
     job = store.get(done)
     assert job is not None
-    assert sorted(job_keys(job)) == sorted([*_keys(done), timeline_key(done)])
-    storage_backend.storage.put_bytes(timeline_key(done), b"{}")
+    media = [playable_key(done), thumbnails_key(done), frame_tracks_key(done)]
+    assert sorted(job_keys(job)) == sorted([*_keys(done), timeline_key(done), *media])
+    for key in [timeline_key(done), *media]:  # the media a worker stores with the results
+        storage_backend.storage.put_bytes(key, b"{}")
     running = _stored_job(store, storage_backend, None)
     assert store.claim_next("w1", LEASE_S) is not None  # `kept` is older: it is the one claimed
     with pytest.raises(JobRunningError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -248,4 +249,64 @@ def padded_mp4(source: Path, path: Path, padding: int) -> Path:
     """A copy of an MP4 with a `free` box of `padding` bytes appended: big, and it still plays."""
     box = struct.pack(">I", padding + 8) + b"free" + bytes(padding)
     path.write_bytes(source.read_bytes() + box)
+    return path
+
+
+# -- a video with marks the testkit's `marks` tool finds: boxes known to the pixel ----------
+
+MARKS_SIZE_WH = (320, 180)
+RED_SIDE = 40  # pixels: the red square, class "square", moving right 8 px a frame
+BLUE_SIDE = 30  # pixels: the blue square, class "tile", still, in the second half
+BAR_WH = (120, 20)  # pixels: the black bar, text "TOP" in the first half, "BOTTOM" after
+
+
+def marks_boxes(index: int, frame_count: int) -> dict[str, tuple[int, int, int, int]]:
+    """The xyxy boxes (inclusive-exclusive pixels) drawn on frame `index` of a marks video."""
+    boxes = {"square": (10 + 8 * index, 30, 10 + 8 * index + RED_SIDE, 30 + RED_SIDE)}
+    second_half = index >= frame_count // 2
+    if second_half:
+        boxes["tile"] = (250, 100, 250 + BLUE_SIDE, 100 + BLUE_SIDE)
+    bar_y = 140 if second_half else 100
+    boxes["bar"] = (20, bar_y, 20 + BAR_WH[0], bar_y + BAR_WH[1])
+    return boxes
+
+
+def marks_frame(index: int, frame_count: int) -> np.ndarray:
+    """Frame `index` of a marks video (BGR): white, a red square, a black bar, a blue tile."""
+    width, height = MARKS_SIZE_WH
+    frame = np.full((height, width, 3), 255, np.uint8)
+    colours = {"square": (0, 0, 255), "tile": (255, 0, 0), "bar": (0, 0, 0)}
+    for name, (x1, y1, x2, y2) in marks_boxes(index, frame_count).items():
+        frame[y1:y2, x1:x2] = colours[name]
+    return frame
+
+
+def write_marks_video(path: Path, frame_count: int = 30, *, codec: str, fps: int = 10) -> Path:
+    """A marks video as MPEG-4 Part 2 (`codec="mp4v"`, OpenCV's) or H.264 (`"h264"`, PyAV's
+    libx264, 8-bit 4:2:0: what browsers play)."""
+    width, height = MARKS_SIZE_WH
+    if codec == "mp4v":
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        try:
+            for index in range(frame_count):
+                writer.write(marks_frame(index, frame_count))
+        finally:
+            writer.release()
+        return path
+    if codec != "h264":
+        raise ValueError(f"unknown codec {codec!r}")
+    import av  # only the H.264 writer needs PyAV
+
+    with av.open(str(path), "w", format="mp4") as output:
+        stream = output.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "18", "g": "10"}
+        stream.time_base = stream.codec_context.time_base = Fraction(1, fps)
+        for index in range(frame_count):
+            frame = av.VideoFrame.from_ndarray(marks_frame(index, frame_count), format="bgr24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
     return path

@@ -225,6 +225,14 @@ def test_the_documented_situations_get_the_documented_statuses(
     job_id = pending.json()["job_id"]
     for what in ("results", "timeline", "preview"):  # of a job that is not completed
         answers[404].append(client.get(f"/v1/video/{what}/{job_id}", params={"frame_index": 0}))
+    # a completed job whose upload plays: a range past its end
+    store = client.app.state.context.store  # type: ignore[attr-defined]
+    assert store.claim_next("w", 30) is not None
+    summary = {"frames_analysed": 1, "video": {}, "playback": {"codec": "h264", "copy": False}}
+    assert store.complete(uuid.UUID(job_id), "w", f"results/{job_id}.jsonl", summary)
+    answers[416] = [
+        client.get(f"/v1/video/source/{job_id}", headers={"Range": f"bytes={len(video)}-"})
+    ]
     first = _submit(client, video, headers={"Idempotency-Key": "doc-key"})
     assert first.status_code == 200, first.text
     answers[409] = [_submit(client, video, max_frames=2, headers={"Idempotency-Key": "doc-key"})]

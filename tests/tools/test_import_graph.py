@@ -30,6 +30,11 @@ FORBIDDEN = [
 
 Graph = dict[str, set[str]]
 
+# The API process never decodes video: its packages may not import the decoder, not even
+# through another module (previews and thumbnails are made by child processes).
+DECODER = "forgesyte.video.decoder"
+NEVER_DECODE = ("forgesyte.api", "forgesyte.results")
+
 
 def module_name(root: Path, path: Path) -> str:
     """The dotted name of a source file under root (a package is its __init__)."""
@@ -122,3 +127,50 @@ def test_a_cycle_through_a_type_checking_import_is_found(tmp_path: Path) -> None
     assert found is not None and set(found) >= {"forgesyte.first", "forgesyte.second"}
     (package / "second.py").write_text("class Thing:\n    pass\n")
     assert cycle_in(import_graph(tmp_path)) is None
+
+
+def path_to(graph: Graph, start: str, target: str) -> list[str] | None:
+    """A chain of imports from start to target (both included), or None."""
+    came_from: dict[str, str] = {}
+    frontier, seen = [start], {start}
+    while frontier:
+        module = frontier.pop()
+        if module == target:
+            chain = [module]
+            while chain[-1] != start:
+                chain.append(came_from[chain[-1]])
+            return chain[::-1]
+        for imported in sorted(graph.get(module, ())):
+            if imported not in seen:
+                seen.add(imported)
+                came_from[imported] = module
+                frontier.append(imported)
+    return None
+
+
+@pytest.mark.parametrize("package", NEVER_DECODE)
+def test_the_api_and_results_never_import_the_decoder(package: str) -> None:
+    graph = import_graph(SRC)
+    chains = [
+        " -> ".join(chain)
+        for module in sorted(graph)
+        if within(module, package) and (chain := path_to(graph, module, DECODER))
+    ]
+    assert chains == []
+
+
+def test_the_decoder_rule_finds_an_import_through_another_module(tmp_path: Path) -> None:
+    package = tmp_path / "forgesyte"
+    (package / "api").mkdir(parents=True)
+    (package / "video").mkdir()
+    for folder in (package, package / "api", package / "video"):
+        (folder / "__init__.py").write_text("")
+    (package / "video" / "decoder.py").write_text("")
+    (package / "helper.py").write_text("def draw() -> None:\n    import forgesyte.video.decoder\n")
+    (package / "api" / "route.py").write_text("from forgesyte import helper\n")
+    graph = import_graph(tmp_path)
+    assert path_to(graph, "forgesyte.api.route", DECODER) == [
+        "forgesyte.api.route",
+        "forgesyte.helper",
+        DECODER,
+    ]

@@ -1,4 +1,7 @@
-"""The web page at / in a real headless Chromium, against real `forgesyte serve` processes."""
+"""The web page at / in a real headless Chromium, against real `forgesyte serve` processes.
+
+The player itself (video, overlay, lanes, keys, address, signed links) is in test_player.py.
+"""
 
 from __future__ import annotations
 
@@ -80,12 +83,11 @@ def test_submit_progress_timeline_preview_and_downloads(
     expect(entries.nth(1)).to_contain_text(HALF_TIME_TEXT)
     expect(page.locator("#timeline-objects")).to_contain_text("No objects found.")
 
-    # a timeline entry shows its frame, fetched and shown from a blob URL
+    # the finished job opens in the player; a timeline entry plays from its start
+    expect(page.locator("#player-video")).to_have_js_property("readyState", 4)
     entries.nth(1).click()
-    image = page.locator("#preview-image")
-    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
-    expect(image).to_have_js_property("naturalWidth", 320)
-    expect(page.locator("#preview-caption")).to_contain_text("Frame 10")
+    expect(page.locator("#player-status")).to_contain_text(": frame 10 (")
+    assert page.evaluate("document.getElementById('player-video').currentTime") == 1.0
 
     downloads = {}
     for name, suffix in (
@@ -130,12 +132,12 @@ def test_the_key_prompt_a_wrong_key_and_previews_with_the_key_header(
 ) -> None:
     page, errors = open_page(keyed_server.url)
     urls: list[str] = []
-    headers: list[dict[str, str]] = []
+    headers: list[tuple[str, dict[str, str]]] = []
 
     def on_request(request: Request) -> None:
         urls.append(request.url)
         if "/v1/" in request.url:
-            headers.append(request.headers)
+            headers.append((request.url, request.headers))
 
     page.on("request", on_request)
     dialog = page.get_by_role("dialog", name="API key")
@@ -171,7 +173,12 @@ def test_the_key_prompt_a_wrong_key_and_previews_with_the_key_header(
     ).to_have_count(1)
     expect(page.get_by_role("dialog", name="API key")).to_be_hidden()
     assert not any(API_KEY in url or "not-the-key" in url for url in urls)
-    assert headers and all(h.get("authorization") == f"Bearer {API_KEY}" for h in headers[-3:])
+    # every API request carries the key header, but the video's: a <video> cannot send one,
+    # and its signed link carries a token
+    keyed = [h for url, h in headers if "/v1/video/source/" not in url]
+    assert keyed and all(h.get("authorization") == f"Bearer {API_KEY}" for h in keyed[-3:])
+    played = [url for url, _ in headers if "/v1/video/source/" in url]
+    assert played and all("token=" in url for url in played)
     # the browser logs each 401 the page answered with the prompt; nothing else
     assert errors.unexpected(lambda m: "status of 401" in m) == []
 
@@ -195,8 +202,10 @@ def test_the_narrow_page_fits_and_its_controls_are_labelled_and_reachable(
                           && !el.textContent.trim())
             .map(el => el.outerHTML)""")
     assert unlabelled == []
-    # the keyboard reaches the form from the top of the page, in order
-    page.locator("body").focus()
+    # the keyboard reaches the form from the top of the page, in order (the page loaded
+    # afresh at the job's address)
+    page.reload()
+    expect(page.locator("#timeline-text")).to_contain_text("No text found.")
     wanted = [
         "video",
         "pipeline",

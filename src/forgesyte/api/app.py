@@ -15,10 +15,12 @@ from forgesyte.api.routes import (
     job_results,
     job_status,
     jobs,
+    media,
     metrics,
     page,
     pipelines,
     preview,
+    source,
     timeline,
     video_submit,
 )
@@ -62,6 +64,9 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(job_results.router)
     app.include_router(timeline.router)
     app.include_router(preview.router)
+    app.include_router(source.router)
+    app.include_router(source.signing_router)
+    app.include_router(media.router)
     app.include_router(pipelines.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)

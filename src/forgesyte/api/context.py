@@ -1,5 +1,5 @@
 """What the routes need, wired once per process, and what the API keeps per process: the
-status cache and the slots that bound uploads and previews."""
+status cache, the slots that bound uploads and previews, the signer of video links."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from forgesyte.api.health import HealthProbe
+from forgesyte.api.source_tokens import SourceTokens
 from forgesyte.api.status_cache import StatusCache
 from forgesyte.jobs.store import JobStore
 from forgesyte.pipelines.catalog import PipelineCatalog
 from forgesyte.plugins.registry import PluginRegistry
+from forgesyte.results.preview import PreviewRenderer
 from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage
 from forgesyte.submission.errors import RetryLater
@@ -19,8 +21,8 @@ from forgesyte.submission.service import SubmitService
 
 UPLOAD_RETRY_AFTER_S = 5  # what a submit refused for want of an upload slot is told to wait
 UPLOADS_BUSY = f"uploads are already under way; retry in {UPLOAD_RETRY_AFTER_S} s"
-# Each preview decodes up to one group of pictures in the API's thread pool (and on S3
-# copies the video first): at most this many at once per API process, the rest get 429.
+# Each preview is drawn by a child process that decodes up to one group of pictures (and on
+# S3 the video is copied first): at most this many at once per API process, the rest 429.
 MAX_CONCURRENT_PREVIEWS = 2
 PREVIEW_RETRY_AFTER_S = 1
 PREVIEWS_BUSY = "previews are being drawn; try again shortly"
@@ -53,7 +55,9 @@ class Slots:
 class AppContext:
     """Settings, the job store, storage and the pipeline catalog, and what the API builds
     from them once: the status cache, the upload and preview slots, the submit service,
-    the health checks."""
+    the health checks, the signer of video links. `previews` draws preview frames in a child
+    process (wired by forgesyte.runtime; None: this process draws none, and the preview route
+    answers 503)."""
 
     settings: Settings
     store: JobStore
@@ -61,11 +65,13 @@ class AppContext:
     registry: PluginRegistry
     catalog: PipelineCatalog
     child_memory_mb: int | None = None  # each analysis child's memory cap (None: no workers)
+    previews: PreviewRenderer | None = None
     status_cache: StatusCache = field(init=False, repr=False)
     upload_slots: Slots = field(init=False, repr=False)
     preview_slots: Slots = field(init=False, repr=False)
     submissions: SubmitService = field(init=False, repr=False)
     health: HealthProbe = field(init=False, repr=False)
+    source_tokens: SourceTokens = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         uploads = self.settings.max_concurrent_uploads
@@ -76,3 +82,4 @@ class AppContext:
             self.store, self.storage, self.catalog, self.settings, self.upload_slots.hold
         )
         self.health = HealthProbe(self.store, self.storage, self.child_memory_mb)
+        self.source_tokens = SourceTokens.for_settings(self.settings)

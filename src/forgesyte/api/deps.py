@@ -32,16 +32,22 @@ async def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-async def require_api_key(request: Request, context: ContextDep) -> None:
-    """When FORGESYTE_API_KEY is set, demand it as a Bearer token or an X-API-Key header."""
+def key_accepted(request: Request, context: AppContext) -> bool:
+    """Whether the request may pass the key check: no key is set, or it carries the key as
+    a Bearer token or an X-API-Key header."""
     expected = context.settings.api_key
     if not expected:
-        return
+        return True
     supplied = request.headers.get("x-api-key")
     authorization = request.headers.get("authorization", "")
     if supplied is None and authorization[:7].lower() == "bearer ":
         supplied = authorization[7:].strip()
-    if supplied is None or not hmac.compare_digest(supplied.encode(), expected.encode()):
+    return supplied is not None and hmac.compare_digest(supplied.encode(), expected.encode())
+
+
+async def require_api_key(request: Request, context: ContextDep) -> None:
+    """When FORGESYTE_API_KEY is set, demand it as a Bearer token or an X-API-Key header."""
+    if not key_accepted(request, context):
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
 
 
@@ -77,12 +83,13 @@ async def open_results(context: AppContext, job: JobRecord) -> BinaryIO:
     return await read_storage(lambda: open_lines(context.storage.open(key), key))
 
 
-async def read_storage(action: Callable[..., T], *args: Any) -> T:
-    """Run a storage read in the thread pool; a storage failure is a 503 that names nothing."""
+async def read_storage(action: Callable[..., T], *args: Any, what: str = "the results") -> T:
+    """Run a storage read in the thread pool; a storage failure is a 503 that names nothing
+    but `what` was being read."""
     try:
         return await run_in_threadpool(action, *args)
     except (StorageError, OSError) as exc:
-        raise ServiceUnavailable("the results could not be read from storage") from exc
+        raise ServiceUnavailable(f"{what} could not be read from storage") from exc
 
 
 def document_route(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
+from forgesyte.results.media import Playback
 
 
 class JobCreatedOut(BaseModel):
@@ -27,18 +28,25 @@ class JobStatusOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     error_message: str | None = Field(default=None, description="Present when failed.")
+    playable: bool = Field(
+        default=False,
+        description="Whether GET /v1/video/source/{job_id} has a video a browser plays: "
+        "true once a completed job's upload (H.264) or its playable copy is stored.",
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> JobStatusOut:
         """The status answer for a job snapshot (progress 100 once completed; the error
-        only of a failed job)."""
+        only of a failed job; playable once completed with something to play)."""
+        completed = job.status is JobStatus.COMPLETED
         return cls(
             job_id=job.job_id,
             status=job.status,
-            progress=100.0 if job.status is JobStatus.COMPLETED else job.progress,
+            progress=100.0 if completed else job.progress,
             created_at=job.created_at,
             updated_at=job.updated_at,
             error_message=job.error_message if job.status is JobStatus.FAILED else None,
+            playable=completed and Playback.from_summary(job.result_summary) is not None,
         )
 
 

@@ -1,10 +1,11 @@
 """Storage of uploaded videos and result documents."""
 
-from forgesyte.storage.base import Storage, StorageWriter
+from forgesyte.storage.base import ObjectInfo, Storage, StorageWriter
 from forgesyte.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
 from forgesyte.storage.factory import open_storage
 
 __all__ = [
+    "ObjectInfo",
     "ObjectNotFound",
     "Storage",
     "StorageError",

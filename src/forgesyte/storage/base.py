@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from uuid import UUID
@@ -29,6 +30,18 @@ class StorageWriter(Protocol):
         """Drop what was written; leaves nothing behind."""
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a stored object is, without reading it: its size and a tag that changes with it.
+
+    etag: an HTTP entity tag (quoted), the same for the same bytes under the key; S3's own
+    ETag, or on local storage one made of the file's size and modification time.
+    """
+
+    size: int
+    etag: str
+
+
 class Storage(Protocol):
     """Blob storage keyed by paths that the server builds from job ids.
 
@@ -45,6 +58,16 @@ class Storage(Protocol):
 
     def open(self, key: str) -> BinaryIO:
         """Open an object for reading."""
+
+    def stat(self, key: str) -> ObjectInfo:
+        """The object's size and entity tag, without reading it."""
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        """Open bytes start..end (inclusive) of an object, streamed as they are read.
+
+        0 <= start <= end (ValueError otherwise); an end past the object's last byte reads
+        to its end. Only those bytes are fetched (S3: one GetObject with a Range).
+        """
 
     def local_copy(self, key: str) -> AbstractContextManager[Path]:
         """A local file path holding the object for the duration of the context."""
@@ -86,6 +109,27 @@ def results_key(job_id: UUID) -> str:
 def timeline_key(job_id: UUID) -> str:
     """The storage key of a job's timeline (text segments and object tracks)."""
     return f"timelines/{job_id}.json"
+
+
+def playable_key(job_id: UUID) -> str:
+    """The storage key of a job's browser-playable H.264 copy (made when the upload is not)."""
+    return f"playable/{job_id}.mp4"
+
+
+def thumbnails_key(job_id: UUID) -> str:
+    """The storage key of a job's thumbnails: one pack of JPEGs with its index."""
+    return f"thumbnails/{job_id}.pack"
+
+
+def frame_tracks_key(job_id: UUID) -> str:
+    """The storage key of the track id of each detection, one JSON line per analysed frame."""
+    return f"tracks/{job_id}.jsonl"
+
+
+def check_range(start: int, end: int) -> None:
+    """Refuse a byte range that is empty or starts before the object (a caller's bug)."""
+    if start < 0 or end < start:
+        raise ValueError(f"invalid byte range {start}-{end}")
 
 
 def check_key(key: str) -> str:

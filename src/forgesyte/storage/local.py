@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from forgesyte.storage.base import check_key
+from forgesyte.storage.base import ObjectInfo, check_key, check_range
 from forgesyte.storage.errors import ObjectNotFound, unavailable
 
 TEMPORARY_PREFIX = "."  # writers name their temporary files ".<final name>.<random>"
@@ -59,6 +60,33 @@ class LocalFileWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+class _FileSpan(io.RawIOBase):
+    """A raw stream over `length` bytes of an open file from its current position."""
+
+    def __init__(self, handle: Any, length: int) -> None:
+        self._handle = handle  # a binary file: readinto() fills a buffer
+        self._left = length
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill the buffer from the file, never past the span; 0 at its end."""
+        view = memoryview(buffer).cast("B")[: self._left]
+        if not view:
+            return 0
+        count = self._handle.readinto(view) or 0
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        """Close the file."""
+        if not self.closed:
+            self._handle.close()
+        super().close()
+
+
 class LocalStorage:
     """Storage on the local filesystem, rooted at one folder."""
 
@@ -101,6 +129,31 @@ class LocalStorage:
             raise ObjectNotFound(f"no object at {key}") from None
         except OSError as exc:
             raise unavailable("cannot read from storage", exc) from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        """The file's size, and an entity tag of its size and modification time (in ns).
+
+        An object is written once (a new one replaces it by rename, with a new mtime), so
+        the tag changes whenever the bytes under the key do.
+        """
+        try:
+            status = self._path(key).stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"no object at {key}") from None
+        except OSError as exc:
+            raise unavailable("cannot read from storage", exc) from exc
+        return ObjectInfo(status.st_size, f'"{status.st_size:x}-{status.st_mtime_ns:x}"')
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        """Bytes start..end (inclusive) of the file: a seek, then reads that stop at end."""
+        check_range(start, end)
+        handle = self.open(key)
+        try:
+            handle.seek(start)
+        except OSError as exc:
+            handle.close()
+            raise unavailable("cannot read from storage", exc) from exc
+        return io.BufferedReader(_FileSpan(handle, end - start + 1))
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

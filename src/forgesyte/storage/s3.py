@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Inc
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
-from forgesyte.storage.base import check_key
+from forgesyte.storage.base import ObjectInfo, check_key, check_range
 from forgesyte.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -285,10 +285,14 @@ class S3Storage:
         except S3_CALL_ERRORS as exc:
             raise storage_error(exc, "write", self._where(object_key)) from None
 
-    def _get_body(self, object_key: str) -> Any:
-        """The streaming body of an object; ObjectNotFound if the key is missing."""
+    def _get_body(self, object_key: str, byte_range: str | None = None) -> Any:
+        """The streaming body of an object (of a `bytes=a-b` range of it, if given);
+        ObjectNotFound if the key is missing."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
+            if byte_range is None:
+                return self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
+            answer = self.client.get_object(Bucket=self.bucket, Key=object_key, Range=byte_range)
+            return answer["Body"]
         except S3_CALL_ERRORS as exc:
             raise storage_error(exc, "read", self._where(object_key)) from None
 
@@ -296,6 +300,22 @@ class S3Storage:
         """Open an object for reading, streamed from S3 as it is read."""
         object_key = self._object_key(key)
         body = self._get_body(object_key)
+        return io.BufferedReader(_BodyReader(body, self._where(object_key)))
+
+    def stat(self, key: str) -> ObjectInfo:
+        """The object's size and S3's ETag (one HeadObject)."""
+        object_key = self._object_key(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except S3_CALL_ERRORS as exc:
+            raise storage_error(exc, "look up", self._where(object_key)) from None
+        return ObjectInfo(int(head["ContentLength"]), str(head["ETag"]))
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        """Bytes start..end (inclusive): one GetObject with that Range, streamed as read."""
+        check_range(start, end)
+        object_key = self._object_key(key)
+        body = self._get_body(object_key, f"bytes={start}-{end}")
         return io.BufferedReader(_BodyReader(body, self._where(object_key)))
 
     @contextlib.contextmanager

@@ -7,17 +7,14 @@ AnalysisDone or AnalysisFailed; StopChild (or a closed pipe) ends it.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import signal
 import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from forgesyte.logs import configure_child_logging
 from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, load_catalog
 from forgesyte.pipelines.runner import PipelineRunner, PluginError
 from forgesyte.plugins.base import PluginConfig
@@ -32,6 +29,8 @@ from forgesyte.video.service import (
     probe_video,
 )
 from forgesyte.video.shots import find_shots
+from forgesyte.workers.child_setup import settle_child
+from forgesyte.workers.media import make_job_media
 from forgesyte.workers.protocol import (
     AnalysisDone,
     AnalysisFailed,
@@ -39,6 +38,8 @@ from forgesyte.workers.protocol import (
     ChildMessage,
     ChildReady,
     FailureReason,
+    MediaDone,
+    MediaRequest,
     Progress,
     SegmentsPlanned,
     StopChild,
@@ -47,19 +48,8 @@ from forgesyte.workers.protocol import (
 __all__ = ["AnalysisRequest", "child_main", "throttled_progress"]
 
 PROGRESS_MESSAGE_INTERVAL_S = 0.1  # seconds between progress messages to the parent
-_PR_SET_PDEATHSIG = 1
-ANALYSIS_NICENESS = 10  # added to the child's nice value (lower CPU priority)
 
 log = logging.getLogger(__name__)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this child when its parent dies (kill -9 of the server included)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
 
 
 def throttled_progress(
@@ -85,6 +75,7 @@ class _Analyser:
         self, pipelines_dir: str | None, plugin_config: PluginConfig, max_frame_pixels: int
     ) -> None:
         self._max_frame_pixels = max_frame_pixels
+        self._threads = plugin_config.analysis_threads or 1
         self._registry = discover_plugins(plugin_config)
         self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
         self._runners: dict[str, PipelineRunner] = {}
@@ -184,6 +175,25 @@ class _Analyser:
             frames_analysed=summary.frames_analysed,
         )
 
+    def media(self, request: MediaRequest) -> MediaDone | AnalysisFailed:
+        """Make a job's media (workers/media.py); a failure says why, for the log."""
+        try:
+            return make_job_media(
+                request, max_frame_pixels=self._max_frame_pixels, threads=self._threads
+            )
+        except VideoDecodeError as exc:
+            return AnalysisFailed(FailureReason.VIDEO_DECODE, f"video could not be decoded: {exc}")
+        except OSError as exc:
+            return AnalysisFailed(
+                FailureReason.INTERNAL, f"the media could not be written locally: {exc.strerror}"
+            )
+        except Exception as exc:
+            return AnalysisFailed(
+                FailureReason.INTERNAL,
+                f"making the media failed with an internal error ({type(exc).__name__})",
+                detail=traceback.format_exc(),
+            )
+
 
 def child_main(
     conn: Connection,
@@ -193,11 +203,7 @@ def child_main(
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
 ) -> None:
     """Entry point of the child: serve analysis requests until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    _die_with_parent()
-    # analysis is batch work: below the API's priority, so status polls stay fast under load
-    os.nice(ANALYSIS_NICENESS)
-    configure_child_logging()  # JSON lines on stderr, like the parent's
+    settle_child()
     analyser = _Analyser(pipelines_dir, plugin_config or PluginConfig(), max_frame_pixels)
     for pipeline_id in preload:
         try:
@@ -212,6 +218,9 @@ def child_main(
             return
         if isinstance(request, StopChild):
             return
+        if isinstance(request, MediaRequest):
+            conn.send(analyser.media(request))
+            continue
         if not isinstance(request, AnalysisRequest):  # pragma: no cover - protocol guard
             log.error("unexpected message from the worker: %s", type(request).__name__)
             return

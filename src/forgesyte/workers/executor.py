@@ -2,7 +2,9 @@
 
 The executor is the one place that starts the child and the one place a start failure is
 turned into a value: `start()` answers ChildReady or AnalysisFailed(CHILD_START), and `run()`
-returns that failure as its outcome, like a crash or a timeout.
+returns that failure as its outcome, like a crash or a timeout. Every child process the
+server starts (this warm one, and the short-lived ones that draw previews) is started by
+`spawn_child`, from the scrubbed environment, and held to its `ChildLimits`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.video.service import DEFAULT_MAX_FRAME_PIXELS
@@ -32,9 +36,10 @@ from forgesyte.workers.protocol import (
     AnalysisFailed,
     AnalysisInterrupted,
     AnalysisOutcome,
-    AnalysisRequest,
     ChildReady,
+    ChildRequest,
     FailureReason,
+    MediaDone,
     Progress,
     SegmentsPlanned,
     StopChild,
@@ -144,7 +149,7 @@ def scrub_child_environment(extra: Iterable[str] = ()) -> str:
         return launcher
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     """Resident memory of a process in MiB (0 when unknown)."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -160,7 +165,8 @@ def _start_failed(message: str) -> AnalysisFailed:
     return AnalysisFailed(FailureReason.CHILD_START, message)
 
 
-def _describe_exit(exitcode: int | None) -> str:
+def describe_exit(exitcode: int | None) -> str:
+    """How a child ended, for a message: 'killed by SIGSEGV', 'exited with code 1'."""
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
@@ -168,6 +174,59 @@ def _describe_exit(exitcode: int | None) -> str:
             name = f"signal {-exitcode}"
         return f"killed by {name}"
     return f"exited with code {exitcode}"
+
+
+def spawn_child(
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    *,
+    name: str,
+    child_env_keep: Iterable[str] = (),
+) -> tuple[BaseProcess, Connection]:
+    """Start `target(conn, *args)` in a spawned child from the scrubbed environment.
+
+    Returns the process and this side of its pipe. The child is a daemon of this process.
+    """
+    scrub_child_environment(child_env_keep)
+    parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
+    process = _SPAWN.Process(target=target, args=(child_conn, *args), name=name, daemon=True)
+    process.start()
+    child_conn.close()
+    return process, parent_conn
+
+
+@dataclass(frozen=True)
+class ChildLimits:
+    """What one request to a child may use: wall-clock seconds and resident memory (MiB)."""
+
+    timeout_s: float
+    memory_cap_mb: int | None = None
+
+    def breach(self, process: BaseProcess, deadline: float, work: str) -> AnalysisFailed | None:
+        """Why the child doing `work` ("analysis", "preview") must be stopped now: past
+        its deadline (time.monotonic()) or over its memory cap; None while within both."""
+        if time.monotonic() > deadline:
+            return AnalysisFailed(
+                FailureReason.TIMED_OUT,
+                f"the {work} timed out after {self.timeout_s:g} s and was stopped",
+            )
+        if self.memory_cap_mb is not None and process.pid is not None:
+            rss = rss_mb(process.pid)
+            if rss > self.memory_cap_mb:
+                return AnalysisFailed(
+                    FailureReason.MEMORY_CAP,
+                    f"the {work} used {rss:.0f} MiB, over the memory cap of "
+                    f"{self.memory_cap_mb} MiB, and was stopped",
+                )
+        return None
+
+
+def kill_child(process: BaseProcess) -> None:
+    """SIGKILL a child and reap it."""
+    if process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    process.join(timeout=5.0)
 
 
 class AnalysisExecutor:
@@ -189,8 +248,7 @@ class AnalysisExecutor:
         self._max_frame_pixels = max_frame_pixels
         self._plugin_config = plugin_config or PluginConfig()
         self._preload = list(preload)
-        self._timeout_s = timeout_s
-        self._memory_cap_mb = memory_cap_mb
+        self._limits = ChildLimits(timeout_s, memory_cap_mb)
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
 
@@ -213,22 +271,12 @@ class AnalysisExecutor:
         if self._process is not None and self._process.is_alive():
             return ChildReady(self._process.pid or 0)
         self.stop()
-        scrub_child_environment(self._child_env_keep)
-        parent_conn, child_conn = _SPAWN.Pipe(duplex=True)
-        process = _SPAWN.Process(
-            target=child_main,
-            args=(
-                child_conn,
-                self._pipelines_dir,
-                self._preload,
-                self._plugin_config,
-                self._max_frame_pixels,
-            ),
+        process, parent_conn = spawn_child(
+            child_main,
+            (self._pipelines_dir, self._preload, self._plugin_config, self._max_frame_pixels),
             name="forgesyte-analysis",
-            daemon=True,
+            child_env_keep=self._child_env_keep,
         )
-        process.start()
-        child_conn.close()
         self._process, self._conn = process, parent_conn
         if not parent_conn.poll(CHILD_START_TIMEOUT_S):
             self.stop()
@@ -240,7 +288,7 @@ class AnalysisExecutor:
             exitcode = process.exitcode
             self.stop()
             return _start_failed(
-                f"the analysis process died while starting ({_describe_exit(exitcode)})"
+                f"the analysis process died while starting ({describe_exit(exitcode)})"
             )
         if not isinstance(message, ChildReady):  # pragma: no cover - protocol guard
             self.stop()
@@ -264,31 +312,31 @@ class AnalysisExecutor:
                 process.join(timeout=5.0)
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGKILL)
+        if self._process is not None:
+            kill_child(self._process)
         self.stop()
 
     def run(
         self,
-        request: AnalysisRequest,
+        request: ChildRequest,
         *,
         on_progress: Callable[[int, int], None],
         on_tick: Callable[[], bool],
-    ) -> AnalysisOutcome:
-        """Run one analysis in the child (started first if it is not running).
+    ) -> AnalysisOutcome | MediaDone:
+        """Run one request in the child (started first if it is not running).
 
         on_progress gets (analysed, planned) as frames are done; on_tick is called every
         WATCH_INTERVAL_S and returns False to interrupt (shutdown, lease lost): the child
         is then killed and the outcome is AnalysisInterrupted. A child that cannot start,
         crashes, times out or goes over its memory cap gives AnalysisFailed with that reason.
+        Each request has the whole timeout, from when it is sent.
         """
         started = self.start()
         if isinstance(started, AnalysisFailed):
             return started
         assert self._conn is not None and self._process is not None
         conn, process = self._conn, self._process
-        deadline = time.monotonic() + self._timeout_s
+        deadline = time.monotonic() + self._limits.timeout_s
         try:
             conn.send(request)
         except (OSError, ValueError):
@@ -300,7 +348,7 @@ class AnalysisExecutor:
                 message = conn.recv() if ready else None
             except (EOFError, OSError):
                 process.join(timeout=2.0)
-                exit_text = _describe_exit(process.exitcode)
+                exit_text = describe_exit(process.exitcode)
                 self.stop()
                 return AnalysisFailed(
                     FailureReason.CRASHED,
@@ -309,24 +357,13 @@ class AnalysisExecutor:
                 )
             if isinstance(message, Progress):
                 on_progress(message.analysed, message.planned)
-            elif isinstance(message, AnalysisDone | AnalysisFailed | SegmentsPlanned):
+            elif isinstance(message, AnalysisDone | AnalysisFailed | SegmentsPlanned | MediaDone):
                 return message
             # checked on every pass, so a stream of progress messages cannot delay them
-            if time.monotonic() > deadline:
+            breach = self._limits.breach(process, deadline, "analysis")
+            if breach is not None:
                 self._kill()
-                return AnalysisFailed(
-                    FailureReason.TIMED_OUT,
-                    f"the analysis timed out after {self._timeout_s:g} s and was stopped",
-                )
-            if self._memory_cap_mb is not None and process.pid is not None:
-                rss = _rss_mb(process.pid)
-                if rss > self._memory_cap_mb:
-                    self._kill()
-                    return AnalysisFailed(
-                        FailureReason.MEMORY_CAP,
-                        f"the analysis used {rss:.0f} MiB, over the memory cap of "
-                        f"{self._memory_cap_mb} MiB, and was stopped",
-                    )
+                return breach
             if not on_tick():
                 self._kill()
                 return AnalysisInterrupted()

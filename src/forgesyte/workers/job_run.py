@@ -33,7 +33,15 @@ from forgesyte.jobs.records import JobRecord
 from forgesyte.jobs.segments import SegmentRecord
 from forgesyte.results.storing import StagedUpload
 from forgesyte.settings import Settings
-from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key
+from forgesyte.storage.base import (
+    Storage,
+    StorageError,
+    frame_tracks_key,
+    playable_key,
+    results_key,
+    thumbnails_key,
+    timeline_key,
+)
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.lease import LeaseKeeper
 from forgesyte.workers.outages import OutageWaits, Outlasted, StepOverdue, WaitEnded
@@ -44,6 +52,8 @@ from forgesyte.workers.protocol import (
     AnalysisOutcome,
     AnalysisRequest,
     FailureReason,
+    MediaDone,
+    MediaRequest,
     SegmentsPlanned,
 )
 
@@ -356,21 +366,63 @@ class JobRunner:
             self.hand_back(held, lease)
         return False
 
+    def make_media(
+        self, held: Held, lease: LeaseKeeper, done: AnalysisDone
+    ) -> MediaDone | AnalysisInterrupted | None:
+        """Have the child make the job's media beside its results files (workers/media.py).
+
+        None when it could not (a crash, the time or memory limit, a video storage cannot
+        give): the results stand without it, and the log says why. AnalysisInterrupted when
+        the worker stopped it (shutdown, lost lease), as an analysis is interrupted.
+        """
+        scratch = str(Path(done.results_path).parent)
+        try:
+            video = str(self.local_video(held.job))
+        except StorageError as exc:
+            _log(held, logging.WARNING, "its media were not made: %s", exc)
+            return None
+        request = MediaRequest(video, done.results_path, done.timeline_path, scratch)
+        outcome = self.executor.run(
+            request, on_progress=lambda _done, _planned: None, on_tick=self._go_on(held, lease)
+        )
+        if isinstance(outcome, AnalysisInterrupted | MediaDone):
+            if isinstance(outcome, MediaDone) and outcome.note:
+                _log(held, logging.WARNING, "%s", outcome.note)
+            return outcome
+        if isinstance(outcome, AnalysisFailed):
+            if outcome.detail:
+                _log(held, logging.ERROR, "%s", outcome.detail)
+            message = outcome.message
+        else:  # pragma: no cover - protocol guard: a media request has no other answer
+            message = f"unexpected answer {type(outcome).__name__}"
+        _log(held, logging.WARNING, "its media were not made (%s); completing without", message)
+        return None
+
     def complete(self, held: Held, lease: LeaseKeeper, done: AnalysisDone) -> bool:
-        """Store a whole job's results and timeline, then complete it; False if it was lost.
+        """Make a whole job's media, store them with its results and timeline, then complete
+        it; False if it was lost or handed back.
 
         The objects are removed again if the job was taken away before it completed. A
         completion whose answer the database lost (the connection dropped after the
         commit) is told by the job's row: completed, by this worker.
         """
         job_id = held.job.job_id
+        media = self.make_media(held, lease, done)
+        if isinstance(media, AnalysisInterrupted):
+            return self.settle(held, lease, media)
         key = results_key(job_id)
         files = {key: done.results_path, timeline_key(job_id): done.timeline_path}
+        summary = done.summary()
+        if media is not None:
+            files[frame_tracks_key(job_id)] = media.tracks_path
+            files[thumbnails_key(job_id)] = media.thumbnails_path
+            if media.copy_path is not None:
+                files[playable_key(job_id)] = media.copy_path
+            summary.update(media.summary())
         committed = self.store_results(held, lease, files)
         if isinstance(committed, bool):
             return committed
         lease.stop()
-        summary = done.summary()
         completed = self.record(
             held,
             "recording its completion",
@@ -474,15 +526,25 @@ class JobRunner:
     def _run_child(
         self, request: AnalysisRequest, lease: LeaseKeeper, held: Held
     ) -> AnalysisOutcome:
+        keep_going = self._go_on(held, lease)
+        if not keep_going():
+            return AnalysisInterrupted()
+        outcome = self.executor.run(request, on_progress=lease.report_progress, on_tick=keep_going)
+        if isinstance(outcome, MediaDone):  # pragma: no cover - protocol guard
+            return AnalysisFailed(FailureReason.INTERNAL, "the child answered with media")
+        return outcome
+
+    def _go_on(self, held: Held, lease: LeaseKeeper) -> Callable[[], bool]:
+        """The executor's on_tick for held: False once its lease is lost or the grace after
+        a stop is over."""
+
         def keep_going() -> bool:
             if lease.lost:
                 _log(held, logging.WARNING, "lease lost; stopping its analysis")
                 return False
             return not self.grace_expired()
 
-        if not keep_going():
-            return AnalysisInterrupted()
-        return self.executor.run(request, on_progress=lease.report_progress, on_tick=keep_going)
+        return keep_going
 
 
 def _completed_by(job: JobRecord | None, worker_id: str) -> bool:

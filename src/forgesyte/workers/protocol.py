@@ -1,9 +1,11 @@
 """What a worker and its analysis child say to each other over their pipe: one class per kind.
 
-Parent to child: `AnalysisRequest` (analyse one video), `StopChild` (exit cleanly).
-Child to parent: `ChildReady` once its models are loaded, then for each request any number
-of `Progress` messages and one `AnalysisDone` or `AnalysisFailed` (or `SegmentsPlanned`
-when the request asked for a split and the video is long enough).
+Parent to child: `AnalysisRequest` (analyse one video), `MediaRequest` (make what the page
+shows of a job analysed: thumbnails, each detection's track id, a playable copy),
+`StopChild` (exit cleanly). Child to parent: `ChildReady` once its models are loaded, then
+for each analysis any number of `Progress` messages and one `AnalysisDone` or
+`AnalysisFailed` (or `SegmentsPlanned` when the request asked for a split and the video is
+long enough); for each media request one `MediaDone` or `AnalysisFailed`.
 
 Every message is a frozen dataclass (pickled by multiprocessing), so both sides match on
 types, never on string tags.
@@ -16,6 +18,7 @@ from enum import StrEnum
 from typing import Any, TypeAlias
 
 from forgesyte.jobs.options import JobOptions
+from forgesyte.results.media import PLAYBACK_FIELD, THUMBNAILS_FIELD, Playback
 from forgesyte.video.service import SamplingOptions
 
 
@@ -138,14 +141,58 @@ class AnalysisFailed:
 
 
 @dataclass(frozen=True)
+class MediaRequest:
+    """Parent to child: make a job's media from its video and its (merged) results files.
+
+    The child writes them in scratch_dir: the thumbnails pack, the track ids of each
+    frame's detections and, when the upload is not browser-playable H.264, a copy that is.
+    """
+
+    video_path: str
+    results_path: str
+    timeline_path: str
+    scratch_dir: str
+
+
+@dataclass(frozen=True)
+class MediaDone:
+    """Child to parent: a job's media, as local files for the parent to store.
+
+    codec: the upload's video codec; copy_path: the playable copy (None when the upload
+    plays as it is, or when no copy could be made: then `playable` is False and `note`
+    says why); thumbnails: how many of each kind the pack indexes (`ThumbnailCounts`).
+    """
+
+    tracks_path: str
+    thumbnails_path: str
+    thumbnails: dict[str, int]
+    codec: str
+    playable: bool
+    copy_path: str | None = None
+    note: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """What the job row's summary keeps of it: what plays, and the thumbnails' counts."""
+        summary: dict[str, Any] = {THUMBNAILS_FIELD: dict(self.thumbnails)}
+        if self.playable:
+            summary[PLAYBACK_FIELD] = Playback(self.codec, self.copy_path is not None).to_json()
+        return summary
+
+
+@dataclass(frozen=True)
 class AnalysisInterrupted:
     """The parent stopped the analysis (shutdown, lost lease): the job is not at fault."""
 
 
-ParentMessage: TypeAlias = AnalysisRequest | StopChild
+ChildRequest: TypeAlias = AnalysisRequest | MediaRequest
+"""What the parent asks a child to do."""
+
+ParentMessage: TypeAlias = ChildRequest | StopChild
 """What the parent sends."""
 
-ChildMessage: TypeAlias = ChildReady | Progress | AnalysisDone | AnalysisFailed | SegmentsPlanned
+ChildMessage: TypeAlias = (
+    ChildReady | Progress | AnalysisDone | AnalysisFailed | SegmentsPlanned | MediaDone
+)
 """What the child sends."""
 
 AnalysisOutcome: TypeAlias = AnalysisDone | AnalysisFailed | AnalysisInterrupted | SegmentsPlanned

@@ -1,4 +1,9 @@
-"""GET /v1/video/preview/{job_id}?frame_index=N: an analysed frame with its results drawn."""
+"""GET /v1/video/preview/{job_id}?frame_index=N: an analysed frame with its results drawn.
+
+The frame is decoded and drawn by a short-lived child process (`AppContext.previews`), never
+in this process: a decoder that crashes or hangs on a hostile video takes down that child,
+and this route answers 503.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ from fastapi import Query
 from fastapi.responses import Response
 
 from forgesyte.api.deps import ContextDep, completed_job, open_results, read_storage, v1_router
-from forgesyte.api.errors import NotFound
-from forgesyte.results.preview import FrameNotDecodable, render_preview
+from forgesyte.api.errors import NotFound, ServiceUnavailable
+from forgesyte.results.preview import FrameNotDecodable, PreviewFailed, PreviewRenderer
 from forgesyte.results.reading import find_frame
 from forgesyte.storage.base import Storage
 
@@ -17,14 +22,11 @@ router = v1_router()
 
 
 def _render(
-    storage: Storage, video_key: str, entry: dict[str, Any], max_frame_pixels: int
-) -> bytes | None:
-    """The preview JPEG, or None when the stored video has no such frame (any more)."""
+    storage: Storage, video_key: str, entry: dict[str, Any], renderer: PreviewRenderer
+) -> bytes:
+    """The preview JPEG, drawn from a local copy of the video (local storage: its file)."""
     with storage.local_copy(video_key) as video_path:
-        try:
-            return render_preview(video_path, entry, max_frame_pixels)
-        except FrameNotDecodable:
-            return None
+        return renderer.render(video_path, entry)
 
 
 @router.get(
@@ -34,6 +36,7 @@ def _render(
         200: {"content": {"image/jpeg": {}}, "description": "The frame, boxes and text drawn"},
         404: {"description": "Unknown or not completed job, or a frame the job did not analyse"},
         429: {"description": "Too many previews are being drawn at once; see Retry-After"},
+        503: {"description": "The process drawing it crashed, timed out or ran out of memory"},
     },
 )
 async def job_preview(
@@ -47,10 +50,16 @@ async def job_preview(
     entry = await read_storage(find_frame, handle, frame_index)
     if entry is None:
         raise NotFound(f"job {job_id} did not analyse frame {frame_index}")
-    with context.preview_slots.hold():  # decoding is costly: a few at once (api/context.py)
-        image = await read_storage(
-            _render, context.storage, job.input_path, entry, context.settings.max_frame_pixels
-        )
-    if image is None:
-        raise NotFound(f"frame {frame_index} of job {job_id} could not be decoded")
+    renderer = context.previews
+    if renderer is None:
+        raise ServiceUnavailable("this server process draws no previews")
+    with context.preview_slots.hold():  # a child process each: a few at once (api/context.py)
+        try:
+            image = await read_storage(
+                _render, context.storage, job.input_path, entry, renderer, what="the video"
+            )
+        except FrameNotDecodable:
+            raise NotFound(f"frame {frame_index} of job {job_id} could not be decoded") from None
+        except PreviewFailed as exc:
+            raise ServiceUnavailable(f"the preview could not be drawn: {exc}") from None
     return Response(image, media_type="image/jpeg")

@@ -1,6 +1,7 @@
 // ForgeSyte's page: a thin client of the public API (no build step, nothing from the internet).
 // With an API key set on the server, every request carries it as a header (previews and
 // downloads too: fetched, then shown or saved from a blob URL); a key never goes into a URL.
+// A finished job opens in the player (player.js); the address follows it: /#/jobs/<id>?t=<s>.
 "use strict";
 
 const KEY_STORAGE = "forgesyte.apiKey";
@@ -367,7 +368,7 @@ function renderJobs() {
     item.dataset.jobId = job.job_id;
     const title = document.createElement("div");
     title.className = "job-title";
-    title.append(button(short, `Open job ${short}`, () => openJob(job.job_id, true)));
+    title.append(button(short, `Open job ${short}`, () => openFromList(job.job_id)));
     const pipeline = document.createElement("span");
     pipeline.className = "pipeline";
     pipeline.textContent = job.pipeline_id || "";
@@ -427,7 +428,10 @@ async function deleteJob(jobId) {
     if (!response.ok) throw new ApiError(response.status, await detailOf(response));
     state.jobs.delete(jobId);
     state.submitted = state.submitted.filter((id) => id !== jobId);
-    if (state.openJob === jobId) closeJob();
+    if (state.openJob === jobId) {
+      closeJob();
+      history.replaceState(history.state, "", location.pathname + location.search); // gone
+    }
     renderJobs();
   } catch (error) {
     showError(error.message);
@@ -454,6 +458,23 @@ function closeJob() {
   state.openJob = null;
   $("job-view").hidden = true;
   clearPreview();
+  playerHide();
+}
+
+// opening a job is a new address (the back button returns to the one before)
+function openFromList(jobId) {
+  const route = parseRoute(location.hash);
+  if (route && route.jobId === jobId) openJob(jobId, true, null);
+  else location.hash = routeHash(jobId, null);
+}
+
+// the address names a job (and a time): open it there; no job: close the one open. A
+// change of address moves the focus to the job; a page opened at an address keeps it at
+// the top, as any page load does.
+function routeFromAddress(event) {
+  const route = parseRoute(location.hash);
+  if (route) openJob(route.jobId, Boolean(event), route.t);
+  else if (state.openJob) closeJob();
 }
 
 function clearPreview() {
@@ -463,9 +484,12 @@ function clearPreview() {
   $("preview-image").removeAttribute("src");
 }
 
-function timelineEntry(range, text, frameIndex) {
+// an entry plays the video from its start, or shows its frame when there is no video to play
+function timelineEntry(range, text, frameIndex, startS) {
   const item = document.createElement("li");
-  const entry = button("", `Show frame ${frameIndex}: ${text}`, () => showPreview(frameIndex, `${range} ${text}`));
+  const entry = button("", `Show frame ${frameIndex}: ${text}`, () =>
+    playerActive() && !$("player-stage").hidden ? playerSeek(startS) : showPreview(frameIndex, `${range} ${text}`),
+  );
   entry.className = "entry";
   const time = document.createElement("span");
   time.className = "time";
@@ -478,13 +502,16 @@ function timelineEntry(range, text, frameIndex) {
   return item;
 }
 
-async function openJob(jobId, focus) {
+async function openJob(jobId, focus, startAt) {
   showError("");
   const changed = state.openJob !== jobId;
   state.openJob = jobId;
   const view = $("job-view");
   view.hidden = false;
-  if (changed) clearPreview();
+  if (changed) {
+    clearPreview();
+    playerHide();
+  }
   $("job-heading").textContent = `Job ${jobId}`;
   if (focus) $("job-heading").focus();
   const textList = $("timeline-text");
@@ -494,6 +521,7 @@ async function openJob(jobId, focus) {
     view.dataset.status = job.status;
     $("downloads").hidden = job.status !== "completed";
     if (job.status !== "completed") {
+      playerHide();
       textList.replaceChildren();
       objectList.replaceChildren();
       $("job-summary").textContent =
@@ -505,17 +533,25 @@ async function openJob(jobId, focus) {
     const timeline = await apiJson(`/v1/video/timeline/${jobId}`);
     if (state.openJob !== jobId) return;
     textList.replaceChildren(
-      ...timeline.text.map((s) => timelineEntry(`${clock(s.start_s)}–${clock(s.end_s)}`, s.text, s.first_frame)),
+      ...timeline.text.map((s) =>
+        timelineEntry(`${clock(s.start_s)}–${clock(s.end_s)}`, s.text, s.first_frame, s.start_s),
+      ),
     );
     objectList.replaceChildren(
       ...timeline.objects.map((t) =>
-        timelineEntry(`${clock(t.start_s)}–${clock(t.end_s)}`, `#${t.track_id} ${t.class_name}`, t.first_frame),
+        timelineEntry(
+          `${clock(t.start_s)}–${clock(t.end_s)}`,
+          `#${t.track_id} ${t.class_name}`,
+          t.first_frame,
+          t.start_s,
+        ),
       ),
     );
     if (!timeline.text.length) textList.append(emptyItem("No text found."));
     if (!timeline.objects.length) objectList.append(emptyItem("No objects found."));
     $("job-summary").textContent =
       `Completed: ${timeline.text.length} text segment(s), ${timeline.objects.length} object track(s).`;
+    await playerShow(jobId, job, timeline, startAt === undefined ? null : startAt);
   } catch (error) {
     $("job-summary").textContent = "";
     showError(error.message);
@@ -578,6 +614,9 @@ async function download(kind) {
 // ---- start -------------------------------------------------------------------------------
 
 async function start() {
+  playerStart();
+  window.addEventListener("hashchange", routeFromAddress);
+  routeFromAddress();
   $("submit-form").addEventListener("submit", submitVideo);
   $("pipeline").addEventListener("change", describePipeline);
   for (const element of document.querySelectorAll("[data-download]")) {

@@ -3,7 +3,9 @@
 Tools: `noop` (costs nothing), `grey` (mean grey level: cheap and frame-dependent),
 `segfault` (kills its own process with SIGSEGV), `sleep` (sleeps on every frame),
 `hog_memory` (allocates memory until stopped), `missing_key` (a bug: raises KeyError),
-`colour_boxes` (a detector of made objects: a box around each PALETTE colour's pixels).
+`colour_boxes` (a detector of made objects: a box around each PALETTE colour's pixels),
+`marks` (the boxes of the tests' marks videos: a red `square`, a blue `tile`, a black bar
+read as the text TOP or BOTTOM).
 """
 
 from __future__ import annotations
@@ -101,6 +103,45 @@ class MissingKey(Tool):
         return settings["threshold"]
 
 
+def _bounds(mask: Any) -> list[float] | None:
+    """xyxy of the rows and columns with at least 3 marked pixels (compression noise aside)."""
+    rows = np.flatnonzero(mask.sum(axis=1) >= 3)
+    columns = np.flatnonzero(mask.sum(axis=0) >= 3)
+    if rows.size == 0 or columns.size == 0:
+        return None
+    return [float(columns[0]), float(rows[0]), float(columns[-1] + 1), float(rows[-1] + 1)]
+
+
+class Marks(Tool):
+    """Finds the marks of tests/support/videos.py's marks videos by colour: detections of a
+    red `square` and a blue `tile`, and the black bar as a text line (TOP or BOTTOM)."""
+
+    name = "marks"
+    input_types = ("image",)
+    output_types = ("marks",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        blue, green, red = (frame[:, :, c].astype(np.int16) for c in range(3))
+        found: list[dict[str, Any]] = []
+        colours = {
+            "square": (red > 150) & (green < 90) & (blue < 90),
+            "tile": (blue > 150) & (green < 90) & (red < 90),
+        }
+        for class_id, (name, mask) in enumerate(colours.items()):
+            box = _bounds(mask)
+            if box is not None:
+                found.append(
+                    {"xyxy": box, "confidence": 0.9, "class_id": class_id, "class_name": name}
+                )
+        bar = _bounds((red < 60) & (green < 60) & (blue < 60))
+        if bar is not None:
+            x1, y1, x2, y2 = bar
+            text = "TOP" if (y1 + y2) / 2 < frame.shape[0] * 0.75 else "BOTTOM"
+            corners = [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
+            found.append({"text": text, "confidence": 0.95, "box": corners})
+        return found
+
+
 class ColourBoxes(Tool):
     """A detector of made objects: one "person" box around the pixels of each PALETTE
     colour (the part of an object another hides is not in its box), confidence 0.9."""
@@ -124,5 +165,8 @@ class ColourBoxes(Tool):
 
 def plugin() -> SimplePlugin:
     """The `testkit` plugin."""
-    tools = [Noop(), Grey(), Segfault(), Sleep(), HogMemory(), MissingKey(), ColourBoxes()]
+    tools = [
+        *(Noop(), Grey(), Segfault(), Sleep(), HogMemory(), MissingKey()),
+        *(ColourBoxes(), Marks()),
+    ]
     return SimplePlugin("testkit", tools)

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forgesyte.results.preview import FrameNotDecodable, read_frame
+from forgesyte.results.preview import FrameNotDecodable
 from forgesyte.video.decoder import DEFAULT_MAX_FRAME_PIXELS
+from forgesyte.workers.images import read_frame
 from tests.video.crafted import full_decode, with_edit_list, write_h264_video
 
 
