@@ -27,6 +27,7 @@ from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord, JobStore
 from forgesyte.storage.base import StorageWriter, results_key
 from forgesyte.storage.errors import unavailable
+from forgesyte.workers.protocol import AnalysisRequest
 from forgesyte.workers.worker import Worker
 from tests.support.storages import StorageBackend, StorageWrapper
 from tests.support.videos import write_counter_video
@@ -153,14 +154,15 @@ def scene(
 
 
 def _counting_analyses(worker: Worker) -> list[int]:
-    """Counts the requests the worker's child gets."""
+    """Counts the analysis requests the worker's child gets (not its media step's)."""
     analyses: list[int] = []
     executor = worker.runner.executor
     run = executor.run
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        analyses.append(1)
-        return run(*args, **kwargs)
+    def counted(request: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request, AnalysisRequest):
+            analyses.append(1)
+        return run(request, *args, **kwargs)
 
     executor.run = counted  # type: ignore[method-assign]
     return analyses
