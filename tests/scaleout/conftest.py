@@ -69,7 +69,7 @@ class ScaleOutDeployment:
         """The schema migrated, `serve --workers 0`, and `processes` `worker` processes of
         `concurrency` loops each, every analysis child loaded; all killed afterwards."""
         upgraded = self.upgrade_schema(env)
-        assert "schema revision: 0003_job_segments" in upgraded
+        assert "schema revision: 0004_search_index" in upgraded
         api = ServerProcess(api_dir, workers=0, env=env)
         workers = [
             WorkerProcess(self.logs / f"worker-{index}.log", concurrency, env)

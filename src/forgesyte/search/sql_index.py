@@ -1,0 +1,341 @@
+"""The search index in the job database: its writes (inside the job store's transactions)
+and its one query per kind of search, for DuckDB and for PostgreSQL.
+
+Each engine finds candidates with what it offers, then computes the distance of
+`forgesyte.search.matching` itself (never in Python):
+
+- DuckDB has no trigram index: `search_trigrams` holds each segment's distinct trigrams,
+  and a segment is a candidate when it shares enough of the query's (a scan of one narrow
+  column that DuckDB runs in parallel). Its `levenshtein` and list comprehensions
+  compute the distance.
+- PostgreSQL: pg_trgm's GIN index on `search_text.folded` answers ``LIKE '%piece%'`` for
+  the query's pieces (a bitmap OR); fuzzystrmatch's `levenshtein_less_equal` computes the
+  distance. pg_trgm's similarity operators (`%`, `<%`) are not used: their threshold
+  compares padded, word-split trigram sets, and no threshold is reached by every segment
+  within the allowed edits, so some matches would be missed.
+
+The distance is computed from anchors only: the places where a piece of the query appears
+unchanged (`matching.anchor_starts`), a window of each possible length at each start. A
+query's text is always a bound parameter, never part of the SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from forgesyte.db.tables import SEARCH_ENTRY_IDS
+from forgesyte.search.matching import SearchPlan, fold, trigrams
+from forgesyte.search.values import (
+    IndexEntries,
+    SearchHit,
+    SearchKind,
+    SearchPosition,
+    SearchQuery,
+)
+
+# the order of answers, and the keyset condition of "strictly behind a position"
+_ORDER = "distance, created_at DESC, job_id DESC, start_s, seq"
+_AFTER = """AND (distance > :after_distance OR (distance = :after_distance AND (
+    created_at < :after_created_at OR (created_at = :after_created_at AND (
+    job_id < :after_job_id OR (job_id = :after_job_id AND (
+    start_s > :after_start_s OR (start_s = :after_start_s AND seq > :after_seq))))))))"""
+# a text segment beside a track of the class asked for, in the same job, overlapping in time
+_WITH = """AND EXISTS (SELECT 1 FROM search_objects o WHERE o.job_id = hits.job_id
+    AND o.class_folded = :with_class AND o.start_s <= hits.end_s AND o.end_s >= hits.start_s)"""
+# the jobs' columns an answer carries; an owner filter (keys) is one more condition here
+_JOBS = "JOIN jobs j ON j.job_id = hits.job_id"
+
+
+def _like_pattern(piece: str) -> str:
+    """A LIKE pattern that finds piece anywhere (its %, _ and \\ taken literally)."""
+    escaped = piece.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SqlSearchIndex:
+    """The index's SQL on one engine ("duckdb" or "postgresql")."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.postgresql = dialect_name == "postgresql"
+
+    # -- writes, in the caller's transaction ----------------------------------------------
+
+    def write(
+        self, session: Session, job_id: uuid.UUID, entries: IndexEntries, now: datetime
+    ) -> bool:
+        """Index a completed job's entries; False (nothing written) when it is indexed."""
+        marked = session.execute(
+            text(
+                "INSERT INTO search_jobs (job_id, indexed_at) VALUES (:job_id, :now) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"job_id": job_id, "now": now},
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        if entries.text:
+            self._write_text(session, job_id, entries)
+        if entries.objects:
+            objects = entries.objects
+            columns: dict[str, list[Any]] = {
+                "seq": list(range(len(objects))),
+                "class_name": [track.class_name for track in objects],
+                "class_folded": [track.class_name.casefold() for track in objects],
+                "start_s": [track.start_s for track in objects],
+                "end_s": [track.end_s for track in objects],
+                "confidence": [track.confidence for track in objects],
+            }
+            session.execute(
+                text(
+                    "INSERT INTO search_objects (job_id, seq, class_name, class_folded, start_s,"
+                    f" end_s, confidence) SELECT :job_id, u.* FROM {self._rows(columns)}"
+                ),
+                {"job_id": job_id, **columns},
+            )
+        return True
+
+    def _rows(self, columns: dict[str, list[Any]]) -> str:
+        """A FROM item that turns the list parameters named like columns into rows."""
+        if self.postgresql:
+            types = {int: "INTEGER[]", str: "TEXT[]", float: "DOUBLE PRECISION[]"}
+            arrays = ", ".join(
+                f"CAST(:{name} AS {types[type(values[0])]})" for name, values in columns.items()
+            )
+            return f"unnest({arrays}) AS u({', '.join(columns)})"
+        unnested = ", ".join(f"unnest(:{name}) AS {name}" for name in columns)
+        return f"(SELECT {unnested}) AS u"
+
+    def _write_text(self, session: Session, job_id: uuid.UUID, entries: IndexEntries) -> None:
+        segments = entries.text
+        folded = [fold(segment.text) for segment in segments]
+        columns: dict[str, list[Any]] = {
+            "seq": list(range(len(segments))),
+            "text": [segment.text for segment in segments],
+            "folded": folded,
+            "start_s": [segment.start_s for segment in segments],
+            "end_s": [segment.end_s for segment in segments],
+            "confidence": [segment.confidence for segment in segments],
+        }
+        rows = session.execute(
+            text(
+                "INSERT INTO search_text (entry_id, job_id, seq, text, folded, start_s, end_s,"
+                f" confidence) SELECT nextval('{SEARCH_ENTRY_IDS}'), :job_id, u.* FROM"
+                f" {self._rows(columns)} RETURNING entry_id, seq"
+            ),
+            {"job_id": job_id, **columns},
+        ).all()
+        if self.postgresql:
+            return  # pg_trgm's GIN index follows the table
+        grams: list[str] = []
+        entry_ids: list[int] = []
+        for entry_id, seq in rows:
+            pieces = trigrams(folded[seq])
+            grams.extend(pieces)
+            entry_ids.extend([entry_id] * len(pieces))
+        if grams:
+            session.execute(
+                text(
+                    "INSERT INTO search_trigrams (gram, entry_id) "
+                    "SELECT unnest(:grams), unnest(:entry_ids)"
+                ),
+                {"grams": grams, "entry_ids": entry_ids},
+            )
+
+    def delete(self, session: Session, job_id: uuid.UUID) -> None:
+        """Remove a job's entries, in the caller's transaction (the job's removal)."""
+        if not self.postgresql:
+            # a job's entry ids are a narrow range written together: the range lets DuckDB
+            # skip the trigram table's row groups of other jobs
+            session.execute(
+                text(
+                    "DELETE FROM search_trigrams WHERE entry_id BETWEEN "
+                    "(SELECT min(entry_id) FROM search_text WHERE job_id = :job_id) AND "
+                    "(SELECT max(entry_id) FROM search_text WHERE job_id = :job_id) AND "
+                    "entry_id IN (SELECT entry_id FROM search_text WHERE job_id = :job_id)"
+                ),
+                {"job_id": job_id},
+            )
+        for table in ("search_text", "search_objects", "search_jobs"):
+            session.execute(text(f"DELETE FROM {table} WHERE job_id = :job_id"), {"job_id": job_id})
+
+    def unindexed_job_ids(self, connection: Connection, completed: str, limit: int) -> list[Any]:
+        """Up to limit completed jobs not in the index yet, oldest first (the backfill's)."""
+        rows = connection.execute(
+            text(
+                "SELECT j.job_id FROM jobs j WHERE j.status = :completed AND NOT EXISTS "
+                "(SELECT 1 FROM search_jobs s WHERE s.job_id = j.job_id) "
+                "ORDER BY j.created_at, j.job_id LIMIT :limit"
+            ),
+            {"completed": completed, "limit": limit},
+        )
+        return [row[0] for row in rows]
+
+    def is_indexed(self, connection: Connection, job_id: uuid.UUID) -> bool:
+        """Whether the job's entries are in the index."""
+        row = connection.execute(
+            text("SELECT 1 FROM search_jobs WHERE job_id = :job_id"), {"job_id": job_id}
+        ).first()
+        return row is not None
+
+    # -- the query ------------------------------------------------------------------------
+
+    def search(self, connection: Connection, query: SearchQuery) -> list[SearchHit]:
+        """Up to query.limit hits in answer order, strictly behind query.after.
+
+        A text search first asks for segments that contain the query (cheap: every
+        trigram of the query must be there); only when those do not fill the page does it
+        compute the distances of the near ones.
+        """
+        if query.kind is SearchKind.OBJECT:
+            return self._run(connection, query, self._tracks_sql(query), {"q": query.folded})
+        plan = query.plan
+        after = query.after
+        if after is None or after.distance == 0:
+            sql, params = self._contained_sql(plan)
+            hits = self._run(connection, query, sql, params)
+            if len(hits) >= query.limit or plan.errors == 0:
+                return hits
+        sql, params = self._near_sql(plan)
+        return self._run(connection, query, sql, params)
+
+    def _run(
+        self, connection: Connection, query: SearchQuery, matches: str, params: dict[str, Any]
+    ) -> list[SearchHit]:
+        """Order, page and describe the matches (columns entry, job_id, seq, label, start_s,
+        end_s, confidence, distance)."""
+        beside = ""
+        values = dict(params)
+        if query.with_class is not None:
+            beside = _WITH
+            values["with_class"] = query.with_class
+        behind = ""
+        if query.after is not None:
+            behind = _AFTER
+            after = query.after
+            values.update(
+                after_distance=after.distance,
+                after_created_at=after.created_at,
+                after_job_id=after.job_id,
+                after_start_s=after.start_s,
+                after_seq=after.seq,
+            )
+        sql = f"""WITH hits AS MATERIALIZED ({matches}),
+            placed AS (SELECT hits.*, j.created_at, j.filename FROM hits {_JOBS}
+                WHERE TRUE {beside})
+            SELECT job_id, seq, label, start_s, end_s, confidence, distance, created_at, filename
+            FROM placed WHERE TRUE {behind} ORDER BY {_ORDER} LIMIT :limit"""
+        values["limit"] = query.limit
+        rows = connection.execute(text(sql), values).all()
+        return [
+            SearchHit.found(
+                query,
+                SearchPosition(
+                    int(row.distance),
+                    row.created_at,
+                    row.job_id,
+                    float(row.start_s),
+                    int(row.seq),
+                ),
+                filename=row.filename,
+                label=row.label,
+                end_s=float(row.end_s),
+                confidence=float(row.confidence),
+            )
+            for row in rows
+        ]
+
+    @staticmethod
+    def _tracks_sql(query: SearchQuery) -> str:
+        return """SELECT job_id, seq, class_name AS label, start_s, end_s, confidence,
+            0 AS distance FROM search_objects WHERE class_folded = :q"""
+
+    def _contained_sql(self, plan: SearchPlan) -> tuple[str, dict[str, Any]]:
+        """The segments that contain the query (distance 0)."""
+        columns = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confidence"
+        params: dict[str, Any] = {"q": plan.query}
+        if self.postgresql:
+            params["pattern"] = _like_pattern(plan.query)
+            sql = f"SELECT {columns}, 0 AS distance FROM search_text t WHERE t.folded LIKE :pattern"
+            return sql, params
+        sql = f"SELECT {columns}, 0 AS distance FROM search_text t WHERE contains(t.folded, :q)"
+        if plan.grams:
+            params.update(grams=list(plan.grams), grams_needed=len(plan.grams))
+            sql += f" AND t.entry_id IN ({_TRIGRAM_CANDIDATES})"
+        return sql, params
+
+    def _near_sql(self, plan: SearchPlan) -> tuple[str, dict[str, Any]]:
+        """The segments within the allowed errors, each with its distance."""
+        params: dict[str, Any] = {"q": plan.query, "errors": plan.errors}
+        for index, piece in enumerate(plan.pieces):
+            params[f"piece{index}"] = piece.text
+            params[f"pattern{index}"] = _like_pattern(piece.text)
+        params["pieces_needed"] = plan.pieces_needed
+        if self.postgresql:
+            found = [f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces))]
+            counted = " + ".join(f"CAST({each} AS INTEGER)" for each in found)
+            candidates = f"({' OR '.join(found)}) AND {counted} >= :pieces_needed"
+            distance = self._pg_distance(plan)
+        else:
+            counted = " + ".join(
+                f"CAST(contains(t.folded, :piece{i}) AS INTEGER)" for i in range(len(plan.pieces))
+            )
+            candidates = f"{counted} >= :pieces_needed"
+            if plan.grams_needed >= 1:
+                params.update(grams=list(plan.grams), grams_needed=plan.grams_needed)
+                candidates += f" AND t.entry_id IN ({_TRIGRAM_CANDIDATES})"
+            distance = self._duckdb_distance(plan)
+        sql = f"""SELECT * FROM (SELECT t.job_id, t.seq, t.text AS label, t.start_s, t.end_s,
+            t.confidence, {distance} AS distance FROM search_text t WHERE {candidates}) near
+            WHERE distance <= :errors"""
+        return sql, params
+
+    @staticmethod
+    def _duckdb_distance(plan: SearchPlan) -> str:
+        """The distance of t.folded to :q: 0 when contained, else the smallest Levenshtein
+        distance of a window starting near an unchanged piece (errors + 1 when none is)."""
+        starts = [
+            f"flatten([range(greatest(i - {piece.offset} - {plan.errors}, 1),"
+            f" i - {piece.offset} + {plan.errors + 1}) for i in range(1, length(t.folded) + 1)"
+            f" if substr(t.folded, i, {len(piece.text)}) = :piece{index}])"
+            for index, piece in enumerate(plan.pieces)
+        ]
+        lengths = f"range({plan.window_lengths.start}, {plan.window_lengths.stop})"
+        windows = (
+            f"[list_min([levenshtein(substr(t.folded, s, n), :q) for n in {lengths}])"
+            f" for s in list_distinct(list_concat({', '.join(starts)}))]"
+        )
+        return (
+            f"CASE WHEN contains(t.folded, :q) THEN 0"
+            f" ELSE coalesce(list_min({windows}), {plan.errors + 1}) END"
+        )
+
+    @staticmethod
+    def _pg_distance(plan: SearchPlan) -> str:
+        """As `_duckdb_distance`, with fuzzystrmatch's bounded Levenshtein distance."""
+        anchors = " UNION ".join(
+            f"SELECT greatest(i - {piece.offset} + shift, 1) AS s"
+            f" FROM generate_series(1, length(t.folded)) AS i,"
+            f" generate_series({-plan.errors}, {plan.errors}) AS shift"
+            f" WHERE substr(t.folded, i, {len(piece.text)}) = :piece{index}"
+            for index, piece in enumerate(plan.pieces)
+        )
+        lengths = f"generate_series({plan.window_lengths.start}, {plan.window_lengths.stop - 1})"
+        nearest = (
+            f"(SELECT min(levenshtein_less_equal(substr(t.folded, a.s, n), :q, {plan.errors + 1}))"
+            f" FROM ({anchors}) AS a, {lengths} AS n)"
+        )
+        return (
+            f"CASE WHEN strpos(t.folded, :q) > 0 THEN 0"
+            f" ELSE coalesce({nearest}, {plan.errors + 1}) END"
+        )
+
+
+# DuckDB: segments that share at least :grams_needed of the query's distinct trigrams
+_TRIGRAM_CANDIDATES = """SELECT entry_id FROM search_trigrams
+    WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
+    GROUP BY entry_id HAVING count(*) >= :grams_needed"""
