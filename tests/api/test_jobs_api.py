@@ -54,7 +54,15 @@ def test_the_list_is_newest_first_with_status_objects(
     assert body["next_cursor"] is None
     assert [job["job_id"] for job in body["jobs"]] == [str(i) for i in reversed(ids)]
     first = body["jobs"][0]
-    assert set(first) == {"job_id", "status", "progress", "created_at", "updated_at", "pipeline_id"}
+    assert set(first) == {
+        "job_id",
+        "status",
+        "progress",
+        "created_at",
+        "updated_at",
+        "pipeline_id",
+        "filename",
+    }
     assert first["status"] == "pending" and first["pipeline_id"] == "ocr_only"
     claimed = store.claim_next("w1", LEASE_S)
     assert claimed is not None and store.fail(claimed.job_id, "w1", "the video was unreadable")

@@ -17,6 +17,7 @@ from forgesyte.api.routes import (
     page,
     pipelines,
     preview,
+    search,
     timeline,
     video_submit,
 )
@@ -49,6 +50,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(preview.router)
     app.include_router(pipelines.router)
     app.include_router(jobs.router)
+    app.include_router(search.router)
     app.include_router(metrics.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")

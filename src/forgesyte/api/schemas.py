@@ -27,6 +27,11 @@ class JobStatusOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     error_message: str | None = Field(default=None, description="Present when failed.")
+    filename: str | None = Field(
+        default=None,
+        description="The uploaded file's base name (control characters removed, at most 255"
+        " characters); absent when the upload named none.",
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> JobStatusOut:
@@ -39,6 +44,7 @@ class JobStatusOut(BaseModel):
             created_at=job.created_at,
             updated_at=job.updated_at,
             error_message=job.error_message if job.status is JobStatus.FAILED else None,
+            filename=job.filename,
         )
 
 
@@ -133,3 +139,24 @@ class PipelinesOut(BaseModel):
     pipelines: list[PipelineOut]
     refused_pipelines: dict[str, str]
     broken_plugins: dict[str, str]
+
+
+class SearchMatchOut(BaseModel):
+    """A moment that matched: a text segment (`text`) or an object track (`class_name`)."""
+
+    job_id: UUID
+    filename: str | None = Field(description="The job's uploaded file's base name, or null.")
+    kind: str = Field(description="text or object")
+    text: str | None = Field(default=None, description="The segment's text (kind text).")
+    class_name: str | None = Field(default=None, description="The track's class (kind object).")
+    start_s: float
+    end_s: float
+    confidence: float = Field(description="Of the best reading or detection.")
+    score: float = Field(description="In (0, 1]: 1 for an exact match, less per OCR error.")
+
+
+class SearchOut(BaseModel):
+    """One page of matches, best first; follow next_cursor (null on the last page)."""
+
+    matches: list[SearchMatchOut]
+    next_cursor: str | None

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, DateTime, Double, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-FILENAME_LENGTH = 255  # characters of an uploaded file's base name kept with its job
+FILENAME_LENGTH = 255  # characters of a job's filename (the API cuts it there: jobs/records.py)
 SEARCH_ENTRY_IDS = "search_entry_ids"  # the sequence numbering search_text rows
 
 

@@ -13,6 +13,8 @@ from typing import Any, Required, TypedDict
 
 from forgesyte.jobs.models import JobStatus, WebhookState
 
+FILENAME_MAX_CHARACTERS = 255  # of a job's filename (db/tables.py's column holds as many)
+
 
 @dataclass(frozen=True)
 class JobRecord:

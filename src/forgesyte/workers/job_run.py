@@ -10,6 +10,7 @@ knows its own store writes (fail, hand back), so the outcome handling is written
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from forgesyte.jobs.queue import JobQueue
 from forgesyte.jobs.records import JobRecord
 from forgesyte.jobs.segments import SegmentRecord
 from forgesyte.results.storing import StagedUpload
+from forgesyte.search.values import IndexEntries
 from forgesyte.settings import Settings
 from forgesyte.storage.base import Storage, StorageError, results_key, timeline_key
 from forgesyte.workers.executor import AnalysisExecutor
@@ -262,7 +264,8 @@ class JobRunner:
         if isinstance(committed, bool):
             return committed
         lease.stop()
-        if not self.store.complete(job_id, self.worker_id, key, done.summary()):
+        index = search_entries(held, done.timeline_path)
+        if not self.store.complete(job_id, self.worker_id, key, done.summary(), index):
             log.warning("job %s: lost its lease before completing; results discarded", job_id)
             current = self.store.get(job_id)
             if current is None or current.status is not JobStatus.COMPLETED:
@@ -350,6 +353,16 @@ class JobRunner:
         if not keep_going():
             return AnalysisInterrupted()
         return self.executor.run(request, on_progress=lease.report_progress, on_tick=keep_going)
+
+
+def search_entries(held: Held, timeline_path: str) -> IndexEntries | None:
+    """What the search index keeps of the job's timeline (the local file just stored), to
+    write with its completion; None when it cannot be read (the backfill indexes it)."""
+    try:
+        return IndexEntries.from_timeline(json.loads(Path(timeline_path).read_bytes()))
+    except (OSError, ValueError) as exc:
+        _log(held, logging.WARNING, "its timeline could not be read for search: %s", exc)
+        return None
 
 
 def _log(held: Held, level: int, text: str, *args: object) -> None:
