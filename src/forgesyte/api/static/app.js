@@ -18,6 +18,7 @@ const state = {
   listRoute: true, // false once the server answers 404 to GET /v1/video/jobs
   submitted: [], // this session's job ids, followed when the server has no job list
   pollTimer: null,
+  openAt: null, // seconds into the open job its address asked for (#/jobs/<id>?t=)
 };
 
 class ApiError extends Error {
@@ -285,6 +286,7 @@ async function submitVideo(event) {
         status: "pending",
         progress: 0,
         pipeline_id: $("pipeline").value,
+        filename: file.name,
         created_at: new Date().toISOString(),
       });
       renderJobs();
@@ -371,7 +373,10 @@ function renderJobs() {
     const pipeline = document.createElement("span");
     pipeline.className = "pipeline";
     pipeline.textContent = job.pipeline_id || "";
-    title.append(pipeline);
+    const file = document.createElement("span");
+    file.className = "file";
+    file.textContent = job.filename || "";
+    title.append(file, pipeline);
     const progress = document.createElement("progress");
     progress.max = 100;
     progress.value = job.progress;
@@ -492,6 +497,7 @@ async function openJob(jobId, focus) {
   try {
     const job = await apiJson(`/v1/video/status/${jobId}`);
     view.dataset.status = job.status;
+    $("job-file").textContent = job.filename || "";
     $("downloads").hidden = job.status !== "completed";
     if (job.status !== "completed") {
       textList.replaceChildren();
@@ -575,6 +581,19 @@ async function download(kind) {
   }
 }
 
+// ---- addresses ---------------------------------------------------------------------------
+
+// `#/jobs/<job_id>?t=<seconds>` opens that job (search results link there); the time is
+// kept in state.openAt for the job's player
+const JOB_ADDRESS = /^#\/jobs\/([0-9a-fA-F-]{36})(?:\?t=(\d+(?:\.\d+)?))?$/;
+
+function openFromAddress() {
+  const match = JOB_ADDRESS.exec(window.location.hash);
+  if (!match) return;
+  state.openAt = match[2] === undefined ? null : Number(match[2]);
+  openJob(match[1], true);
+}
+
 // ---- start -------------------------------------------------------------------------------
 
 async function start() {
@@ -605,6 +624,8 @@ async function start() {
     showError(error.message);
   }
   keyButton.hidden = apiKey() === null;
+  window.addEventListener("hashchange", openFromAddress);
+  openFromAddress();
   schedulePoll(0);
 }
 
