@@ -13,9 +13,10 @@
 The SQL index finds candidates without reading every segment, through two consequences
 of a match (`SearchPlan`): a segment within e edits of a query shares at least
 ``distinct trigrams - 3 e`` of the query's distinct three-character pieces (each edit
-spoils at most three); and when the query is cut into m consecutive pieces (m > e), at
-least ``m - e`` of them appear in the segment unchanged (an edit spoils at most one
-piece). It then computes the distance only from where those pieces sit (`anchor_starts`).
+spoils at most three); and when the query is cut into e + 1 consecutive pieces, one of
+them at least appears in the segment unchanged (an edit spoils at most one piece). It
+then computes the distance only from where such a piece sits (`anchor_starts`): the
+matching part starts within e characters of the piece's place less its offset.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 MIN_QUERY_CHARACTERS = 2  # of the folded query
 MAX_QUERY_CHARACTERS = 200  # of the query as sent
 CHARACTERS_PER_ERROR = 5  # one wrong character allowed per this many of the folded query
-MIN_PIECE_CHARACTERS = 3  # a piece a trigram index can look up
 SCORE_DIGITS = 4
 
 
@@ -83,20 +83,17 @@ class SearchPlan:
     query: str  # the folded query
     errors: int  # allowed errors
     grams: tuple[str, ...]  # its distinct trigrams, sorted
-    pieces: tuple[Piece, ...]  # consecutive, covering the query
-    pieces_needed: int  # at least this many pieces appear unchanged in a match
+    pieces: tuple[Piece, ...]  # errors + 1 of them, consecutive: one is in every match
 
     @classmethod
     def of(cls, folded_query: str) -> SearchPlan:
         """The plan of a folded query (at least MIN_QUERY_CHARACTERS long)."""
         errors = allowed_errors(folded_query)
-        count = min(2 * errors + 1, max(errors + 1, len(folded_query) // MIN_PIECE_CHARACTERS))
         return cls(
             query=folded_query,
             errors=errors,
             grams=tuple(sorted(trigrams(folded_query))),
-            pieces=split_into_pieces(folded_query, count),
-            pieces_needed=count - errors,
+            pieces=split_into_pieces(folded_query, errors + 1),
         )
 
     @property

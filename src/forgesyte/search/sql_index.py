@@ -191,23 +191,62 @@ class SqlSearchIndex:
         trigram of the query must be there); only when those do not fill the page does it
         compute the distances of the near ones.
         """
+        hits: list[SearchHit] = []
+        for statement in self.statements(query):
+            hits = self._run(connection, query, *statement)
+            if len(hits) >= query.limit:
+                break
+        return hits
+
+    def statements(self, query: SearchQuery) -> list[tuple[str, dict[str, Any]]]:
+        """The statements a search runs in turn, until one fills the page (the last one
+        always answers): SQL and parameters."""
         if query.kind is SearchKind.OBJECT:
-            return self._run(connection, query, self._tracks_sql(query), {"q": query.folded})
+            return [self._statement(query, self._tracks_sql(query), {"q": query.folded})]
         plan = query.plan
-        after = query.after
-        if after is None or after.distance == 0:
-            sql, params = self._contained_sql(plan)
-            hits = self._run(connection, query, sql, params)
-            if len(hits) >= query.limit or plan.errors == 0:
-                return hits
-        sql, params = self._near_sql(plan)
-        return self._run(connection, query, sql, params)
+        tiers: list[tuple[str, dict[str, Any]]] = []
+        if query.after is None or query.after.distance == 0:
+            tiers.append(self._contained_sql(plan))
+        if plan.errors:
+            tiers.append(self._near_sql(plan))
+        return [self._statement(query, sql, params) for sql, params in tiers]
+
+    def explain(self, connection: Connection, query: SearchQuery) -> list[str]:
+        """The plans, as run (EXPLAIN ANALYZE), of the statements the search runs."""
+        plans = []
+        for sql, values in self.statements(query):
+            rows = connection.execute(text(f"EXPLAIN ANALYZE {sql}"), values).all()
+            plans.append("\n".join(str(row[-1]) for row in rows))
+        return plans
 
     def _run(
-        self, connection: Connection, query: SearchQuery, matches: str, params: dict[str, Any]
+        self, connection: Connection, query: SearchQuery, sql: str, values: dict[str, Any]
     ) -> list[SearchHit]:
-        """Order, page and describe the matches (columns entry, job_id, seq, label, start_s,
-        end_s, confidence, distance)."""
+        """The hits of one statement, as values."""
+        rows = connection.execute(text(sql), values).all()
+        return [
+            SearchHit.found(
+                query,
+                SearchPosition(
+                    int(row.distance),
+                    row.created_at,
+                    row.job_id,
+                    float(row.start_s),
+                    int(row.seq),
+                ),
+                filename=row.filename,
+                label=row.label,
+                end_s=float(row.end_s),
+                confidence=float(row.confidence),
+            )
+            for row in rows
+        ]
+
+    def _statement(
+        self, query: SearchQuery, matches: str, params: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """Order, page and describe the matches (columns job_id, seq, label, start_s, end_s,
+        confidence, distance): the SQL and its parameters."""
         beside = ""
         values = dict(params)
         if query.with_class is not None:
@@ -230,24 +269,7 @@ class SqlSearchIndex:
             SELECT job_id, seq, label, start_s, end_s, confidence, distance, created_at, filename
             FROM placed WHERE TRUE {behind} ORDER BY {_ORDER} LIMIT :limit"""
         values["limit"] = query.limit
-        rows = connection.execute(text(sql), values).all()
-        return [
-            SearchHit.found(
-                query,
-                SearchPosition(
-                    int(row.distance),
-                    row.created_at,
-                    row.job_id,
-                    float(row.start_s),
-                    int(row.seq),
-                ),
-                filename=row.filename,
-                label=row.label,
-                end_s=float(row.end_s),
-                confidence=float(row.confidence),
-            )
-            for row in rows
-        ]
+        return sql, values
 
     @staticmethod
     def _tracks_sql(query: SearchQuery) -> str:
@@ -256,43 +278,60 @@ class SqlSearchIndex:
 
     def _contained_sql(self, plan: SearchPlan) -> tuple[str, dict[str, Any]]:
         """The segments that contain the query (distance 0)."""
-        columns = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confidence"
         params: dict[str, Any] = {"q": plan.query}
         if self.postgresql:
             params["pattern"] = _like_pattern(plan.query)
-            sql = f"SELECT {columns}, 0 AS distance FROM search_text t WHERE t.folded LIKE :pattern"
-            return sql, params
-        sql = f"SELECT {columns}, 0 AS distance FROM search_text t WHERE contains(t.folded, :q)"
-        if plan.grams:
-            params.update(grams=list(plan.grams), grams_needed=len(plan.grams))
-            sql += f" AND t.entry_id IN ({_TRIGRAM_CANDIDATES})"
-        return sql, params
+            return (
+                f"SELECT {_HIT_COLUMNS}, 0 AS distance FROM search_text t"
+                " WHERE t.folded LIKE :pattern",
+                params,
+            )
+        found = "contains(t.folded, :q)"
+        if not plan.grams:  # under 3 characters: every segment is read
+            return f"SELECT {_HIT_COLUMNS}, 0 AS distance FROM search_text t WHERE {found}", params
+        params.update(grams=list(plan.grams), grams_needed=len(plan.grams))
+        return self._duckdb_candidates(f"0 AS distance FROM candidates t WHERE {found}"), params
 
     def _near_sql(self, plan: SearchPlan) -> tuple[str, dict[str, Any]]:
-        """The segments within the allowed errors, each with its distance."""
+        """The segments within the allowed errors, each with its distance.
+
+        A match contains one of the query's pieces unchanged (pigeonhole: `errors + 1`
+        pieces, at most one spoilt per edit), so only segments with a piece are read, and
+        the distance is computed only from where a piece sits.
+        """
         params: dict[str, Any] = {"q": plan.query, "errors": plan.errors}
         for index, piece in enumerate(plan.pieces):
             params[f"piece{index}"] = piece.text
             params[f"pattern{index}"] = _like_pattern(piece.text)
-        params["pieces_needed"] = plan.pieces_needed
         if self.postgresql:
-            found = [f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces))]
-            counted = " + ".join(f"CAST({each} AS INTEGER)" for each in found)
-            candidates = f"({' OR '.join(found)}) AND {counted} >= :pieces_needed"
-            distance = self._pg_distance(plan)
-        else:
-            counted = " + ".join(
-                f"CAST(contains(t.folded, :piece{i}) AS INTEGER)" for i in range(len(plan.pieces))
+            # each piece's LIKE is a GIN lookup of all its trigrams; the OR, a BitmapOr
+            found = " OR ".join(f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces)))
+            measured = f"{_HIT_COLUMNS}, {self._pg_distance(plan)} AS distance FROM search_text t"
+            return (
+                f"SELECT * FROM (SELECT {measured} WHERE {found}) near WHERE distance <= :errors",
+                params,
             )
-            candidates = f"{counted} >= :pieces_needed"
-            if plan.grams_needed >= 1:
-                params.update(grams=list(plan.grams), grams_needed=plan.grams_needed)
-                candidates += f" AND t.entry_id IN ({_TRIGRAM_CANDIDATES})"
-            distance = self._duckdb_distance(plan)
-        sql = f"""SELECT * FROM (SELECT t.job_id, t.seq, t.text AS label, t.start_s, t.end_s,
-            t.confidence, {distance} AS distance FROM search_text t WHERE {candidates}) near
-            WHERE distance <= :errors"""
-        return sql, params
+        found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
+        measured = f"{self._duckdb_distance(plan)} AS distance FROM candidates t WHERE {found}"
+        if plan.grams_needed < 1:  # too short for the trigram bound: every segment is read
+            candidates = f"SELECT * FROM search_text t WHERE {found}"
+            sql = (
+                f"WITH candidates AS MATERIALIZED ({candidates}) SELECT {_HIT_COLUMNS}, {measured}"
+            )
+        else:
+            params.update(grams=list(plan.grams), grams_needed=plan.grams_needed)
+            sql = self._duckdb_candidates(measured)
+        return f"SELECT * FROM ({sql}) near WHERE distance <= :errors", params
+
+    @staticmethod
+    def _duckdb_candidates(rest: str) -> str:
+        """DuckDB: the segments sharing :grams_needed of the query's trigrams, read first
+        (materialized, so that DuckDB computes nothing costly on the other segments), then
+        `SELECT <hit columns>, <rest>` over them, named t."""
+        return (
+            "WITH candidates AS MATERIALIZED (SELECT * FROM search_text"
+            f" WHERE entry_id IN ({_TRIGRAM_CANDIDATES})) SELECT {_HIT_COLUMNS}, {rest}"
+        )
 
     @staticmethod
     def _duckdb_distance(plan: SearchPlan) -> str:
@@ -335,6 +374,8 @@ class SqlSearchIndex:
         )
 
 
+# what a text match's statement selects of its segment (as t), besides its distance
+_HIT_COLUMNS = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confidence"
 # DuckDB: segments that share at least :grams_needed of the query's distinct trigrams
 _TRIGRAM_CANDIDATES = """SELECT entry_id FROM search_trigrams
     WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
