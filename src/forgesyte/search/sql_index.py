@@ -22,6 +22,7 @@ query's text is always a bound parameter, never part of the SQL.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,9 +45,10 @@ _AFTER = """AND (distance > :after_distance OR (distance = :after_distance AND (
     created_at < :after_created_at OR (created_at = :after_created_at AND (
     job_id < :after_job_id OR (job_id = :after_job_id AND (
     start_s > :after_start_s OR (start_s = :after_start_s AND seq > :after_seq))))))))"""
-# a text segment beside a track of the class asked for, in the same job, overlapping in time
-_WITH = """AND EXISTS (SELECT 1 FROM search_objects o WHERE o.job_id = hits.job_id
-    AND o.class_folded = :with_class AND o.start_s <= hits.end_s AND o.end_s >= hits.start_s)"""
+# a text segment (t) beside a track of the class asked for, in the same job, overlapping in
+# time: checked before any distance is computed
+_BESIDE = """EXISTS (SELECT 1 FROM search_objects o WHERE o.job_id = t.job_id
+    AND o.class_folded = :with_class AND o.start_s <= t.end_s AND o.end_s >= t.start_s)"""
 # the jobs' columns an answer carries; an owner filter (keys) is one more condition here
 _JOBS = "JOIN jobs j ON j.job_id = hits.job_id"
 
@@ -189,35 +191,68 @@ class SqlSearchIndex:
 
         A text search first asks for segments that contain the query (cheap: every
         trigram of the query must be there); only when those do not fill the page does it
-        compute the distances of the near ones.
+        compute the distances of the near ones (on DuckDB, at once when the candidates are
+        few).
         """
         hits: list[SearchHit] = []
-        for statement in self.statements(query):
+        for statement in self.statements(connection, query):
             hits = self._run(connection, query, *statement)
             if len(hits) >= query.limit:
                 break
         return hits
 
-    def statements(self, query: SearchQuery) -> list[tuple[str, dict[str, Any]]]:
+    def statements(
+        self, connection: Connection, query: SearchQuery
+    ) -> list[tuple[str, dict[str, Any]]]:
         """The statements a search runs in turn, until one fills the page (the last one
-        always answers): SQL and parameters."""
+        always answers): SQL and parameters. On DuckDB the query's trigrams are looked up
+        first, once (`shared_trigrams`), and the statements read only those segments."""
         if query.kind is SearchKind.OBJECT:
             return [self._statement(query, self._tracks_sql(query), {"q": query.folded})]
         plan = query.plan
+        shared = None if self.postgresql else self.shared_trigrams(connection, plan)
         tiers: list[tuple[str, dict[str, Any]]] = []
+        beside = query.with_class is not None
         if query.after is None or query.after.distance == 0:
-            tiers.append(self._contained_sql(plan))
+            few = shared is not None and len(shared.near) <= DIRECT_NEAR_CANDIDATES
+            if not (plan.errors and (few or (shared is not None and not shared.contained))):
+                tiers.append(self._contained_sql(plan, shared, beside))
         if plan.errors:
-            tiers.append(self._near_sql(plan))
+            tiers.append(self._near_sql(plan, shared, beside))
+        if beside:
+            for _sql, params in tiers:
+                params["with_class"] = query.with_class
         return [self._statement(query, sql, params) for sql, params in tiers]
 
     def explain(self, connection: Connection, query: SearchQuery) -> list[str]:
-        """The plans, as run (EXPLAIN ANALYZE), of the statements the search runs."""
+        """The plans, as run (EXPLAIN ANALYZE), of the statements a search runs (on DuckDB
+        the trigram look-up first)."""
+        statements = self.statements(connection, query)
+        if not self.postgresql and query.kind is SearchKind.TEXT and query.plan.grams:
+            statements.insert(0, self._shared_sql(query.plan))
         plans = []
-        for sql, values in self.statements(query):
+        for sql, values in statements:
             rows = connection.execute(text(f"EXPLAIN ANALYZE {sql}"), values).all()
             plans.append("\n".join(str(row[-1]) for row in rows))
         return plans
+
+    def shared_trigrams(self, connection: Connection, plan: SearchPlan) -> SharedTrigrams | None:
+        """DuckDB: the segments that share enough of the query's trigrams to be near it
+        (or, without a bound, to contain it), and those that share all of them; None for a
+        query under 3 characters (no trigram)."""
+        if not plan.grams:
+            return None
+        sql, params = self._shared_sql(plan)
+        rows = connection.execute(text(sql), params).all()
+        return SharedTrigrams(
+            near=[row[0] for row in rows],
+            contained=[row[0] for row in rows if row[1] == len(plan.grams)],
+        )
+
+    @staticmethod
+    def _shared_sql(plan: SearchPlan) -> tuple[str, dict[str, Any]]:
+        least = plan.grams_needed if plan.errors and plan.grams_needed >= 1 else len(plan.grams)
+        return _TRIGRAM_COUNTS, {"grams": list(plan.grams), "least": least}
 
     def _run(
         self, connection: Connection, query: SearchQuery, sql: str, values: dict[str, Any]
@@ -247,11 +282,7 @@ class SqlSearchIndex:
     ) -> tuple[str, dict[str, Any]]:
         """Order, page and describe the matches (columns job_id, seq, label, start_s, end_s,
         confidence, distance): the SQL and its parameters."""
-        beside = ""
         values = dict(params)
-        if query.with_class is not None:
-            beside = _WITH
-            values["with_class"] = query.with_class
         behind = ""
         if query.after is not None:
             behind = _AFTER
@@ -264,8 +295,7 @@ class SqlSearchIndex:
                 after_seq=after.seq,
             )
         sql = f"""WITH hits AS MATERIALIZED ({matches}),
-            placed AS (SELECT hits.*, j.created_at, j.filename FROM hits {_JOBS}
-                WHERE TRUE {beside})
+            placed AS (SELECT hits.*, j.created_at, j.filename FROM hits {_JOBS})
             SELECT job_id, seq, label, start_s, end_s, confidence, distance, created_at, filename
             FROM placed WHERE TRUE {behind} ORDER BY {_ORDER} LIMIT :limit"""
         values["limit"] = query.limit
@@ -276,23 +306,30 @@ class SqlSearchIndex:
         return """SELECT job_id, seq, class_name AS label, start_s, end_s, confidence,
             0 AS distance FROM search_objects WHERE class_folded = :q"""
 
-    def _contained_sql(self, plan: SearchPlan) -> tuple[str, dict[str, Any]]:
+    def _contained_sql(
+        self, plan: SearchPlan, shared: SharedTrigrams | None, beside_class: bool = False
+    ) -> tuple[str, dict[str, Any]]:
         """The segments that contain the query (distance 0)."""
         params: dict[str, Any] = {"q": plan.query}
+        beside = f" AND {_BESIDE}" if beside_class else ""
         if self.postgresql:
             params["pattern"] = _like_pattern(plan.query)
             return (
                 f"SELECT {_HIT_COLUMNS}, 0 AS distance FROM search_text t"
-                " WHERE t.folded LIKE :pattern",
+                f" WHERE t.folded LIKE :pattern{beside}",
                 params,
             )
         found = "contains(t.folded, :q)"
-        if not plan.grams:  # under 3 characters: every segment is read
-            return f"SELECT {_HIT_COLUMNS}, 0 AS distance FROM search_text t WHERE {found}", params
-        params.update(grams=list(plan.grams), grams_needed=len(plan.grams))
-        return self._duckdb_candidates(f"0 AS distance FROM candidates t WHERE {found}"), params
+        if shared is None:  # under 3 characters: every segment is read
+            sql = f"SELECT {_HIT_COLUMNS}, 0 AS distance FROM search_text t WHERE {found}{beside}"
+            return sql, params
+        params["ids"] = shared.contained
+        rest = f"0 AS distance FROM candidates t WHERE {found}"
+        return self._duckdb_candidates(rest, beside), params
 
-    def _near_sql(self, plan: SearchPlan) -> tuple[str, dict[str, Any]]:
+    def _near_sql(
+        self, plan: SearchPlan, shared: SharedTrigrams | None, beside_class: bool = False
+    ) -> tuple[str, dict[str, Any]]:
         """The segments within the allowed errors, each with its distance.
 
         A match contains one of the query's pieces unchanged (pigeonhole: `errors + 1`
@@ -303,34 +340,35 @@ class SqlSearchIndex:
         for index, piece in enumerate(plan.pieces):
             params[f"piece{index}"] = piece.text
             params[f"pattern{index}"] = _like_pattern(piece.text)
+        beside = f" AND {_BESIDE}" if beside_class else ""
         if self.postgresql:
             # each piece's LIKE is a GIN lookup of all its trigrams; the OR, a BitmapOr
             found = " OR ".join(f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces)))
             measured = f"{_HIT_COLUMNS}, {self._pg_distance(plan)} AS distance FROM search_text t"
-            return (
-                f"SELECT * FROM (SELECT {measured} WHERE {found}) near WHERE distance <= :errors",
-                params,
-            )
+            sql = f"SELECT {measured} WHERE ({found}){beside}"
+            return f"SELECT * FROM ({sql}) near WHERE distance <= :errors", params
         found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
         measured = f"{self._duckdb_distance(plan)} AS distance FROM candidates t WHERE {found}"
-        if plan.grams_needed < 1:  # too short for the trigram bound: every segment is read
-            candidates = f"SELECT * FROM search_text t WHERE {found}"
+        if shared is None or plan.grams_needed < 1:  # no trigram bound: every segment is read
+            candidates = f"SELECT * FROM search_text t WHERE ({found}){beside}"
             sql = (
                 f"WITH candidates AS MATERIALIZED ({candidates}) SELECT {_HIT_COLUMNS}, {measured}"
             )
         else:
-            params.update(grams=list(plan.grams), grams_needed=plan.grams_needed)
-            sql = self._duckdb_candidates(measured)
+            params["ids"] = shared.near
+            sql = self._duckdb_candidates(measured, beside)
         return f"SELECT * FROM ({sql}) near WHERE distance <= :errors", params
 
     @staticmethod
-    def _duckdb_candidates(rest: str) -> str:
-        """DuckDB: the segments sharing :grams_needed of the query's trigrams, read first
-        (materialized, so that DuckDB computes nothing costly on the other segments), then
-        `SELECT <hit columns>, <rest>` over them, named t."""
+    def _duckdb_candidates(rest: str, beside: str = "") -> str:
+        """DuckDB: the segments :ids names (found by `shared_trigrams`; with `beside`, those
+        beside a track of the class asked for), read first (materialized, so that DuckDB
+        computes nothing costly on the other segments), then `SELECT <hit columns>, <rest>`
+        over them, named t."""
         return (
-            "WITH candidates AS MATERIALIZED (SELECT * FROM search_text"
-            f" WHERE entry_id IN ({_TRIGRAM_CANDIDATES})) SELECT {_HIT_COLUMNS}, {rest}"
+            "WITH candidates AS MATERIALIZED (SELECT * FROM search_text t"
+            f" WHERE t.entry_id IN (SELECT unnest(CAST(:ids AS BIGINT[]))){beside})"
+            f" SELECT {_HIT_COLUMNS}, {rest}"
         )
 
     @staticmethod
@@ -376,7 +414,19 @@ class SqlSearchIndex:
 
 # what a text match's statement selects of its segment (as t), besides its distance
 _HIT_COLUMNS = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confidence"
-# DuckDB: segments that share at least :grams_needed of the query's distinct trigrams
-_TRIGRAM_CANDIDATES = """SELECT entry_id FROM search_trigrams
+# DuckDB: the segments sharing at least :least of the query's distinct trigrams, and how
+# many each shares
+_TRIGRAM_COUNTS = """SELECT entry_id, count(*) FROM search_trigrams
     WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
-    GROUP BY entry_id HAVING count(*) >= :grams_needed"""
+    GROUP BY entry_id HAVING count(*) >= :least"""
+# DuckDB: up to this many near candidates, their distances are computed at once, without
+# looking for contained segments first (a statement saved; a few milliseconds of distances)
+DIRECT_NEAR_CANDIDATES = 2_000
+
+
+@dataclass(frozen=True)
+class SharedTrigrams:
+    """DuckDB: the entry ids of the segments that share trigrams with a query."""
+
+    near: list[int]  # enough for the near statement (all of them without errors allowed)
+    contained: list[int]  # all of the query's: those that may contain it
