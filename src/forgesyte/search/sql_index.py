@@ -22,6 +22,7 @@ query's text is always a bound parameter, never part of the SQL.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -186,79 +187,100 @@ class SqlSearchIndex:
 
     # -- the query ------------------------------------------------------------------------
 
-    def search(self, connection: Connection, query: SearchQuery) -> list[SearchHit]:
+    def search(
+        self, connection: Connection, query: SearchQuery, plans: list[str] | None = None
+    ) -> list[SearchHit]:
         """Up to query.limit hits in answer order, strictly behind query.after.
 
         A text search first asks for segments that contain the query (cheap: every
         trigram of the query must be there); only when those do not fill the page does it
-        compute the distances of the near ones (on DuckDB, at once when the candidates are
-        few).
+        measure the near ones (`_near`). plans: when given, every statement run is also
+        run under EXPLAIN ANALYZE and its plan appended (what `explain` shows).
         """
-        hits: list[SearchHit] = []
-        for statement in self.statements(connection, query):
-            hits = self._run(connection, query, *statement)
-            if len(hits) >= query.limit:
-                break
-        return hits
-
-    def statements(
-        self, connection: Connection, query: SearchQuery
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """The statements a search runs in turn, until one fills the page (the last one
-        always answers): SQL and parameters. On DuckDB the query's trigrams are looked up
-        first, once (`shared_trigrams`), and the statements read only those segments."""
+        run = _Runner(connection, plans)
         if query.kind is SearchKind.OBJECT:
-            return [self._statement(query, self._tracks_sql(query), {"q": query.folded})]
+            sql, values = self._statement(query, self._tracks_sql(query), {"q": query.folded})
+            return self._hits(query, run(sql, values))
         plan = query.plan
-        shared = None if self.postgresql else self.shared_trigrams(connection, plan)
-        tiers: list[tuple[str, dict[str, Any]]] = []
-        beside = query.with_class is not None
+        beside = {"with_class": query.with_class} if query.with_class is not None else {}
+        shared = None
+        if not self.postgresql and plan.grams:
+            shared = self.shared_trigrams(run, plan)
+        contained: list[SearchHit] | None = None
         if query.after is None or query.after.distance == 0:
             few = shared is not None and len(shared.near) <= DIRECT_NEAR_CANDIDATES
             if not (plan.errors and (few or (shared is not None and not shared.contained))):
-                tiers.append(self._contained_sql(plan, shared, beside))
-        if plan.errors:
-            tiers.append(self._near_sql(plan, shared, beside))
-        if beside:
-            for _sql, params in tiers:
-                params["with_class"] = query.with_class
-        return [self._statement(query, sql, params) for sql, params in tiers]
+                sql, params = self._contained_sql(plan, shared, bool(beside))
+                contained = self._hits(query, run(*self._statement(query, sql, params | beside)))
+                if len(contained) >= query.limit or not plan.errors:
+                    return contained
+        if not plan.errors:
+            return []
+        return self._near(run, query, shared, contained or [], exclude=contained is not None)
 
     def explain(self, connection: Connection, query: SearchQuery) -> list[str]:
-        """The plans, as run (EXPLAIN ANALYZE), of the statements a search runs (on DuckDB
-        the trigram look-up first)."""
-        statements = self.statements(connection, query)
-        if not self.postgresql and query.kind is SearchKind.TEXT and query.plan.grams:
-            statements.insert(0, self._shared_sql(query.plan))
-        plans = []
-        for sql, values in statements:
-            rows = connection.execute(text(f"EXPLAIN ANALYZE {sql}"), values).all()
-            plans.append("\n".join(str(row[-1]) for row in rows))
+        """The plans, as run (EXPLAIN ANALYZE), of the statements a search runs."""
+        plans: list[str] = []
+        self.search(connection, query, plans)
         return plans
 
-    def shared_trigrams(self, connection: Connection, plan: SearchPlan) -> SharedTrigrams | None:
+    def shared_trigrams(self, run: _Runner, plan: SearchPlan) -> SharedTrigrams:
         """DuckDB: the segments that share enough of the query's trigrams to be near it
-        (or, without a bound, to contain it), and those that share all of them; None for a
-        query under 3 characters (no trigram)."""
-        if not plan.grams:
-            return None
-        sql, params = self._shared_sql(plan)
-        rows = connection.execute(text(sql), params).all()
+        (or, without a bound, to contain it), and those that share all of them."""
+        least = plan.grams_needed if plan.errors and plan.grams_needed >= 1 else len(plan.grams)
+        rows = run(_TRIGRAM_COUNTS, {"grams": list(plan.grams), "least": least})
         return SharedTrigrams(
             near=[row[0] for row in rows],
             contained=[row[0] for row in rows if row[1] == len(plan.grams)],
         )
 
-    @staticmethod
-    def _shared_sql(plan: SearchPlan) -> tuple[str, dict[str, Any]]:
-        least = plan.grams_needed if plan.errors and plan.grams_needed >= 1 else len(plan.grams)
-        return _TRIGRAM_COUNTS, {"grams": list(plan.grams), "least": least}
-
-    def _run(
-        self, connection: Connection, query: SearchQuery, sql: str, values: dict[str, Any]
+    def _near(
+        self,
+        run: _Runner,
+        query: SearchQuery,
+        shared: SharedTrigrams | None,
+        contained: list[SearchHit],
+        *,
+        exclude: bool,
     ) -> list[SearchHit]:
-        """The hits of one statement, as values."""
-        rows = connection.execute(text(sql), values).all()
+        """The page from the near segments (and `contained`, the contained ones already
+        found when `exclude`: they are then left out here).
+
+        The candidates are listed in answer order of their jobs (newest job, start_s,
+        place), then measured in batches of NEAR_BATCH in that order: once the lowest
+        distance still wanted has filled the page, no later segment can come before
+        them, and the rest is never measured. A common word with one character changed
+        (every `PLATFORM 1` is one edit from `PLATFORM 9`) costs one batch, not all.
+        """
+        plan = query.plan
+        after = query.after
+        lowest = after.distance if after is not None else (1 if exclude else 0)
+        if exclude and lowest == 0:
+            lowest = 1
+        needed = query.limit - len(contained)
+        order_sql, params = self._near_order_sql(plan, shared, query.with_class, exclude)
+        ids = [row[0] for row in run(order_sql, params)]
+        found: list[SearchHit] = []
+        at_lowest = 0
+        measure_sql = self._measure_sql(plan)
+        measure_params = {"q": plan.query, "errors": plan.errors} | {
+            f"piece{i}": piece.text for i, piece in enumerate(plan.pieces)
+        }
+        for start in range(0, len(ids), NEAR_BATCH):
+            batch = ids[start : start + NEAR_BATCH]
+            for hit in self._hits(query, run(measure_sql, measure_params | {"ids": batch})):
+                if after is not None and hit.position.sort_key() <= after.sort_key():
+                    continue
+                found.append(hit)
+                at_lowest += hit.position.distance == lowest
+            if at_lowest >= needed:
+                break
+        found.sort(key=lambda hit: hit.position.sort_key())
+        return (contained + found)[: query.limit]
+
+    @staticmethod
+    def _hits(query: SearchQuery, rows: Sequence[Any]) -> list[SearchHit]:
+        """Rows of a statement (its hit columns, distance, created_at, filename) as hits."""
         return [
             SearchHit.found(
                 query,
@@ -327,37 +349,65 @@ class SqlSearchIndex:
         rest = f"0 AS distance FROM candidates t WHERE {found}"
         return self._duckdb_candidates(rest, beside), params
 
-    def _near_sql(
-        self, plan: SearchPlan, shared: SharedTrigrams | None, beside_class: bool = False
+    def _near_order_sql(
+        self,
+        plan: SearchPlan,
+        shared: SharedTrigrams | None,
+        with_class: str | None,
+        exclude: bool,
     ) -> tuple[str, dict[str, Any]]:
-        """The segments within the allowed errors, each with its distance.
+        """The entry ids of the segments that may be near the query, in their jobs' answer
+        order (newest job, start_s, place); without the contained ones when `exclude`.
 
         A match contains one of the query's pieces unchanged (pigeonhole: `errors + 1`
-        pieces, at most one spoilt per edit), so only segments with a piece are read, and
-        the distance is computed only from where a piece sits.
+        pieces, at most one spoilt per edit), so only segments with a piece are listed.
         """
-        params: dict[str, Any] = {"q": plan.query, "errors": plan.errors}
+        params: dict[str, Any] = {"q": plan.query}
+        conditions = []
+        if with_class is not None:
+            params["with_class"] = with_class
+            conditions.append(_BESIDE)
         for index, piece in enumerate(plan.pieces):
             params[f"piece{index}"] = piece.text
             params[f"pattern{index}"] = _like_pattern(piece.text)
-        beside = f" AND {_BESIDE}" if beside_class else ""
         if self.postgresql:
             # each piece's LIKE is a GIN lookup of all its trigrams; the OR, a BitmapOr
             found = " OR ".join(f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces)))
-            measured = f"{_HIT_COLUMNS}, {self._pg_distance(plan)} AS distance FROM search_text t"
-            sql = f"SELECT {measured} WHERE ({found}){beside}"
-            return f"SELECT * FROM ({sql}) near WHERE distance <= :errors", params
-        found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
-        measured = f"{self._duckdb_distance(plan)} AS distance FROM candidates t WHERE {found}"
-        if shared is None or plan.grams_needed < 1:  # no trigram bound: every segment is read
-            candidates = f"SELECT * FROM search_text t WHERE ({found}){beside}"
-            sql = (
-                f"WITH candidates AS MATERIALIZED ({candidates}) SELECT {_HIT_COLUMNS}, {measured}"
-            )
+            if exclude:
+                conditions.append("strpos(t.folded, :q) = 0")
+            source = "search_text t"
         else:
-            params["ids"] = shared.near
-            sql = self._duckdb_candidates(measured, beside)
-        return f"SELECT * FROM ({sql}) near WHERE distance <= :errors", params
+            found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
+            if exclude:
+                conditions.append("NOT contains(t.folded, :q)")
+            source = "search_text t"
+            if shared is not None and plan.grams_needed >= 1:
+                params["ids"] = shared.near
+                source = (
+                    "(SELECT * FROM search_text WHERE entry_id IN"
+                    " (SELECT unnest(CAST(:ids AS BIGINT[])))) t"
+                )
+        where = " AND ".join([f"({found})", *conditions])
+        sql = (
+            f"SELECT t.entry_id FROM {source} JOIN jobs j ON j.job_id = t.job_id WHERE {where}"
+            " ORDER BY j.created_at DESC, t.job_id DESC, t.start_s, t.seq"
+        )
+        return sql, params
+
+    def _measure_sql(self, plan: SearchPlan) -> str:
+        """The segments of :ids within the allowed errors, with their distances and jobs'
+        columns (read first, so that nothing is measured on any other segment)."""
+        distance = self._pg_distance(plan) if self.postgresql else self._duckdb_distance(plan)
+        batch = (
+            "SELECT s.*, j.created_at, j.filename FROM search_text s"
+            " JOIN jobs j ON j.job_id = s.job_id"
+            " WHERE s.entry_id IN (SELECT unnest(CAST(:ids AS BIGINT[])))"
+        )
+        return (
+            f"WITH batch AS MATERIALIZED ({batch}) SELECT * FROM (SELECT {_HIT_COLUMNS},"
+            f" t.created_at, t.filename, {distance} AS distance FROM batch t) near"
+            " WHERE distance <= :errors"
+        )
 
     @staticmethod
     def _duckdb_candidates(rest: str, beside: str = "") -> str:
@@ -422,6 +472,21 @@ _TRIGRAM_COUNTS = """SELECT entry_id, count(*) FROM search_trigrams
 # DuckDB: up to this many near candidates, their distances are computed at once, without
 # looking for contained segments first (a statement saved; a few milliseconds of distances)
 DIRECT_NEAR_CANDIDATES = 2_000
+NEAR_BATCH = 1_000  # near candidates measured per statement, in answer order
+
+
+class _Runner:
+    """Runs a search's statements on one connection (and EXPLAIN ANALYZE of each, when
+    plans is a list to fill)."""
+
+    def __init__(self, connection: Connection, plans: list[str] | None) -> None:
+        self.connection, self.plans = connection, plans
+
+    def __call__(self, sql: str, values: dict[str, Any]) -> Sequence[Any]:
+        if self.plans is not None:
+            rows = self.connection.execute(text(f"EXPLAIN ANALYZE {sql}"), values).all()
+            self.plans.append("\n".join(str(row[-1]) for row in rows))
+        return self.connection.execute(text(sql), values).all()
 
 
 @dataclass(frozen=True)
