@@ -216,7 +216,10 @@ class SqlSearchIndex:
                     return contained
         if not plan.errors:
             return []
-        return self._near(run, query, shared, contained or [], exclude=contained is not None)
+        # the contained segments are either found already or, past the cursor's distance,
+        # all before it
+        exclude = contained is not None or (query.after is not None and query.after.distance > 0)
+        return self._near(run, query, shared, contained or [], exclude=exclude)
 
     def explain(self, connection: Connection, query: SearchQuery) -> list[str]:
         """The plans, as run (EXPLAIN ANALYZE), of the statements a search runs."""
@@ -254,9 +257,7 @@ class SqlSearchIndex:
         """
         plan = query.plan
         after = query.after
-        lowest = after.distance if after is not None else (1 if exclude else 0)
-        if exclude and lowest == 0:
-            lowest = 1
+        lowest = max(after.distance if after is not None else 0, 1 if exclude else 0)
         needed = query.limit - len(contained)
         order_sql, params = self._near_order_sql(plan, shared, query.with_class, exclude)
         ids = [row[0] for row in run(order_sql, params)]
