@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import bench_local as local
 import cv2
-from bench_videos import CACHE_DIR, FPS, _write
 
+import bench_local as local
+from bench_videos import CACHE_DIR, FPS, _write
 from forgesyte.plugins.base import Frame
 from forgesyte.plugins.imaging import letterbox
 from forgesyte.plugins.objects import INPUT_SIZE, ObjectsDetect, to_input_tensor

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from pathlib import Path
 
 import pytest
 
 from forgesyte.jobs.store import JobStore
+from forgesyte.retention import remove_expired_jobs
 from forgesyte.search import sql_index
 from forgesyte.search.matching import fold, substring_distance
 from forgesyte.search.values import (
@@ -23,7 +25,9 @@ from forgesyte.search.values import (
     SearchKind,
     SearchQuery,
 )
+from forgesyte.storage.local import LocalStorage
 from tests.search.indexing import WORKER, complete_job, completed_job, create_job, text, track
+from tests.support.stores import SteppingClock
 
 
 def search(
@@ -197,6 +201,18 @@ def test_deleting_a_job_removes_its_entries(store: JobStore) -> None:
     assert {hit.job_id for hit in search(store, "platform 9")} == {kept}
     assert {hit.job_id for hit in search(store, "person", kind="object")} == {kept}
     assert store.unindexed_jobs(10) == []
+
+
+def test_retention_removes_a_jobs_entries_with_it(
+    store: JobStore, clock: SteppingClock, tmp_path: Path
+) -> None:
+    old = completed_job(store, [text("PLATFORM 9")], [track("person")])
+    clock.advance(2 * 86400.0)
+    new = completed_job(store, [text("PLATFORM 9")], [track("person")])
+    storage = LocalStorage(tmp_path / "storage")
+    assert remove_expired_jobs(store, storage, 1.0, now_fn=clock) == [old]
+    assert {hit.job_id for hit in search(store, "platform 9")} == {new}
+    assert {hit.job_id for hit in search(store, "person", kind="object")} == {new}
 
 
 def test_a_job_completed_without_entries_is_indexed_by_the_backfill_once(store: JobStore) -> None:

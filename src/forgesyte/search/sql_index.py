@@ -50,8 +50,12 @@ _AFTER = """AND (distance > :after_distance OR (distance = :after_distance AND (
 # time: checked before any distance is computed
 _BESIDE = """EXISTS (SELECT 1 FROM search_objects o WHERE o.job_id = t.job_id
     AND o.class_folded = :with_class AND o.start_s <= t.end_s AND o.end_s >= t.start_s)"""
-# the jobs' columns an answer carries; an owner filter (keys) is one more condition here
-_JOBS = "JOIN jobs j ON j.job_id = hits.job_id"
+
+
+def _jobs_of(alias: str) -> str:
+    """The join of every search statement to the jobs its rows belong to (named j): the
+    jobs a caller may read. Per-key ownership is one more condition here."""
+    return f"JOIN jobs j ON j.job_id = {alias}.job_id"
 
 
 def _like_pattern(piece: str) -> str:
@@ -318,7 +322,7 @@ class SqlSearchIndex:
                 after_seq=after.seq,
             )
         sql = f"""WITH hits AS MATERIALIZED ({matches}),
-            placed AS (SELECT hits.*, j.created_at, j.filename FROM hits {_JOBS})
+            placed AS (SELECT hits.*, j.created_at, j.filename FROM hits {_jobs_of("hits")})
             SELECT job_id, seq, label, start_s, end_s, confidence, distance, created_at, filename
             FROM placed WHERE TRUE {behind} ORDER BY {_ORDER} LIMIT :limit"""
         values["limit"] = query.limit
@@ -390,7 +394,7 @@ class SqlSearchIndex:
                 )
         where = " AND ".join([f"({found})", *conditions])
         sql = (
-            f"SELECT t.entry_id FROM {source} JOIN jobs j ON j.job_id = t.job_id WHERE {where}"
+            f"SELECT t.entry_id FROM {source} {_jobs_of('t')} WHERE {where}"
             " ORDER BY j.created_at DESC, t.job_id DESC, t.start_s, t.seq"
         )
         return sql, params
@@ -400,8 +404,7 @@ class SqlSearchIndex:
         columns (read first, so that nothing is measured on any other segment)."""
         distance = self._pg_distance(plan) if self.postgresql else self._duckdb_distance(plan)
         batch = (
-            "SELECT s.*, j.created_at, j.filename FROM search_text s"
-            " JOIN jobs j ON j.job_id = s.job_id"
+            f"SELECT s.*, j.created_at, j.filename FROM search_text s {_jobs_of('s')}"
             " WHERE s.entry_id IN (SELECT unnest(CAST(:ids AS BIGINT[])))"
         )
         return (
