@@ -380,6 +380,9 @@ class SqlSearchIndex:
             found = " OR ".join(f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces)))
             if exclude:
                 conditions.append("strpos(t.folded, :q) = 0")
+            if plan.grams_needed >= 1:  # the trigram bound, checked on what the index found
+                params.update(grams=list(plan.grams), grams_needed=plan.grams_needed)
+                conditions.append(_PG_SHARED_TRIGRAMS)
             source = "search_text t"
         else:
             found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
@@ -473,6 +476,9 @@ _HIT_COLUMNS = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confiden
 _TRIGRAM_COUNTS = """SELECT entry_id, count(*) FROM search_trigrams
     WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
     GROUP BY entry_id HAVING count(*) >= :least"""
+# PostgreSQL: a segment (t) shares at least :grams_needed of the query's distinct trigrams
+_PG_SHARED_TRIGRAMS = """(SELECT count(*) FROM unnest(CAST(:grams AS TEXT[])) AS g(gram)
+    WHERE strpos(t.folded, g.gram) > 0) >= :grams_needed"""
 # DuckDB: up to this many near candidates, their distances are computed at once, without
 # looking for contained segments first (a statement saved; a few milliseconds of distances)
 DIRECT_NEAR_CANDIDATES = 2_000
