@@ -21,6 +21,7 @@ query's text is always a bound parameter, never part of the SQL.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -276,6 +277,8 @@ class SqlSearchIndex:
             for hit in self._hits(query, run(measure_sql, measure_params | {"ids": batch})):
                 if after is not None and hit.position.sort_key() <= after.sort_key():
                     continue
+                if exclude and hit.position.distance == 0:
+                    continue  # contained: found already, or before the cursor
                 found.append(hit)
                 at_lowest += hit.position.distance == lowest
             if at_lowest >= needed:
@@ -384,22 +387,26 @@ class SqlSearchIndex:
                 params.update(grams=list(plan.grams), grams_needed=plan.grams_needed)
                 conditions.append(_PG_SHARED_TRIGRAMS)
             source = "search_text t"
+        elif shared is not None and plan.grams_needed >= 1:
+            # the candidates by id, nothing else checked: DuckDB pushes a condition into its
+            # scan of the whole table, before the join. A segment without a piece measures
+            # as too far, and a contained one as 0 (`_near` drops those when excluded).
+            params["ids"] = shared.near
+            found, source = "TRUE", "candidates t"
         else:
             found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
-            if exclude:
-                conditions.append("NOT contains(t.folded, :q)")
             source = "search_text t"
-            if shared is not None and plan.grams_needed >= 1:
-                params["ids"] = shared.near
-                source = (
-                    "(SELECT * FROM search_text WHERE entry_id IN"
-                    " (SELECT unnest(CAST(:ids AS BIGINT[])))) t"
-                )
         where = " AND ".join([f"({found})", *conditions])
         sql = (
             f"SELECT t.entry_id FROM {source} {_jobs_of('t')} WHERE {where}"
             " ORDER BY j.created_at DESC, t.job_id DESC, t.start_s, t.seq"
         )
+        if "ids" in params:
+            sql = (
+                "WITH candidates AS MATERIALIZED (SELECT entry_id, job_id, seq, start_s, end_s,"
+                " folded FROM search_text WHERE entry_id IN"
+                f" (SELECT unnest(CAST(:ids AS BIGINT[])))) {sql}"
+            )
         return sql, params
 
     def _measure_sql(self, plan: SearchPlan) -> str:
@@ -476,6 +483,8 @@ _HIT_COLUMNS = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confiden
 _TRIGRAM_COUNTS = """SELECT entry_id, count(*) FROM search_trigrams
     WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
     GROUP BY entry_id HAVING count(*) >= :least"""
+# what a DuckDB plan line shows of an operator's details
+_PLAN_DETAILS = ("Table", "Join Type", "Conditions", "Filters", "Groups", "Aggregates", "CTE Name")
 # PostgreSQL: a segment (t) shares at least :grams_needed of the query's distinct trigrams
 _PG_SHARED_TRIGRAMS = """(SELECT count(*) FROM unnest(CAST(:grams AS TEXT[])) AS g(gram)
     WHERE strpos(t.folded, g.gram) > 0) >= :grams_needed"""
@@ -494,9 +503,37 @@ class _Runner:
 
     def __call__(self, sql: str, values: dict[str, Any]) -> Sequence[Any]:
         if self.plans is not None:
-            rows = self.connection.execute(text(f"EXPLAIN ANALYZE {sql}"), values).all()
-            self.plans.append("\n".join(str(row[-1]) for row in rows))
+            self.plans.append(self._plan(sql, values))
         return self.connection.execute(text(sql), values).all()
+
+    def _plan(self, sql: str, values: dict[str, Any]) -> str:
+        """EXPLAIN ANALYZE of one statement: PostgreSQL's text, DuckDB's operator tree one
+        operator a line (from its JSON: name, rows, seconds, the details that matter)."""
+        if self.connection.dialect.name == "postgresql":
+            rows = self.connection.execute(text(f"EXPLAIN ANALYZE {sql}"), values).all()
+            return "\n".join(str(row[0]) for row in rows)
+        answer = self.connection.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"), values)
+        document = json.loads(answer.all()[0][-1])
+        lines: list[str] = []
+
+        def walk(operator: dict[str, Any], depth: int) -> None:
+            if operator.get("name") in ("RESULT_COLLECTOR", "EXPLAIN_ANALYZE"):
+                for child in operator.get("children", []):
+                    walk(child, depth)
+                return
+            info = operator.get("extra_info") or {}
+            shown = "; ".join(f"{key}: {info[key]}" for key in _PLAN_DETAILS if key in info)
+            lines.append(
+                f"{'  ' * depth}{operator.get('name', '?')}"
+                f" ({operator.get('intermediate_rows', 0)} rows,"
+                f" {operator.get('timing', 0.0) * 1000:.1f} ms)" + (f" {shown}" if shown else "")
+            )
+            for child in operator.get("children", []):
+                walk(child, depth + 1)
+
+        for top in document.get("operator", []):
+            walk(top, 0)
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
