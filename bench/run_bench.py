@@ -721,7 +721,7 @@ def search_rows(plan: Plan) -> list[Row]:
             Row(
                 "x",
                 f"{engine.engine}: {engine.segments:,} segments, {engine.tracks:,} tracks indexed",
-                f"{engine.load_s:.0f} s",
+                f"{engine.load_s:.0f} s (+ {engine.maintain_s:.1f} s upkeep)",
                 engine.size_detail,
             )
         )

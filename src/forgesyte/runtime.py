@@ -62,10 +62,8 @@ class Runtime:
         )
         threads = [
             threading.Thread(target=housekeeper.run, args=(stop_event,), name="sweep"),
-            # jobs completed before the search index existed: indexed once, in the background
-            threading.Thread(
-                target=self.backfill_search, args=(stop_event,), name="search-backfill"
-            ),
+            # jobs completed before the search index existed, indexed once; then upkeep
+            threading.Thread(target=self.backfill_search, args=(stop_event,), name="search"),
         ]
         if settings.webhook_secret:
             sender = WebhookSender(
@@ -83,11 +81,20 @@ class Runtime:
         return threads
 
     def backfill_search(self, stop_event: threading.Event) -> None:
-        """Index the completed jobs the search index lacks (`backfill_search_index`)."""
+        """Index the completed jobs the search index lacks (`backfill_search_index`), then
+        keep the index quick to read, every sweep interval, until stop_event is set."""
+        store = self.context.store
         try:
-            backfill_search_index(self.context.store, self.context.storage, stop_event)
+            backfill_search_index(store, self.context.storage, stop_event)
         except Exception:
             log.exception("the search backfill failed; the next start tries again")
+        while True:
+            try:
+                store.maintain_search_index()
+            except Exception:
+                log.exception("search index maintenance failed; trying again later")
+            if stop_event.wait(self.settings.sweep_interval_s):
+                return
 
     def make_worker(
         self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None

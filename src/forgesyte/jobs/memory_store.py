@@ -213,6 +213,9 @@ class InMemoryJobStore(rules.JobStoreRules):
             jobs.sort(key=lambda job: (job.created_at, job.job_id))
             return [_copy(job) for job in jobs[:limit]]
 
+    def maintain_search_index(self) -> None:
+        """Nothing to keep: the in-memory index is read whole."""
+
     def index_job(self, job_id: uuid.UUID, entries: IndexEntries) -> bool:
         """Index a completed job's entries; False when not completed or indexed already."""
         with self._lock:

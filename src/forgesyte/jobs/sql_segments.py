@@ -73,9 +73,9 @@ class SqlStoreBase(JobStoreRules):
         super().__init__(clock=clock, on_change=on_change)
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self.search_index = SqlSearchIndex(
-            engine.dialect.name
-        )  # written in the store's transactions
+        # the search index's SQL, run in the store's transactions
+        self.search_index = SqlSearchIndex(engine.dialect.name)
+        self._trigrams_sorted_up_to: int | None = None  # entry id of the last sort (DuckDB)
 
     def session(self) -> Session:
         """A new session on the store's engine."""

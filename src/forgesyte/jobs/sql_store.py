@@ -297,6 +297,18 @@ class SqlJobStore(SqlSegments):
             )
             return [record_from_row(row) for row in rows]
 
+    def maintain_search_index(self) -> None:
+        """Keep the index quick to read as it grows (DuckDB: its trigram table sorted again
+        once enough was appended; nothing to do on PostgreSQL)."""
+
+        def run() -> int | None:
+            with self.session() as session, session.begin():
+                return self.search_index.sort_trigrams(session, self._trigrams_sorted_up_to)
+
+        sorted_up_to = retry_on_conflict(run)
+        if sorted_up_to is not None:
+            self._trigrams_sorted_up_to = sorted_up_to
+
     def index_job(self, job_id: uuid.UUID, entries: IndexEntries) -> bool:
         """Index a completed job's entries, marking it indexed in the same transaction."""
 

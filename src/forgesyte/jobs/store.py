@@ -135,6 +135,11 @@ class JobHousekeeping(JobRegistry, Protocol):
         transaction; False (nothing written) when it is not completed or indexed already."""
         ...
 
+    def maintain_search_index(self) -> None:
+        """Keep the search index quick to read as jobs are added (run now and then by the
+        search maintenance thread of serve and worker)."""
+        ...
+
 
 class WebhookOutbox(Protocol):
     """The webhook sender's side: the outbox row is created with the job, from

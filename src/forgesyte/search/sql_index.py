@@ -171,6 +171,43 @@ class SqlSearchIndex:
         for table in ("search_text", "search_objects", "search_jobs"):
             session.execute(text(f"DELETE FROM {table} WHERE job_id = :job_id"), {"job_id": job_id})
 
+    def sort_trigrams(self, session: Session, after_entry_id: int | None) -> int | None:
+        """DuckDB: rewrite search_trigrams sorted by trigram, in the caller's transaction,
+        when the rows written since the last rewrite (entry ids above after_entry_id) are
+        over SORT_TRIGRAMS_SHARE of the table (and at least SORT_TRIGRAMS_MIN_ROWS); the
+        highest entry id now sorted, or None when nothing was done (and on PostgreSQL).
+
+        Why: rows are appended job by job, so every row group of the table holds every
+        trigram and a look-up reads them all. Sorted, DuckDB's min/max of each row group
+        skips all but the few that hold the query's trigrams: 3 to 12 times faster on a
+        million segments (13.6 million rows; the rewrite takes about 3 s). The copy is
+        written before the old rows are deleted, in one transaction: a search meanwhile
+        sees one or the other, and a job completed meanwhile keeps its rows (they are not
+        visible to the rewrite, so it neither copies nor deletes them).
+        """
+        if self.postgresql:
+            return None
+        floor = -1 if after_entry_id is None else after_entry_id
+        total, fresh, newest = session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE entry_id > :floor), max(entry_id)"
+                " FROM search_trigrams"
+            ),
+            {"floor": floor},
+        ).one()
+        if newest is None or fresh < max(SORT_TRIGRAMS_MIN_ROWS, SORT_TRIGRAMS_SHARE * total):
+            return None
+        last = session.execute(text("SELECT max(rowid) FROM search_trigrams")).scalar_one()
+        session.execute(
+            text(
+                "INSERT INTO search_trigrams SELECT gram, entry_id FROM search_trigrams"
+                " WHERE rowid <= :last ORDER BY gram, entry_id"
+            ),
+            {"last": last},
+        )
+        session.execute(text("DELETE FROM search_trigrams WHERE rowid <= :last"), {"last": last})
+        return int(newest)
+
     def unindexed_job_ids(self, connection: Connection, completed: str, limit: int) -> list[Any]:
         """Up to limit completed jobs not in the index yet, oldest first (the backfill's)."""
         rows = connection.execute(
@@ -492,6 +529,9 @@ _PG_SHARED_TRIGRAMS = """(SELECT count(*) FROM unnest(CAST(:grams AS TEXT[])) AS
 # looking for contained segments first (a statement saved; a few milliseconds of distances)
 DIRECT_NEAR_CANDIDATES = 2_000
 NEAR_BATCH = 1_000  # near candidates measured per statement, in answer order
+# DuckDB's trigram table is sorted again once the rows appended since are this share of it
+SORT_TRIGRAMS_SHARE = 0.1
+SORT_TRIGRAMS_MIN_ROWS = 200_000  # ... and at least this many (a small table is cheap to read)
 
 
 class _Runner:
