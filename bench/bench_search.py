@@ -86,7 +86,7 @@ QUERIES = (
     Query("fuzzy, 1 error (PLATF0RM 9)", "PLATF0RM 9"),
     Query("fuzzy, 1 error, rare (EXlT 12)", "EXlT 12"),
     Query("fuzzy, 2 errors (N0RTH GATE I2)", "N0RTH GATE I2"),
-    Query("fuzzy, 1 error, made word", "ZASTJEPE PLATF0RM 949"),
+    Query("fuzzy, 1 error, nothing near", "ZASTJEPE PLATF0RM 949"),
     Query("short (EXIT)", "EXIT"),
     Query("short, 2 characters (12)", "12"),
     Query(
@@ -129,11 +129,11 @@ class Corpus:
     def job(self, index: int) -> IndexEntries:
         """One job's 500 segments (some 60 lines, shown again and again) and 100 tracks."""
         lines = [self._line() for _ in range(60)]
-        for needle, every in NEEDLES:
+        for slot, (needle, every) in enumerate(NEEDLES):
             if index % every == every - 1:
-                lines[0] = needle
+                lines[slot] = needle
         if index % 50 == 7:
-            lines[1] = "EXIT 12"
+            lines[len(NEEDLES)] = "EXIT 12"
         starts = sorted(self.rng.uniform(0, VIDEO_S) for _ in range(SEGMENTS_PER_JOB))
         segments = tuple(
             TextEntry(self.rng.choice(lines), start, start + self.rng.uniform(0.5, 20.0), 0.9)

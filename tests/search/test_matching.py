@@ -12,6 +12,7 @@ from forgesyte.search.matching import (
     allowed_errors,
     anchor_starts,
     fold,
+    index_pieces,
     score,
     substring_distance,
     trigrams,
@@ -93,8 +94,17 @@ def test_a_match_contains_a_piece_and_starts_near_it() -> None:
         checked += 1
         assert len(trigrams(padded) & set(plan.grams)) >= plan.grams_needed
         assert any(piece.text in padded for piece in plan.pieces)
+        pieces, kept = index_pieces(plan)
+        assert sum(piece.text in padded for piece in pieces) >= kept
         assert _best_start(query, padded) & anchor_starts(plan, padded)
     assert checked > 100
+
+
+def test_the_index_pieces_ask_for_more_than_one_when_the_query_is_long_enough() -> None:
+    pieces, kept = index_pieces(SearchPlan.of("platf0rm9"))
+    assert ([p.text for p in pieces], kept) == (["pla", "tf0", "rm9"], 2)
+    pieces, kept = index_pieces(SearchPlan.of("exlt12"))  # 2 pieces of 3: one is kept
+    assert ([p.text for p in pieces], kept) == (["exl", "t12"], 1)
 
 
 def test_the_plan_cuts_the_query_into_errors_plus_one_pieces() -> None:

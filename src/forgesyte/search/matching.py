@@ -21,11 +21,14 @@ matching part starts within e characters of the piece's place less its offset.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 MIN_QUERY_CHARACTERS = 2  # of the folded query
 MAX_QUERY_CHARACTERS = 200  # of the query as sent
 CHARACTERS_PER_ERROR = 5  # one wrong character allowed per this many of the folded query
+MIN_INDEX_PIECE = 3  # characters of a piece a trigram index looks up (one trigram at least)
+MAX_PIECE_COMBINATIONS = 10  # sets of kept pieces one index condition may list
 SCORE_DIGITS = 4
 
 
@@ -105,6 +108,21 @@ class SearchPlan:
     def window_lengths(self) -> range:
         """The lengths a matching part of a segment can have."""
         return range(len(self.query) - self.errors, len(self.query) + self.errors + 1)
+
+
+def index_pieces(plan: SearchPlan) -> tuple[tuple[Piece, ...], int]:
+    """Pieces of at least 3 characters (a trigram index can look each up) for a stronger
+    filter than `plan.pieces`: cut into m of them, a match keeps `m - errors` unchanged
+    (an edit spoils at most one). The largest m up to `2 errors + 1` whose combinations of
+    `m - errors` pieces number at most MAX_PIECE_COMBINATIONS; the pieces and how many a
+    match keeps (1 when no such cut exists: `plan.pieces`)."""
+    best: tuple[tuple[Piece, ...], int] = (plan.pieces, 1)
+    longest = min(2 * plan.errors + 1, len(plan.query) // MIN_INDEX_PIECE)
+    for count in range(plan.errors + 2, longest + 1):
+        kept = count - plan.errors
+        if math.comb(count, kept) <= MAX_PIECE_COMBINATIONS:
+            best = (split_into_pieces(plan.query, count), kept)
+    return best
 
 
 def split_into_pieces(folded_query: str, count: int) -> tuple[Piece, ...]:

@@ -21,6 +21,7 @@ query's text is always a bound parameter, never part of the SQL.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from forgesyte.db.tables import SEARCH_ENTRY_IDS
-from forgesyte.search.matching import SearchPlan, fold, trigrams
+from forgesyte.search.matching import SearchPlan, fold, index_pieces, trigrams
 from forgesyte.search.values import (
     IndexEntries,
     SearchHit,
@@ -273,11 +274,9 @@ class SqlSearchIndex:
         """DuckDB: the segments that share enough of the query's trigrams to be near it
         (or, without a bound, to contain it), and those that share all of them."""
         least = plan.grams_needed if plan.errors and plan.grams_needed >= 1 else len(plan.grams)
-        rows = run(_TRIGRAM_COUNTS, {"grams": list(plan.grams), "least": least})
-        return SharedTrigrams(
-            near=[row[0] for row in rows],
-            contained=[row[0] for row in rows if row[1] == len(plan.grams)],
-        )
+        values = {"grams": list(plan.grams), "least": least, "every": len(plan.grams)}
+        near, contained = run(_TRIGRAM_COUNTS, values)[0]
+        return SharedTrigrams(near=list(near or ()), contained=list(contained or ()))
 
     def _near(
         self,
@@ -302,7 +301,7 @@ class SqlSearchIndex:
         lowest = max(after.distance if after is not None else 0, 1 if exclude else 0)
         needed = query.limit - len(contained)
         order_sql, params = self._near_order_sql(plan, shared, query.with_class, exclude)
-        ids = [row[0] for row in run(order_sql, params)]
+        ids = list(run(order_sql, params)[0][0] or ())
         found: list[SearchHit] = []
         at_lowest = 0
         measure_sql = self._measure_sql(plan)
@@ -416,8 +415,15 @@ class SqlSearchIndex:
             params[f"piece{index}"] = piece.text
             params[f"pattern{index}"] = _like_pattern(piece.text)
         if self.postgresql:
-            # each piece's LIKE is a GIN lookup of all its trigrams; the OR, a BitmapOr
-            found = " OR ".join(f"t.folded LIKE :pattern{i}" for i in range(len(plan.pieces)))
+            # each piece's LIKE is a GIN lookup of all its trigrams: with `kept` of the
+            # pieces in every match, an OR (BitmapOr) of ANDs (BitmapAnd) of them
+            pieces, kept = index_pieces(plan)
+            for index, piece in enumerate(pieces):
+                params[f"indexed{index}"] = _like_pattern(piece.text)
+            found = " OR ".join(
+                "(" + " AND ".join(f"t.folded LIKE :indexed{i}" for i in chosen) + ")"
+                for chosen in itertools.combinations(range(len(pieces)), kept)
+            )
             if exclude:
                 conditions.append("strpos(t.folded, :q) = 0")
             if plan.grams_needed >= 1:  # the trigram bound, checked on what the index found
@@ -434,9 +440,10 @@ class SqlSearchIndex:
             found = " OR ".join(f"contains(t.folded, :piece{i})" for i in range(len(plan.pieces)))
             source = "search_text t"
         where = " AND ".join([f"({found})", *conditions])
+        listed = "array_agg" if self.postgresql else "list"
         sql = (
-            f"SELECT t.entry_id FROM {source} {_jobs_of('t')} WHERE {where}"
-            " ORDER BY j.created_at DESC, t.job_id DESC, t.start_s, t.seq"
+            f"SELECT {listed}(t.entry_id ORDER BY j.created_at DESC, t.job_id DESC, t.start_s,"
+            f" t.seq) FROM {source} {_jobs_of('t')} WHERE {where}"
         )
         if "ids" in params:
             sql = (
@@ -515,11 +522,13 @@ class SqlSearchIndex:
 
 # what a text match's statement selects of its segment (as t), besides its distance
 _HIT_COLUMNS = "t.job_id, t.seq, t.text AS label, t.start_s, t.end_s, t.confidence"
-# DuckDB: the segments sharing at least :least of the query's distinct trigrams, and how
-# many each shares
-_TRIGRAM_COUNTS = """SELECT entry_id, count(*) FROM search_trigrams
-    WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
-    GROUP BY entry_id HAVING count(*) >= :least"""
+# DuckDB: the segments sharing at least :least of the query's distinct trigrams, and those
+# sharing all of them, as two lists in one row (tens of thousands of ids cross to Python
+# as one value, not as as many rows)
+_TRIGRAM_COUNTS = """SELECT list(entry_id), list(entry_id) FILTER (WHERE shared = :every)
+    FROM (SELECT entry_id, count(*) AS shared FROM search_trigrams
+          WHERE gram IN (SELECT unnest(CAST(:grams AS VARCHAR[])))
+          GROUP BY entry_id HAVING count(*) >= :least) AS sharing"""
 # what a DuckDB plan line shows of an operator's details
 _PLAN_DETAILS = ("Table", "Join Type", "Conditions", "Filters", "Groups", "Aggregates", "CTE Name")
 # PostgreSQL: a segment (t) shares at least :grams_needed of the query's distinct trigrams
