@@ -312,14 +312,14 @@ def cmd_jobs(args: argparse.Namespace, client: Client) -> int:
         if not page.items:
             print("no jobs")
             return
-        rows = [["JOB", "STATUS", "PROGRESS", "PIPELINE", "CREATED", "FILE"]] + [
+        rows = [["JOB", "STATUS", "PROGRESS", "PIPELINE", "FILE", "CREATED"]] + [
             [
                 job.job_id,
                 job.status,
                 f"{job.progress:.0f}%",
                 job.pipeline_id,
+                job.filename or "-",
                 relative_time(job.created_at),
-                job.filename or "",
             ]
             for job in page.items
         ]

@@ -360,7 +360,7 @@ def test_jobs_cancel_and_delete(live_server: ServerProcess, tmp_path: Path) -> N
     assert job_id in [job["job_id"] for job in jobs]
     assert all(job["pipeline_id"] == "testkit_sleep" for job in jobs)
     table = _forgesyte("jobs", "--limit", "200", url=url).stdout.splitlines()
-    assert table[0].split() == ["JOB", "STATUS", "PROGRESS", "PIPELINE", "CREATED"]
+    assert table[0].split() == ["JOB", "STATUS", "PROGRESS", "PIPELINE", "FILE", "CREATED"]
     (row,) = [line for line in table if line.startswith(job_id)]
     assert row.split()[3] == "testkit_sleep" and row.endswith(" ago")
 
