@@ -143,8 +143,10 @@ class SearchTrigram(Base):
 
     DuckDB has no trigram index; a search counts the pieces a segment shares with the
     query here. PostgreSQL uses pg_trgm's GIN index on search_text.folded instead, so the
-    migration creates this table on DuckDB only. No key: rows are read by a scan that the
-    engine runs in parallel, and written and removed with their segments.
+    migration creates this table on DuckDB only. The ORM needs a key, so the mapping names
+    (gram, entry_id); the table itself has neither key nor index: it is scanned (one
+    narrow column, in parallel), and the search thread keeps it sorted by gram so that the
+    scan skips most row groups.
     """
 
     __tablename__ = "search_trigrams"
