@@ -9,8 +9,9 @@ Each engine finds candidates with what it offers, then computes the distance of
   column that DuckDB runs in parallel). Its `levenshtein` and list comprehensions
   compute the distance.
 - PostgreSQL: pg_trgm's GIN index on `search_text.folded` answers ``LIKE '%piece%'`` for
-  the query's pieces (a bitmap OR); fuzzystrmatch's `levenshtein_less_equal` computes the
-  distance. pg_trgm's similarity operators (`%`, `<%`) are not used: their threshold
+  combinations of the query's pieces (`matching.index_pieces`: a BitmapOr of
+  BitmapAnds), the rows found are checked for the trigram bound, and fuzzystrmatch's
+  `levenshtein_less_equal` computes the distance. pg_trgm's similarity operators (`%`, `<%`) are not used: their threshold
   compares padded, word-split trigram sets, and no threshold is reached by every segment
   within the allowed edits, so some matches would be missed.
 
