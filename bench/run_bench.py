@@ -36,12 +36,15 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
      the API's memory before and during, throughput
   w  a job's media step (track ids, thumbnails, the H.264 copy of an mp4v upload) against
      the job's own analysis, and the copy alone (1280x720, 30 s)
+  x  search across jobs: 1,000,000 text segments and 200,000 tracks indexed through the store
+     on DuckDB and PostgreSQL; query p50/p95, the index's size, indexing cost against a job
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import statistics
@@ -60,6 +63,7 @@ import bench_media as media
 import bench_objects as objects
 import bench_ocr
 import bench_results as long_results
+import bench_search as searching
 import bench_server as served
 import bench_shots as shots
 import bench_source as source
@@ -68,9 +72,11 @@ import bench_tracking as tracking
 import bench_videos as videos
 from bench_table import Row
 
-from forgesyte.results.timeline import MIN_TEXT_CONFIDENCE
+from forgesyte.results.encoding import encode_line
+from forgesyte.results.timeline import MIN_TEXT_CONFIDENCE, TimelineBuilder
+from forgesyte.search.values import IndexEntries
 from forgesyte.settings import analysis_threads
-from forgesyte.video.service import SamplingOptions
+from forgesyte.video.service import SamplingOptions, VideoFilePipelineService
 from forgesyte.video.shots import SHOT_FRAME_WIDTH
 
 RESOLUTIONS = ((640, 360), (1280, 720))
@@ -98,10 +104,12 @@ class Plan:
     source_s3_mib: int = 64  # and on S3 (moto serves it from one Python process)
     media_seconds: float = 30.0  # row w: the video's length
     media_rounds: int = 2
+    search_jobs: int = 2_000  # row x: 500 segments and 100 tracks each
+    search_rounds: int = 40
 
 
 FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000, 48, 1, 40, 256, 20, 256, 32, 6.0, 1)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000, 48, 1, 40, 256, 20, 256, 32, 6.0, 1, 200, 10)
 
 
 def _median(values: list[float]) -> float:
@@ -848,6 +856,92 @@ def media_rows(plan: Plan) -> list[Row]:
     return rows
 
 
+def _measured_job() -> tuple[IndexEntries, float]:
+    """A real ocr_only analysis of a text video (what a worker's child does, and the
+    timeline it builds): its search entries and its seconds."""
+    runner = local.runner_for("ocr_only")
+    video = videos.text_video(FRAMES_OF_MEASURED_JOB)
+    VideoFilePipelineService(runner).run(video, SamplingOptions(max_frames=1))  # warm
+    started = time.perf_counter()
+    results = VideoFilePipelineService(runner).run(video, SamplingOptions())
+    timeline = TimelineBuilder(results.video.resolution_wh)
+    for frame in results.frames:
+        timeline.add(json.loads(encode_line(frame.to_json())))
+    seconds = time.perf_counter() - started
+    return IndexEntries.from_timeline(timeline.build([])), seconds
+
+
+SEARCH_P95_S = {"fuzzy": 0.100, "with": 0.200}  # targets of the fuzzy and with= queries
+FRAMES_OF_MEASURED_JOB = 30  # row x: the ocr_only job whose time indexing is set against
+
+
+def search_rows(plan: Plan) -> list[Row]:
+    """Row x: search on DuckDB and PostgreSQL with a million segments (searching.run)."""
+    _note("x: a real ocr_only job, for the indexing cost")
+    entries, job_s = _measured_job()
+    figures = searching.run(plan.search_jobs, plan.search_rounds, entries, _note)
+    rows: list[Row] = []
+    for engine in figures:
+        rows.append(
+            Row(
+                "x",
+                f"{engine.engine}: {engine.segments:,} segments, {engine.tracks:,} tracks indexed",
+                f"{engine.load_s:.0f} s (+ {engine.maintain_s:.1f} s upkeep)",
+                engine.size_detail,
+            )
+        )
+        for query in searching.QUERIES:
+            p50, p95 = engine.percentile(query.label, 0.5), engine.percentile(query.label, 0.95)
+            target = ""
+            passed = None
+            if query.label.startswith("fuzzy"):
+                target, passed = "p95 <= 100 ms", p95 <= SEARCH_P95_S["fuzzy"]
+            elif query.label.startswith("with="):
+                target, passed = "p95 <= 200 ms", p95 <= SEARCH_P95_S["with"]
+            rows.append(
+                Row(
+                    "x",
+                    f"  {engine.engine} {query.label}",
+                    f"p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms",
+                    f"{engine.matches[query.label]} on page 1",
+                    target,
+                    passed,
+                )
+            )
+        share = engine.index_job_s / job_s
+        rows.append(
+            Row(
+                "x",
+                f"  {engine.engine} indexing a job of {len(entries.text)} segments, "
+                f"{len(entries.objects)} tracks",
+                f"{engine.index_job_s * 1000:.1f} ms",
+                f"{share * 100:.2f} % of its {job_s:.1f} s",
+                "< 2 %",
+                share < 0.02,
+            )
+        )
+        rows.append(
+            Row(
+                "x",
+                f"  {engine.engine} indexing a made job of {searching.SEGMENTS_PER_JOB} segments, "
+                f"{searching.TRACKS_PER_JOB} tracks",
+                f"{engine.index_big_job_s * 1000:.1f} ms",
+            )
+        )
+    plans_file = CACHE_PLANS
+    plans_file.parent.mkdir(parents=True, exist_ok=True)
+    with plans_file.open("w") as out:
+        for engine in figures:
+            for label, statements in engine.plans.items():
+                for number, statement in enumerate(statements, start=1):
+                    out.write(f"== {engine.engine}: {label} (statement {number})\n{statement}\n\n")
+    _note(f"x: the plans are in {plans_file}")
+    return rows
+
+
+CACHE_PLANS = Path(__file__).resolve().parent / ".cache" / "search_plans.txt"
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -866,7 +960,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopqrstuvw", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghimopqrstuvwx", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--detector-models",
@@ -927,6 +1021,8 @@ def main() -> int:
         rows += source_rows(plan)
     if "w" in keys:
         rows += media_rows(plan)
+    if "x" in keys:
+        rows += search_rows(plan)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})

@@ -1,4 +1,5 @@
-"""The client verbs of `forgesyte`: submit, status, results, timeline, jobs, cancel, delete.
+"""The client verbs of `forgesyte`: submit, status, results, timeline, jobs, search, cancel,
+delete.
 
 A thin layer over forgesyte.client: argument parsing, printing and exit codes; every
 request goes through the library. For people at a terminal: human output by default
@@ -14,6 +15,7 @@ file, server unreachable, key refused, request refused as bad).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -30,6 +32,7 @@ from forgesyte.client import (
     InvalidOptions,
     Job,
     JobStatus,
+    SearchMatch,
     ServerUnreachable,
     Timeline,
 )
@@ -39,6 +42,7 @@ from forgesyte.jobs.options import JobOptions
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 USAGE_STATUSES = (400, 401, 403, 413, 422)  # the request itself is wrong: exit 2
+SEARCH_PAGE_MAX = 100  # matches the server answers per page at most
 
 
 # ---- job options as flags -------------------------------------------------------------------
@@ -190,6 +194,8 @@ def _print_status(job: JobStatus) -> None:
     ]
     if job.pipeline_id is not None:
         rows.insert(1, ["pipeline", job.pipeline_id])
+    if job.filename is not None:
+        rows.insert(1, ["file", job.filename])
     if job.error_message:
         rows.append(["error", job.error_message])
     console = _out()
@@ -316,12 +322,13 @@ def cmd_jobs(args: argparse.Namespace, client: Client) -> int:
         if not page.items:
             print("no jobs")
             return
-        rows = [["JOB", "STATUS", "PROGRESS", "PIPELINE", "CREATED"]] + [
+        rows = [["JOB", "STATUS", "PROGRESS", "PIPELINE", "FILE", "CREATED"]] + [
             [
                 job.job_id,
                 job.status,
                 f"{job.progress:.0f}%",
                 job.pipeline_id,
+                job.filename or "-",
                 relative_time(job.created_at),
             ]
             for job in page.items
@@ -334,6 +341,48 @@ def cmd_jobs(args: argparse.Namespace, client: Client) -> int:
             _err().print(f"more: --cursor {page.next}", markup=False)
 
     _emit(args, page.raw, human)
+    return EXIT_OK
+
+
+def format_matches(matches: list[SearchMatch]) -> list[str]:
+    """Human lines of search matches: file, time range, text or class, score, job id."""
+    what = "CLASS" if matches and matches[0].kind == "object" else "TEXT"
+    rows = [["FILE", "TIME", what, "SCORE", "JOB"]] + [
+        [
+            match.filename or "-",
+            f"{clock(match.start_s)}\u2013{clock(match.end_s)}",
+            (match.text if match.kind == "text" else match.class_name) or "",
+            f"{match.score:.2f}",
+            match.job_id,
+        ]
+        for match in matches
+    ]
+    return columns(rows)
+
+
+def cmd_search(args: argparse.Namespace, client: Client) -> int:
+    """Moments across every completed job: text (OCR errors forgiven) or objects."""
+    if args.object and args.with_class is not None:
+        raise UsageError("--with keeps text beside an object: it does not go with --object")
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    found = client.search(
+        args.text,
+        kind="object" if args.object else "text",
+        with_=args.with_class,
+        page_size=min(args.limit, SEARCH_PAGE_MAX),
+    )
+    matches = list(itertools.islice(found, args.limit))
+
+    def human() -> None:
+        if not matches:
+            print("no matches")
+            return
+        console = _out()
+        for index, line in enumerate(format_matches(matches)):
+            console.print(line, style="bold" if index == 0 else None, markup=False)
+
+    _emit(args, {"matches": [dict(match.raw) for match in matches]}, human)
     return EXIT_OK
 
 
@@ -399,6 +448,7 @@ def add_client_commands(commands: Any) -> None:
         ("results", cmd_results, "print a completed job's results (JSON or JSON Lines)"),
         ("timeline", cmd_timeline, "show a job's text segments, object tracks and shots"),
         ("jobs", cmd_jobs, "list the jobs, newest first"),
+        ("search", cmd_search, "find text (or objects) across every completed job"),
         ("cancel", cmd_cancel, "cancel a pending or running job"),
         ("delete", cmd_delete, "delete a finished job and its files"),
     ]
@@ -419,6 +469,21 @@ def add_client_commands(commands: Any) -> None:
             add_option_flags(client)
             client.add_argument(
                 "--wait", action="store_true", help="follow the job to its end with a progress bar"
+            )
+        elif name == "search":
+            client.add_argument("text", help="the text to find (case, spaces, OCR slips forgiven)")
+            client.add_argument(
+                "--object", action="store_true", help="TEXT is an object class (person, car)"
+            )
+            client.add_argument(
+                "--with",
+                dest="with_class",
+                metavar="CLASS",
+                default=None,
+                help="only text that is on screen while an object of CLASS is",
+            )
+            client.add_argument(
+                "--limit", type=int, default=20, help="matches to show, best first (default 20)"
             )
         elif name == "jobs":
             client.add_argument("--status", choices=STATUSES)

@@ -15,6 +15,7 @@ from forgesyte.pipelines.catalog import load_catalog
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.retention import ORPHAN_MIN_AGE_S, Housekeeper, remove_orphans
+from forgesyte.search.backfill import backfill_search_index
 from forgesyte.settings import Settings, child_memory_cap_mb, comma_separated, machine_memory_mb
 from forgesyte.storage import Storage, StorageError, open_storage
 from forgesyte.webhooks.sender import WebhookSender
@@ -46,9 +47,11 @@ class Runtime:
         self.context.store.close()
 
     def start_background(self, stop_event: threading.Event) -> list[threading.Thread]:
-        """Start the periodic sweep (retention, orphaned objects) and the webhook sender.
+        """Start the periodic sweep (retention, orphaned objects), the search backfill
+        (once) and the webhook sender.
 
-        Both run until stop_event is set; serve and worker processes run them alike.
+        They run until stop_event is set (the backfill until it is done); serve and worker
+        processes run them alike.
         """
         settings = self.settings
         store = self.context.store
@@ -58,7 +61,11 @@ class Runtime:
             interval_s=settings.sweep_interval_s,
             retention_days=settings.retention_days,
         )
-        threads = [threading.Thread(target=housekeeper.run, args=(stop_event,), name="sweep")]
+        threads = [
+            threading.Thread(target=housekeeper.run, args=(stop_event,), name="sweep"),
+            # jobs completed before the search index existed, indexed once; then upkeep
+            threading.Thread(target=self.backfill_search, args=(stop_event,), name="search"),
+        ]
         if settings.webhook_secret:
             sender = WebhookSender(
                 store,
@@ -73,6 +80,22 @@ class Runtime:
             thread.daemon = True
             thread.start()
         return threads
+
+    def backfill_search(self, stop_event: threading.Event) -> None:
+        """Index the completed jobs the search index lacks (`backfill_search_index`), then
+        keep the index quick to read, every sweep interval, until stop_event is set."""
+        store = self.context.store
+        try:
+            backfill_search_index(store, self.context.storage, stop_event)
+        except Exception:
+            log.exception("the search backfill failed; the next start tries again")
+        while True:
+            try:
+                store.maintain_search_index()
+            except Exception:
+                log.exception("search index maintenance failed; trying again later")
+            if stop_event.wait(self.settings.sweep_interval_s):
+                return
 
     def make_worker(
         self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None

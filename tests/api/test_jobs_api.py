@@ -62,6 +62,7 @@ def test_the_list_is_newest_first_with_status_objects(
         "updated_at",
         "pipeline_id",
         "playable",
+        "filename",
     }
     assert first["status"] == "pending" and first["pipeline_id"] == "ocr_only"
     assert first["playable"] is False

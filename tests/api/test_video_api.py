@@ -73,7 +73,16 @@ def test_status_of_a_new_job(client: TestClient, score_video: Path) -> None:
     response = client.get(f"/v1/video/status/{body['job_id']}")
     assert response.status_code == 200
     status = response.json()
-    assert set(status) == {"job_id", "status", "progress", "created_at", "updated_at", "playable"}
+    assert set(status) == {
+        "job_id",
+        "status",
+        "progress",
+        "created_at",
+        "updated_at",
+        "playable",
+        "filename",
+    }
+    assert status["filename"] == "clip.mp4"
     assert status["status"] == "pending" and status["progress"] == 0.0
     assert status["playable"] is False
     assert status["created_at"].endswith("Z")

@@ -13,7 +13,8 @@ from forgesyte.db.engine import create_db_engine
 from forgesyte.db.migrate import current_revision, downgrade, upgrade
 
 JOB_INDEXES = {"ix_jobs_status_created_at", "ix_jobs_idempotency_key", "ix_jobs_created_at_job_id"}
-HEAD = "0003_job_segments"
+HEAD = "0004_search_index"
+SEARCH_TABLES = {"search_jobs", "search_text", "search_objects"}
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
@@ -56,9 +57,11 @@ def _columns(engine: Engine) -> set[str]:
 
 def _assert_at_head(engine: Engine) -> None:
     assert current_revision(engine) == HEAD
-    assert {"jobs", "job_webhooks", "job_segments"} <= _tables(engine)
+    assert {"jobs", "job_webhooks", "job_segments", *SEARCH_TABLES} <= _tables(engine)
     assert _job_indexes(engine) == JOB_INDEXES
-    assert {"job_id", "status", "created_at", "lease_expires_at", "worker_id"} <= _columns(engine)
+    assert {"job_id", "status", "created_at", "lease_expires_at", "worker_id", "filename"} <= (
+        _columns(engine)
+    )
 
 
 def _assert_empty(engine: Engine) -> None:
@@ -119,5 +122,46 @@ def test_downgrading_job_management_keeps_cancelled_jobs_readable(engine: Engine
             ("completed", None),
             ("failed", "cancelled on request"),
         ]
+    upgrade(engine)
+    _assert_at_head(engine)
+
+
+def _insert_job(engine: Engine, name: str) -> str:
+    job_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO jobs (job_id, status, pipeline_id, options, input_path, progress,"
+                " attempts, created_at, updated_at) VALUES (:id, 'completed', 'ocr_only', '{}',"
+                " 'videos/x.mp4', 100, 1, now(), now())"
+            ),
+            {"id": job_id},
+        )
+    return job_id
+
+
+def test_the_search_index_migration_goes_up_and_down_with_jobs_kept(engine: Engine) -> None:
+    """0004 adds jobs.filename (null for older jobs) and the index tables; down again the
+    column and tables go, the jobs and their indexes stay (DuckDB: made again)."""
+    upgrade(engine, "0003_job_segments")
+    older = _insert_job(engine, "older")
+    upgrade(engine)
+    _assert_at_head(engine)
+    newer = _insert_job(engine, "newer")
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE jobs SET filename = :name WHERE job_id = :id"),
+            {"name": "station.mp4", "id": newer},
+        )
+        rows = connection.execute(text("SELECT job_id, filename FROM jobs ORDER BY filename"))
+        assert {str(job_id): name for job_id, name in rows} == {older: None, newer: "station.mp4"}
+    downgrade(engine, "0003_job_segments")
+    assert current_revision(engine) == "0003_job_segments"
+    assert not SEARCH_TABLES & _tables(engine) and "search_trigrams" not in _tables(engine)
+    assert "filename" not in _columns(engine)
+    assert _job_indexes(engine) == JOB_INDEXES
+    with engine.connect() as connection:
+        ids = {str(job_id) for (job_id,) in connection.execute(text("SELECT job_id FROM jobs"))}
+    assert ids == {older, newer}
     upgrade(engine)
     _assert_at_head(engine)

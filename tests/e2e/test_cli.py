@@ -35,12 +35,12 @@ def test_db_upgrade_downgrade_current(data_dir: Path, capsys: pytest.CaptureFixt
     assert main(["db", "current"]) == 0
     assert capsys.readouterr().out.strip() == "schema revision: none (empty)"
     assert main(["db", "upgrade"]) == 0
-    assert "0003_job_segments" in capsys.readouterr().out
+    assert "0004_search_index" in capsys.readouterr().out
     assert (data_dir / "forgesyte.duckdb").is_file()
     assert main(["db", "downgrade", "base"]) == 0
     assert capsys.readouterr().out.strip() == "schema revision: none (empty)"
     assert main(["db", "upgrade", "head"]) == 0
-    assert "0003_job_segments" in capsys.readouterr().out
+    assert "0004_search_index" in capsys.readouterr().out
 
 
 def test_negative_worker_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -392,7 +392,7 @@ def test_jobs_cancel_and_delete(live_server: ServerProcess, tmp_path: Path) -> N
     assert job_id in [job["job_id"] for job in jobs]
     assert all(job["pipeline_id"] == "testkit_sleep" for job in jobs)
     table = _forgesyte("jobs", "--limit", "200", url=url).stdout.splitlines()
-    assert table[0].split() == ["JOB", "STATUS", "PROGRESS", "PIPELINE", "CREATED"]
+    assert table[0].split() == ["JOB", "STATUS", "PROGRESS", "PIPELINE", "FILE", "CREATED"]
     (row,) = [line for line in table if line.startswith(job_id)]
     assert row.split()[3] == "testkit_sleep" and row.endswith(" ago")
 

@@ -202,8 +202,8 @@ def test_the_narrow_page_fits_and_its_controls_are_labelled_and_reachable(
                           && !el.textContent.trim())
             .map(el => el.outerHTML)""")
     assert unlabelled == []
-    # the keyboard reaches the form from the top of the page, in order (the page loaded
-    # afresh at the job's address)
+    # the keyboard reaches the form from the top of the page (past the search box), in
+    # order (the page loaded afresh at the job's address)
     page.reload()
     expect(page.locator("#timeline-text")).to_contain_text("No text found.")
     wanted = [
@@ -213,7 +213,7 @@ def test_the_narrow_page_fits_and_its_controls_are_labelled_and_reachable(
         "analyse",
     ]
     reached: list[str] = []
-    for _ in range(len(wanted) + 5):  # the controls before the form, and one option each
+    for _ in range(len(wanted) + 11):  # the search box's controls and the rest before the form
         page.keyboard.press("Tab")
         reached.append(
             page.evaluate("document.activeElement.id || document.activeElement.textContent")

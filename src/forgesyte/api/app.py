@@ -20,6 +20,7 @@ from forgesyte.api.routes import (
     page,
     pipelines,
     preview,
+    search,
     source,
     timeline,
     video_submit,
@@ -69,6 +70,7 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(media.router)
     app.include_router(pipelines.router)
     app.include_router(jobs.router)
+    app.include_router(search.router)
     app.include_router(metrics.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")

@@ -3,9 +3,13 @@ storage reads (a storage failure is a 503, translated here only) and the documen
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hmac
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, BinaryIO, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -14,13 +18,16 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import NotFound, ServiceUnavailable, Unauthorized
+from forgesyte.api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
 from forgesyte.results.reading import open_lines
 from forgesyte.storage.base import StorageError
 
 T = TypeVar("T")
+
+MAX_CURSOR_LENGTH = 512  # characters of a paging cursor a route accepts
+NOT_A_CURSOR = "cursor: not a cursor this server gave out"
 
 
 async def get_context(request: Request) -> AppContext:
@@ -54,6 +61,49 @@ async def require_api_key(request: Request, context: ContextDep) -> None:
 def v1_router(tag: str = "jobs") -> APIRouter:
     """A router for routes under /v1, every one behind the API key."""
     return APIRouter(prefix="/v1", tags=[tag], dependencies=[Depends(require_api_key)])
+
+
+def page_size(limit: str | None, default: int, maximum: int) -> int:
+    """A page size from the query string (default when absent); BadRequest unless 1-maximum."""
+    if limit is None:
+        return default
+    try:
+        size = int(limit)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= maximum:
+        raise BadRequest(f"limit: must be a whole number from 1 to {maximum}")
+    return size
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """An opaque paging cursor holding values (JSON in URL-safe base64, unpadded)."""
+    raw = json.dumps(values, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The values an opaque cursor holds; BadRequest for anything that is not one.
+
+    The caller checks what the values are and raises ValueError or TypeError when they
+    are not what it gave out: wrap that check in `cursor_errors()`.
+    """
+    with cursor_errors():
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, list):
+            raise ValueError("not a list")
+        return values
+
+
+@contextlib.contextmanager
+def cursor_errors() -> Iterator[None]:
+    """Turn what a malformed cursor raises while it is read into one 400."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise BadRequest(NOT_A_CURSOR) from None
 
 
 def parse_job_id(job_id: str) -> uuid.UUID:

@@ -33,6 +33,11 @@ class JobStatusOut(BaseModel):
         description="Whether GET /v1/video/source/{job_id} has a video a browser plays: "
         "true once a completed job's upload (H.264) or its playable copy is stored.",
     )
+    filename: str | None = Field(
+        default=None,
+        description="The uploaded file's base name (control characters removed, at most 255"
+        " characters); absent when the upload named none.",
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> JobStatusOut:
@@ -47,6 +52,7 @@ class JobStatusOut(BaseModel):
             updated_at=job.updated_at,
             error_message=job.error_message if job.status is JobStatus.FAILED else None,
             playable=completed and Playback.from_summary(job.result_summary) is not None,
+            filename=job.filename,
         )
 
 
@@ -151,3 +157,24 @@ class PipelinesOut(BaseModel):
     pipelines: list[PipelineOut]
     refused_pipelines: dict[str, str]
     broken_plugins: dict[str, str]
+
+
+class SearchMatchOut(BaseModel):
+    """A moment that matched: a text segment (`text`) or an object track (`class_name`)."""
+
+    job_id: UUID
+    filename: str | None = Field(description="The job's uploaded file's base name, or null.")
+    kind: str = Field(description="text or object")
+    text: str | None = Field(default=None, description="The segment's text (kind text).")
+    class_name: str | None = Field(default=None, description="The track's class (kind object).")
+    start_s: float
+    end_s: float
+    confidence: float = Field(description="Of the best reading or detection.")
+    score: float = Field(description="In (0, 1]: 1 for an exact match, less per OCR error.")
+
+
+class SearchOut(BaseModel):
+    """One page of matches, best first; follow next_cursor (null on the last page)."""
+
+    matches: list[SearchMatchOut]
+    next_cursor: str | None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from forgesyte.api.errors import BadRequest
+from forgesyte.jobs.records import FILENAME_MAX_CHARACTERS
 from forgesyte.storage import StorageWriter
 from forgesyte.submission.errors import InvalidSubmission, UploadStalled, UploadTooLarge
 from forgesyte.submission.service import Upload
@@ -33,13 +35,35 @@ MAX_FIELD_BYTES = 1024  # bytes of one small form field (an option or the pipeli
 MAX_FIELDS = 16  # small form fields besides the file part
 MAX_PARTS = MAX_FIELDS + 1  # every part of the body: the fields and the one file part
 MAX_HEADER_BYTES = 1024  # bytes of one part header's name or value
+# bytes of a Content-Disposition value: it carries the file's name, which is kept cut to
+# 255 characters however long it came (up to 4 bytes each in UTF-8, quoting besides)
+MAX_DISPOSITION_BYTES = 48 * 1024
+HEADER_LINE_SYNTAX_BYTES = 128  # a header line's name and separator around its value
 MAX_PART_HEADERS = 8  # headers of one part
 ENVELOPE_BYTES = 64 * 1024  # what the multipart envelope and form fields may add to the file
 IDLE_TIMEOUT_S = 60.0  # seconds without a byte from the client before an upload is dropped
+# Unicode categories a kept filename loses: control, format, line and paragraph separators
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _too_large(max_bytes: int) -> UploadTooLarge:
     return UploadTooLarge(f"the upload exceeds the limit of {max_bytes / (1 << 20):g} MiB")
+
+
+def clean_filename(raw: bytes | None) -> str | None:
+    """The base name a job keeps of an upload's filename (None when there is none).
+
+    Bytes that are not UTF-8 become U+FFFD; the name is cut after the last `/` or `\\` (a
+    path is not kept); control, format (bidirectional overrides) and line-separator
+    characters are removed; spaces around it are trimmed; at most
+    FILENAME_MAX_CHARACTERS characters are kept. Nothing left, `.` or `..`: None.
+    """
+    if raw is None:
+        return None
+    name = raw.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c) not in HIDDEN_CATEGORIES).strip()
+    name = name[:FILENAME_MAX_CHARACTERS].strip()
+    return name if name not in ("", ".", "..") else None
 
 
 def looks_like_mp4(head: bytes) -> bool:
@@ -77,6 +101,7 @@ class _Receiver:
         self.buffer = bytearray()
         self.head = bytearray()
         self.file_seen = False
+        self.filename: str | None = None  # the file part's, cleaned
         self.file_done = False
         self.size = 0
         self.sniffed = False
@@ -86,7 +111,9 @@ class _Receiver:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda d, s, e: self._header_bytes(self.part.header_field, d[s:e]),
-            "on_header_value": lambda d, s, e: self._header_bytes(self.part.header_value, d[s:e]),
+            "on_header_value": lambda d, s, e: self._header_bytes(
+                self.part.header_value, d[s:e], self._value_limit()
+            ),
             "on_header_end": self._header_end,
             "on_headers_finished": self._headers_finished,
             "on_part_data": self._part_data,
@@ -102,10 +129,15 @@ class _Receiver:
             )
         self.part = _PartState()
 
+    def _value_limit(self) -> int:
+        """The bytes the value of the header being read may have."""
+        name = bytes(self.part.header_field).lower()
+        return MAX_DISPOSITION_BYTES if name == b"content-disposition" else MAX_HEADER_BYTES
+
     @staticmethod
-    def _header_bytes(target: bytearray, data: bytes) -> None:
+    def _header_bytes(target: bytearray, data: bytes, limit: int = MAX_HEADER_BYTES) -> None:
         target.extend(data)
-        if len(target) > MAX_HEADER_BYTES:
+        if len(target) > limit:
             raise BadRequest("a multipart part header is too long")
 
     def _header_end(self) -> None:
@@ -130,6 +162,7 @@ class _Receiver:
             if self.file_seen:
                 raise BadRequest("only one 'file' field may be sent")
             self.file_seen = True
+            self.filename = clean_filename(filename)
         elif self.part.filename is not None:
             raise BadRequest(f"only the '{FILE_FIELD}' part may carry a file")
         elif self.part.name in self.fields:
@@ -214,7 +247,11 @@ async def receive_upload(
         declared = int(request.headers.get("content-length", "0") or 0)
         if declared > max_bytes + ENVELOPE_BYTES:
             raise _too_large(max_bytes)  # refused unread
-        parser = MultipartParser(_boundary(request), receiver.callbacks())  # type: ignore[arg-type]
+        parser = MultipartParser(
+            _boundary(request),
+            receiver.callbacks(),  # type: ignore[arg-type]
+            max_header_size=MAX_DISPOSITION_BYTES + HEADER_LINE_SYNTAX_BYTES,
+        )
         body_bytes = 0
         chunks = request.stream().__aiter__()
         while True:
@@ -250,4 +287,4 @@ async def receive_upload(
         if isinstance(exc, ParseError):
             raise BadRequest("malformed multipart body") from exc
         raise  # a refusal already, or the writer's StorageError: the submit service's to report
-    return Upload(fields=receiver.fields, size=receiver.size)
+    return Upload(fields=receiver.fields, size=receiver.size, filename=receiver.filename)

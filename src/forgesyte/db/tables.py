@@ -1,8 +1,9 @@
 """The tables of ForgeSyte's database, as SQLAlchemy declarative models.
 
-Only the job stores (`forgesyte.jobs.sql_store` and its parts) and the migrations read
-them. Status columns hold the values of `forgesyte.jobs.models`' enums; this module knows
-nothing of jobs, so it sets no defaults: the stores write every column.
+Only the job stores (`forgesyte.jobs.sql_store` and its parts), the search index
+(`forgesyte.search.sql_index`) and the migrations read them. Status columns hold the
+values of `forgesyte.jobs.models`' enums; this module knows nothing of jobs, so it sets
+no defaults: the stores write every column.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Double, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, BigInteger, DateTime, Double, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+FILENAME_LENGTH = 255  # characters of a job's filename (the API cuts it there: jobs/records.py)
+SEARCH_ENTRY_IDS = "search_entry_ids"  # the sequence numbering search_text rows
 
 
 class Base(DeclarativeBase):
@@ -41,6 +45,7 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
+    filename: Mapped[str | None] = mapped_column(String(FILENAME_LENGTH))  # the upload's base name
     result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -84,3 +89,67 @@ class JobSegment(Base):
     frames_done: Mapped[int] = mapped_column(Integer)
     error_message: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SearchJob(Base):
+    """A completed job whose timeline is in the search index: written in the transaction
+    that writes its entries, so the backfill of jobs completed before the index existed
+    knows which are done, and indexing a job twice is refused by the key."""
+
+    __tablename__ = "search_jobs"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SearchText(Base):
+    """One text segment of a completed job's timeline, with its folded text (case folded,
+    every space removed: what a search compares). On PostgreSQL a pg_trgm GIN index on
+    `folded` finds candidates; on DuckDB the search_trigrams table does."""
+
+    __tablename__ = "search_text"
+    __table_args__ = (Index("ix_search_text_job_id_seq", "job_id", "seq", unique=True),)
+
+    entry_id: Mapped[int] = mapped_column(
+        BigInteger, primary_key=True, autoincrement=False
+    )  # from SEARCH_ENTRY_IDS
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(Integer)  # its place in the job's timeline
+    text: Mapped[str] = mapped_column(Text)
+    folded: Mapped[str] = mapped_column(Text)
+    start_s: Mapped[float] = mapped_column(Double)
+    end_s: Mapped[float] = mapped_column(Double)
+    confidence: Mapped[float] = mapped_column(Double)
+
+
+class SearchObject(Base):
+    """One object track of a completed job's timeline; class_folded is its class name
+    case folded (what `kind=object` and `with=` compare)."""
+
+    __tablename__ = "search_objects"
+    __table_args__ = (Index("ix_search_objects_class_job", "class_folded", "job_id", "start_s"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)  # its place in the timeline
+    class_name: Mapped[str] = mapped_column(Text)
+    class_folded: Mapped[str] = mapped_column(Text)
+    start_s: Mapped[float] = mapped_column(Double)
+    end_s: Mapped[float] = mapped_column(Double)
+    confidence: Mapped[float] = mapped_column(Double)
+
+
+class SearchTrigram(Base):
+    """DuckDB only: each distinct three-character piece of a text segment's folded text.
+
+    DuckDB has no trigram index; a search counts the pieces a segment shares with the
+    query here. PostgreSQL uses pg_trgm's GIN index on search_text.folded instead, so the
+    migration creates this table on DuckDB only. The ORM needs a key, so the mapping names
+    (gram, entry_id); the table itself has neither key nor index: it is scanned (one
+    narrow column, in parallel), and the search thread keeps it sorted by gram so that the
+    scan skips most row groups.
+    """
+
+    __tablename__ = "search_trigrams"
+
+    gram: Mapped[str] = mapped_column(String(3), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -27,6 +27,8 @@ from forgesyte.jobs.models import (
 )
 from forgesyte.jobs.records import JobRecord, WebhookDelivery
 from forgesyte.jobs.segments import SegmentRecord, SegmentRecovery, SegmentSpan, job_progress
+from forgesyte.search.memory_index import MemorySearchIndex
+from forgesyte.search.values import IndexEntries, SearchHit, SearchQuery
 
 if TYPE_CHECKING:
     from forgesyte.jobs.store import JobStore
@@ -61,6 +63,7 @@ class InMemoryJobStore(rules.JobStoreRules):
         self._by_key: dict[str, uuid.UUID] = {}
         self._webhooks: dict[uuid.UUID, _Webhook] = {}
         self._segments: dict[uuid.UUID, list[SegmentRecord]] = {}
+        self._search = MemorySearchIndex()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -188,10 +191,38 @@ class InMemoryJobStore(rules.JobStoreRules):
             del self._jobs[job_id]
             self._webhooks.pop(job_id, None)
             self._segments.pop(job_id, None)
+            self._search.delete(job_id)
             if job.idempotency_key is not None:
                 self._by_key.pop(job.idempotency_key, None)
         self.changes.publish(job_id, job.status)  # caches of this job must forget it
         return _copy(job)
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Up to query.limit matches in answer order, strictly behind query.after."""
+        with self._lock:
+            return self._search.search(query)
+
+    def unindexed_jobs(self, limit: int) -> list[JobRecord]:
+        """Up to limit completed jobs not in the search index, oldest first."""
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if job.status is JobStatus.COMPLETED and not self._search.has(job.job_id)
+            ]
+            jobs.sort(key=lambda job: (job.created_at, job.job_id))
+            return [_copy(job) for job in jobs[:limit]]
+
+    def maintain_search_index(self) -> None:
+        """Nothing to keep: the in-memory index is read whole."""
+
+    def index_job(self, job_id: uuid.UUID, entries: IndexEntries) -> bool:
+        """Index a completed job's entries; False when not completed or indexed already."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status is not JobStatus.COMPLETED:
+                return False
+            return self._search.write(job_id, job.created_at, job.filename, entries)
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
         """Up to limit finished jobs that ended before cutoff, oldest first."""
@@ -289,6 +320,8 @@ class InMemoryJobStore(rules.JobStoreRules):
             if change.status is JobStatus.PENDING:  # handed back
                 values["progress"] = self.restart_progress(job_id)
             self._replace(job, self.clock(), status=change.status, **values)
+            if change.index is not None:  # a completion: its entries with it
+                self._search.write(job_id, job.created_at, job.filename, change.index)
         self.changes.publish(job_id, change.status)
         return True
 

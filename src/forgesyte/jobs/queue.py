@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from forgesyte.jobs.records import JobRecord, RecoveryReport
 from forgesyte.jobs.segments import SegmentRecord, SegmentRecovery, SegmentSpan
+from forgesyte.search.values import IndexEntries
 
 
 class JobReads(Protocol):
@@ -68,9 +69,18 @@ class JobQueue(JobReads, Protocol):
         ...
 
     def complete(
-        self, job_id: uuid.UUID, worker_id: str, output_path: str, summary: dict[str, Any]
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        output_path: str,
+        summary: dict[str, Any],
+        index: IndexEntries | None = None,
     ) -> bool:
-        """Mark a job completed with its results path; False if the job was taken away."""
+        """Mark a job completed with its results path; False if the job was taken away.
+
+        index: its timeline's text segments and object tracks, written to the search index
+        in the completion's transaction (None: left to the backfill, `index_job`).
+        """
         ...
 
     def fail(self, job_id: uuid.UUID, worker_id: str, message: str) -> bool:

@@ -13,6 +13,8 @@ from typing import Any, Required, TypedDict
 
 from forgesyte.jobs.models import JobStatus, WebhookState
 
+FILENAME_MAX_CHARACTERS = 255  # of a job's filename (db/tables.py's column holds as many)
+
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -33,6 +35,7 @@ class JobRecord:
     result_summary: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    filename: str | None = None  # the uploaded file's base name, as the API cleaned it
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class NewJob:
     input_path: str
     idempotency_key: str | None = None
     callback_url: str | None = None  # checked by the API; the store keeps its outbox row
+    filename: str | None = None  # the uploaded file's base name (api/upload.py cleans it)
 
 
 @dataclass(frozen=True)

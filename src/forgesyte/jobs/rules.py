@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
 from forgesyte.jobs.models import JobStatus, SegmentStatus
 from forgesyte.jobs.records import JobRecord, NewJob
+from forgesyte.search.values import IndexEntries
 
 Clock = Callable[[], datetime]
 Status = TypeVar("Status", JobStatus, SegmentStatus)
@@ -50,6 +51,7 @@ def pending_record(new: NewJob, now: datetime) -> JobRecord:
         result_summary=None,
         created_at=now,
         updated_at=now,
+        filename=new.filename,
     )
 
 
@@ -102,6 +104,7 @@ class HeldChange:
     status: JobStatus
     values: dict[str, Any] = field(default_factory=dict)
     uncount_attempt: bool = False  # take back the attempt that the claim counted
+    index: IndexEntries | None = None  # a completion's search entries, written with it
 
 
 @dataclass(frozen=True)
@@ -170,9 +173,15 @@ class JobStoreRules(abc.ABC):
         return self._update_held(job_id, worker_id, HeldChange(JobStatus.RUNNING, values))
 
     def complete(
-        self, job_id: uuid.UUID, worker_id: str, output_path: str, summary: dict[str, Any]
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        output_path: str,
+        summary: dict[str, Any],
+        index: IndexEntries | None = None,
     ) -> bool:
-        """Mark a job completed with its results path; False if the job was taken away."""
+        """Mark a job completed with its results path, and its timeline's entries in the
+        search index in the same transaction; False if the job was taken away."""
         values = {
             "progress": 100.0,
             "output_path": output_path,
@@ -180,7 +189,8 @@ class JobStoreRules(abc.ABC):
             "error_message": None,
             "lease_expires_at": None,
         }
-        return self._update_held(job_id, worker_id, HeldChange(JobStatus.COMPLETED, values))
+        change = HeldChange(JobStatus.COMPLETED, values, index=index)
+        return self._update_held(job_id, worker_id, change)
 
     def fail(self, job_id: uuid.UUID, worker_id: str, message: str) -> bool:
         """Mark a job failed with a message; False if the job was taken away."""

@@ -34,6 +34,7 @@ from forgesyte.jobs.rules import (
     expired_segment_outcome,
 )
 from forgesyte.jobs.segments import SegmentRecord, SegmentRecovery, SegmentSpan, job_progress
+from forgesyte.search.sql_index import SqlSearchIndex
 
 _SEGMENTS = JobSegment.__table__
 _JOB_ACTIVE = [status.value for status in ACTIVE_STATUSES]
@@ -63,7 +64,8 @@ Columns = TypeVarTuple("Columns")
 
 
 class SqlStoreBase(JobStoreRules):
-    """The store on a SQLAlchemy engine; the engine belongs to it: `close` disposes of it."""
+    """The store on a SQLAlchemy engine; the engine belongs to it: `close` disposes of it.
+    The search index's SQL (`search_index`) runs in the store's own transactions."""
 
     def __init__(
         self, engine: Engine, *, on_change: JobListener | None = None, clock: Clock = utcnow
@@ -71,6 +73,9 @@ class SqlStoreBase(JobStoreRules):
         super().__init__(clock=clock, on_change=on_change)
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # the search index's SQL, run in the store's transactions
+        self.search_index = SqlSearchIndex(engine.dialect.name)
+        self._trigrams_sorted_up_to: int | None = None  # entry id of the last sort (DuckDB)
 
     def session(self) -> Session:
         """A new session on the store's engine."""

@@ -20,6 +20,7 @@ from forgesyte.jobs.changes import JobListener
 from forgesyte.jobs.models import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus, WebhookState
 from forgesyte.jobs.records import JobRecord, WebhookDelivery
 from forgesyte.jobs.sql_segments import SqlSegments
+from forgesyte.search.values import IndexEntries, SearchHit, SearchQuery
 
 LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
 
@@ -266,6 +267,7 @@ class SqlJobStore(SqlSegments):
                     return None
                 session.execute(delete(JobWebhook).where(JobWebhook.job_id == job_id))
                 self.delete_segments(session, job_id)
+                self.search_index.delete(session, job_id)
                 return record_from_row(row)
 
         removed = retry_on_conflict(run)
@@ -276,6 +278,56 @@ class SqlJobStore(SqlSegments):
             raise records.JobRunningError(str(job_id))
         self.changes.publish(job_id, removed.status)  # caches of this job must forget it
         return removed
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Up to query.limit matches in answer order, strictly behind query.after."""
+        with self.engine.connect() as connection:
+            return self.search_index.search(connection, query)
+
+    def unindexed_jobs(self, limit: int) -> list[JobRecord]:
+        """Up to limit completed jobs not in the search index, oldest first."""
+        with self.engine.connect() as connection:
+            ids = self.search_index.unindexed_job_ids(connection, JobStatus.COMPLETED.value, limit)
+            if not ids:
+                return []
+            rows = connection.execute(
+                select(_JOBS)
+                .where(_JOBS.c.job_id.in_(ids))
+                .order_by(_JOBS.c.created_at, _JOBS.c.job_id)
+            )
+            return [record_from_row(row) for row in rows]
+
+    def maintain_search_index(self) -> None:
+        """Keep the index quick to read as it grows (DuckDB: its trigram table sorted again
+        once enough was appended; nothing to do on PostgreSQL)."""
+
+        def run() -> int | None:
+            with self.session() as session, session.begin():
+                return self.search_index.sort_trigrams(session, self._trigrams_sorted_up_to)
+
+        sorted_up_to = retry_on_conflict(run)
+        if sorted_up_to is not None:
+            self._trigrams_sorted_up_to = sorted_up_to
+
+    def index_job(self, job_id: uuid.UUID, entries: IndexEntries) -> bool:
+        """Index a completed job's entries, marking it indexed in the same transaction."""
+
+        def run() -> bool:
+            with self.session() as session, session.begin():
+                # a write to the job's row: a DELETE at the same time waits for this
+                # transaction (PostgreSQL) or loses the race (DuckDB), so entries never
+                # outlive their job
+                held = session.execute(
+                    update(Job)
+                    .where(Job.job_id == job_id, Job.status == JobStatus.COMPLETED.value)
+                    .values(updated_at=Job.updated_at)
+                    .execution_options(synchronize_session=False)
+                )
+                if held.rowcount != 1:  # type: ignore[attr-defined]
+                    return False
+                return self.search_index.write(session, job_id, entries, self.clock())
+
+        return retry_on_conflict(run)
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
         """Up to limit finished jobs that ended before cutoff, oldest first."""
@@ -428,6 +480,8 @@ class SqlJobStore(SqlSegments):
                     return False
                 if change.status is JobStatus.PENDING:  # handed back
                     self.follow_segments(session, job_id, now)
+                if change.index is not None:  # a completion: its entries with it
+                    self.search_index.write(session, job_id, change.index, now)
                 return True
 
         held = retry_on_conflict(run)

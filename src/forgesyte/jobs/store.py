@@ -34,6 +34,7 @@ from forgesyte.jobs.records import (
     WebhookOutcome,
 )
 from forgesyte.jobs.stats import DURATION_BUCKETS_S, DurationHistogram
+from forgesyte.search.values import IndexEntries, SearchHit, SearchQuery
 
 __all__ = [
     "DuplicateIdempotencyKeyError",
@@ -90,16 +91,26 @@ class JobRegistry(JobReads, Protocol):
         ...
 
     def delete(self, job_id: uuid.UUID) -> JobRecord | None:
-        """Remove a job that is not running (and its webhook outbox row); the removed
-        snapshot, or None if unknown. Raises JobRunningError for a running job. The job's
-        storage objects are the caller's to remove. Listeners hear the removal as a change
-        with the job's last status."""
+        """Remove a job that is not running (with its webhook outbox row and its search
+        entries, in one transaction); the removed snapshot, or None if unknown. Raises
+        JobRunningError for a running job. The job's storage objects are the caller's to
+        remove. Listeners hear the removal as a change with the job's last status."""
+        ...
+
+    def search(self, query: SearchQuery) -> list[SearchHit]:
+        """Up to query.limit moments of completed jobs that match query, in answer order
+        (`SearchPosition`: distance, newest job, start_s), strictly behind query.after.
+
+        Matches found before a page are never shifted by jobs completing meanwhile: a
+        position's place in the order does not depend on what else is indexed.
+        """
         ...
 
 
 class JobHousekeeping(JobRegistry, Protocol):
     """Retention and the storage sweep: they remove jobs as the API's DELETE does
-    (`forgesyte.retention.remove_job`), and read which jobs ended or exist."""
+    (`forgesyte.retention.remove_job`), and read which jobs ended or exist; the search
+    backfill indexes the completed jobs the index lacks."""
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
         """Up to limit jobs that ended (completed, failed, cancelled) before cutoff, oldest
@@ -112,6 +123,21 @@ class JobHousekeeping(JobRegistry, Protocol):
 
     def oldest_created_at(self) -> datetime | None:
         """When the oldest job was created, or None when there is no job."""
+        ...
+
+    def unindexed_jobs(self, limit: int) -> list[JobRecord]:
+        """Up to limit completed jobs whose entries are not in the search index (completed
+        before it existed, or by a worker that could not read its timeline), oldest first."""
+        ...
+
+    def index_job(self, job_id: uuid.UUID, entries: IndexEntries) -> bool:
+        """Put a completed job's entries in the search index, marking it indexed in the same
+        transaction; False (nothing written) when it is not completed or indexed already."""
+        ...
+
+    def maintain_search_index(self) -> None:
+        """Keep the search index quick to read as jobs are added (run now and then by the
+        search maintenance thread of serve and worker)."""
         ...
 
 

@@ -61,10 +61,12 @@ class SubmitRequest:
 
 @dataclass(frozen=True)
 class Upload:
-    """What filling the writer brought: the form fields sent with the file, and its size."""
+    """What filling the writer brought: the form fields sent with the file, its size, and
+    its base name (cleaned by the reader; None when the upload named none)."""
 
     fields: Mapping[str, str]
     size: int
+    filename: str | None = None
 
 
 Fill = Callable[[StorageWriter], Awaitable[Upload]]  # writes the file; never commits
@@ -113,7 +115,7 @@ class SubmitService:
         with self.upload_slot():
             try:
                 writer = await run_sync(self.storage.open_writer, key)
-                analysis, size = await self._store_video(request.fields, writer, fill)
+                analysis, upload = await self._store_video(request.fields, writer, fill)
             except StorageError as exc:
                 log.warning("job %s: storage refused the upload: %s", job_id, exc.reason)
                 raise StorageRefused("storage is not accepting uploads; nothing was kept") from exc
@@ -124,6 +126,7 @@ class SubmitService:
             input_path=key,
             idempotency_key=request.idempotency_key,
             callback_url=analysis.callback_url,
+            filename=upload.filename,
         )
         try:
             await run_sync(self.store.create, new_job)
@@ -135,7 +138,9 @@ class SubmitService:
             await run_sync(self._delete_quietly, key)
             log.exception("could not record job %s", job_id)
             raise CouldNotRecord("the job could not be recorded; nothing was kept") from exc
-        log.info("job %s: accepted (%d bytes, pipeline %s)", job_id, size, analysis.pipeline_id)
+        log.info(
+            "job %s: accepted (%d bytes, pipeline %s)", job_id, upload.size, analysis.pipeline_id
+        )
         return job_id
 
     def analysis(self, fields: Mapping[str, str], with_callback: bool = True) -> Analysis:
@@ -168,9 +173,9 @@ class SubmitService:
 
     async def _store_video(
         self, query: Mapping[str, str], writer: StorageWriter, fill: Fill
-    ) -> tuple[Analysis, int]:
+    ) -> tuple[Analysis, Upload]:
         """Fill the writer, check all fields (the query's win; its callback URL was checked
-        already), commit; abort on anything else. The analysis and the upload's size."""
+        already), commit; abort on anything else. The analysis and the upload."""
         try:
             upload = await fill(writer)
             fields = {**upload.fields, **query}
@@ -182,7 +187,7 @@ class SubmitService:
             with contextlib.suppress(Exception):
                 await run_sync(writer.abort)
             raise
-        return analysis, upload.size
+        return analysis, upload
 
     async def _earlier_job(self, idempotency_key: str, analysis: Analysis) -> uuid.UUID:
         """The job already holding this Idempotency-Key, if it asked for the same analysis."""

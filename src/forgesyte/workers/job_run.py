@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from forgesyte.jobs.queue import JobQueue
 from forgesyte.jobs.records import JobRecord
 from forgesyte.jobs.segments import SegmentRecord
 from forgesyte.results.storing import StagedUpload
+from forgesyte.search.values import IndexEntries
 from forgesyte.settings import Settings
 from forgesyte.storage.base import (
     Storage,
@@ -423,10 +425,11 @@ class JobRunner:
         if isinstance(committed, bool):
             return committed
         lease.stop()
+        index = search_entries(held, done.timeline_path)
         completed = self.record(
             held,
             "recording its completion",
-            lambda: self.store.complete(job_id, self.worker_id, key, summary),
+            lambda: self.store.complete(job_id, self.worker_id, key, summary, index),
         )
         if completed is None:  # stored, not recorded: its next holder stores the same bytes
             return False
@@ -551,6 +554,16 @@ def _completed_by(job: JobRecord | None, worker_id: str) -> bool:
     """Whether the job's row says it was completed by this worker (its completion was
     written, though its answer was lost)."""
     return job is not None and job.status is JobStatus.COMPLETED and job.worker_id == worker_id
+
+
+def search_entries(held: Held, timeline_path: str) -> IndexEntries | None:
+    """What the search index keeps of the job's timeline (the local file just stored), to
+    write with its completion; None when it cannot be read (the backfill indexes it)."""
+    try:
+        return IndexEntries.from_timeline(json.loads(Path(timeline_path).read_bytes()))
+    except (OSError, ValueError) as exc:
+        _log(held, logging.WARNING, "its timeline could not be read for search: %s", exc)
+        return None
 
 
 def _log(held: Held, level: int, text: str, *args: object) -> None:

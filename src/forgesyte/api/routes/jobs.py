@@ -3,9 +3,6 @@ DELETE /v1/video/jobs/{job_id}."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -15,7 +12,15 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from forgesyte.api.deps import ContextDep, parse_job_id, v1_router
+from forgesyte.api.deps import (
+    ContextDep,
+    cursor_errors,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+    parse_job_id,
+    v1_router,
+)
 from forgesyte.api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from forgesyte.api.schemas import JobStatusOut
 from forgesyte.jobs.models import JobStatus
@@ -27,7 +32,6 @@ router = v1_router()
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-MAX_CURSOR_LENGTH = 256
 
 
 class JobListItemOut(JobStatusOut):
@@ -43,37 +47,20 @@ class JobListOut(BaseModel):
     next_cursor: str | None
 
 
-def encode_cursor(job: JobRecord) -> str:
+def job_cursor(job: JobRecord) -> str:
     """An opaque cursor naming the position of a page's last job."""
-    raw = json.dumps([job.created_at.isoformat(), str(job.job_id)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor([job.created_at.isoformat(), str(job.job_id)])
 
 
-def decode_cursor(cursor: str) -> JobPageCursor:
+def job_position(cursor: str) -> JobPageCursor:
     """The position an opaque cursor names; BadRequest for anything this server did not make."""
-    try:
-        if len(cursor) > MAX_CURSOR_LENGTH:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
+    values = decode_cursor(cursor)
+    with cursor_errors():
+        created_at, job_id = values
         position = JobPageCursor(datetime.fromisoformat(created_at), uuid.UUID(job_id))
         if position.created_at.tzinfo is None:
             raise ValueError("no time zone")
         return position
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("cursor: not a cursor this server gave out") from None
-
-
-def _page_size(limit: str | None) -> int:
-    if limit is None:
-        return DEFAULT_PAGE_SIZE
-    try:
-        size = int(limit)
-    except ValueError:
-        raise BadRequest(f"limit: must be a whole number from 1 to {MAX_PAGE_SIZE}") from None
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise BadRequest(f"limit: must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    return size
 
 
 @router.get(
@@ -90,7 +77,7 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
     """Jobs newest first, one page at a time; follow next_cursor (null on the last page)."""
-    size = _page_size(limit)
+    size = page_size(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     wanted: JobStatus | None = None
     if status is not None:
         try:
@@ -98,7 +85,7 @@ async def list_jobs(
         except ValueError:
             known = ", ".join(s.value for s in JobStatus)
             raise BadRequest(f"status: must be one of {known}") from None
-    after = decode_cursor(cursor) if cursor is not None else None
+    after = job_position(cursor) if cursor is not None else None
     page = await run_in_threadpool(
         lambda: context.store.list_page(
             limit=size + 1, after=after, status=wanted, pipeline_id=pipeline_id
@@ -112,7 +99,7 @@ async def list_jobs(
         )
         for job in page
     ]
-    next_cursor = encode_cursor(page[-1]) if more else None
+    next_cursor = job_cursor(page[-1]) if more else None
     return JSONResponse({"jobs": jobs, "next_cursor": next_cursor})
 
 

@@ -286,6 +286,7 @@ async function submitVideo(event) {
         status: "pending",
         progress: 0,
         pipeline_id: $("pipeline").value,
+        filename: file.name,
         created_at: new Date().toISOString(),
       });
       renderJobs();
@@ -372,7 +373,10 @@ function renderJobs() {
     const pipeline = document.createElement("span");
     pipeline.className = "pipeline";
     pipeline.textContent = job.pipeline_id || "";
-    title.append(pipeline);
+    const file = document.createElement("span");
+    file.className = "file";
+    file.textContent = job.filename || "";
+    title.append(file, pipeline);
     const progress = document.createElement("progress");
     progress.max = 100;
     progress.value = job.progress;
@@ -519,6 +523,7 @@ async function openJob(jobId, focus, startAt) {
   try {
     const job = await apiJson(`/v1/video/status/${jobId}`);
     view.dataset.status = job.status;
+    $("job-file").textContent = job.filename || "";
     $("downloads").hidden = job.status !== "completed";
     if (job.status !== "completed") {
       playerHide();
