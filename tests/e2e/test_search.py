@@ -1,9 +1,10 @@
 """Search end to end: real videos analysed by the bundled detector on a real server, found
 again through the Python client (`Client.search`) and the `forgesyte search` verb.
 
-One video has "EXIT 12" on a person (darknet's kite.jpg: the detector reads it inside the
-person's box), the other the same text on a giraffe, with no person in the picture:
-`with=person` keeps only the first.
+One video has "EXIT 12" on a person (darknet's person.jpg at twice its size: the detector
+reads it inside the person's box), the other the same text on a giraffe, with no person in
+the picture: `with=person` keeps only the first. A third, kite.jpg without a plaque, gives
+the object search a crowd of people to page through.
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ from tests.support.server import TEST_POLL, ServerProcess
 TEXT = "EXIT 12"
 
 
-def labelled_photo_video(path: Path, name: str, at: tuple[int, int], frames: int = 3) -> Path:
-    """A darknet photo with TEXT on a plaque at `at`, as a 10 fps MP4 of a few frames."""
-    image = photo(name)
-    plaque(image, TEXT, *at)
+def labelled_photo_video(
+    path: Path, name: str, at: tuple[int, int] | None, scale: int = 1, frames: int = 3
+) -> Path:
+    """A darknet photo, `scale` times its size, with TEXT on a plaque at `at` (none when
+    None), as a 10 fps MP4 of a few frames."""
+    image = cv2.resize(photo(name), None, fx=scale, fy=scale)
+    if at is not None:
+        plaque(image, TEXT, *at)
     height, width = image.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (width, height))
     for _ in range(frames):
@@ -40,11 +45,13 @@ def labelled_photo_video(path: Path, name: str, at: tuple[int, int], frames: int
 def analysed(
     live_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    """The two videos analysed with detect_ocr: job ids by name."""
+    """The three videos analysed with detect_ocr: job ids by name."""
     folder = tmp_path_factory.mktemp("search-videos")
     videos = {
-        "on_person": labelled_photo_video(folder / "beach walk.mp4", "kite", (190, 760)),
+        # the plaque on the person's chest (box about 382-558 x 197-752 at this size)
+        "on_person": labelled_photo_video(folder / "beach walk.mp4", "person", (400, 420), 2),
         "on_giraffe": labelled_photo_video(folder / "zoo.mp4", "giraffe", (230, 260)),
+        "crowd": labelled_photo_video(folder / "kites.mp4", "kite", None),
     }
     jobs: dict[str, str] = {}
     with Client(live_server.url) as client:

@@ -16,6 +16,7 @@ import pytest
 
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobStore
+from forgesyte.search.values import IndexEntries
 from forgesyte.storage.base import Storage, StorageError, StorageWriter
 from forgesyte.workers.executor import AnalysisExecutor
 from forgesyte.workers.protocol import AnalysisFailed, AnalysisRequest, FailureReason
@@ -154,10 +155,16 @@ def test_a_job_taken_away_before_it_completes_leaves_nothing_readable(
     worker = make_worker()
     complete = store.complete
 
-    def taken_first(job: uuid.UUID, worker_id: str, key: str, summary: dict[str, Any]) -> bool:
+    def taken_first(
+        job: uuid.UUID,
+        worker_id: str,
+        key: str,
+        summary: dict[str, Any],
+        index: IndexEntries | None = None,
+    ) -> bool:
         # an operator (or a lease sweep) takes the job between the upload and completion
         assert store.fail(job, worker_id, "taken away")
-        return complete(job, worker_id, key, summary)
+        return complete(job, worker_id, key, summary, index)
 
     monkeypatch.setattr(store, "complete", taken_first)
     assert worker.run(burst=True) == 0
