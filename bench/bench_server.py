@@ -23,6 +23,9 @@ from forgesyte.client import Backoff, Client, JobStatus
 
 FORGESYTE = str(Path(sys.executable).parent / "forgesyte")
 
+ONE_CORE = {"FORGESYTE_ANALYSIS_THREADS": "1"}
+"""The environment of a `--workers 1` server that analyses on one core: row f's "1"."""
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -173,41 +176,45 @@ def children_cpu_s(pid: int) -> float:
 
 @dataclass(frozen=True)
 class PairRound:
-    """One job alone then two at once: wall seconds, and analysis CPU seconds per job."""
+    """One job on one core, one alone on the 2-worker server, then two at once there: wall
+    seconds, and analysis CPU seconds per job."""
 
-    single_s: float
-    pair_s: float
-    single_cpu_s: float
+    one_core_s: float  # a server of one worker whose child has one thread
+    alone_s: float  # the 2-worker server, nothing else running: the job takes the idle core
+    pair_s: float  # two at once on the 2-worker server
+    one_core_cpu_s: float
     pair_cpu_s: float
 
     @property
     def ratio(self) -> float:
-        """Throughput of two at once over one alone."""
-        return 2 * self.single_s / self.pair_s
+        """Throughput of two at once over one job's on one core."""
+        return 2 * self.one_core_s / self.pair_s
 
 
-def pair_round(server: Server, video: bytes) -> PairRound:
-    """(f) one ocr_only job alone, then two at once.
+def pair_round(server: Server, one_core: Server, video: bytes) -> PairRound:
+    """(f) one ocr_only job on one core, one alone on the 2-worker server, then two at once.
 
     Also the CPU the analysis children spent per job, to tell CPU lost to oversubscription
     from CPU taken by other processes on a shared machine.
     """
-    cpu = children_cpu_s(server.pid)
-    single = server.run_job(video, "ocr_only", poll_s=0.1)
-    single_cpu = children_cpu_s(server.pid) - cpu
+    cpu = children_cpu_s(one_core.pid)
+    single = one_core.run_job(video, "ocr_only", poll_s=0.1)
+    single_cpu = children_cpu_s(one_core.pid) - cpu
+    alone = server.run_job(video, "ocr_only", poll_s=0.1)
     cpu = children_cpu_s(server.pid)
     pair = server.run_jobs_at_once(video, "ocr_only", 2, poll_s=0.1)
     pair_cpu = (children_cpu_s(server.pid) - cpu) / 2
-    return PairRound(single, pair, single_cpu, pair_cpu)
+    return PairRound(single, alone, pair, single_cpu, pair_cpu)
 
 
 def median_round(rounds: list[PairRound]) -> PairRound:
     """Field-wise medians; the ratio of the result is recomputed from the median times."""
     median = statistics.median
     return PairRound(
-        median(r.single_s for r in rounds),
+        median(r.one_core_s for r in rounds),
+        median(r.alone_s for r in rounds),
         median(r.pair_s for r in rounds),
-        median(r.single_cpu_s for r in rounds),
+        median(r.one_core_cpu_s for r in rounds),
         median(r.pair_cpu_s for r in rounds),
     )
 

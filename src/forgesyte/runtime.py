@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from forgesyte.api.context import MAX_CONCURRENT_PREVIEWS, AppContext
 from forgesyte.jobs.changes import JobWakeup
@@ -22,6 +22,7 @@ from forgesyte.webhooks.sender import WebhookSender
 from forgesyte.workers.executor import AnalysisExecutor, ChildLimits
 from forgesyte.workers.job_run import WorkerConfig
 from forgesyte.workers.previews import PREVIEW_TIMEOUT_S, ChildPreviewRenderer
+from forgesyte.workers.shared_cores import SharedCores
 from forgesyte.workers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -98,21 +99,20 @@ class Runtime:
                 return
 
     def make_worker(
-        self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None
+        self, stop_event: threading.Event, index: int = 0, *, cores: SharedCores | None = None
     ) -> Worker:
-        """A worker with its own warm analysis child (its plugins get analysis_threads)."""
+        """A worker with its own warm analysis child, sharing the process's cores (its
+        plugins' threads follow them) with the other workers of the pool."""
         settings = self.settings
-        plugin_config = self.plugin_config
-        if analysis_threads is not None:
-            plugin_config = replace(plugin_config, analysis_threads=analysis_threads)
         executor = AnalysisExecutor(
             pipelines_dir=str(settings.pipelines_dir) if settings.pipelines_dir else None,
             timeout_s=settings.job_timeout_s,
             memory_cap_mb=self.context.child_memory_mb,  # set once, by build_runtime
             child_env_keep=self.child_env_keep,
             preload=self.preload,
-            plugin_config=plugin_config,
+            plugin_config=self.plugin_config,
             max_frame_pixels=settings.max_frame_pixels,
+            cores=cores,
         )
         config = WorkerConfig.from_settings(settings)
         worker_id = f"{os.uname().nodename}-{os.getpid()}-{index}"
@@ -124,6 +124,7 @@ class Runtime:
             stop_event,
             worker_id=worker_id,
             wakeup=self.wakeup,
+            cores=cores,
         )
 
 

@@ -72,8 +72,9 @@ class Settings(BaseSettings):
     analysis_threads: int | None = Field(
         default=None,
         ge=1,
-        description="Threads one analysis child may use for inference and image work; "
-        "default: cores // workers, at least 1.",
+        description="Threads every analysis child uses for inference and image work; "
+        "default: shared, a child alone takes the idle cores (up to 4 threads) and drops "
+        "back to cores // workers (at least 1) as the other workers' children start.",
     )
     progress_interval_s: float = Field(default=0.25, gt=0)
     segment_frames: int = Field(
@@ -172,18 +173,6 @@ def default_worker_count() -> int:
 def comma_separated(text: str) -> tuple[str, ...]:
     """The names in a comma-separated setting, without blanks."""
     return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
-def analysis_threads(configured: int | None, workers: int) -> int:
-    """Threads per analysis child: the configured number, else an equal share of the cores.
-
-    With as many workers as cores each child gets one thread, so jobs running side by side
-    do not fight over the cores (ONNX Runtime, OpenCV and OpenBLAS would each start a
-    thread per core in every child otherwise).
-    """
-    if configured is not None:
-        return configured
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 CHILD_MEMORY_FLOOR_MB = 256  # the derived memory cap of an analysis child is never below this

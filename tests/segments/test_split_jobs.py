@@ -27,9 +27,11 @@ from forgesyte.storage.base import (
 )
 from forgesyte.video.segments import plan_segments
 from forgesyte.video.service import SamplingOptions
+from forgesyte.workers.shared_cores import SharedCores
 from forgesyte.workers.worker import Worker
-from tests.segments.videos import write_keyframed_frames
+from tests.segments.videos import write_keyframed_frames, write_keyframed_video
 from tests.support.storages import StorageBackend, StorageWrapper
+from tests.support.videos import write_text_video
 from tests.video.shot_videos import CUTS
 from tests.workers.conftest import Enqueue, MakeWorker, worker_config
 
@@ -43,6 +45,14 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = DEADLI
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def wait_completed(store: JobStore, job_id: uuid.UUID) -> None:
+    """Wait until the job is completed (failing after DEADLINE_S)."""
+    wait_for(
+        lambda: (r := store.get(job_id)) is not None and r.status is JobStatus.COMPLETED,
+        f"job {job_id} to complete",
+    )
 
 
 def outputs(backend: StorageBackend, job_id: uuid.UUID) -> tuple[bytes, bytes]:
@@ -123,6 +133,79 @@ def test_two_workers_share_one_job(
     assert owners == {worker.worker_id for worker in workers}, "both workers took segments"
     assert progress == sorted(progress) and progress[-1] == 100.0
     assert any(0 < value < 100 for value in progress), "progress rose over the segments"
+
+
+def test_a_short_job_is_cut_at_any_frame_for_the_free_workers(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    tmp_path: Path,
+) -> None:
+    video = write_keyframed_video(tmp_path / "one-keyframe.mp4", 40, gop=300)
+    unsplit = enqueue(video, "testkit_grey")
+    assert make_worker(config=worker_config(segment_frames=0)).run(burst=True) == 1
+    # 40 frames: too few to cut at keyframes (1.5 x 30), and there is one keyframe
+    cores = SharedCores(cores=2, workers=2)  # this worker's process has another, free
+    split = enqueue(video, "testkit_grey")
+    assert make_worker(cores=cores).run(burst=True) == 1
+    assert [s.span for s in store.segments(split)] == [
+        SegmentSpan(0, 20, 20),
+        SegmentSpan(20, 40, 20),
+    ]
+    assert outputs(storage_backend, split) == outputs(storage_backend, unsplit)
+
+
+def test_two_workers_share_a_short_job(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, tmp_path: Path
+) -> None:
+    video = write_keyframed_video(tmp_path / "short.mp4", 24, gop=300)
+    job_id = enqueue(video, "testkit_sleep")  # 24 x 0.2 s
+    cores = SharedCores(cores=2, workers=2)
+    stop = threading.Event()
+    workers = [make_worker(cores=cores, stop_event=stop) for _ in range(2)]
+    with running(workers):
+        wait_completed(store, job_id)
+    segments = store.segments(job_id)
+    assert [s.frames for s in segments] == [12, 12]
+    assert {s.lease_owner for s in segments} == {w.worker_id for w in workers}
+
+
+def test_ocr_shared_between_two_workers_gives_the_bytes_of_one_thread_alone(
+    make_worker: MakeWorker,
+    enqueue: Enqueue,
+    store: JobStore,
+    storage_backend: StorageBackend,
+    tmp_path: Path,
+) -> None:
+    texts = [f"PLATFORM {n} GATE {7 * n % 10}" for n in range(12)]
+    video = write_text_video(tmp_path / "text.mp4", texts)
+    one_thread = enqueue(video)
+    alone = make_worker(
+        cores=SharedCores(cores=1, workers=1), config=worker_config(segment_frames=0)
+    )
+    assert alone.run(burst=True) == 1
+    # cut in two; each child on 1 or 2 threads as the other works or not
+    job_id = enqueue(video)
+    cores = SharedCores(cores=2, workers=2)
+    stop = threading.Event()
+    with running([make_worker(cores=cores, stop_event=stop) for _ in range(2)]):
+        wait_completed(store, job_id)
+    assert len(store.segments(job_id)) == 2
+    assert outputs(storage_backend, job_id) == outputs(storage_backend, one_thread)
+    assert b"PLATFORM 11" in outputs(storage_backend, job_id)[0]
+
+
+def test_a_short_job_is_not_cut_while_other_work_waits(
+    make_worker: MakeWorker, enqueue: Enqueue, store: JobStore, tmp_path: Path
+) -> None:
+    video = write_keyframed_video(tmp_path / "short.mp4", 24, gop=300)
+    first, second = enqueue(video, "testkit_grey"), enqueue(video, "testkit_grey")
+    worker = make_worker(cores=SharedCores(cores=2, workers=2))
+    assert worker.run(burst=True) == 2
+    # the free worker would take the second job: the first is not cut for it; the second,
+    # claimed with nothing waiting, is
+    assert store.segments(first) == [] and len(store.segments(second)) == 2
 
 
 class CountingStorage(StorageWrapper):

@@ -22,6 +22,7 @@ from forgesyte.jobs.store import JobStore, NewJob
 from forgesyte.settings import Settings
 from forgesyte.storage.base import video_key
 from forgesyte.workers.executor import AnalysisExecutor
+from forgesyte.workers.shared_cores import SharedCores
 from forgesyte.workers.worker import Worker, WorkerConfig
 from tests.support.storages import StorageBackend, make_storage_backend
 from tests.support.stores import make_store
@@ -73,7 +74,8 @@ def enqueue(store: JobStore, storage_backend: StorageBackend) -> Enqueue:
 
 @pytest.fixture
 def make_worker(store: JobStore, storage_backend: StorageBackend) -> Iterator[MakeWorker]:
-    """Build workers whose children know the testkit pipelines; stopped at teardown."""
+    """Build workers whose children know the testkit pipelines; stopped at teardown. Workers
+    given one `SharedCores` share it as a pool's do."""
     workers: list[Worker] = []
 
     def make(
@@ -83,12 +85,14 @@ def make_worker(store: JobStore, storage_backend: StorageBackend) -> Iterator[Ma
         memory_cap_mb: int | None = None,
         config: WorkerConfig | None = None,
         stop_event: threading.Event | None = None,
+        cores: SharedCores | None = None,
     ) -> Worker:
         executor = AnalysisExecutor(
             pipelines_dir=str(TESTKIT_PIPELINES),
             preload=preload,
             timeout_s=timeout_s,
             memory_cap_mb=memory_cap_mb,
+            cores=cores,
         )
         worker = Worker(
             store,
@@ -96,6 +100,7 @@ def make_worker(store: JobStore, storage_backend: StorageBackend) -> Iterator[Ma
             executor,
             config or worker_config(lease_seconds=10, progress_interval_s=0.25),
             stop_event or threading.Event(),
+            cores=cores,
         )
         workers.append(worker)
         return worker

@@ -16,10 +16,10 @@ from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import NewJob
 from forgesyte.plugins.base import PluginConfig
 from forgesyte.plugins.ocr import OcrRead, engine_params, plugin
-from forgesyte.settings import analysis_threads
 from forgesyte.storage.base import video_key
 from forgesyte.storage.local import LocalStorage
 from forgesyte.workers.executor import AnalysisExecutor, limit_child_threads
+from forgesyte.workers.shared_cores import SharedCores, thread_counts, threads_for
 from forgesyte.workers.worker import Worker
 from tests.support.videos import write_counter_video
 from tests.workers.conftest import TESTKIT_PIPELINES, worker_config
@@ -150,13 +150,32 @@ def test_idle_workers_of_a_process_look_once_per_interval_between_them(
     assert not any(thread.is_alive() for thread in threads)
 
 
-def test_analysis_threads_share_the_cores_unless_configured() -> None:
-    cores = os.cpu_count() or 1
-    assert analysis_threads(None, cores) == 1
-    assert analysis_threads(None, 1) == cores
-    assert analysis_threads(None, 4 * cores) == 1
-    assert analysis_threads(None, 0) == cores
-    assert analysis_threads(3, 1) == 3
+def test_a_child_alone_takes_the_idle_cores_and_all_busy_share_them() -> None:
+    assert [threads_for(2, 2, busy) for busy in (1, 2)] == [2, 1]
+    assert thread_counts(2, 2) == (1, 2)
+    assert thread_counts(2, 1) == (2,)  # one worker: always the whole machine
+    # beyond LONE_CHILD_MAX_THREADS a child alone gets no more, but never less than its share
+    assert [threads_for(16, 16, busy) for busy in (1, 3, 5, 16)] == [4, 4, 3, 1]
+    assert threads_for(16, 2, 1) == threads_for(16, 2, 2) == 8
+    assert thread_counts(2, 8) == (1, 2)  # more workers than cores
+    assert threads_for(2, 2, 0) == 2  # a child loading its models counts itself alone
+
+
+def test_shared_cores_count_busy_children_and_workers_holding_work() -> None:
+    cores = SharedCores(2, 2)
+    share = cores.child_threads
+    assert share is not None and share.counts == (1, 2) and cores.share == 1
+    assert cores.free_workers == 2
+    with cores.holding("a"), cores.working():
+        assert share.threads_now() == 2 and cores.free_workers == 1
+        with cores.holding("a"):  # the coordinator analysing its own segment
+            assert cores.free_workers == 1
+        with cores.holding("b"), cores.working():
+            assert share.threads_now() == 1 and cores.free_workers == 0
+        assert share.threads_now() == 2 and cores.free_workers == 1
+    assert cores.free_workers == 2
+    fixed = SharedCores(2, 2, fixed_threads=3)
+    assert fixed.child_threads is None and fixed.share == 3
 
 
 def test_child_thread_limits_go_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,16 +18,35 @@ IMAGE_TYPE = "image"
 """The type of the frame itself, the input of every entry node."""
 
 
+class ThreadShare(Protocol):
+    """The threads a model call may use now, when that changes while the process runs: an
+    analysis child's share of the cores follows how many of its server's workers are busy.
+
+    A model's session fixes its thread count when it is opened, so a tool opens one per
+    count in `counts` and runs each call on the one `threads_now()` names.
+    """
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Every thread count threads_now() may answer, ascending."""
+
+    def threads_now(self) -> int:
+        """The threads the next model call may use (one of counts)."""
+
+
 @dataclass(frozen=True)
 class PluginConfig:
     """What the server hands a plugin when it builds it: plugins never read settings.
 
     analysis_threads: threads one analysis process may give ONNX Runtime and OpenCV (None:
-    the library's own default). yolo_model: the user's ONNX YOLO model for `yolo.detect`.
+    the library's own default). thread_share: when given, the built-in ONNX tools follow it
+    call by call instead (analysis_threads is then its count when every worker is busy).
+    yolo_model: the user's ONNX YOLO model for `yolo.detect`.
     """
 
     analysis_threads: int | None = None
     yolo_model: Path | None = None
+    thread_share: ThreadShare | None = None
 
 
 class Tool(ABC):

@@ -24,11 +24,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin
+from forgesyte.plugins.base import Frame, PluginConfig, SimplePlugin, ThreadShare
 from forgesyte.plugins.coco import COCO_CLASS_NAMES
 from forgesyte.plugins.detections import Detections, class_wise_nms
 from forgesyte.plugins.imaging import letterbox
-from forgesyte.plugins.onnx_session import OnnxDetector, open_cpu_session
+from forgesyte.plugins.onnx_session import OnnxDetector
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "centernet_coco.onnx"
 """The bundled model, inside the installed package."""
@@ -123,8 +123,9 @@ class ObjectsDetect(OnnxDetector):
         iou_threshold: float = DEFAULT_IOU,
         max_detections: int = DEFAULT_MAX_DETECTIONS,
         threads: int | None = None,
+        share: ThreadShare | None = None,
     ) -> None:
-        super().__init__(confidence_threshold, iou_threshold, max_detections, threads)
+        super().__init__(confidence_threshold, iou_threshold, max_detections, threads, share)
         self.model_path = model_path
         self._output_names: list[str] = []
 
@@ -139,7 +140,7 @@ class ObjectsDetect(OnnxDetector):
         reason = self.unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"objects.detect cannot run: {reason}")
-        session = open_cpu_session(self.model_path, self.threads)
+        session = self.open_session(self.model_path)
         model_input = session.get_inputs()[0]
         shape = list(model_input.shape)
         if len(shape) != 4 or shape[3] != 3:
@@ -173,4 +174,5 @@ class ObjectsDetect(OnnxDetector):
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:
     """The entry point of the built-in `objects` plugin: threads come from config."""
     config = config or PluginConfig()
-    return SimplePlugin("objects", [ObjectsDetect(threads=config.analysis_threads)])
+    detect = ObjectsDetect(threads=config.analysis_threads, share=config.thread_share)
+    return SimplePlugin("objects", [detect])

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, cast
 
 import cv2
 import numpy as np
 
-from forgesyte.plugins.base import IMAGE_TYPE, Frame, PluginConfig, SimplePlugin, Tool
+from forgesyte.plugins.base import (
+    IMAGE_TYPE,
+    Frame,
+    PluginConfig,
+    SimplePlugin,
+    ThreadShare,
+    Tool,
+)
 from forgesyte.plugins.detections import DETECTIONS_TYPE, Detections, parse_detections
+from forgesyte.plugins.onnx_session import open_model
 from forgesyte.plugins.values import TextLine, TextLines
 
 CROP_MARGIN_PX = 4
@@ -86,12 +95,15 @@ def session_options(threads: int | None) -> Any:
     return options
 
 
-def reopen_without_spinning(engine: Any, threads: int | None) -> int:
+def reopen_without_spinning(
+    engine: Any, threads: int | None, share: ThreadShare | None = None
+) -> int:
     """Reopen the engine's loaded ONNX sessions with `session_options`; return how many.
 
     RapidOCR has no setting for ONNX Runtime's spinning, so each loaded model's session
-    is opened again from the same bundled model file. A session whose file is unknown is
-    left as RapidOCR opened it.
+    is opened again from the same bundled model file: at `threads`, or at every count of
+    `share` (a `SharedThreadsSession`, which RapidOCR calls like its own session). A
+    session whose file is unknown is left as RapidOCR opened it.
     """
     from onnxruntime import InferenceSession
 
@@ -102,11 +114,17 @@ def reopen_without_spinning(engine: Any, threads: int | None) -> int:
         model_path = getattr(session, "_model_path", None)
         if wrapper is None or not isinstance(session, InferenceSession) or not model_path:
             continue
-        wrapper.session = InferenceSession(
-            model_path, sess_options=session_options(threads), providers=session.get_providers()
+        wrapper.session = open_model(
+            functools.partial(_reopen, model_path, session.get_providers()), threads, share
         )
         reopened += 1
     return reopened
+
+
+def _reopen(model_path: str, providers: list[str], threads: int | None) -> Any:
+    from onnxruntime import InferenceSession
+
+    return InferenceSession(model_path, sess_options=session_options(threads), providers=providers)
 
 
 def warm_up_image() -> Frame:
@@ -154,8 +172,10 @@ class OcrRead(Tool):
         *,
         angle_classifier: bool = False,
         detection_long_side: int = DETECTION_LONG_SIDE,
+        share: ThreadShare | None = None,
     ) -> None:
-        """`threads`: ONNX Runtime's intra-op threads (None: its default, one per core).
+        """`threads`: ONNX Runtime's intra-op threads (None: its default, one per core);
+        `share`: when given, each model call uses the threads it gives now instead.
 
         `angle_classifier`: also run RapidOCR's angle classifier, which turns lines that
         are upside down before reading them (off by default: video frames are upright, and
@@ -165,6 +185,7 @@ class OcrRead(Tool):
         if detection_long_side < 32:
             raise ValueError("detection_long_side must be at least 32 pixels")
         self.threads = threads
+        self.share = share
         self.angle_classifier = angle_classifier
         self.detection_long_side = detection_long_side
         self._engine: Any = None
@@ -176,7 +197,7 @@ class OcrRead(Tool):
         first use; one read of a small text image here does that, so the first job does not
         pay for it; the sessions are then reopened without spinning (`session_options`).
         ONNX Runtime uses `threads` threads when given (the plugin configuration's
-        analysis_threads).
+        analysis_threads), or those its thread share gives call by call.
         """
         if self._engine is None:
             from rapidocr import RapidOCR
@@ -189,7 +210,7 @@ class OcrRead(Tool):
                 )
             )
             engine(warm_up_image())
-            reopen_without_spinning(engine, self.threads)
+            reopen_without_spinning(engine, self.threads, self.share)
             engine(warm_up_image())
             self._engine = engine
 
@@ -236,5 +257,5 @@ class OcrRead(Tool):
 
 def plugin(config: PluginConfig | None = None) -> SimplePlugin:
     """The entry point of the built-in `ocr` plugin."""
-    threads = config.analysis_threads if config is not None else None
-    return SimplePlugin("ocr", [OcrRead(threads)])
+    config = config or PluginConfig()
+    return SimplePlugin("ocr", [OcrRead(config.analysis_threads, share=config.thread_share)])

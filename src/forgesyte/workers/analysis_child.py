@@ -14,10 +14,13 @@ import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
+
+import cv2
 
 from forgesyte.pipelines.catalog import PipelineNotRunnable, UnknownPipeline, load_catalog
 from forgesyte.pipelines.runner import PipelineRunner, PluginError
-from forgesyte.plugins.base import PluginConfig
+from forgesyte.plugins.base import Frame, PluginConfig, ThreadShare
 from forgesyte.plugins.registry import discover_plugins
 from forgesyte.results.writer import FrameResultsWriter
 from forgesyte.video.segments import plan_segments
@@ -44,6 +47,7 @@ from forgesyte.workers.protocol import (
     SegmentsPlanned,
     StopChild,
 )
+from forgesyte.workers.shared_cores import FixedThreads
 
 __all__ = ["AnalysisRequest", "child_main", "throttled_progress"]
 
@@ -68,6 +72,22 @@ def throttled_progress(
     return progress
 
 
+class FollowingThreads:
+    """A pipeline runner whose OpenCV threads follow the child's thread share, frame by
+    frame (its ONNX tools follow it call by call)."""
+
+    def __init__(self, runner: PipelineRunner, share: ThreadShare) -> None:
+        self.runner = runner
+        self.share = share
+
+    def run(self, frame: Frame) -> dict[str, Any]:
+        """Set OpenCV's threads to the share's now (when they changed), then run the frame."""
+        threads = self.share.threads_now()
+        if threads != cv2.getNumThreads():
+            cv2.setNumThreads(threads)
+        return self.runner.run(frame)
+
+
 class _Analyser:
     """Keeps one runner per pipeline, so models load once per child."""
 
@@ -75,7 +95,9 @@ class _Analyser:
         self, pipelines_dir: str | None, plugin_config: PluginConfig, max_frame_pixels: int
     ) -> None:
         self._max_frame_pixels = max_frame_pixels
-        self._threads = plugin_config.analysis_threads or 1
+        self._share: ThreadShare = plugin_config.thread_share or FixedThreads(
+            plugin_config.analysis_threads or 1
+        )
         self._registry = discover_plugins(plugin_config)
         self._catalog = load_catalog(self._registry, Path(pipelines_dir) if pipelines_dir else None)
         self._runners: dict[str, PipelineRunner] = {}
@@ -94,8 +116,10 @@ class _Analyser:
     ) -> AnalysisDone | AnalysisFailed | SegmentsPlanned:
         """Run one request, sending throttled Progress; the answer says how it ended.
 
-        A request with segment_frames whose video cuts into several spans is answered
-        with SegmentsPlanned (nothing analysed); one with frame_span analyses that span.
+        A request with segment_frames whose video cuts into several spans (at keyframes,
+        or at any frame into split_parts) is answered with SegmentsPlanned (nothing
+        analysed), and so is one with known_split (no spans); one with frame_span analyses
+        that span.
         The shots (`finds_shots`) are found after the analysis, in a second pass over
         every frame: the sampled decode skips the frames no analysed frame needs.
         """
@@ -106,11 +130,14 @@ class _Analyser:
             )
         path = Path(request.video_path)
         try:
+            if request.known_split:
+                return SegmentsPlanned([], probe_video(path).to_json())
             if request.segment_frames is not None and request.frame_span is None:
                 spans = plan_segments(
                     path,
                     request.sampling(),
                     request.segment_frames,
+                    parts=request.split_parts,
                     max_frame_pixels=self._max_frame_pixels,
                 )
                 if len(spans) > 1:
@@ -125,7 +152,8 @@ class _Analyser:
                     writer.start(summary.video.resolution_wh)
                 else:
                     service = VideoFilePipelineService(
-                        self.runner(request.pipeline_id), max_frame_pixels=self._max_frame_pixels
+                        FollowingThreads(self.runner(request.pipeline_id), self._share),
+                        max_frame_pixels=self._max_frame_pixels,
                     )
                     summary = service.analyse(
                         path,
@@ -179,7 +207,9 @@ class _Analyser:
         """Make a job's media (workers/media.py); a failure says why, for the log."""
         try:
             return make_job_media(
-                request, max_frame_pixels=self._max_frame_pixels, threads=self._threads
+                request,
+                max_frame_pixels=self._max_frame_pixels,
+                threads=self._share.threads_now(),
             )
         except VideoDecodeError as exc:
             return AnalysisFailed(FailureReason.VIDEO_DECODE, f"video could not be decoded: {exc}")

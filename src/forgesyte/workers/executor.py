@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -44,6 +44,7 @@ from forgesyte.workers.protocol import (
     SegmentsPlanned,
     StopChild,
 )
+from forgesyte.workers.shared_cores import SharedCores
 
 WATCH_INTERVAL_S = 0.1  # seconds between checks of the child while it works
 CHILD_START_TIMEOUT_S = 120.0  # seconds for a child to import and load its models
@@ -230,7 +231,11 @@ def kill_child(process: BaseProcess) -> None:
 
 
 class AnalysisExecutor:
-    """Owns one warm analysis child; restarts it after a crash, a timeout or a memory blow-up."""
+    """Owns one warm analysis child; restarts it after a crash, a timeout or a memory blow-up.
+
+    With `cores` (the process's `SharedCores`), the child is counted busy while it works on
+    a request, and its plugins follow the process's thread share.
+    """
 
     def __init__(
         self,
@@ -242,11 +247,17 @@ class AnalysisExecutor:
         plugin_config: PluginConfig | None = None,
         max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
         child_env_keep: tuple[str, ...] = (),
+        cores: SharedCores | None = None,
     ) -> None:
         self._child_env_keep = child_env_keep
         self._pipelines_dir = pipelines_dir
         self._max_frame_pixels = max_frame_pixels
         self._plugin_config = plugin_config or PluginConfig()
+        if cores is not None:
+            self._plugin_config = replace(
+                self._plugin_config, analysis_threads=cores.share, thread_share=cores.child_threads
+            )
+        self._cores = cores
         self._preload = list(preload)
         self._limits = ChildLimits(timeout_s, memory_cap_mb)
         self._process: BaseProcess | None = None
@@ -334,6 +345,16 @@ class AnalysisExecutor:
         started = self.start()
         if isinstance(started, AnalysisFailed):
             return started
+        with self._cores.working() if self._cores is not None else contextlib.nullcontext():
+            return self._watch(request, on_progress, on_tick)
+
+    def _watch(
+        self,
+        request: ChildRequest,
+        on_progress: Callable[[int, int], None],
+        on_tick: Callable[[], bool],
+    ) -> AnalysisOutcome | MediaDone:
+        """Send the request to the started child and watch it until it answers."""
         assert self._conn is not None and self._process is not None
         conn, process = self._conn, self._process
         deadline = time.monotonic() + self._limits.timeout_s

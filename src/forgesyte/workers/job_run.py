@@ -58,6 +58,7 @@ from forgesyte.workers.protocol import (
     MediaRequest,
     SegmentsPlanned,
 )
+from forgesyte.workers.shared_cores import SharedCores
 
 T = TypeVar("T")
 
@@ -169,7 +170,8 @@ class JobRunner:
     """One worker's analyses: its store, storage, analysis child, timings and identity.
 
     stop_event asks the worker to stop; what it runs may go on for shutdown_grace_s after
-    that, then is handed back.
+    that, then is handed back. cores: the cores and workers of its process, whose free
+    workers a job too short to cut at keyframes is cut for (None: no such cut).
     """
 
     store: JobQueue
@@ -178,6 +180,7 @@ class JobRunner:
     config: WorkerConfig
     stop_event: threading.Event
     worker_id: str
+    cores: SharedCores | None = None
     _stop_requested_at: float | None = field(default=None, init=False)
     _last_recovery: float = field(default=0.0, init=False)
     _kept_video: KeptVideo | None = field(default=None, init=False)
@@ -511,10 +514,8 @@ class JobRunner:
         job = held.job
         whole = held.frame_span is None and not shots_only
         segment_frames = self.config.segment_frames if whole else None
-        if whole and (existing := self.store.segments(job.job_id)):
-            # split already, by a coordinator that was lost: go on with its segments (a
-            # plan at their smallest size splits for sure; only its video metadata is used)
-            segment_frames = min(segment.frames for segment in existing)
+        # split already, by a coordinator that was lost: go on with its segments
+        known_split = whole and bool(self.store.segments(job.job_id))
         return AnalysisRequest(
             job.pipeline_id,
             video_path,
@@ -522,9 +523,23 @@ class JobRunner:
             scratch_dir,
             # a whole job may come back as segments; a segment is never split again
             segment_frames=segment_frames,
+            split_parts=self._free_workers() + 1 if segment_frames and not known_split else 1,
+            known_split=known_split,
             frame_span=held.frame_span,
             shots_only=shots_only,
         )
+
+    def _free_workers(self) -> int:
+        """The workers of this process free to take parts of a job cut at any frame: those
+        holding nothing, unless other work waits for them (then none)."""
+        free = self.cores.free_workers if self.cores is not None else 0
+        return free if free and not self.store.has_pending_work() else 0
+
+    def holding(self) -> contextlib.AbstractContextManager[None]:
+        """Count this worker as holding work while in the block (see `SharedCores`)."""
+        if self.cores is None:
+            return contextlib.nullcontext()
+        return self.cores.holding(self.worker_id)
 
     def _run_child(
         self, request: AnalysisRequest, lease: LeaseKeeper, held: Held

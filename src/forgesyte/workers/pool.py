@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Protocol
 
-from forgesyte.settings import Settings, analysis_threads
+from forgesyte.settings import Settings
 from forgesyte.workers.executor import limit_child_threads
+from forgesyte.workers.shared_cores import SharedCores, thread_counts
 from forgesyte.workers.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,9 @@ class WorkerSource(Protocol):
     settings: Settings
 
     def make_worker(
-        self, stop_event: threading.Event, index: int = 0, *, analysis_threads: int | None = None
+        self, stop_event: threading.Event, index: int = 0, *, cores: SharedCores | None = None
     ) -> Worker:
-        """A worker with its own analysis child (its plugins get analysis_threads)."""
+        """A worker with its own analysis child, sharing the process's cores with the others."""
         ...
 
     def start_background(self, stop_event: threading.Event) -> list[threading.Thread]:
@@ -33,25 +35,37 @@ class WorkerSource(Protocol):
 
 
 class WorkerPool:
-    """Worker threads, each with its own analysis child, sharing one stop event.
+    """Worker threads, each with its own analysis child, sharing one stop event and the
+    machine's cores (`SharedCores`).
 
-    Before any child starts, the threads an analysis child may use are settled (the
-    analysis_threads setting, else cores // workers), handed to each child's plugins and put
-    in the environment the children inherit, so that workers running side by side do not
-    oversubscribe the cores.
+    Before any child starts, the threads an analysis child may use are settled: the
+    analysis_threads setting for every child, else a share that follows how many children
+    work (all the cores, up to a few, for a child alone; cores // workers when all work).
+    The share when all work goes into the environment the children inherit (the native
+    libraries' own pools), so that workers running side by side do not oversubscribe the
+    cores.
     """
 
     def __init__(self, source: WorkerSource, count: int) -> None:
-        threads = analysis_threads(source.settings.analysis_threads, count)
-        limit_child_threads(threads)
-        if count:
-            log.info("each analysis child may use %d thread(s)", threads)
+        fixed = source.settings.analysis_threads
+        self.cores = SharedCores(os.cpu_count() or 1, count, fixed)
+        limit_child_threads(self.cores.share)
+        counts = (fixed,) if fixed else thread_counts(self.cores.cores, self.cores.workers)
+        if count and len(counts) == 1:
+            log.info("each analysis child may use %d thread(s)", counts[0])
+        elif count:
+            log.info(
+                "each analysis child may use %d to %d threads: all it may while the other "
+                "workers' children are idle, %d while all work",
+                counts[0],
+                counts[-1],
+                counts[0],
+            )
         self.stop_event = threading.Event()
         self.source = source
         self.background: list[threading.Thread] = []
         self.workers = [
-            source.make_worker(self.stop_event, index, analysis_threads=threads)
-            for index in range(count)
+            source.make_worker(self.stop_event, index, cores=self.cores) for index in range(count)
         ]
         self.threads = [
             threading.Thread(target=self._run, args=(worker,), name=f"worker-{index}", daemon=True)

@@ -58,6 +58,12 @@ class AnalysisRequest:
     # a job's whole video: answer SegmentsPlanned instead when it cuts into several spans
     # of about this many selected frames (None: never split)
     segment_frames: int | None = None
+    # with segment_frames: a job too short to cut at keyframes may be cut at any frame
+    # into this many parts (its worker and the idle workers of its process)
+    split_parts: int = 1
+    # a job split already (its segments are stored): answer SegmentsPlanned with the
+    # video's metadata and no spans, whatever the plan would be now
+    known_split: bool = False
     # one segment of a split job: only the selected frames with first <= index < end
     frame_span: tuple[int, int] | None = None
     # a split job's coordinator: the whole video's shots only, no frame analysed (the
@@ -124,7 +130,8 @@ class AnalysisDone:
 class SegmentsPlanned:
     """Child to parent: the job's video is long enough to split; nothing was analysed.
 
-    spans: (first_frame, end_frame, frames) of each segment, in frame order.
+    spans: (first_frame, end_frame, frames) of each segment, in frame order (none when the
+    request said the job was split already).
     """
 
     spans: list[tuple[int, int, int]]

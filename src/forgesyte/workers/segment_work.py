@@ -2,11 +2,13 @@
 
 A worker that claims a job asks its child to plan the analysis; a video whose selected
 frames reach the split size comes back as spans cut at keyframes (SegmentsPlanned)
-instead of results. The claiming worker (the coordinator, holding the job's lease)
-writes the segments, then analyses pending segments of its job like any idle worker
-does; when none is left it waits for the others. Once every segment is done it
-concatenates their results in frame order (byte-identical to an unsplit run, since each
-line is encoded alone), computes the timeline once and completes the job.
+instead of results, and so does a shorter one cut at any frame for the workers of its
+process that hold nothing (`JobRunner`'s split_parts). The claiming worker (the
+coordinator, holding the job's lease) writes the segments, then analyses pending segments
+of its job like any idle worker does; when none is left it waits for the others. Once
+every segment is done it concatenates their results in frame order (byte-identical to an
+unsplit run, since each line is encoded alone), computes the timeline once and completes
+the job.
 
 A job that asked for its shots (detect_shots) has them found once, on the whole video
 (shots need every frame, across the segments' edges): by the coordinator's own child,
@@ -87,6 +89,7 @@ class SegmentWork:
             segment.attempts,
         )
         with (
+            self.runner.holding(),
             self.runner.lease(held) as lease,
             tempfile.TemporaryDirectory(prefix="forgesyte-segment-") as scratch_dir,
         ):
@@ -118,7 +121,7 @@ class SegmentWork:
     def coordinate(self, held: Held, lease: LeaseKeeper, planned: SegmentsPlanned) -> bool:
         """Run a split job held by this worker to its end; False if handed back or lost."""
         runner, job = self.runner, held.job
-        spans = [SegmentSpan(*span) for span in planned.spans]
+        spans = [SegmentSpan(*span) for span in planned.spans]  # none: split already
         added = runner.record(
             held,
             "writing its segments",

@@ -25,6 +25,7 @@ from forgesyte.workers.job_run import Held, JobRunner, WorkerConfig
 from forgesyte.workers.outages import IdlePauses
 from forgesyte.workers.protocol import AnalysisDone, AnalysisFailed, SegmentsPlanned
 from forgesyte.workers.segment_work import SegmentWork
+from forgesyte.workers.shared_cores import SharedCores
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class Worker:
     shutdown_grace_s of that, else it is handed back to pending. An idle worker waits
     poll_interval_s between claims, or less when `wakeup` (a listener of the store) says a
     job was enqueued; the workers sharing a `wakeup` look for work once per
-    poll_interval_s between them. What it runs with (store, storage, child, config) is
-    its runner's.
+    poll_interval_s between them. What it runs with (store, storage, child, config, the
+    cores its process shares) is its runner's.
     """
 
     __slots__ = (
@@ -57,6 +58,7 @@ class Worker:
         *,
         worker_id: str | None = None,
         wakeup: JobWakeup | None = None,
+        cores: SharedCores | None = None,
     ) -> None:
         self.runner = JobRunner(
             store,
@@ -65,6 +67,7 @@ class Worker:
             config,
             stop_event,
             worker_id or f"worker-{uuid.uuid4().hex[:12]}",
+            cores,
         )
         self.wakeup = wakeup
         self.segment_work = SegmentWork(self.runner, wakeup)
@@ -119,21 +122,20 @@ class Worker:
             self._idle(seen, looked_lately)
             return 0
         # one read per idle poll; the claims are writes, several times its cost
-        job = None
         pending = runner.store.has_pending_work()
         self._away.answered()
         if pending:
             if self.segment_work.claim_and_run():  # a split job's segments first
                 return 0
             job = runner.store.claim_next(self.worker_id, runner.config.lease_seconds)
-        if job is None:
-            if self.wakeup is not None:
-                self.wakeup.found_nothing(seen)
-            if burst:
-                return None
-            self._idle(seen, runner.config.poll_interval_s)
-            return 0
-        return int(self.process(job))
+            if job is not None:
+                return int(self.process(job))
+        if self.wakeup is not None:
+            self.wakeup.found_nothing(seen)
+        if burst:
+            return None
+        self._idle(seen, runner.config.poll_interval_s)
+        return 0
 
     def _looked_lately(self, seen: int) -> float | None:
         """Seconds until this process's next look for work, when a worker of it found
@@ -168,6 +170,7 @@ class Worker:
         runner = self.runner
         held = Held(runner.store, job, self.worker_id)
         with (
+            runner.holding(),  # not free for the parts of a job split meanwhile
             runner.lease(held) as lease,
             tempfile.TemporaryDirectory(prefix="forgesyte-results-") as scratch_dir,
         ):

@@ -5,7 +5,8 @@ Tools: `noop` (costs nothing), `grey` (mean grey level: cheap and frame-dependen
 `hog_memory` (allocates memory until stopped), `missing_key` (a bug: raises KeyError),
 `colour_boxes` (a detector of made objects: a box around each PALETTE colour's pixels),
 `marks` (the boxes of the tests' marks videos: a red `square`, a blue `tile`, a black bar
-read as the text TOP or BOTTOM).
+read as the text TOP or BOTTOM), `opencv_threads` (the OpenCV threads the frame ran with:
+the analysis child's thread share).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import cv2
 import numpy as np
 
 from forgesyte.plugins.base import Frame, SimplePlugin, Tool
@@ -103,6 +105,17 @@ class MissingKey(Tool):
         return settings["threshold"]
 
 
+class OpencvThreads(Tool):
+    """The threads OpenCV may use while this frame is analysed (the child sets them)."""
+
+    name = "opencv_threads"
+    input_types = ("image",)
+    output_types = ("number",)
+
+    def run(self, frame: Frame, inputs: Mapping[str, Any]) -> Any:
+        return cv2.getNumThreads()
+
+
 def _bounds(mask: Any) -> list[float] | None:
     """xyxy of the rows and columns with at least 3 marked pixels (compression noise aside)."""
     rows = np.flatnonzero(mask.sum(axis=1) >= 3)
@@ -167,6 +180,6 @@ def plugin() -> SimplePlugin:
     """The `testkit` plugin."""
     tools = [
         *(Noop(), Grey(), Segfault(), Sleep(), HogMemory(), MissingKey()),
-        *(ColourBoxes(), Marks()),
+        *(ColourBoxes(), Marks(), OpencvThreads()),
     ]
     return SimplePlugin("testkit", tools)
