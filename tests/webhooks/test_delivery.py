@@ -11,11 +11,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
+from forgesyte.jobs.memory_store import InMemoryJobStore
 from forgesyte.jobs.models import JobStatus
-from forgesyte.jobs.store import JobStore, NewJob
+from forgesyte.jobs.store import JobStore, NewJob, WebhookDelivery
 from forgesyte.webhooks.sender import WebhookSender, retry_delay_s
 from tests.api.conftest import MakeClient
 from tests.webhooks.receiver import Receiver, running_receiver
@@ -193,3 +196,32 @@ def test_submit_with_a_callback(
     )
     assert form.status_code == 200
     assert store.webhook_state(uuid.UUID(form.json()["job_id"])) == ("pending", 0)
+
+
+def test_an_outbox_the_database_cannot_read_is_told_once_then_delivered(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InMemoryJobStore()
+    claim = store.claim_webhooks
+    failures = itertools.count()
+
+    def database_away(limit: int, lease_s: float) -> list[WebhookDelivery]:
+        if next(failures) < 5:  # five reads in a row meet a database that is away
+            away = psycopg.errors.AdminShutdown("terminating connection")
+            raise OperationalError("SELECT", {}, away)
+        return claim(limit, lease_s)
+
+    monkeypatch.setattr(store, "claim_webhooks", database_away)
+    webhooks = WebhookSender(store, secret=SECRET, allow_private=True, poll_interval_s=0.05)
+    job_id = _job_that_ends(store, receiver.url, JobStatus.COMPLETED)
+    stop = threading.Event()
+    thread = threading.Thread(target=webhooks.run, args=(stop,), daemon=True)
+    with caplog.at_level("WARNING", logger="forgesyte.webhooks.sender"):
+        thread.start()
+        got = receiver.wait_for(1, timeout_s=10)
+        stop.set()
+        thread.join(timeout=30)
+    assert [json.loads(r.body)["job_id"] for r in got] == [str(job_id)]
+    told = [r for r in caplog.records if "webhook outbox" in r.getMessage()]
+    assert len(told) == 1 and told[0].exc_info is None
+    assert "the database is not answering (OperationalError)" in told[0].getMessage()

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, timedelta
 
+from forgesyte.faults import transient_fault
 from forgesyte.jobs.changes import JobChange
 from forgesyte.jobs.models import FINISHED_STATUSES, JobStatus, utcnow
 from forgesyte.jobs.store import WebhookDelivery, WebhookOutbox, WebhookOutcome
@@ -125,6 +126,7 @@ class WebhookSender:
     def run(self, stop_event: threading.Event) -> None:
         """Send due deliveries until stop_event is set."""
         claim_lease_s = self.timeout_s * 3 + 5.0  # an attempt in flight is not due again
+        outage_told = False
         with ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook") as pool:
             while not stop_event.is_set():
                 self._due.clear()
@@ -135,8 +137,9 @@ class WebhookSender:
                 try:
                     if free:
                         claimed = self.store.claim_webhooks(free, claim_lease_s)
-                except Exception:
-                    log.exception("could not read the webhook outbox")
+                    outage_told = False
+                except Exception as exc:
+                    outage_told = self._tell_read_failure(exc, outage_told)
                 for _ in range(free - len(claimed)):
                     self._in_flight.release()
                 for delivery in claimed:
@@ -145,6 +148,22 @@ class WebhookSender:
                     self._due.wait(self.poll_interval_s)
                     if stop_event.is_set():
                         break
+
+    def _tell_read_failure(self, exc: Exception, outage_told: bool) -> bool:
+        """Log a failed read of the outbox: a database outage once, as one line, until
+        a read succeeds again (the loop tries every poll interval); anything else with
+        its traceback. Returns whether an outage has been told."""
+        if transient_fault(exc) is None:
+            log.exception("could not read the webhook outbox")
+            return outage_told
+        if not outage_told:
+            log.warning(
+                "could not read the webhook outbox: the database is not answering (%s); "
+                "trying again every %.1f s",
+                type(exc).__name__,
+                self.poll_interval_s,
+            )
+        return True
 
     def _deliver_and_release(self, delivery: WebhookDelivery) -> None:
         try:
