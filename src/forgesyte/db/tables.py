@@ -177,9 +177,11 @@ class ApiKey(Base):
 
 class QueueOwner(Base):
     """When each owner's job was last claimed: the fair claim serves the owner whose last
-    claim is oldest (an owner with no row has never been served, and goes first)."""
+    claim is oldest. A job's create writes its owner's row if it has none, as never served
+    (1970); an owner without a row is served first too."""
 
     __tablename__ = "queue_owners"
+    __table_args__ = (Index("ix_queue_owners_last_claimed_at", "last_claimed_at", "owner"),)
 
     owner: Mapped[str] = mapped_column(String(OWNER_LENGTH), primary_key=True)
     last_claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

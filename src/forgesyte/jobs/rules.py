@@ -56,7 +56,7 @@ def pending_record(new: NewJob, now: datetime) -> JobRecord:
     )
 
 
-_NEVER = datetime.min.replace(tzinfo=UTC)
+NEVER_SERVED = datetime(1970, 1, 1, tzinfo=UTC)  # an owner's last claim before its first
 
 
 def fair_claim_order(job: JobRecord, owner_last_claim: datetime | None) -> tuple[Any, ...]:
@@ -64,8 +64,8 @@ def fair_claim_order(job: JobRecord, owner_last_claim: datetime | None) -> tuple
     before every other, then the owner whose last claim is oldest (ties by owner name),
     then that owner's oldest job. The SQL claim orders by the same columns
     (`queue_owners.last_claimed_at NULLS FIRST, owner, created_at, job_id`)."""
-    served = owner_last_claim is not None
-    return (served, owner_last_claim or _NEVER, job.owner, job.created_at, job.job_id)
+    last = owner_last_claim or NEVER_SERVED
+    return (owner_last_claim is not None, last, job.owner, job.created_at, job.job_id)
 
 
 def claimed(worker_id: str, lease_until: datetime) -> tuple[JobStatus, dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any, Unpack
 from sqlalchemy import (
     Float,
     Row,
+    Select,
     Update,
     and_,
     case,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from forgesyte.db.engine import retry_on_conflict
 from forgesyte.db.migrate import open_engine
@@ -38,6 +39,25 @@ from forgesyte.jobs.sql_segments import SqlSegments
 from forgesyte.search.values import IndexEntries, SearchHit, SearchQuery
 
 LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
+# the owner a job's create makes known to the fair queue, as never served (if it is new)
+_OWNER_KNOWN = text(
+    "INSERT INTO queue_owners (owner, last_claimed_at) VALUES (:owner, :never)"
+    " ON CONFLICT (owner) DO NOTHING"
+)
+# the fair queue's candidate by one sort: pending jobs by their owner's last claim (none
+# first), owner, age (DuckDB's claim; PostgreSQL's when its owner-first walk finds none)
+_SORTED_CANDIDATE = (
+    select(Job.job_id)
+    .outerjoin(QueueOwner, QueueOwner.owner == Job.owner)
+    .where(Job.status == JobStatus.PENDING.value)
+    .order_by(
+        QueueOwner.last_claimed_at.asc().nulls_first(),
+        Job.owner,
+        Job.created_at,
+        Job.job_id,
+    )
+    .limit(1)
+)
 # an owner's last claim, set in the claim's transaction (DuckDB and PostgreSQL alike)
 _SERVED = text(
     "INSERT INTO queue_owners (owner, last_claimed_at) VALUES (:owner, :now)"
@@ -117,6 +137,7 @@ class SqlJobStore(SqlSegments, SqlKeys):
         def insert() -> JobRecord:
             with self.session() as session, session.begin():
                 session.add(row)
+                session.execute(_OWNER_KNOWN, {"owner": new.owner, "never": rules.NEVER_SERVED})
                 if new.callback_url is not None:
                     session.add(
                         JobWebhook(
@@ -478,23 +499,20 @@ class SqlJobStore(SqlSegments, SqlKeys):
         the owner's last claim is set in the same transaction; two claimers never get the
         same job. On DuckDB a lost race raises a conflict and is retried; on PostgreSQL
         the candidate row is locked with FOR UPDATE SKIP LOCKED.
+
+        How the candidate is found differs (bench row k): DuckDB sorts the pending jobs
+        joined to their owners' last claims (a columnar scan: about 1-3 ms for 10,000);
+        PostgreSQL first walks `queue_owners` by last claim to the first owner with a
+        pending job (an index probe each) and takes that owner's oldest job (about 0.3 ms
+        against 2-4 ms for the sort). When that finds nothing (the owner's jobs are locked
+        by other claimers, or a job's owner has no `queue_owners` row: `create` makes one,
+        a row written by other means may lack it), the sort runs as on DuckDB.
         """
 
-        def claim() -> JobRecord | None:
+        def claim(by_owner_first: bool) -> JobRecord | None:
             now = self.clock()
             status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
-            candidate = (
-                select(Job.job_id)
-                .outerjoin(QueueOwner, QueueOwner.owner == Job.owner)
-                .where(Job.status == JobStatus.PENDING.value)
-                .order_by(
-                    QueueOwner.last_claimed_at.asc().nulls_first(),
-                    Job.owner,
-                    Job.created_at,
-                    Job.job_id,
-                )
-                .limit(1)
-            )
+            candidate = self._owner_first_candidate() if by_owner_first else _SORTED_CANDIDATE
             statement = (
                 update(Job)
                 .where(
@@ -511,10 +529,38 @@ class SqlJobStore(SqlSegments, SqlKeys):
 
             return self._update_returning(statement, follow_segments=True, then=served)
 
-        claimed = retry_on_conflict(claim)
+        claimed = None
+        if self.engine.dialect.name == "postgresql":
+            claimed = retry_on_conflict(lambda: claim(True))
+        if claimed is None:
+            claimed = retry_on_conflict(lambda: claim(False))
         if claimed is not None:
             self.changes.publish(claimed.job_id, claimed.status)
         return claimed
+
+    @staticmethod
+    def _owner_first_candidate() -> Select[uuid.UUID]:
+        """PostgreSQL's candidate: the oldest pending job of the first owner, by last claim,
+        that has one (owners walked on ix_queue_owners_last_claimed_at)."""
+        waiting = aliased(Job)  # not the outer jobs: this one is correlated to the owner only
+        pending = (
+            select(waiting.job_id)
+            .where(waiting.status == JobStatus.PENDING.value, waiting.owner == QueueOwner.owner)
+            .correlate(QueueOwner)
+        )
+        next_owner = (
+            select(QueueOwner.owner)
+            .where(pending.exists())
+            .order_by(QueueOwner.last_claimed_at, QueueOwner.owner)
+            .limit(1)
+            .scalar_subquery()
+        )
+        return (
+            select(Job.job_id)
+            .where(Job.status == JobStatus.PENDING.value, Job.owner == next_owner)
+            .order_by(Job.created_at, Job.job_id)
+            .limit(1)
+        )
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
         """Update a running job that this worker still holds; False if it no longer does."""

@@ -29,6 +29,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ADMIN_OWNER = "admin"  # jobs/keys.py's ADMIN_NAME, spelled here: a migration is frozen
+NEVER_SERVED = "1970-01-01T00:00:00+00:00"  # jobs/rules.py's: an owner not yet served
 OWNER_INDEX = "ix_jobs_status_owner_created_at"
 # the jobs indexes before this revision: (name, columns, unique)
 JOB_INDEXES = (
@@ -70,11 +71,19 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(64), primary_key=True),
         sa.Column("last_claimed_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index("ix_queue_owners_last_claimed_at", "queue_owners", ["last_claimed_at", "owner"])
+    # every owner of a job is known to the fair queue, as never served
+    op.execute(
+        sa.text(
+            "INSERT INTO queue_owners (owner, last_claimed_at)"
+            " SELECT DISTINCT owner, CAST(:never AS TIMESTAMP WITH TIME ZONE) FROM jobs"
+        ).bindparams(never=NEVER_SERVED)
+    )
 
 
 def downgrade() -> None:
     """Drop queue_owners, api_keys, the owner index and jobs.owner."""
-    op.drop_table("queue_owners")
+    op.drop_table("queue_owners")  # its index with it
     op.drop_table("api_keys")  # its index with it
     if _is_postgresql():
         op.drop_index(OWNER_INDEX, table_name="jobs")
