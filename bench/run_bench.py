@@ -59,13 +59,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_accuracy as accuracy
+import bench_claims as claiming
 import bench_decode as decoding
 import bench_local as local
 import bench_media as media
 import bench_objects as objects
 import bench_ocr
 import bench_results as long_results
-import bench_claims as claiming
 import bench_search as searching
 import bench_server as served
 import bench_shots as shots
