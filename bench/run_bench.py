@@ -41,6 +41,8 @@ ratios taken within a round, so both sides of a ratio see the same machine load)
      the job's own analysis, and the copy alone (1280x720, 30 s)
   x  search across jobs: 1,000,000 text segments and 200,000 tracks indexed through the store
      on DuckDB and PostgreSQL; query p50/p95, the index's size, indexing cost against a job
+  k  the claim with 10,000 pending jobs over 50 owners: the fair claim (round-robin across
+     owners) against the FIFO claim, p50/p95 on DuckDB and PostgreSQL; a new owner's wait
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_accuracy as accuracy
+import bench_claims as claiming
 import bench_decode as decoding
 import bench_local as local
 import bench_media as media
@@ -109,10 +112,11 @@ class Plan:
     media_rounds: int = 2
     search_jobs: int = 2_000  # row x: 500 segments and 100 tracks each
     search_rounds: int = 40
+    claim_rounds: int = 500  # row k: fair and FIFO claims each, per engine
 
 
 FULL = Plan(30, 300, 7, 8, 3, 20, 3, 16)
-QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000, 48, 1, 24, 40, 256, 20, 256, 32, 6.0, 1, 200, 10)
+QUICK = Plan(4, 30, 2, 4, 1, 5, 1, 8, 2_000, 48, 1, 24, 40, 256, 20, 256, 32, 6.0, 1, 200, 10, 50)
 
 
 def _median(values: list[float]) -> float:
@@ -980,6 +984,37 @@ def search_rows(plan: Plan) -> list[Row]:
 CACHE_PLANS = Path(__file__).resolve().parent / ".cache" / "search_plans.txt"
 
 
+def claim_rows(plan: Plan) -> list[Row]:
+    """Row k: the fair claim against the FIFO claim, 10,000 pending jobs over 50 owners."""
+    rows: list[Row] = []
+    for engine in claiming.run(plan.claim_rounds, _note):
+        fair_p50, fifo_p50 = claiming.median_ms(engine.fair_s), claiming.median_ms(engine.fifo_s)
+        fair_p95 = engine.percentile(engine.fair_s, 0.95) * 1000
+        fifo_p95 = engine.percentile(engine.fifo_s, 0.95) * 1000
+        rows.append(
+            Row(
+                "k",
+                f"{engine.engine}: claim, {claiming.PENDING:,} pending over "
+                f"{claiming.OWNERS} owners, fair vs FIFO ({len(engine.fair_s)} each)",
+                f"fair p50 {fair_p50:.2f} ms p95 {fair_p95:.2f} ms; "
+                f"FIFO p50 {fifo_p50:.2f} ms p95 {fifo_p95:.2f} ms",
+                f"{fair_p50 / fifo_p50:.2f} x",
+            )
+        )
+        rows.append(
+            Row(
+                "k",
+                f"  {engine.engine}: a new owner's job behind a one-owner backlog",
+                f"claimed at claim {engine.new_owner_claims_fair} (FIFO: "
+                f"{engine.new_owner_claims_fifo:,})",
+                "",
+                "at claim 1",
+                engine.new_owner_claims_fair == 1,
+            )
+        )
+    return rows
+
+
 def print_table(rows: list[Row]) -> None:
     """Print the rows as one aligned table."""
     header = ("", "measure", "figure", "ratio", "target", "result")
@@ -998,7 +1033,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument(
-        "--only", default="abcdefghimopqrstuvwx", help="rows to run, e.g. 'e,f' (default all)"
+        "--only", default="abcdefghikmopqrstuvwx", help="rows to run, e.g. 'e,f' (default all)"
     )
     parser.add_argument(
         "--detector-models",
@@ -1061,6 +1096,8 @@ def main() -> int:
         rows += media_rows(plan)
     if "x" in keys:
         rows += search_rows(plan)
+    if "k" in keys:
+        rows += claim_rows(plan)
     print_table(rows)
     judged = [row for row in rows if row.passed is not None]
     missed = sorted({row.key for row in judged if not row.passed})

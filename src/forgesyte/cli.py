@@ -78,8 +78,9 @@ def _serve_checks(settings: Settings, host: str) -> bool:
         return False
     if settings.api_key is None and not _is_loopback(host):
         log.warning(
-            "serving on %s with no FORGESYTE_API_KEY: anyone who can reach this address can "
-            "submit videos and read every job's results",
+            "serving on %s with no FORGESYTE_API_KEY: until a key is made (forgesyte keys "
+            "create), anyone who can reach this address can submit videos and read every "
+            "job's results",
             host,
         )
     return True

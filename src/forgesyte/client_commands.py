@@ -1,5 +1,5 @@
 """The client verbs of `forgesyte`: submit, status, results, timeline, jobs, search, cancel,
-delete.
+delete, and `keys create | list | revoke` (with an admin key).
 
 A thin layer over forgesyte.client: argument parsing, printing and exit codes; every
 request goes through the library. For people at a terminal: human output by default
@@ -402,7 +402,56 @@ def cmd_delete(args: argparse.Namespace, client: Client) -> int:
     return EXIT_OK
 
 
+def cmd_keys_create(args: argparse.Namespace, client: Client) -> int:
+    """Make a key and print it: the server never shows it again."""
+    made = client.create_key(args.name, args.role)
+
+    def human() -> None:
+        _err().print(
+            f"key {made.name} ({made.role}) made; it is not shown again: keep it now",
+            style="yellow",
+            markup=False,
+        )
+        print(made.key)
+
+    _emit(args, made.raw, human)
+    return EXIT_OK
+
+
+def cmd_keys_list(args: argparse.Namespace, client: Client) -> int:
+    """The live keys: name, role, when made, when last used (never their text)."""
+    keys = client.keys()
+
+    def human() -> None:
+        if not keys:
+            print("no keys (FORGESYTE_API_KEY is the admin key; an open server has none)")
+            return
+        rows = [["NAME", "ROLE", "CREATED", "LAST USED"]] + [
+            [
+                key.name,
+                key.role,
+                relative_time(key.created_at),
+                relative_time(key.last_used_at) if key.last_used_at else "never",
+            ]
+            for key in keys
+        ]
+        console = _out()
+        for index, line in enumerate(columns(rows)):
+            console.print(line, style="bold" if index == 0 else None, markup=False)
+
+    _emit(args, {"keys": [dict(key.raw) for key in keys]}, human)
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args: argparse.Namespace, client: Client) -> int:
+    """Revoke a key: refused everywhere within 2 s; its jobs stay."""
+    client.revoke_key(args.name)
+    _emit(args, {"name": args.name, "revoked": True}, lambda: print(f"key {args.name} revoked"))
+    return EXIT_OK
+
+
 Verb = Callable[[argparse.Namespace, Client], int]
+ROLES = ("admin", "user", "viewer")  # what a key may be (the server's jobs/keys.py Role)
 
 
 def _exit_code(error: ApiError) -> int:
@@ -454,13 +503,7 @@ def add_client_commands(commands: Any) -> None:
     ]
     for name, handler, helptext in verbs:
         client = commands.add_parser(name, help=helptext, description=helptext)
-        client.add_argument(
-            "--url", default=None, help=f"the server (default: ${URL_VARIABLE} or {DEFAULT_URL})"
-        )
-        client.add_argument(
-            "--api-key", default=None, help=f"the server's API key (default: ${KEY_VARIABLE})"
-        )
-        client.add_argument("--json", action="store_true", help="print JSON for scripts")
+        _connection_flags(client)
         if name == "submit":
             client.add_argument("file", help="the video (MP4)")
             client.add_argument(
@@ -499,3 +542,32 @@ def add_client_commands(commands: Any) -> None:
         if name == "timeline":
             client.add_argument("--format", choices=["text", "vtt"], default="text")
         client.set_defaults(handler=_run(handler))
+    _add_keys_commands(commands)
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    """--url, --api-key and --json, which every client verb takes."""
+    parser.add_argument(
+        "--url", default=None, help=f"the server (default: ${URL_VARIABLE} or {DEFAULT_URL})"
+    )
+    parser.add_argument(
+        "--api-key", default=None, help=f"the server's API key (default: ${KEY_VARIABLE})"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _add_keys_commands(commands: Any) -> None:
+    """`forgesyte keys create NAME --role ROLE | list | revoke NAME` (an admin key's verbs)."""
+    helptext = "make, list and revoke API keys (with an admin key)"
+    keys = commands.add_parser("keys", help=helptext, description=helptext)
+    verbs = keys.add_subparsers(dest="keys_command", required=True, metavar="VERB")
+    create = verbs.add_parser("create", help="make a key; it is printed once")
+    create.add_argument("name", help="[a-z0-9_-]{1,64}: the owner of the jobs it submits")
+    create.add_argument("--role", choices=ROLES, default="user", help="default: user")
+    listing = verbs.add_parser("list", help="the live keys (never their text)")
+    revoke = verbs.add_parser("revoke", help="revoke a key (its jobs stay)")
+    revoke.add_argument("name")
+    for parser, handler in ((create, cmd_keys_create), (listing, cmd_keys_list),
+                            (revoke, cmd_keys_revoke)):  # fmt: skip
+        _connection_flags(parser)
+        parser.set_defaults(handler=_run(handler))

@@ -78,14 +78,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+# a query parameter that may carry a credential: the source route's signed token, or a key
+# a client put in a URL by mistake (the API reads keys from headers only)
+_CREDENTIAL_QUERY = re.compile(r"([?&](?:token|key|api_key|apikey)=)[^&#]*", re.IGNORECASE)
+
+
 class AccessLogFields(logging.Filter):
-    """Gives uvicorn's access lines `method`, `path`, `status_code`, and the job id of the path."""
+    """Gives uvicorn's access lines `method`, `path`, `status_code`, and the job id of the path;
+    the value of a query parameter that may carry a credential is written `[redacted]`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Add the fields (uvicorn's args: client, method, path, HTTP version, status)."""
         args = record.args
         if isinstance(args, tuple) and len(args) == 5:
-            _client, method, path, _version, status_code = args
+            client, method, path, version, status_code = args
+            path = _CREDENTIAL_QUERY.sub(r"\1[redacted]", str(path))
+            record.args = (client, method, path, version, status_code)
             record.method = method
             record.path = path
             record.status_code = status_code

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     pipelines_dir: Path | None = None
     yolo_model: Path | None = None
     api_key: str | None = None
+    max_pending_per_key: int = Field(
+        default=100,
+        ge=1,
+        description="Pending jobs a user key may have at once; one more is a 429 (admin: no cap).",
+    )
     signing_secret: str | None = Field(
         default=None,
         min_length=16,

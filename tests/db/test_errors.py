@@ -21,7 +21,7 @@ from forgesyte.db.tables import Job
 from forgesyte.jobs.sql_store import SqlJobStore
 from tests.support.stores import insert_job_row
 
-HEAD = "0004_search_index"
+HEAD = "0005_keys"
 HOLD_FILE = """
 import sys, duckdb
 connection = duckdb.connect(sys.argv[1])

@@ -13,7 +13,8 @@ from forgesyte.db.engine import create_db_engine
 from forgesyte.db.migrate import current_revision, downgrade, upgrade
 
 JOB_INDEXES = {"ix_jobs_status_created_at", "ix_jobs_idempotency_key", "ix_jobs_created_at_job_id"}
-HEAD = "0004_search_index"
+OWNER_INDEX = "ix_jobs_status_owner_created_at"
+HEAD = "0005_keys"
 SEARCH_TABLES = {"search_jobs", "search_text", "search_objects"}
 
 
@@ -58,8 +59,10 @@ def _columns(engine: Engine) -> set[str]:
 def _assert_at_head(engine: Engine) -> None:
     assert current_revision(engine) == HEAD
     assert {"jobs", "job_webhooks", "job_segments", *SEARCH_TABLES} <= _tables(engine)
-    assert _job_indexes(engine) == JOB_INDEXES
-    assert {"job_id", "status", "created_at", "lease_expires_at", "worker_id", "filename"} <= (
+    assert {"api_keys", "queue_owners"} <= _tables(engine)
+    owner_index = {OWNER_INDEX} if engine.dialect.name == "postgresql" else set()
+    assert _job_indexes(engine) == JOB_INDEXES | owner_index
+    assert {"job_id", "status", "created_at", "lease_expires_at", "filename", "owner"} <= (
         _columns(engine)
     )
 
@@ -163,5 +166,35 @@ def test_the_search_index_migration_goes_up_and_down_with_jobs_kept(engine: Engi
     with engine.connect() as connection:
         ids = {str(job_id) for (job_id,) in connection.execute(text("SELECT job_id FROM jobs"))}
     assert ids == {older, newer}
+    upgrade(engine)
+    _assert_at_head(engine)
+
+
+def test_the_keys_migration_gives_existing_jobs_to_the_admin_and_goes_down(engine: Engine) -> None:
+    """0005 adds jobs.owner (existing jobs: the admin's; rows that name none: the admin's
+    too), its index, api_keys and queue_owners; down again they go and the jobs stay."""
+    upgrade(engine, "0004_search_index")
+    older = _insert_job(engine, "older")
+    upgrade(engine)
+    _assert_at_head(engine)
+    unnamed = _insert_job(engine, "unnamed")  # an INSERT that names no owner
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (name, role, digest, created_at)"
+                " VALUES ('alice', 'user', :digest, now())"
+            ),
+            {"digest": "0" * 64},
+        )
+        rows = connection.execute(text("SELECT job_id, owner FROM jobs"))
+        assert {str(job_id): owner for job_id, owner in rows} == {older: "admin", unnamed: "admin"}
+    downgrade(engine, "0004_search_index")
+    assert current_revision(engine) == "0004_search_index"
+    assert not {"api_keys", "queue_owners"} & _tables(engine)
+    assert "owner" not in _columns(engine)
+    assert _job_indexes(engine) == JOB_INDEXES
+    with engine.connect() as connection:
+        ids = {str(job_id) for (job_id,) in connection.execute(text("SELECT job_id FROM jobs"))}
+    assert ids == {older, unnamed}
     upgrade(engine)
     _assert_at_head(engine)

@@ -35,12 +35,12 @@ def test_db_upgrade_downgrade_current(data_dir: Path, capsys: pytest.CaptureFixt
     assert main(["db", "current"]) == 0
     assert capsys.readouterr().out.strip() == "schema revision: none (empty)"
     assert main(["db", "upgrade"]) == 0
-    assert "0004_search_index" in capsys.readouterr().out
+    assert "0005_keys" in capsys.readouterr().out
     assert (data_dir / "forgesyte.duckdb").is_file()
     assert main(["db", "downgrade", "base"]) == 0
     assert capsys.readouterr().out.strip() == "schema revision: none (empty)"
     assert main(["db", "upgrade", "head"]) == 0
-    assert "0004_search_index" in capsys.readouterr().out
+    assert "0005_keys" in capsys.readouterr().out
 
 
 def test_negative_worker_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -406,7 +406,7 @@ def test_the_claim_locks_with_skip_locked_on_postgresql_only(store: SqlJobStore)
         event.remove(store.engine, "before_cursor_execute", record)
     claims = [s for s in statements if s.lstrip().upper().startswith("UPDATE JOBS")]
     assert len(claims) == 1
-    skip_locked = "FOR UPDATE SKIP LOCKED" in claims[0].upper()
+    skip_locked = "FOR UPDATE OF JOBS SKIP LOCKED" in claims[0].upper()
     assert skip_locked == (store.engine.dialect.name == "postgresql")
 
 

@@ -75,7 +75,7 @@ class ScaleOutDeployment:
         """The schema migrated, `serve --workers 0`, and `processes` `worker` processes of
         `concurrency` loops each, every analysis child loaded; all killed afterwards."""
         upgraded = self.upgrade_schema(env)
-        assert "schema revision: 0004_search_index" in upgraded
+        assert "schema revision: 0005_keys" in upgraded
         with api_and_workers(api_dir, self.logs, env, processes, concurrency) as running:
             yield running
 

@@ -243,6 +243,14 @@ def test_the_documented_situations_get_the_documented_statuses(
         guarded.get("/v1/pipelines", headers={"Authorization": "Bearer wrong"}),
     ]
     assert guarded.get("/v1/pipelines", headers={"X-API-Key": "secret"}).status_code == 200
+    made = guarded.post(
+        "/v1/keys", json={"name": "vera", "role": "viewer"}, headers={"X-API-Key": "secret"}
+    )
+    viewer = {"X-API-Key": made.json()["key"]}
+    answers[403] = [  # a viewer submitting; a non-admin key on the keys routes
+        _submit(guarded, video, headers=viewer),
+        guarded.get("/v1/keys", headers=viewer),
+    ]
     assert guarded.get("/healthz").status_code == 200
     small = make_client(max_upload_mb=0.001)
     answers[413] = [_submit(small, video + bytes(4096))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import httpx
@@ -241,3 +242,29 @@ def test_cancel_and_delete_from_the_job_list(
     expect(_job(page, other_id).locator(".status")).to_have_text("completed 100%")
     expect(_job(page, other_id).locator(".pipeline")).to_have_text("testkit_noop")
     assert errors.unexpected() == []
+
+
+def test_a_viewer_key_sees_the_jobs_but_no_upload_form_and_no_delete(
+    keyed_server: ServerProcess, open_page: OpenPage, score_video: Path
+) -> None:
+    admin = {"Authorization": f"Bearer {API_KEY}"}
+    made = httpx.post(
+        f"{keyed_server.url}/v1/keys",
+        json={"name": f"viewer-{uuid.uuid4().hex[:8]}", "role": "viewer"},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    job_id = submit(
+        keyed_server.url, score_video.read_bytes(), headers=admin, pipeline_id="testkit_noop"
+    ).json()["job_id"]
+    page, errors = open_page(keyed_server.url)
+    dialog = page.get_by_role("dialog", name="API key")
+    dialog.get_by_label("API key").fill(made.json()["key"])
+    dialog.get_by_role("button", name="Use key").click()
+    expect(dialog).to_be_hidden()
+    expect(_job(page, job_id).locator(".status")).to_have_text("completed 100%")
+    expect(page.get_by_role("heading", name="Analyse a video")).to_be_hidden()
+    expect(page.locator("#submit-form")).to_be_hidden()
+    expect(page.get_by_role("button", name=f"Delete job {job_id[:8]}")).to_have_count(0)
+    expect(page.get_by_role("button", name=f"Open job {job_id[:8]}")).to_be_visible()
+    assert errors.unexpected(lambda m: "status of 401" in m) == []

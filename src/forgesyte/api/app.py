@@ -15,6 +15,7 @@ from forgesyte.api.routes import (
     job_results,
     job_status,
     jobs,
+    keys,
     media,
     metrics,
     page,
@@ -66,11 +67,11 @@ def create_app(context: AppContext) -> FastAPI:
     app.include_router(timeline.router)
     app.include_router(preview.router)
     app.include_router(source.router)
-    app.include_router(source.signing_router)
     app.include_router(media.router)
     app.include_router(pipelines.router)
     app.include_router(jobs.router)
     app.include_router(search.router)
+    app.include_router(keys.router)
     app.include_router(metrics.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")

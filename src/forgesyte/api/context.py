@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from forgesyte.api.auth import KeyLookups
 from forgesyte.api.health import HealthProbe
 from forgesyte.api.source_tokens import SourceTokens
 from forgesyte.api.status_cache import StatusCache
@@ -55,9 +56,9 @@ class Slots:
 class AppContext:
     """Settings, the job store, storage and the pipeline catalog, and what the API builds
     from them once: the status cache, the upload and preview slots, the submit service,
-    the health checks, the signer of video links. `previews` draws preview frames in a child
-    process (wired by forgesyte.runtime; None: this process draws none, and the preview route
-    answers 503)."""
+    the health checks, the signer of video links, the cached key lookups (`keys`).
+    `previews` draws preview frames in a child process (wired by forgesyte.runtime; None:
+    this process draws none, and the preview route answers 503)."""
 
     settings: Settings
     store: JobStore
@@ -72,6 +73,7 @@ class AppContext:
     submissions: SubmitService = field(init=False, repr=False)
     health: HealthProbe = field(init=False, repr=False)
     source_tokens: SourceTokens = field(init=False, repr=False)
+    keys: KeyLookups = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         uploads = self.settings.max_concurrent_uploads
@@ -83,3 +85,4 @@ class AppContext:
         )
         self.health = HealthProbe(self.store, self.storage, self.child_memory_mb)
         self.source_tokens = SourceTokens.for_settings(self.settings)
+        self.keys = KeyLookups(self.store, self.settings.api_key)

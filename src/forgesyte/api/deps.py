@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hmac
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,8 +16,9 @@ from fastapi.types import DecoratedCallable
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from forgesyte.api.auth import Caller
 from forgesyte.api.context import AppContext
-from forgesyte.api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
+from forgesyte.api.errors import BadRequest, NotFound, ServiceUnavailable
 from forgesyte.jobs.models import JobStatus
 from forgesyte.jobs.store import JobRecord
 from forgesyte.results.reading import open_lines
@@ -39,28 +39,9 @@ async def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def key_accepted(request: Request, context: AppContext) -> bool:
-    """Whether the request may pass the key check: no key is set, or it carries the key as
-    a Bearer token or an X-API-Key header."""
-    expected = context.settings.api_key
-    if not expected:
-        return True
-    supplied = request.headers.get("x-api-key")
-    authorization = request.headers.get("authorization", "")
-    if supplied is None and authorization[:7].lower() == "bearer ":
-        supplied = authorization[7:].strip()
-    return supplied is not None and hmac.compare_digest(supplied.encode(), expected.encode())
-
-
-async def require_api_key(request: Request, context: ContextDep) -> None:
-    """When FORGESYTE_API_KEY is set, demand it as a Bearer token or an X-API-Key header."""
-    if not key_accepted(request, context):
-        raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
-
-
 def v1_router(tag: str = "jobs") -> APIRouter:
-    """A router for routes under /v1, every one behind the API key."""
-    return APIRouter(prefix="/v1", tags=[tag], dependencies=[Depends(require_api_key)])
+    """A router for routes under /v1; each route declares its access rule (api/access.py)."""
+    return APIRouter(prefix="/v1", tags=[tag])
 
 
 def page_size(limit: str | None, default: int, maximum: int) -> int:
@@ -114,11 +95,19 @@ def parse_job_id(job_id: str) -> uuid.UUID:
         raise NotFound(f"job {job_id} not found") from None
 
 
-async def completed_job(context: AppContext, job_id: str) -> JobRecord:
-    """The completed job, or a 404 that says whether it is unknown, failed or not done yet."""
+async def job_of(context: AppContext, job_id: str, caller: Caller | None) -> JobRecord:
+    """The job, if the caller may see it; a 404 for an unknown job and for another's alike
+    (a user key's). caller None: a token holder, whose token was checked for this job."""
     job = await run_in_threadpool(context.store.get, parse_job_id(job_id))
-    if job is None:
+    if job is None or (caller is not None and not caller.may_read(job)):
         raise NotFound(f"job {job_id} not found")
+    return job
+
+
+async def completed_job(context: AppContext, job_id: str, caller: Caller | None) -> JobRecord:
+    """The completed job the caller may see (`job_of`), or a 404 that says whether it is
+    unknown, failed or not done yet."""
+    job = await job_of(context, job_id, caller)
     if job.status is JobStatus.FAILED:
         raise NotFound(f"job {job_id} failed, so it has no results: {job.error_message}")
     if job.status is not JobStatus.COMPLETED or job.output_path is None:

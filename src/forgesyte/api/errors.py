@@ -35,6 +35,10 @@ class Unauthorized(ApiError):
     """No valid API key."""
 
 
+class Forbidden(ApiError):
+    """The key is valid, but its role may not do this."""
+
+
 class NotFound(ApiError):
     """The job does not exist, or has no results yet."""
 
@@ -51,6 +55,7 @@ STATUSES: dict[type[Exception], int] = {
     BadRequest: 400,
     refusal.InvalidSubmission: 400,
     Unauthorized: 401,  # answered with WWW-Authenticate: Bearer
+    Forbidden: 403,
     NotFound: 404,
     refusal.UploadStalled: 408,
     Conflict: 409,

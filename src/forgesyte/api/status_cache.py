@@ -30,16 +30,20 @@ class StatusCache:
     def __init__(self, ttl_s: float, max_entries: int = 20_000) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[uuid.UUID, tuple[float, JobStatus, bytes]] = OrderedDict()
+        # job id -> (read at, status, answer, owner)
+        self._entries: OrderedDict[uuid.UUID, tuple[float, JobStatus, bytes, str]] = OrderedDict()
         self._lock = threading.Lock()  # the event loop reads; worker threads invalidate
 
-    def get(self, job_id: uuid.UUID) -> bytes | None:
-        """A status answer that is still good to serve, or None."""
+    def get(self, job_id: uuid.UUID, owner: str | None = None) -> bytes | None:
+        """A status answer that is still good to serve, or None; with owner, only an answer
+        about a job of that owner (a user key's: another's job is read, and refused, anew)."""
         with self._lock:
             entry = self._entries.get(job_id)
             if entry is None:
                 return None
-            read_at, status, body = entry
+            read_at, status, body, job_owner = entry
+            if owner is not None and owner != job_owner:
+                return None
             fresh_s = FINAL_STATE_CACHE_S if status in FINISHED_STATUSES else self.ttl_s
             if time.monotonic() - read_at > fresh_s:
                 del self._entries[job_id]
@@ -52,7 +56,7 @@ class StatusCache:
         if self.ttl_s <= 0 and record.status not in FINISHED_STATUSES:
             return
         with self._lock:
-            self._entries[record.job_id] = (time.monotonic(), record.status, body)
+            self._entries[record.job_id] = (time.monotonic(), record.status, body, record.owner)
             self._entries.move_to_end(record.job_id)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

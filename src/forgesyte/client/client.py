@@ -27,9 +27,12 @@ from forgesyte.client.transport import (
 )
 from forgesyte.client.upload import Upload, UploadProgress
 from forgesyte.client.values import (
+    ApiKey,
+    Caller,
     FrameEntry,
     JobListEntry,
     JobStatus,
+    NewApiKey,
     Page,
     ResultsPage,
     SearchMatch,
@@ -230,6 +233,27 @@ class Client:
         page = self._http.read("/v1/search", params).json()
         items = tuple(SearchMatch.from_json(item) for item in _member(page, "matches", list))
         return Page(items=items, next=page.get("next_cursor"), raw=page)
+
+    def create_key(self, name: str, role: str = "user") -> NewApiKey:
+        """Make a key (an admin key's right): ``name`` ([a-z0-9_-]{1,64}) and ``role``
+        (admin, user or viewer). The answer holds the key's text, which the server never
+        shows again. Sent once."""
+        answer = self._http.call("POST", "/v1/keys", {"name": name, "role": role})
+        return NewApiKey.from_json(answer.json())
+
+    def keys(self) -> list[ApiKey]:
+        """Every live key, by name (an admin key's right); never their text."""
+        answer = self._http.read("/v1/keys").json()
+        return [ApiKey.from_json(item) for item in _member(answer, "keys", list)]
+
+    def revoke_key(self, name: str) -> None:
+        """Revoke a key (an admin key's right): every server process refuses it within 2 s.
+        Its jobs stay; its name is never given to another key. Sent once."""
+        self._http.call("DELETE", f"/v1/keys/{urllib.parse.quote(name, safe='')}")
+
+    def whoami(self) -> Caller:
+        """The name and role this client's key acts as."""
+        return Caller.from_json(self._http.read("/v1/keys/me").json())
 
     def health(self) -> dict[str, Any]:
         """The server's /healthz answer: its version and job counts by status."""

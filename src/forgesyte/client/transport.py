@@ -151,9 +151,13 @@ class Transport:
                 if not response.isclosed():  # the caller stopped early: the rest is unread
                     self._drop()
 
-    def call(self, method: str, path: str) -> Answer:
-        """One request that changes something (cancel, delete): never repeated."""
-        return self._run(lambda: self._whole(self._send(method, self._target(path))), retried=False)
+    def call(self, method: str, path: str, body: Any = None) -> Answer:
+        """One request that changes something (cancel, delete, a key made), with body as
+        JSON when given: never repeated."""
+        data = None if body is None else json.dumps(body).encode()
+        return self._run(
+            lambda: self._whole(self._send(method, self._target(path), data)), retried=False
+        )
 
     def upload(
         self, path: str, params: Mapping[str, Any], upload: Upload, headers: Mapping[str, str]
@@ -185,10 +189,15 @@ class Transport:
             self._drop()
             raise
 
-    def _send(self, method: str, target: str) -> http.client.HTTPResponse:
+    def _send(
+        self, method: str, target: str, body: bytes | None = None
+    ) -> http.client.HTTPResponse:
         connection = self._open()
+        headers = self._headers
+        if body is not None:
+            headers = {**headers, "Content-Type": "application/json"}
         with self._on_the_wire():
-            connection.request(method, target, headers=self._headers)
+            connection.request(method, target, body=body, headers=headers)
             return connection.getresponse()
 
     def _whole(self, response: http.client.HTTPResponse) -> Answer:

@@ -94,14 +94,16 @@ class JobListEntry(JobStatus):
     pipeline_id: str = field()  # required here (field(): no default inherited from JobStatus)
 
 
-def _times(data: Any) -> dict[str, datetime]:
-    """created_at and updated_at as aware datetimes (the server writes ISO 8601 UTC)."""
+def _times(
+    data: Any, names: tuple[str, ...] = ("created_at", "updated_at")
+) -> dict[str, datetime | None]:
+    """These timestamps as aware datetimes (the server writes ISO 8601 UTC); null stays None."""
     if not isinstance(data, Mapping):
         return {}
     try:
         return {
-            name: datetime.fromisoformat(data[name])
-            for name in ("created_at", "updated_at")
+            name: None if data[name] is None else datetime.fromisoformat(data[name])
+            for name in names
             if name in data
         }
     except (TypeError, ValueError) as exc:
@@ -203,6 +205,59 @@ class SearchMatch:
     @classmethod
     def from_json(cls, data: Any) -> SearchMatch:
         """The match from the server's JSON object."""
+        return build(cls, data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKey:
+    """A key as the server lists it (``GET /v1/keys``): never its text.
+
+    ``role`` is admin, user or viewer; ``last_used_at`` is to the minute, None if unused.
+    """
+
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> ApiKey:
+        """The key from the server's JSON object."""
+        return build(cls, data, **_times(data, ("created_at", "last_used_at")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewApiKey:
+    """A key just made (``POST /v1/keys``), with its text: the server shows it this once.
+
+    ``key`` is left out of repr, so printing the value does not print the key.
+    """
+
+    name: str
+    role: str
+    key: str = field(repr=False)
+    created_at: datetime
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> NewApiKey:
+        """The key from the server's JSON object."""
+        return build(cls, data, **_times(data, ("created_at",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Caller:
+    """Who a key acts as (``GET /v1/keys/me``): its name (the owner of what it submits)
+    and its role."""
+
+    name: str
+    role: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Caller:
+        """The caller from the server's JSON object."""
         return build(cls, data)
 
 

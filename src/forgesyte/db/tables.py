@@ -16,6 +16,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, Double, Index, Integer, Strin
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 FILENAME_LENGTH = 255  # characters of a job's filename (the API cuts it there: jobs/records.py)
+OWNER_LENGTH = 64  # characters of a key's name, which is what owns a job
 SEARCH_ENTRY_IDS = "search_entry_ids"  # the sequence numbering search_text rows
 
 
@@ -31,6 +32,8 @@ class Job(Base):
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_idempotency_key", "idempotency_key", unique=True),
         Index("ix_jobs_created_at_job_id", "created_at", "job_id"),  # the newest-first list
+        # and on PostgreSQL only (migration 0005): ix_jobs_status_owner_created_at, the
+        # per-owner pending count; DuckDB counts from its column scan
     )
 
     job_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -46,6 +49,7 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     idempotency_key: Mapped[str | None] = mapped_column(String(256))
     filename: Mapped[str | None] = mapped_column(String(FILENAME_LENGTH))  # the upload's base name
+    owner: Mapped[str] = mapped_column(String(OWNER_LENGTH))  # the name of the key that submitted
     result_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -153,3 +157,31 @@ class SearchTrigram(Base):
 
     gram: Mapped[str] = mapped_column(String(3), primary_key=True)
     entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class ApiKey(Base):
+    """A named API key: its SHA-256 digest (never the key), its role, and when it was last
+    used (written at most once a minute). A revoked key keeps its row, so its name, which
+    its jobs still carry as their owner, is never given to another key."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_digest", "digest", unique=True),)
+
+    name: Mapped[str] = mapped_column(String(OWNER_LENGTH), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the key
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class QueueOwner(Base):
+    """When each owner's job was last claimed: the fair claim serves the owner whose last
+    claim is oldest. A job's create writes its owner's row if it has none, as never served
+    (1970); an owner without a row is served first too."""
+
+    __tablename__ = "queue_owners"
+    __table_args__ = (Index("ix_queue_owners_last_claimed_at", "last_claimed_at", "owner"),)
+
+    owner: Mapped[str] = mapped_column(String(OWNER_LENGTH), primary_key=True)
+    last_claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from forgesyte.jobs import records, rules, stats
 from forgesyte.jobs.changes import JobListener
+from forgesyte.jobs.keys import LAST_USED_EVERY, DuplicateKeyName, KeyRecord, Role
 from forgesyte.jobs.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -29,6 +30,11 @@ from forgesyte.jobs.records import JobRecord, WebhookDelivery
 from forgesyte.jobs.segments import SegmentRecord, SegmentRecovery, SegmentSpan, job_progress
 from forgesyte.search.memory_index import MemorySearchIndex
 from forgesyte.search.values import IndexEntries, SearchHit, SearchQuery
+
+
+def _name(key: KeyRecord) -> str:
+    return key.name
+
 
 if TYPE_CHECKING:
     from forgesyte.jobs.store import JobStore
@@ -64,11 +70,77 @@ class InMemoryJobStore(rules.JobStoreRules):
         self._webhooks: dict[uuid.UUID, _Webhook] = {}
         self._segments: dict[uuid.UUID, list[SegmentRecord]] = {}
         self._search = MemorySearchIndex()
+        self._keys: dict[str, tuple[KeyRecord, bool]] = {}  # name -> (key, revoked)
+        self._last_claims: dict[str, datetime] = {}  # owner -> its last claim (the fair queue)
 
     def close(self) -> None:
         """Nothing to release."""
 
     # -- the API side -----------------------------------------------------------------
+
+    def count_pending(self, owner: str) -> int:
+        """How many pending jobs this owner has."""
+        with self._lock:
+            return sum(
+                job.status is JobStatus.PENDING and job.owner == owner
+                for job in self._jobs.values()
+            )
+
+    def pending_by_owner(self) -> dict[str, int]:
+        """Pending jobs per owner that has any."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for job in self._jobs.values():
+                if job.status is JobStatus.PENDING:
+                    counts[job.owner] = counts.get(job.owner, 0) + 1
+            return counts
+
+    # -- the keys ---------------------------------------------------------------------
+
+    def create_key(self, name: str, role: Role, digest: str) -> KeyRecord:
+        """Store a new key; DuplicateKeyName if the name was ever used."""
+        with self._lock:
+            if name in self._keys or any(k.digest == digest for k, _ in self._keys.values()):
+                raise DuplicateKeyName(name)
+            key = KeyRecord(name, role, digest, self.clock())
+            self._keys[name] = (key, False)
+            return key
+
+    def key_by_digest(self, digest: str) -> KeyRecord | None:
+        """The live key with this digest, or None."""
+        with self._lock:
+            found = [k for k, revoked in self._keys.values() if not revoked and k.digest == digest]
+            return found[0] if found else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        """Every live key, by name."""
+        with self._lock:
+            return sorted((k for k, revoked in self._keys.values() if not revoked), key=_name)
+
+    def revoke_key(self, name: str) -> bool:
+        """Revoke the live key of this name; False if there is none."""
+        with self._lock:
+            entry = self._keys.get(name)
+            if entry is None or entry[1]:
+                return False
+            self._keys[name] = (entry[0], True)
+            return True
+
+    def has_keys(self) -> bool:
+        """Whether any live key exists."""
+        with self._lock:
+            return any(not revoked for _, revoked in self._keys.values())
+
+    def touch_key(self, name: str) -> None:
+        """Record the key's use now, unless it was recorded within LAST_USED_EVERY."""
+        with self._lock:
+            entry = self._keys.get(name)
+            if entry is None:
+                return
+            key, revoked = entry
+            now = self.clock()
+            if key.last_used_at is None or key.last_used_at <= now - LAST_USED_EVERY:
+                self._keys[name] = (dataclasses.replace(key, last_used_at=now), revoked)
 
     def create(self, new: records.NewJob) -> JobRecord:
         """Add a pending job; DuplicateIdempotencyKeyError if its key is taken."""
@@ -152,13 +224,14 @@ class InMemoryJobStore(rules.JobStoreRules):
     def list_page(self, **query: Unpack[records.JobPageQuery]) -> list[JobRecord]:
         """Up to limit jobs, newest first (created_at, job_id descending); after `after`."""
         after, status = query.get("after"), query.get("status")
-        pipeline_id = query.get("pipeline_id")
+        pipeline_id, owner = query.get("pipeline_id"), query.get("owner")
         with self._lock:
             jobs = [
                 job
                 for job in self._jobs.values()
                 if (status is None or job.status is status)
                 and (pipeline_id is None or job.pipeline_id == pipeline_id)
+                and (owner is None or job.owner == owner)
                 and (
                     after is None or (job.created_at, job.job_id) < (after.created_at, after.job_id)
                 )
@@ -222,7 +295,7 @@ class InMemoryJobStore(rules.JobStoreRules):
             job = self._jobs.get(job_id)
             if job is None or job.status is not JobStatus.COMPLETED:
                 return False
-            return self._search.write(job_id, job.created_at, job.filename, entries)
+            return self._search.write(job_id, job.created_at, job.filename, entries, job.owner)
 
     def finished_before(self, cutoff: datetime, limit: int) -> list[JobRecord]:
         """Up to limit finished jobs that ended before cutoff, oldest first."""
@@ -293,13 +366,16 @@ class InMemoryJobStore(rules.JobStoreRules):
     # -- the worker side --------------------------------------------------------------
 
     def claim_next(self, worker_id: str, lease_seconds: float) -> JobRecord | None:
-        """Claim the oldest pending job (created_at, then job_id, as the database orders)."""
+        """Claim the oldest pending job of the owner whose last claim is oldest (the fair
+        queue: `rules.fair_claim_order`, as the database orders)."""
         with self._lock:
             pending = [job for job in self._jobs.values() if job.status is JobStatus.PENDING]
             if not pending:
                 return None
-            oldest = min(pending, key=lambda job: (job.created_at, job.job_id))
+            last = self._last_claims
+            oldest = min(pending, key=lambda job: rules.fair_claim_order(job, last.get(job.owner)))
             now = self.clock()
+            last[oldest.owner] = now
             status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
             values["progress"] = self.restart_progress(oldest.job_id)
             claimed = self._replace(
@@ -321,7 +397,7 @@ class InMemoryJobStore(rules.JobStoreRules):
                 values["progress"] = self.restart_progress(job_id)
             self._replace(job, self.clock(), status=change.status, **values)
             if change.index is not None:  # a completion: its entries with it
-                self._search.write(job_id, job.created_at, job.filename, change.index)
+                self._search.write(job_id, job.created_at, job.filename, change.index, job.owner)
         self.changes.publish(job_id, change.status)
         return True
 

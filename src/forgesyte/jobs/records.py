@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Required, TypedDict
 
+from forgesyte.jobs.keys import ADMIN_NAME
 from forgesyte.jobs.models import JobStatus, WebhookState
 
 FILENAME_MAX_CHARACTERS = 255  # of a job's filename (db/tables.py's column holds as many)
@@ -36,6 +37,7 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     filename: str | None = None  # the uploaded file's base name, as the API cleaned it
+    owner: str = ADMIN_NAME  # the name of the key that submitted it (jobs/keys.py)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class NewJob:
     idempotency_key: str | None = None
     callback_url: str | None = None  # checked by the API; the store keeps its outbox row
     filename: str | None = None  # the uploaded file's base name (api/upload.py cleans it)
+    owner: str = ADMIN_NAME  # the name of the key that submits it
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class JobPageQuery(TypedDict, total=False):
     after: JobPageCursor | None  # only jobs strictly behind this position
     status: JobStatus | None  # only jobs in this state
     pipeline_id: str | None  # only jobs of this pipeline
+    owner: str | None  # only jobs of this owner (a user key's list)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import abc
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from forgesyte.jobs.changes import JobChangeFeed, JobListener
@@ -52,7 +52,20 @@ def pending_record(new: NewJob, now: datetime) -> JobRecord:
         created_at=now,
         updated_at=now,
         filename=new.filename,
+        owner=new.owner,
     )
+
+
+NEVER_SERVED = datetime(1970, 1, 1, tzinfo=UTC)  # an owner's last claim before its first
+
+
+def fair_claim_order(job: JobRecord, owner_last_claim: datetime | None) -> tuple[Any, ...]:
+    """Where a pending job stands in the fair queue, lowest first: owners never served
+    before every other, then the owner whose last claim is oldest (ties by owner name),
+    then that owner's oldest job. The SQL claim orders by the same columns
+    (`queue_owners.last_claimed_at NULLS FIRST, owner, created_at, job_id`)."""
+    last = owner_last_claim or NEVER_SERVED
+    return (owner_last_claim is not None, last, job.owner, job.created_at, job.job_id)
 
 
 def claimed(worker_id: str, lease_until: datetime) -> tuple[JobStatus, dict[str, Any]]:

@@ -5,24 +5,64 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-from sqlalchemy import Float, Row, Update, and_, case, cast, delete, func, or_, select, update
+from sqlalchemy import (
+    Float,
+    Row,
+    Select,
+    Update,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
 
 from forgesyte.db.engine import retry_on_conflict
 from forgesyte.db.migrate import open_engine
-from forgesyte.db.tables import Job, JobWebhook
+from forgesyte.db.tables import Job, JobWebhook, QueueOwner
 from forgesyte.jobs import records, rules, stats
 from forgesyte.jobs.changes import JobListener
 from forgesyte.jobs.models import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus, WebhookState
 from forgesyte.jobs.records import JobRecord, WebhookDelivery
+from forgesyte.jobs.sql_keys import SqlKeys
 from forgesyte.jobs.sql_segments import SqlSegments
 from forgesyte.search.values import IndexEntries, SearchHit, SearchQuery
 
 LOOKUP_BATCH = 500  # ids per query when checking which jobs exist
+# the owner a job's create makes known to the fair queue, as never served (if it is new)
+_OWNER_KNOWN = text(
+    "INSERT INTO queue_owners (owner, last_claimed_at) VALUES (:owner, :never)"
+    " ON CONFLICT (owner) DO NOTHING"
+)
+# the fair queue's candidate by one sort: pending jobs by their owner's last claim (none
+# first), owner, age (DuckDB's claim; PostgreSQL's when its owner-first walk finds none)
+_SORTED_CANDIDATE = (
+    select(Job.job_id)
+    .outerjoin(QueueOwner, QueueOwner.owner == Job.owner)
+    .where(Job.status == JobStatus.PENDING.value)
+    .order_by(
+        QueueOwner.last_claimed_at.asc().nulls_first(),
+        Job.owner,
+        Job.created_at,
+        Job.job_id,
+    )
+    .limit(1)
+)
+# an owner's last claim, set in the claim's transaction (DuckDB and PostgreSQL alike)
+_SERVED = text(
+    "INSERT INTO queue_owners (owner, last_claimed_at) VALUES (:owner, :now)"
+    " ON CONFLICT (owner) DO UPDATE SET last_claimed_at = excluded.last_claimed_at"
+)
 
 _JOBS = Job.__table__
 _FINISHED = [status.value for status in FINISHED_STATUSES]
@@ -45,7 +85,7 @@ def _latest_claim(job_id: uuid.UUID, attempts: int) -> Any:
     )
 
 
-class SqlJobStore(SqlSegments):
+class SqlJobStore(SqlSegments, SqlKeys):
     """The `JobStore` on a SQLAlchemy engine: the jobs table is the queue.
 
     `clock` gives the time of every write and lease (tests move it on instead of
@@ -60,11 +100,16 @@ class SqlJobStore(SqlSegments):
         return cls(open_engine(url, upgrade_schema=upgrade_schema), on_change=on_change)
 
     def _update_returning(
-        self, statement: Update, *, follow_segments: bool = False
+        self,
+        statement: Update,
+        *,
+        follow_segments: bool = False,
+        then: Callable[[Session, JobRecord], None] | None = None,
     ) -> JobRecord | None:
         """Run an UPDATE of at most one job in its own transaction; the job as updated.
 
-        follow_segments: a split job's progress is then set from its segments.
+        follow_segments: a split job's progress is then set from its segments. then: run
+        in the same transaction when a job was updated.
         """
         with self.session() as session, session.begin():
             row = session.scalars(
@@ -73,6 +118,8 @@ class SqlJobStore(SqlSegments):
             if row is None:
                 return None
             record = record_from_row(row)
+            if then is not None:
+                then(session, record)
             if follow_segments:
                 progress = self.follow_segments(session, record.job_id, record.updated_at)
                 if progress is not None:
@@ -90,6 +137,7 @@ class SqlJobStore(SqlSegments):
         def insert() -> JobRecord:
             with self.session() as session, session.begin():
                 session.add(row)
+                session.execute(_OWNER_KNOWN, {"owner": new.owner, "never": rules.NEVER_SERVED})
                 if new.callback_url is not None:
                     session.add(
                         JobWebhook(
@@ -194,6 +242,24 @@ class SqlJobStore(SqlSegments):
         with self.engine.connect() as connection:
             return int(connection.execute(statement).scalar_one())
 
+    def count_pending(self, owner: str) -> int:
+        """How many pending jobs this owner has (a count on the (status, owner) index)."""
+        statement = select(func.count()).where(
+            Job.status == JobStatus.PENDING.value, Job.owner == owner
+        )
+        with self.engine.connect() as connection:
+            return int(connection.execute(statement).scalar_one())
+
+    def pending_by_owner(self) -> dict[str, int]:
+        """Pending jobs per owner that has any."""
+        statement = (
+            select(Job.owner, func.count())
+            .where(Job.status == JobStatus.PENDING.value)
+            .group_by(Job.owner)
+        )
+        with self.engine.connect() as connection:
+            return {str(owner): int(n) for owner, n in connection.execute(statement)}
+
     def count_by_status(self) -> dict[str, int]:
         """How many jobs are in each state."""
         with self.session() as session:
@@ -208,6 +274,8 @@ class SqlJobStore(SqlSegments):
         The order and the keyset condition follow the (created_at, job_id) index.
         """
         statement = select(_JOBS)
+        if (owner := query.get("owner")) is not None:
+            statement = statement.where(_JOBS.c.owner == owner)
         if (status := query.get("status")) is not None:
             statement = statement.where(_JOBS.c.status == status.value)
         if (pipeline_id := query.get("pipeline_id")) is not None:
@@ -424,38 +492,75 @@ class SqlJobStore(SqlSegments):
     # -- the worker side --------------------------------------------------------------
 
     def claim_next(self, worker_id: str, lease_seconds: float) -> JobRecord | None:
-        """Claim the oldest pending job for this worker, or None when the queue is empty.
+        """Claim the next pending job for this worker, or None when the queue is empty.
 
-        One conditional UPDATE moves the oldest pending row to running; two claimers
-        never get the same job. On DuckDB a lost race raises a conflict and is retried;
-        on PostgreSQL the candidate row is locked with FOR UPDATE SKIP LOCKED.
+        The fair queue (`rules.fair_claim_order`): the oldest pending job of the owner
+        whose last claim is oldest. One conditional UPDATE moves that row to running, and
+        the owner's last claim is set in the same transaction; two claimers never get the
+        same job. On DuckDB a lost race raises a conflict and is retried; on PostgreSQL
+        the candidate row is locked with FOR UPDATE SKIP LOCKED.
+
+        How the candidate is found differs (bench row k): DuckDB sorts the pending jobs
+        joined to their owners' last claims (a columnar scan: about 1-3 ms for 10,000);
+        PostgreSQL first walks `queue_owners` by last claim to the first owner with a
+        pending job (an index probe each) and takes that owner's oldest job (about 0.3 ms
+        against 2-4 ms for the sort). When that finds nothing (the owner's jobs are locked
+        by other claimers, or a job's owner has no `queue_owners` row: `create` makes one,
+        a row written by other means may lack it), the sort runs as on DuckDB.
         """
 
-        def claim() -> JobRecord | None:
+        def claim(by_owner_first: bool) -> JobRecord | None:
             now = self.clock()
             status, values = rules.claimed(worker_id, now + timedelta(seconds=lease_seconds))
-            candidate = (
-                select(Job.job_id)
-                .where(Job.status == JobStatus.PENDING.value)
-                .order_by(Job.created_at, Job.job_id)
-                .limit(1)
-            )
+            candidate = self._owner_first_candidate() if by_owner_first else _SORTED_CANDIDATE
             statement = (
                 update(Job)
                 .where(
                     and_(
-                        Job.job_id == self.skip_locked(candidate).scalar_subquery(),
+                        Job.job_id == self.skip_locked(candidate, Job).scalar_subquery(),
                         Job.status == JobStatus.PENDING.value,
                     )
                 )
                 .values(status=status.value, attempts=Job.attempts + 1, updated_at=now, **values)
             )
-            return self._update_returning(statement, follow_segments=True)
 
-        claimed = retry_on_conflict(claim)
+            def served(session: Session, job: JobRecord) -> None:
+                session.execute(_SERVED, {"owner": job.owner, "now": now})
+
+            return self._update_returning(statement, follow_segments=True, then=served)
+
+        claimed = None
+        if self.engine.dialect.name == "postgresql":
+            claimed = retry_on_conflict(lambda: claim(True))
+        if claimed is None:
+            claimed = retry_on_conflict(lambda: claim(False))
         if claimed is not None:
             self.changes.publish(claimed.job_id, claimed.status)
         return claimed
+
+    @staticmethod
+    def _owner_first_candidate() -> Select[uuid.UUID]:
+        """PostgreSQL's candidate: the oldest pending job of the first owner, by last claim,
+        that has one (owners walked on ix_queue_owners_last_claimed_at)."""
+        waiting = aliased(Job)  # not the outer jobs: this one is correlated to the owner only
+        pending = (
+            select(waiting.job_id)
+            .where(waiting.status == JobStatus.PENDING.value, waiting.owner == QueueOwner.owner)
+            .correlate(QueueOwner)
+        )
+        next_owner = (
+            select(QueueOwner.owner)
+            .where(pending.exists())
+            .order_by(QueueOwner.last_claimed_at, QueueOwner.owner)
+            .limit(1)
+            .scalar_subquery()
+        )
+        return (
+            select(Job.job_id)
+            .where(Job.status == JobStatus.PENDING.value, Job.owner == next_owner)
+            .order_by(Job.created_at, Job.job_id)
+            .limit(1)
+        )
 
     def _update_held(self, job_id: uuid.UUID, held_by: str, change: rules.HeldChange) -> bool:
         """Update a running job that this worker still holds; False if it no longer does."""

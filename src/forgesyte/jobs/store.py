@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Protocol, Unpack
 
 from forgesyte.jobs.changes import JobListener
+from forgesyte.jobs.keys import KeyRing
 from forgesyte.jobs.queue import JobQueue, JobReads
 from forgesyte.jobs.records import (
     DuplicateIdempotencyKeyError,
@@ -50,6 +51,7 @@ __all__ = [
     "JobRegistry",
     "JobRunningError",
     "JobStore",
+    "KeyRing",
     "NewJob",
     "RecoveryReport",
     "WebhookDelivery",
@@ -70,6 +72,10 @@ class JobRegistry(JobReads, Protocol):
 
     def get_by_idempotency_key(self, key: str) -> JobRecord | None:
         """The job submitted with this idempotency key, or None."""
+        ...
+
+    def count_pending(self, owner: str) -> int:
+        """How many pending jobs this owner has (the per-key cap of submits)."""
         ...
 
     def list_page(self, **query: Unpack[JobPageQuery]) -> list[JobRecord]:
@@ -184,8 +190,12 @@ class JobMonitoring(Protocol):
         """Frames analysed by every completed job still in the store (from its summary)."""
         ...
 
+    def pending_by_owner(self) -> dict[str, int]:
+        """Pending jobs per owner that has any (owners are key names: as many as keys)."""
+        ...
 
-class JobStore(JobHousekeeping, JobQueue, WebhookOutbox, JobMonitoring, Protocol):
+
+class JobStore(JobHousekeeping, JobQueue, WebhookOutbox, JobMonitoring, KeyRing, Protocol):
     """Every operation on jobs: what the two stores implement and a process wires once.
 
     After each change it commits, the store tells its change listeners.

@@ -22,6 +22,7 @@ class _IndexedJob:
     created_at: datetime
     filename: str | None
     entries: IndexEntries
+    owner: str
 
 
 class MemorySearchIndex:
@@ -36,11 +37,12 @@ class MemorySearchIndex:
         created_at: datetime,
         filename: str | None,
         entries: IndexEntries,
+        owner: str,
     ) -> bool:
         """Index a job's entries; False (nothing changed) when it is indexed already."""
         if job_id in self._jobs:
             return False
-        self._jobs[job_id] = _IndexedJob(created_at, filename, entries)
+        self._jobs[job_id] = _IndexedJob(created_at, filename, entries, owner)
         return True
 
     def has(self, job_id: uuid.UUID) -> bool:
@@ -60,10 +62,15 @@ class MemorySearchIndex:
         hits.sort(key=lambda hit: hit.position.sort_key())
         return hits[: query.limit]
 
+    def _readable(self, query: SearchQuery) -> list[tuple[uuid.UUID, _IndexedJob]]:
+        """The indexed jobs the query may see (only its owner's, when it names one)."""
+        owner = query.owner
+        return [(i, job) for i, job in self._jobs.items() if owner is None or job.owner == owner]
+
     def _text_hits(self, query: SearchQuery) -> list[SearchHit]:
         errors = query.allowed_errors
         hits: list[SearchHit] = []
-        for job_id, job in self._jobs.items():
+        for job_id, job in self._readable(query):
             tracks = [
                 track
                 for track in job.entries.objects
@@ -100,7 +107,7 @@ class MemorySearchIndex:
                 end_s=track.end_s,
                 confidence=track.confidence,
             )
-            for job_id, job in self._jobs.items()
+            for job_id, job in self._readable(query)
             for seq, track in enumerate(job.entries.objects)
             if track.class_name.casefold() == query.folded
         ]

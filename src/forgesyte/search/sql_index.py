@@ -58,8 +58,11 @@ _BESIDE = """EXISTS (SELECT 1 FROM search_objects o WHERE o.job_id = t.job_id
 
 def _jobs_of(alias: str) -> str:
     """The join of every search statement to the jobs its rows belong to (named j): the
-    jobs a caller may read. Per-key ownership is one more condition here."""
-    return f"JOIN jobs j ON j.job_id = {alias}.job_id"
+    jobs a caller may read, only those of :owner when it is not null (a user key's)."""
+    return (
+        f"JOIN jobs j ON j.job_id = {alias}.job_id"
+        " AND (CAST(:owner AS VARCHAR) IS NULL OR j.owner = :owner)"
+    )
 
 
 def _like_pattern(piece: str) -> str:
@@ -242,7 +245,7 @@ class SqlSearchIndex:
         measure the near ones (`_near`). plans: when given, every statement run is also
         run under EXPLAIN ANALYZE and its plan appended (what `explain` shows).
         """
-        run = _Runner(connection, plans)
+        run = _Runner(connection, plans, query.owner)
         if query.kind is SearchKind.OBJECT:
             sql, values = self._statement(query, self._tracks_sql(query), {"q": query.folded})
             return self._hits(query, run(sql, values))
@@ -549,10 +552,14 @@ class _Runner:
     """Runs a search's statements on one connection (and EXPLAIN ANALYZE of each, when
     plans is a list to fill)."""
 
-    def __init__(self, connection: Connection, plans: list[str] | None) -> None:
-        self.connection, self.plans = connection, plans
+    def __init__(
+        self, connection: Connection, plans: list[str] | None, owner: str | None = None
+    ) -> None:
+        self.connection, self.plans, self.owner = connection, plans, owner
 
     def __call__(self, sql: str, values: dict[str, Any]) -> Sequence[Any]:
+        if ":owner" in sql:  # a statement joined to the jobs (`_jobs_of`)
+            values = values | {"owner": self.owner}
         if self.plans is not None:
             self.plans.append(self._plan(sql, values))
         return self.connection.execute(text(sql), values).all()

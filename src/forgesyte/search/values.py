@@ -136,6 +136,7 @@ class SearchQuery:
     with_class: str | None  # text only: a class name, case folded
     limit: int  # at most this many hits
     after: SearchPosition | None = None  # only hits strictly behind this position
+    owner: str | None = None  # only jobs of this owner (a user key's search); None: every job
 
     @classmethod
     def parse(

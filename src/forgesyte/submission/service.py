@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from anyio.to_thread import run_sync
 
+from forgesyte.jobs.keys import ADMIN_NAME
 from forgesyte.jobs.options import InvalidOptions, JobOptions
 from forgesyte.jobs.store import DuplicateIdempotencyKeyError, JobRecord, JobRegistry, NewJob
 from forgesyte.pipelines.catalog import DEFAULT_PIPELINE_ID, PipelineCatalog
@@ -30,6 +31,7 @@ from forgesyte.submission.errors import (
     IdempotencyConflict,
     InvalidSubmission,
     NotEnoughSpace,
+    RetryLater,
     StorageRefused,
 )
 from forgesyte.webhooks.guard import UnsafeCallbackUrl, check_callback_url
@@ -37,6 +39,7 @@ from forgesyte.webhooks.guard import UnsafeCallbackUrl, check_callback_url
 log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 256
+PENDING_RETRY_AFTER_S = 30  # what a submit past its key's pending cap is told to wait
 PIPELINE_FIELD = "pipeline_id"
 CALLBACK_FIELD = "callback_url"  # where to POST a signed event when the job ends
 # every field a submit reads besides the file: the pipeline, each option, the callback URL
@@ -50,6 +53,8 @@ class SubmitRequest:
 
     fields: Mapping[str, str]
     idempotency_key: str | None = None
+    owner: str = ADMIN_NAME  # the name of the key that submits (jobs/keys.py)
+    pending_cap: int | None = None  # at most this many pending jobs of owner; None: no cap
 
     def __post_init__(self) -> None:
         key = self.idempotency_key
@@ -105,6 +110,7 @@ class SubmitService:
         Raises a SubmissionRefused, or whatever `fill` raises; nothing is kept either way.
         """
         await run_sync(self.analysis, request.fields)  # fail fast, before the upload
+        await self._check_pending_cap(request)
         needed = self.settings.max_upload_bytes
         free = await run_sync(self.storage.free_bytes)  # None: no disk to run out of (S3)
         if free is not None and free < needed:
@@ -127,13 +133,14 @@ class SubmitService:
             idempotency_key=request.idempotency_key,
             callback_url=analysis.callback_url,
             filename=upload.filename,
+            owner=request.owner,
         )
         try:
             await run_sync(self.store.create, new_job)
         except DuplicateIdempotencyKeyError:
             await run_sync(self._delete_quietly, key)
             assert request.idempotency_key is not None  # only a key can be a duplicate
-            return await self._earlier_job(request.idempotency_key, analysis)
+            return await self._earlier_job(request.idempotency_key, analysis, request.owner)
         except Exception as exc:  # whatever the store raises: its database is gone, say
             await run_sync(self._delete_quietly, key)
             log.exception("could not record job %s", job_id)
@@ -189,14 +196,38 @@ class SubmitService:
             raise
         return analysis, upload
 
-    async def _earlier_job(self, idempotency_key: str, analysis: Analysis) -> uuid.UUID:
-        """The job already holding this Idempotency-Key, if it asked for the same analysis."""
+    async def _check_pending_cap(self, request: SubmitRequest) -> None:
+        """RetryLater when the owner has its cap of pending jobs already (a retry of a job
+        it submitted with this Idempotency-Key passes: it makes no new job)."""
+        cap = request.pending_cap
+        if cap is None:
+            return
+        try:
+            pending = await run_sync(self.store.count_pending, request.owner)
+            if pending < cap:
+                return
+            key = request.idempotency_key
+            earlier = await run_sync(self.store.get_by_idempotency_key, key) if key else None
+        except Exception as exc:  # whatever the store raises, as in submit
+            log.exception("could not count the pending jobs of a submit's key")
+            raise CouldNotRecord("the database is not answering; nothing was kept") from exc
+        if earlier is not None and earlier.owner == request.owner:
+            return
+        raise RetryLater(
+            f"this key has {pending} jobs waiting, its limit (FORGESYTE_MAX_PENDING_PER_KEY);"
+            f" submit again once some have started",
+            PENDING_RETRY_AFTER_S,
+        )
+
+    async def _earlier_job(self, idempotency_key: str, analysis: Analysis, owner: str) -> uuid.UUID:
+        """The job already holding this Idempotency-Key, if the same key asked for the same
+        analysis (another key's job is a conflict: its id is not told)."""
         try:
             earlier = await run_sync(self.store.get_by_idempotency_key, idempotency_key)
         except Exception as exc:  # whatever the store raises, as in submit
             log.exception("could not look up the Idempotency-Key of a submit")
             raise CouldNotRecord("the database is not answering; nothing was kept") from exc
-        if earlier is None or not analysis.asked_by(earlier):
+        if earlier is None or earlier.owner != owner or not analysis.asked_by(earlier):
             raise IdempotencyConflict("this Idempotency-Key was used with different parameters")
         log.info("job %s: a submit with its Idempotency-Key was answered with it", earlier.job_id)
         return earlier.job_id

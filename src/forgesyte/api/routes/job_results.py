@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.responses import StreamingResponse
 
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, completed_job, document_route, open_results, v1_router
 from forgesyte.api.schemas import JobResultsOut
 from forgesyte.jobs.store import JobRecord
@@ -58,6 +60,7 @@ def results_header(job: JobRecord, page: Page) -> dict[str, Any]:
 async def job_results(
     job_id: str,
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     offset: Annotated[int, Query(ge=0, description="First entry of the page.")] = 0,
     limit: Annotated[
         int | None, Query(ge=1, le=MAX_PAGE_LIMIT, description="Entries in the page.")
@@ -71,7 +74,7 @@ async def job_results(
     offset/limit select entries [offset, offset+limit); `next_offset` is the next page's
     offset or null. format=jsonl streams the entries as JSON Lines.
     """
-    job = await completed_job(context, job_id)
+    job = await completed_job(context, job_id, caller)
     page = Page(offset, limit)
     handle = await open_results(context, job)
     if format == "jsonl":

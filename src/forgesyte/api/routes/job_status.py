@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Depends
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, parse_job_id, v1_router
 from forgesyte.api.errors import NotFound
 from forgesyte.api.schemas import JobStatusOut
@@ -18,14 +23,16 @@ router = v1_router()
     response_model_exclude_none=True,
     responses={404: {"description": "Unknown job"}},
 )
-async def job_status(job_id: str, context: ContextDep) -> Response:
+async def job_status(
+    job_id: str, context: ContextDep, caller: Annotated[Caller, Depends(READ)]
+) -> Response:
     """The job's status, progress (percent) and timestamps; error_message when failed."""
     job_uuid = parse_job_id(job_id)
     cache = context.status_cache
-    body = cache.get(job_uuid)
+    body = cache.get(job_uuid, caller.owner_filter)
     if body is None:
         job = await run_in_threadpool(context.store.get, job_uuid)
-        if job is None:
+        if job is None or not caller.may_read(job):
             raise NotFound(f"job {job_id} not found")
         body = JobStatusOut.of(job).model_dump_json(exclude_none=True).encode()
         cache.put(job, body)

@@ -7,18 +7,20 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from forgesyte.api.access import ACT, READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import (
     ContextDep,
     cursor_errors,
     decode_cursor,
     encode_cursor,
+    job_of,
     page_size,
-    parse_job_id,
     v1_router,
 )
 from forgesyte.api.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
@@ -71,6 +73,7 @@ def job_position(cursor: str) -> JobPageCursor:
 )
 async def list_jobs(
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     status: Annotated[str | None, Query(description="Only jobs in this state")] = None,
     pipeline_id: Annotated[str | None, Query(description="Only jobs of this pipeline")] = None,
     limit: Annotated[str | None, Query(description="Jobs per page, 1-200 (default 50)")] = None,
@@ -88,7 +91,11 @@ async def list_jobs(
     after = job_position(cursor) if cursor is not None else None
     page = await run_in_threadpool(
         lambda: context.store.list_page(
-            limit=size + 1, after=after, status=wanted, pipeline_id=pipeline_id
+            limit=size + 1,
+            after=after,
+            status=wanted,
+            pipeline_id=pipeline_id,
+            owner=caller.owner_filter,
         )
     )
     more = len(page) > size
@@ -109,9 +116,11 @@ async def list_jobs(
     response_model_exclude_none=True,
     responses={404: {"description": "Unknown job"}, 409: {"description": "The job has ended"}},
 )
-async def cancel_job(job_id: str, context: ContextDep) -> JobStatusOut:
+async def cancel_job(
+    job_id: str, context: ContextDep, caller: Annotated[Caller, Depends(ACT)]
+) -> JobStatusOut:
     """Cancel a pending job at once, or stop a running one's analysis (within 5 s)."""
-    job_uuid = parse_job_id(job_id)
+    job_uuid = (await job_of(context, job_id, caller)).job_id  # another's: 404
     try:
         cancelled = await run_in_threadpool(context.store.cancel, job_uuid)
     except JobFinishedError as exc:
@@ -131,9 +140,11 @@ async def cancel_job(job_id: str, context: ContextDep) -> JobStatusOut:
         503: {"description": "Storage could not delete the job's files; try again"},
     },
 )
-async def delete_job(job_id: str, context: ContextDep) -> Response:
+async def delete_job(
+    job_id: str, context: ContextDep, caller: Annotated[Caller, Depends(ACT)]
+) -> Response:
     """Remove a job that is not running: its row, its video and its results."""
-    job_uuid = parse_job_id(job_id)
+    job_uuid = (await job_of(context, job_id, caller)).job_id  # another's: 404
     try:
         removed = await run_in_threadpool(remove_job, context.store, context.storage, job_uuid)
     except JobRunningError:

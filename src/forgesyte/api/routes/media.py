@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, completed_job, read_storage, v1_router
 from forgesyte.api.errors import NotFound
 from forgesyte.results.media import ThumbnailCounts, index_entry_span, read_index_entry
@@ -60,6 +62,7 @@ def _read_thumbnail(storage: Storage, key: str, position: int) -> bytes | None:
 async def job_thumbnail(
     job_id: str,
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     kind: Annotated[
         Literal["text", "object", "shot"], Query(description="What it shows a thumbnail of.")
     ],
@@ -69,7 +72,7 @@ async def job_thumbnail(
 ) -> Response:
     """A small JPEG of a text segment's or an object track's best reading (a crop around
     it, from the frame it was read in) or of a shot's middle frame."""
-    job = await completed_job(context, job_id)
+    job = await completed_job(context, job_id, caller)
     counts = ThumbnailCounts.from_summary(job.result_summary)
     position = counts.position(kind, index) if counts is not None else None
     if position is None:
@@ -95,13 +98,14 @@ def _read_frame_tracks(storage: Storage, key: str, page: Page) -> list[dict[str,
 async def job_track_ids(
     job_id: str,
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     offset: Annotated[int, Query(ge=0, description="First analysed frame of the page.")] = 0,
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_LIMIT, description="Analysed frames in the page.")
     ] = MAX_PAGE_LIMIT,
 ) -> FrameTracksOut:
     """Each detection's track id, for analysed frames [offset, offset+limit)."""
-    job = await completed_job(context, job_id)
+    job = await completed_job(context, job_id, caller)
     if ThumbnailCounts.from_summary(job.result_summary) is None:  # no media were made
         raise NotFound(f"job {job_id} has no track ids (its media were not made)")
     page = Page(offset, limit)

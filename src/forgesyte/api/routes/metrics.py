@@ -1,4 +1,4 @@
-"""GET /metrics: Prometheus text format, behind the API key like /v1.
+"""GET /metrics: Prometheus text format, for admin and viewer keys (api/access.py).
 
 Every job figure is read from the job store when Prometheus scrapes, so every API
 replica of a scale-out deployment reports the same, correct numbers, whichever process
@@ -21,7 +21,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
-from forgesyte.api.deps import ContextDep, require_api_key
+from forgesyte.api.access import METRICS
+from forgesyte.api.deps import ContextDep
 from forgesyte.jobs.models import JobStatus, utcnow
 from forgesyte.jobs.store import JobMonitoring
 
@@ -74,6 +75,16 @@ class JobMetricsCollector(Collector):
             )
         yield durations
 
+        pending = GaugeMetricFamily(
+            "forgesyte_jobs_pending",
+            "Pending jobs by owner (the name of the key that submitted them).",
+            labels=["owner"],
+        )
+        # bounded: an owner is a key's name, and only an admin makes keys (plus `admin`)
+        for owner, count in sorted(self.store.pending_by_owner().items()):
+            pending.add_metric([owner], count)
+        yield pending
+
         yield CounterMetricFamily(
             "forgesyte_frames_analysed",
             "Frames analysed by the completed jobs in the store.",
@@ -91,7 +102,7 @@ def render_metrics(store: JobMonitoring) -> bytes:
 
 @router.get(
     "/metrics",
-    dependencies=[Depends(require_api_key)],
+    dependencies=[Depends(METRICS)],
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Depends
+
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, v1_router
 from forgesyte.api.schemas import PipelineOut, PipelinesOut
 
@@ -9,7 +15,7 @@ router = v1_router("pipelines")
 
 
 @router.get("/pipelines", response_model=PipelinesOut)
-def list_pipelines(context: ContextDep) -> PipelinesOut:
+def list_pipelines(context: ContextDep, caller: Annotated[Caller, Depends(READ)]) -> PipelinesOut:
     """Every loaded pipeline (available or not, and why), refused files and broken plugins."""
     catalog = context.catalog
     pipelines = [  # each definition as stored, and whether it can run here

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.responses import Response
 
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, completed_job, open_results, read_storage, v1_router
 from forgesyte.api.errors import NotFound, ServiceUnavailable
 from forgesyte.results.preview import FrameNotDecodable, PreviewFailed, PreviewRenderer
@@ -42,10 +44,11 @@ def _render(
 async def job_preview(
     job_id: str,
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     frame_index: Annotated[int, Query(ge=0, description="An analysed frame's index.")],
 ) -> Response:
     """The analysed frame at the video's size, with the job's boxes and text drawn (JPEG)."""
-    job = await completed_job(context, job_id)
+    job = await completed_job(context, job_id, caller)
     handle = await open_results(context, job)
     entry = await read_storage(find_frame, handle, frame_index)
     if entry is None:

@@ -9,10 +9,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import (
     ContextDep,
     cursor_errors,
@@ -78,6 +80,7 @@ def cursor_position(query: SearchQuery, cursor: str) -> SearchPosition:
 )
 async def search(
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     q: Annotated[
         str | None,
         Query(
@@ -108,6 +111,7 @@ async def search(
         raise BadRequest(str(exc)) from None
     if cursor is not None:
         query = dataclasses.replace(query, after=cursor_position(query, cursor))
+    query = dataclasses.replace(query, owner=caller.owner_filter)
     hits = await run_in_threadpool(context.store.search, query)
     page = hits[:size]
     more = len(hits) > size

@@ -18,26 +18,20 @@ from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from forgesyte.api.access import READ, SOURCE
+from forgesyte.api.auth import Caller
 from forgesyte.api.byte_ranges import (
     ByteRange,
     RangeNotSatisfiable,
     requested_range,
     unsatisfied_content_range,
 )
-from forgesyte.api.deps import (
-    ContextDep,
-    completed_job,
-    key_accepted,
-    parse_job_id,
-    read_storage,
-    v1_router,
-)
-from forgesyte.api.errors import NotFound, Unauthorized
-from forgesyte.api.source_tokens import TokenRefused
+from forgesyte.api.deps import ContextDep, completed_job, read_storage, v1_router
+from forgesyte.api.errors import NotFound
 from forgesyte.jobs.store import JobRecord
 from forgesyte.results.media import Playback
 from forgesyte.storage.base import Storage, playable_key
@@ -45,33 +39,7 @@ from forgesyte.storage.base import Storage, playable_key
 SOURCE_MEDIA_TYPE = "video/mp4"
 SOURCE_WINDOW_BYTES = 8 * 1024 * 1024  # bytes asked of storage at a time
 SOURCE_CHUNK_BYTES = 256 * 1024  # bytes handed to the client at a time
-TOKEN_DESCRIPTION = (
-    "A token from GET /v1/video/source-url/{job_id}, for clients that cannot send the key "
-    "header (a <video> element)."
-)
-
-
-async def require_key_or_token(
-    request: Request,
-    context: ContextDep,
-    job_id: str,
-    token: Annotated[str | None, Query(description=TOKEN_DESCRIPTION)] = None,
-) -> None:
-    """Let through the API key, or a valid token for this job (when the server has a key)."""
-    if key_accepted(request, context):
-        return
-    if token is None:
-        raise Unauthorized(
-            "a valid API key or a token from /v1/video/source-url/{job_id} is required"
-        )
-    try:
-        context.source_tokens.check(parse_job_id(job_id), token, time.time())
-    except TokenRefused as exc:
-        raise Unauthorized(str(exc)) from None
-
-
-router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(require_key_or_token)])
-signing_router = v1_router()
+router = v1_router()
 
 
 class SourceUrlOut(BaseModel):
@@ -81,9 +49,12 @@ class SourceUrlOut(BaseModel):
     expires_at: datetime
 
 
-async def playable_source(context: ContextDep, job_id: str) -> tuple[JobRecord, str]:
-    """A completed job with something to play, and the storage key of what plays; else 404."""
-    job = await completed_job(context, job_id)
+async def playable_source(
+    context: ContextDep, job_id: str, caller: Caller | None
+) -> tuple[JobRecord, str]:
+    """A completed job the caller may see (None: a token holder) with something to play,
+    and the storage key of what plays; else 404."""
+    job = await completed_job(context, job_id, caller)
     playback = Playback.from_summary(job.result_summary)
     if playback is None:
         raise NotFound(
@@ -112,10 +83,15 @@ def _stream(storage: Storage, key: str, span: ByteRange) -> Generator[bytes, Non
         416: {"description": "The range starts past the video's end"},
     },
 )
-async def job_source(job_id: str, request: Request, context: ContextDep) -> Response:
+async def job_source(
+    job_id: str,
+    request: Request,
+    context: ContextDep,
+    caller: Annotated[Caller | None, Depends(SOURCE)],
+) -> Response:
     """The job's video (video/mp4) for playing: the whole of it, or the one byte range asked
     for with `Range` (206). Multiple ranges get the whole video."""
-    _, key = await playable_source(context, job_id)
+    _, key = await playable_source(context, job_id, caller)
     storage = context.storage
     info = await read_storage(storage.stat, key, what="the video")
     headers = {
@@ -167,14 +143,20 @@ def _first_window(storage: Storage, key: str, span: ByteRange) -> Iterator[bytes
     return chained()
 
 
-@signing_router.get(
+@router.get(
     "/video/source-url/{job_id}",
     response_model=SourceUrlOut,
     responses={404: {"description": "Unknown or not completed job, or nothing to play"}},
 )
-async def job_source_url(job_id: str, request: Request, context: ContextDep) -> SourceUrlOut:
-    """A link to the job's video that needs no key for one hour (HMAC-signed, no key in it)."""
-    job, _ = await playable_source(context, job_id)
+async def job_source_url(
+    job_id: str,
+    request: Request,
+    context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
+) -> SourceUrlOut:
+    """A link to the job's video that needs no key for one hour (HMAC-signed, no key in it);
+    only for a caller who may read the job (a user: its own)."""
+    job, _ = await playable_source(context, job_id, caller)
     token, expires = context.source_tokens.issue(job.job_id, time.time())
     url = request.url_for("job_source", job_id=str(job.job_id)).include_query_params(token=token)
     return SourceUrlOut(url=str(url), expires_at=datetime.fromtimestamp(expires, UTC))

@@ -12,9 +12,11 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO, Literal
 
-from fastapi import Query
+from fastapi import Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
+from forgesyte.api.access import READ
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, completed_job, document_route, read_storage, v1_router
 from forgesyte.api.errors import NotFound
 from forgesyte.api.schemas import TimelineOut
@@ -60,6 +62,7 @@ def _with_job_id(job_id: str, handle: BinaryIO) -> Iterator[bytes]:
 async def job_timeline(
     job_id: str,
     context: ContextDep,
+    caller: Annotated[Caller, Depends(READ)],
     format: Annotated[Literal["json", "vtt"], Query(description="json (default) or vtt.")] = "json",
     track: Annotated[
         Literal["subtitles", "chapters"],
@@ -74,7 +77,7 @@ async def job_timeline(
     format=vtt: a WebVTT file with one cue per text segment (track=subtitles) or per shot
     (track=chapters; none unless the job was submitted with detect_shots).
     """
-    job = await completed_job(context, job_id)
+    job = await completed_job(context, job_id, caller)
     assert job.output_path is not None  # completed_job checked it
     if job.output_path.endswith(LEGACY_DOCUMENT_SUFFIX):
         raise NotFound(f"job {job_id} completed before timelines were made; submit it again")

@@ -6,11 +6,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, Request
 
+from forgesyte.api.access import SUBMIT
+from forgesyte.api.auth import Caller
 from forgesyte.api.deps import ContextDep, v1_router
 from forgesyte.api.schemas import JobCreatedOut
 from forgesyte.api.upload import FILE_FIELD, receive_upload
+from forgesyte.jobs.keys import Role
 from forgesyte.jobs.options import JobOptions
 from forgesyte.pipelines.catalog import DEFAULT_PIPELINE_ID
 from forgesyte.submission.service import (
@@ -58,10 +61,14 @@ def submit_openapi() -> dict[str, Any]:
     responses={
         400: {"description": "Not an MP4, unknown pipeline, or a bad option"},
         401: {"description": "No valid API key (when one is configured)"},
+        403: {"description": "A viewer key: it may not submit"},
         408: {"description": "The upload stalled or passed FORGESYTE_UPLOAD_TIMEOUT_S"},
         409: {"description": "Idempotency-Key reused with other parameters"},
         413: {"description": "Upload over the size limit"},
-        429: {"description": "Too many uploads under way; see Retry-After"},
+        429: {
+            "description": "Too many uploads under way, or the key has its cap of pending"
+            " jobs (FORGESYTE_MAX_PENDING_PER_KEY); see Retry-After"
+        },
         503: {"description": "Storage or database unavailable"},
         507: {"description": "Too little free disk for an upload of the size limit"},
     },
@@ -69,6 +76,7 @@ def submit_openapi() -> dict[str, Any]:
 async def submit_video(
     request: Request,
     context: ContextDep,
+    caller: Annotated[Caller, Depends(SUBMIT)],
     idempotency_key: Annotated[
         str | None,
         Header(description="Retries with the same key and parameters make one job."),
@@ -87,5 +95,7 @@ async def submit_video(
         max_bytes=settings.max_upload_bytes,
         timeout_s=settings.upload_timeout_s,
     )
-    job_id = await context.submissions.submit(SubmitRequest(query, idempotency_key), fill)
+    cap = None if caller.role is Role.ADMIN else settings.max_pending_per_key
+    submit = SubmitRequest(query, idempotency_key, owner=caller.name, pending_cap=cap)
+    job_id = await context.submissions.submit(submit, fill)
     return JobCreatedOut(job_id=job_id)

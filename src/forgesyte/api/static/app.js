@@ -19,6 +19,7 @@ const state = {
   listRoute: true, // false once the server answers 404 to GET /v1/video/jobs
   submitted: [], // this session's job ids, followed when the server has no job list
   pollTimer: null,
+  role: null, // the key's role (GET /v1/keys/me): a viewer sees no upload form, no delete
 };
 
 class ApiError extends Error {
@@ -79,6 +80,7 @@ function askForKey(refused) {
         if (!key) return;
         sessionStorage.setItem(KEY_STORAGE, key);
         done(true);
+        loadRole(); // another key may have another role
       };
       $("key-cancel").onclick = () => done(false);
       dialog.oncancel = (event) => {
@@ -112,6 +114,26 @@ async function apiJson(path, options) {
   const response = await api(path, options);
   if (!response.ok) throw new ApiError(response.status, await detailOf(response));
   return response.json();
+}
+
+// ---- what the key may do -----------------------------------------------------------------
+
+// A viewer key reads every job but may not submit, cancel or delete: the page hides those
+// controls (the server refuses them with 403 all the same).
+async function loadRole() {
+  try {
+    const me = await apiJson("/v1/keys/me");
+    state.role = me.role;
+  } catch (error) {
+    state.role = null; // an older server without the route: show everything, as before
+  }
+  const viewer = state.role === "viewer";
+  $("submit-panel").hidden = viewer;
+  renderJobs();
+}
+
+function mayChangeJobs() {
+  return state.role !== "viewer";
 }
 
 // ---- the submit form ---------------------------------------------------------------------
@@ -389,10 +411,10 @@ function renderJobs() {
     when.textContent = relativeTime(job.created_at);
     const actions = document.createElement("div");
     actions.className = "actions";
-    if (!FINISHED.has(job.status)) {
+    if (!FINISHED.has(job.status) && mayChangeJobs()) {
       actions.append(button("Cancel", `Cancel job ${short}`, () => cancelJob(job.job_id)));
     }
-    if (job.status !== "running") {
+    if (job.status !== "running" && mayChangeJobs()) {
       actions.append(button("Delete", `Delete job ${short}`, () => deleteJob(job.job_id)));
     }
     item.append(title, progress, status, when, actions);
@@ -632,6 +654,7 @@ async function start() {
     try {
       await askForKey(false);
       showError("");
+      await loadRole();
       await loadPipelines();
       schedulePoll(0);
     } catch (error) {
@@ -648,6 +671,7 @@ async function start() {
   } catch (error) {
     showError(error.message);
   }
+  await loadRole();
   keyButton.hidden = apiKey() === null;
   schedulePoll(0);
 }
