@@ -5,7 +5,7 @@ Starts a real `forgesyte serve` on a free port and writes, in docs/images/:
 - page-wide.png (1280 px) and page-narrow.png (390 px): a small text video made here,
   analysed from the page (OCR on every fifth frame), the finished job open;
 - player-wide.png and player-narrow.png: the player on a street video made here from
-  Debian's darknet photos (a pan across dog.jpg with a plaque on the bicycle, then across
+  Debian's darknet photos (a pan across dog.jpg with a number plate on the truck, then across
   person.jpg; mp4v, so it plays from its H.264 copy), analysed with `detect_ocr` at two
   frames a second, opened at a time with boxes on screen.
 
@@ -48,7 +48,7 @@ def analyse(page: Page, video: Path) -> None:
 
 
 def street_video(path: Path) -> Path:
-    """A 640x360 mp4v video panning across dog.jpg (a plaque on the bicycle), then person.jpg."""
+    """A 640x360 mp4v video panning across dog.jpg (a plate on the truck), then person.jpg."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), STREET_FPS, (640, 360))
     try:
         for name in ("dog", "person"):
@@ -59,11 +59,11 @@ def street_video(path: Path) -> Path:
             for index in range(PAN_FRAMES):
                 crop = image[top : top + crop_h, index : index + crop_w]
                 frame = cv2.resize(crop, (640, 360), interpolation=cv2.INTER_AREA)
-                if name == "dog":
-                    x = 314 - 2 * index
-                    cv2.rectangle(frame, (x, 176), (x + 126, 206), (255, 255, 255), -1)
+                if name == "dog":  # a number plate on the truck's door, inside its box
+                    x = 470 - 2 * index
+                    cv2.rectangle(frame, (x, 32), (x + 100, 58), (255, 255, 255), -1)
                     cv2.putText(
-                        frame, "KX 4718", (x + 6, 198), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2
+                        frame, "KX 4718", (x + 4, 52), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2
                     )
                 writer.write(frame)
     finally:
