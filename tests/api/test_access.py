@@ -253,6 +253,8 @@ def expected(access: Access, caller: str, takes_job: bool) -> str | int:
 
 
 def _outcome(answer: Response, admin: Response) -> str | int:
+    if answer.status_code == 403:  # it says what the role may not do, in words
+        assert re.fullmatch(r"a (user|viewer) key may not [a-z ,]+", answer.json()["detail"])
     if answer.status_code in (401, 403):
         return answer.status_code
     if answer.status_code == 404 and UNKNOWN_JOB.fullmatch(answer.json()["detail"]):
@@ -361,3 +363,11 @@ def test_key_names_are_checked_and_taken_for_good(world: World) -> None:
     alice = next(k for k in listed if k["name"] == "alice")
     assert alice["last_used_at"] is not None  # used to submit
     assert world.client.delete("/v1/keys/nobody", headers=admin).status_code == 404
+
+
+def test_a_refusal_says_what_the_role_may_not_do(world: World) -> None:
+    viewer, user = world.headers("viewer"), world.headers("owner")
+    refused = world.client.delete(f"/v1/video/jobs/{world.job_id}", headers=viewer)
+    assert refused.json()["detail"] == "a viewer key may not cancel or delete jobs"
+    refused = world.client.get("/v1/keys", headers=user)
+    assert refused.json()["detail"] == "a user key may not make, list or revoke keys"

@@ -34,14 +34,15 @@ TOKEN_DESCRIPTION = (
 
 
 class Access(enum.StrEnum):
-    """What a route does, as far as keys are concerned."""
+    """What a route does, as far as keys are concerned; the value completes the 403's
+    "a viewer key may not ..."."""
 
-    READ = "read"  # read jobs (a user: its own), pipelines, search
-    SUBMIT = "submit"  # make a job
-    ACT = "act"  # cancel or delete a job (a user: its own)
-    KEYS = "keys"  # make, list and revoke keys
-    METRICS = "metrics"  # the Prometheus scrape
-    ANY_KEY = "any key"  # who am I
+    READ = "read jobs"  # read jobs (a user: its own), pipelines, search
+    SUBMIT = "submit jobs"  # make a job
+    ACT = "cancel or delete jobs"  # cancel or delete a job (a user: its own)
+    KEYS = "make, list or revoke keys"  # make, list and revoke keys
+    METRICS = "read metrics"  # the Prometheus scrape
+    ANY_KEY = "ask who it is"  # who am I
 
 
 ALLOWED: dict[Access, frozenset[Role]] = {
