@@ -8,10 +8,12 @@ is and where nothing was found.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from forgesyte.api.source_tokens import SOURCE_URL_TTL_S, SourceTokens
+from forgesyte.client import ApiError, Client
 from forgesyte.settings import Settings
 from tests.support.server import ServerProcess, submit_video, wait_for_end
 from tests.support.videos import (
@@ -381,3 +384,29 @@ def test_a_job_with_its_shots_has_a_lane_of_them_with_their_thumbnails(
         "complete", True
     )
     assert errors.unexpected() == []
+
+
+def test_the_python_client_reads_what_the_player_reads(
+    web_server: ServerProcess, jobs: dict[str, str], videos: dict[str, Path]
+) -> None:
+    """Job.source_url, write_source, track_ids, thumbnail and preview on the same jobs."""
+    with Client(web_server.url) as client:
+        job = client.job(jobs["h264"])
+        link = job.source_url()
+        assert link.expires_at > datetime.now(UTC) and "token=" in link.url
+        assert httpx.get(link.url, headers={"Range": "bytes=4-7"}).content == b"ftyp"
+        played = io.BytesIO()
+        assert job.write_source(played) == videos["h264"].stat().st_size
+        assert played.getvalue() == videos["h264"].read_bytes()  # H.264 plays as uploaded
+        copy = io.BytesIO()
+        client.job(jobs["mp4v"]).write_source(copy)
+        assert copy.getvalue()[4:8] == b"ftyp" and copy.getvalue() != videos["mp4v"].read_bytes()
+
+        frames = list(job.track_ids(page_size=7))  # paged: 30 frames in 5 pages
+        assert [f.frame_index for f in frames] == [e.frame_index for e in job.results()]
+        tracks = {t.track_id for t in job.timeline().objects}
+        assert {i for f in frames for i in f.track_ids} == tracks and tracks
+        assert job.thumbnail("object", 0)[:3] == job.preview(0)[:3] == b"\xff\xd8\xff"  # JPEG
+        with pytest.raises(ApiError) as missing:
+            job.thumbnail("object", len(tracks))
+        assert missing.value.status_code == 404

@@ -30,12 +30,14 @@ from forgesyte.client.values import (
     ApiKey,
     Caller,
     FrameEntry,
+    FrameTrackIds,
     JobListEntry,
     JobStatus,
     NewApiKey,
     Page,
     ResultsPage,
     SearchMatch,
+    SourceUrl,
     Timeline,
     build,
 )
@@ -340,12 +342,7 @@ class Job:
             "offset": offset or None,
             "limit": limit,
         }
-        written = 0
-        with self.client._http.read_stream(self._path("results"), params) as read:
-            while chunk := read(STREAM_CHUNK_BYTES):
-                out.write(chunk)
-                written += len(chunk)
-        return written
+        return self._write(self._path("results"), params, out)
 
     def timeline(self) -> Timeline:
         """Its text segments, object tracks and shots (a completed job)."""
@@ -356,6 +353,37 @@ class Job:
         per shot (``chapters``, for a job submitted with ``detect_shots``)."""
         return self._read("timeline", {"format": "vtt", "track": track}).body.decode("utf-8")
 
+    def source_url(self) -> SourceUrl:
+        """A link to its video that needs no key, valid for one hour (a completed job with
+        something a browser plays: ``status().playable``)."""
+        return SourceUrl.from_json(self._read("source-url").json())
+
+    def write_source(self, out: BinaryIO) -> int:
+        """Write its video (the upload, or the H.264 copy the worker made) to out as it
+        arrives; the bytes written."""
+        return self._write(self._path("source"), None, out)
+
+    def preview(self, frame_index: int) -> bytes:
+        """A JPEG of an analysed frame with what was found drawn on it."""
+        return self._read("preview", {"frame_index": frame_index}).body
+
+    def thumbnail(self, kind: Literal["text", "object", "shot"], index: int) -> bytes:
+        """The JPEG thumbnail of the timeline's ``index``-th text segment, object track or
+        shot (``kind``)."""
+        return self._read("thumbnail", {"kind": kind, "index": index}).body
+
+    def track_ids(self, *, page_size: int = MAX_RESULTS_PAGE) -> Iterator[FrameTrackIds]:
+        """The track id of each detection of each analysed frame, in the results' order,
+        ``page_size`` frames fetched at a time."""
+
+        def fetch(offset: Any) -> Page[FrameTrackIds]:
+            page = self._read("track-ids", {"offset": int(offset or 0), "limit": page_size})
+            data = page.json()
+            items = tuple(FrameTrackIds.from_json(item) for item in _member(data, "frames", list))
+            return Page(items=items, next=data.get("next_offset"), raw=data)
+
+        return _walk(fetch)
+
     def cancel(self) -> JobStatus:
         """Cancel it (pending: at once; running: within seconds); its status after."""
         answer = self.client._http.call("POST", f"/v1/video/cancel/{self._quoted}")
@@ -364,6 +392,14 @@ class Job:
     def delete(self) -> None:
         """Delete it: its row, video and results (409 while it runs: cancel it first)."""
         self.client._http.call("DELETE", f"/v1/video/jobs/{self._quoted}")
+
+    def _write(self, path: str, params: Mapping[str, Any] | None, out: BinaryIO) -> int:
+        written = 0
+        with self.client._http.read_stream(path, params) as read:
+            while chunk := read(STREAM_CHUNK_BYTES):
+                out.write(chunk)
+                written += len(chunk)
+        return written
 
     def _path(self, route: str) -> str:
         return f"/v1/video/{route}/{self._quoted}"

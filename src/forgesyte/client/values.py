@@ -262,6 +262,36 @@ class Caller:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SourceUrl:
+    """A link to one job's video that needs no key (``GET /v1/video/source-url``), for a
+    ``<video>`` element or a download; it stops working at ``expires_at``."""
+
+    url: str
+    expires_at: datetime
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> SourceUrl:
+        """The link from the server's JSON object."""
+        return build(cls, data, **_times(data, ("expires_at",)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameTrackIds:
+    """The timeline's track id of each detection of one analysed frame
+    (``GET /v1/video/track-ids``): ``track_ids[i]`` is the frame's i-th detection's."""
+
+    frame_index: int
+    track_ids: tuple[int | None, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> FrameTrackIds:
+        """The frame's track ids from the server's JSON object."""
+        return build(cls, data)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Page(Generic[V]):
     """One page of a paged answer: its items and where the next page starts.
 
