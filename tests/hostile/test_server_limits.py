@@ -366,3 +366,47 @@ def test_a_plugin_error_names_the_plugin_and_keeps_its_text_in_the_log(
         time.sleep(0.1)
     assert "'threshold'" in full_log(limits_server)
     assert str(limits_server.data_dir) not in message and os.sep + "tmp" not in message
+
+
+def test_the_search_keys_and_media_routes_refuse_past_each_limit(
+    limits_server: ServerProcess,
+) -> None:
+    """Each input of the routes the second wave added, pushed past its limit on a real
+    server: a clear 4xx naming it, never a 500 or a hang."""
+    url = limits_server.url
+    past = {
+        "/v1/search?q=" + "a" * 201: (400, "q: must be 2 to 200 characters"),
+        "/v1/search?q=ab&limit=101": (400, "limit"),
+        "/v1/search?q=ab&limit=0": (400, "limit"),
+        "/v1/search?q=ab&with=" + "p" * 101: (400, "with: must be at most 100 characters"),
+        "/v1/search?q=ab&cursor=" + "x" * 5000: (400, "cursor"),
+        f"/v1/video/track-ids/{uuid.uuid4()}?limit=1001": (400, "limit"),
+        f"/v1/video/thumbnail/{uuid.uuid4()}?kind=text&index=-1": (400, "index"),
+        f"/v1/video/thumbnail/{uuid.uuid4()}?kind=text&index={10**40}": (404, "not found"),
+        f"/v1/video/source/{uuid.uuid4()}?token=" + "t" * 5000: (401, "token"),
+    }
+    with httpx.Client(timeout=30) as client:
+        for path, (status, says) in past.items():
+            headers = {} if "token=" in path else AUTH
+            answer = client.get(url + path, headers=headers)
+            assert answer.status_code == status, (path[:80], answer.text[:200])
+            assert says in answer.json()["detail"], (path[:80], answer.text[:200])
+        for body in (
+            {"name": "n" * 65, "role": "user"},
+            {"name": "Capital", "role": "user"},
+            {"name": "ok", "role": "root"},
+        ):
+            answer = client.post(f"{url}/v1/keys", json=body, headers=AUTH)
+            assert answer.status_code == 400, answer.text
+        huge = client.post(
+            f"{url}/v1/keys",
+            content=b'{"name": "' + b"n" * (2 * 1024 * 1024) + b'", "role": "user"}',
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+        assert huge.status_code in (400, 413), huge.text[:200]
+        # a key header of 64 KiB is refused as any wrong key is, and the server goes on
+        answer = client.get(
+            f"{url}/v1/video/jobs", headers={"Authorization": "Bearer " + "k" * 65536}
+        )
+        assert answer.status_code in (400, 401, 431)
+        assert client.get(f"{url}/v1/keys/me", headers=AUTH).json()["role"] == "admin"

@@ -24,6 +24,7 @@ from forgesyte.search.matching import (
 )
 
 MAX_LIMIT = 100  # matches per page
+MAX_CLASS_CHARACTERS = 100  # with=: a class name (COCO's longest is 14 characters)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
@@ -165,6 +166,8 @@ class SearchQuery:
             raise InvalidSearch("with: only a text search can ask for an object beside it")
         if with_class is not None and not with_class.strip():
             raise InvalidSearch("with: must name a class, e.g. person")
+        if with_class is not None and len(with_class) > MAX_CLASS_CHARACTERS:
+            raise InvalidSearch(f"with: must be at most {MAX_CLASS_CHARACTERS} characters")
         if not 1 <= limit <= MAX_LIMIT + 1:  # the API asks one more, to know if more follow
             raise InvalidSearch(f"limit: must be a whole number from 1 to {MAX_LIMIT}")
         wanted_with = with_class.strip().casefold() if with_class is not None else None
