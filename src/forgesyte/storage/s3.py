@@ -353,15 +353,11 @@ class S3Storage:
             raise storage_error(exc, "delete", self._where(object_key)) from None
 
     def exists(self, key: str) -> bool:
-        """Whether an object exists under the key."""
-        object_key = self._object_key(key)
+        """Whether an object exists under the key (one HeadObject, as `stat`)."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=object_key)
-        except S3_CALL_ERRORS as exc:
-            error = storage_error(exc, "look up", self._where(object_key))
-            if isinstance(error, ObjectNotFound):
-                return False
-            raise error from None
+            self.stat(key)
+        except ObjectNotFound:
+            return False
         return True
 
     def _folder_prefix(self, folder: str) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from forgesyte.plugins.values import CONFIDENCE_DIGITS
-from forgesyte.results.encoding import encode_line
+from forgesyte.results.encoding import FLOAT_DIGITS, encode_line
 from forgesyte.results.media import ThumbnailCounts, ThumbnailPackWriter
 from forgesyte.results.timeline import frame_observations
 from forgesyte.results.tracking import FrameDetections, MotionTracker
@@ -38,7 +38,6 @@ TRACKS_FILE_NAME = "tracks.jsonl"
 THUMBNAILS_FILE_NAME = "thumbnails.pack"
 PLAYABLE_FILE_NAME = "playable.mp4"
 MAX_THUMBNAILS_PER_KIND = 5000  # items past this many of a kind get no thumbnail
-COORDINATE_DIGITS = 6  # the stored files' rounding: a box read back compares equal so
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,8 @@ def reading_key(box: Any, confidence: float) -> tuple[float, ...] | None:
         flat.extend(value if isinstance(value, list | tuple) else [value])
     if not flat:
         return None
-    numbers = tuple(round(float(v), COORDINATE_DIGITS) for v in flat)
+    # rounded as stored, so a box read back compares equal
+    numbers = tuple(round(float(v), FLOAT_DIGITS) for v in flat)
     return (*numbers, round(float(confidence), CONFIDENCE_DIGITS))
 
 
