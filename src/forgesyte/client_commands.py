@@ -37,10 +37,12 @@ from forgesyte.client import (
     Timeline,
 )
 from forgesyte.client.client import DEFAULT_URL, KEY_VARIABLE, URL_VARIABLE
+from forgesyte.jobs.keys import Role
+from forgesyte.jobs.models import JobStatus as JobState
 from forgesyte.jobs.options import JobOptions
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+STATUSES = tuple(state.value for state in JobState)
 USAGE_STATUSES = (400, 401, 403, 413, 422)  # the request itself is wrong: exit 2
 SEARCH_PAGE_MAX = 100  # matches the server answers per page at most
 
@@ -451,7 +453,7 @@ def cmd_keys_revoke(args: argparse.Namespace, client: Client) -> int:
 
 
 Verb = Callable[[argparse.Namespace, Client], int]
-ROLES = ("admin", "user", "viewer")  # what a key may be (the server's jobs/keys.py Role)
+ROLES = tuple(role.value for role in Role)  # what a key may be
 
 
 def _exit_code(error: ApiError) -> int:

@@ -21,7 +21,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from forgesyte.jobs.keys import ADMIN_NAME, LAST_USED_EVERY, KeyRecord, KeyRing, Role
+from forgesyte.jobs.keys import (
+    ADMIN_NAME,
+    LAST_USED_EVERY,
+    KeyRecord,
+    KeyRing,
+    Role,
+    owner_filter,
+)
 from forgesyte.jobs.records import JobRecord
 
 KEY_PREFIX = "fsk_"  # what every key this server makes starts with
@@ -50,7 +57,7 @@ class Caller:
     @property
     def owner_filter(self) -> str | None:
         """The owner lists and searches are limited to: a user's own name; None: all."""
-        return self.name if self.role is Role.USER else None
+        return owner_filter(self.role, self.name)
 
     def may_read(self, job: JobRecord) -> bool:
         """Whether the caller may see this job (a user: only its own)."""

@@ -226,13 +226,6 @@ class SqlSearchIndex:
         )
         return [row[0] for row in rows]
 
-    def is_indexed(self, connection: Connection, job_id: uuid.UUID) -> bool:
-        """Whether the job's entries are in the index."""
-        row = connection.execute(
-            text("SELECT 1 FROM search_jobs WHERE job_id = :job_id"), {"job_id": job_id}
-        ).first()
-        return row is not None
-
     # -- the query ------------------------------------------------------------------------
 
     def search(

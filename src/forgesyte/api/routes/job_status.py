@@ -6,12 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from forgesyte.api.access import READ
 from forgesyte.api.auth import Caller
-from forgesyte.api.deps import ContextDep, parse_job_id, v1_router
-from forgesyte.api.errors import NotFound
+from forgesyte.api.deps import ContextDep, job_of, parse_job_id, v1_router
 from forgesyte.api.schemas import JobStatusOut
 
 router = v1_router()
@@ -31,9 +29,7 @@ async def job_status(
     cache = context.status_cache
     body = cache.get(job_uuid, caller.owner_filter)
     if body is None:
-        job = await run_in_threadpool(context.store.get, job_uuid)
-        if job is None or not caller.may_read(job):
-            raise NotFound(f"job {job_id} not found")
+        job = await job_of(context, job_id, caller)
         body = JobStatusOut.of(job).model_dump_json(exclude_none=True).encode()
         cache.put(job, body)
     return Response(body, media_type="application/json")

@@ -25,12 +25,11 @@ from forgesyte.api.deps import (
 )
 from forgesyte.api.errors import BadRequest
 from forgesyte.api.schemas import SearchOut
-from forgesyte.search.values import InvalidSearch, SearchPosition, SearchQuery
+from forgesyte.search.values import MAX_LIMIT, InvalidSearch, SearchPosition, SearchQuery
 
 router = v1_router("search")
 
 DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 
 
 def _fingerprint(query: SearchQuery) -> str:
@@ -104,7 +103,7 @@ async def search(
 ) -> Response:
     """Moments of every completed job that match, best first (score, then newest job, then
     start_s); follow next_cursor (null on the last page)."""
-    size = page_size(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    size = page_size(limit, DEFAULT_PAGE_SIZE, MAX_LIMIT)
     try:
         query = SearchQuery.parse(q, kind, with_class, size + 1)
     except InvalidSearch as exc:
